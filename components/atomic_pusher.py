@@ -1,0 +1,75 @@
+"""A Pusher whose serving directory never holds a partial model version.
+
+TFX's Pusher copies the SavedModel straight into `<base>/<version>/` (saved_model.pb last), so a model server
+polling the folder, or a crash mid-copy, can meet a half-written version. Here the copy goes to a hidden
+`<base>/.incoming-<version>-*` folder (TF Serving only loads numeric folder names) and becomes `<base>/<version>`
+with one rename. Versions are Unix timestamps as in TFX, bumped past the newest existing one so that two pushes
+in the same second, or a clock that went back, still give a new, larger version.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from typing import Any, Dict, List
+
+from absl import logging
+from tfx import types
+from tfx.components.pusher import component as pusher_component
+from tfx.components.pusher import executor as pusher_executor
+from tfx.dsl.components.base import executor_spec
+from tfx.proto import pusher_pb2
+from tfx.types import artifact_utils, standard_component_specs
+from tfx.utils import proto_utils
+
+
+def existing_versions(base: str) -> List[int]:
+    if not os.path.isdir(base):
+        return []
+    return sorted(int(name) for name in os.listdir(base) if name.isdigit())
+
+
+def next_version(base: str) -> int:
+    return max([int(time.time())] + [v + 1 for v in existing_versions(base)])
+
+
+def push_atomically(model_dir: str, base: str) -> str:
+    """Copies the SavedModel in `model_dir` to a new version under `base`; returns the version's path."""
+    os.makedirs(base, exist_ok=True)
+    version = next_version(base)
+    staging = tempfile.mkdtemp(prefix=f".incoming-{version}-", dir=base)
+    try:
+        payload = os.path.join(staging, "model")
+        shutil.copytree(model_dir, payload)
+        target = os.path.join(base, str(version))
+        os.rename(payload, target)  # atomic on one filesystem; fails rather than merges if target exists
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+class Executor(pusher_executor.Executor):
+    def Do(self, input_dict: Dict[str, List[types.Artifact]], output_dict: Dict[str, List[types.Artifact]],
+           exec_properties: Dict[str, Any]) -> None:
+        destination = pusher_pb2.PushDestination()
+        proto_utils.json_to_proto(exec_properties[standard_component_specs.PUSH_DESTINATION_KEY], destination)
+        base = destination.filesystem.base_directory
+        if destination.WhichOneof("destination") != "filesystem" or "://" in base:
+            # Object stores have no atomic rename; TFX's own copy (saved_model.pb last) is the best there is.
+            return super().Do(input_dict, output_dict, exec_properties)
+
+        self._log_startup(input_dict, output_dict, exec_properties)
+        model_push = artifact_utils.get_single_instance(output_dict[standard_component_specs.PUSHED_MODEL_KEY])
+        if not self.CheckBlessing(input_dict):
+            self._MarkNotPushed(model_push)
+            return
+        model_path = self.GetModelPath(input_dict)
+        serving_path = push_atomically(model_path, base)
+        logging.info("Model written to serving path %s.", serving_path)
+        shutil.copytree(model_path, model_push.uri, dirs_exist_ok=True)  # the archive copy TFX keeps too
+        self._MarkPushed(model_push, pushed_destination=serving_path, pushed_version=os.path.basename(serving_path))
+
+
+class AtomicPusher(pusher_component.Pusher):
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)

@@ -1,0 +1,354 @@
+"""The book's nine feature-column kinds (chapter 5-2) as one declarative spec.
+
+A spec is a list of *model columns* (Numeric, Indicator, Embedding); Indicator and Embedding wrap a
+*categorical column* (Bucketized, CategoricalIdentity, VocabularyList, VocabularyFile, HashBucket, Crossed), as
+`tf.feature_column` does. From the same spec come:
+
+- `transform(spec, raw)`: the tf.Transform ops for `preprocessing_fn`. Analyzers (means, variances, vocabularies)
+  run once over the whole training data in Beam; every categorical column becomes int64 ids in
+  [0, num_buckets) so the model never sees a string.
+- `keras_inputs(spec, tft_output)` and `encode(spec, inputs, tft_output)`: the matching Keras inputs and the
+  dense tensor the model consumes (one-hot for Indicator, a trainable lookup for Embedding).
+
+Raw values may arrive dense or sparse (a CSV column with empty cells is a VarLenFeature); a missing value is an
+empty cell, a NaN or an empty string, and numeric columns can add a 0/1 "<name>_missing" flag for it as the book
+does with its `*_nan` columns.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict, List, Optional, Sequence, Union
+
+import tensorflow as tf
+import tensorflow_transform as tft
+
+MISSING_SUFFIX = "_missing"
+
+
+# --------------------------------------------------------------------------- columns
+@dataclasses.dataclass(frozen=True)
+class Numeric:
+    """numeric_column: a float, z-score scaled with statistics of the training data, missing -> the mean."""
+
+    key: str
+    normalize: bool = True
+    missing_flag: bool = True
+
+    @property
+    def name(self) -> str:
+        return self.key
+
+
+@dataclasses.dataclass(frozen=True)
+class Bucketized:
+    """bucketized_column: a numeric raw feature cut at fixed boundaries (len(boundaries)+1 buckets)."""
+
+    key: str
+    boundaries: Sequence[float]
+
+    @property
+    def name(self) -> str:
+        return f"{self.key}_bucketized"
+
+
+@dataclasses.dataclass(frozen=True)
+class CategoricalIdentity:
+    """categorical_column_with_identity: an integer already in [0, num_buckets); others -> default_value."""
+
+    key: str
+    num_buckets: int
+    default_value: int = 0
+
+    @property
+    def name(self) -> str:
+        return f"{self.key}_identity"
+
+
+@dataclasses.dataclass(frozen=True)
+class VocabularyList:
+    """categorical_column_with_vocabulary_list: a fixed list; anything else (and missing) -> num_oov buckets."""
+
+    key: str
+    vocabulary: Sequence[str]
+    num_oov_buckets: int = 1
+
+    @property
+    def name(self) -> str:
+        return f"{self.key}_vocab"
+
+
+@dataclasses.dataclass(frozen=True)
+class VocabularyFile:
+    """categorical_column_with_vocabulary_file: the vocabulary file is computed by tft.vocabulary over the data."""
+
+    key: str
+    top_k: Optional[int] = None
+    frequency_threshold: Optional[int] = None
+    num_oov_buckets: int = 1
+
+    @property
+    def name(self) -> str:
+        return f"{self.key}_vocabfile"
+
+    @property
+    def vocab_filename(self) -> str:
+        return f"vocab_{self.key}"
+
+
+@dataclasses.dataclass(frozen=True)
+class HashBucket:
+    """categorical_column_with_hash_bucket: a string (or integer, as text) hashed into hash_bucket_size buckets."""
+
+    key: str
+    hash_bucket_size: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.key}_hashed"
+
+
+@dataclasses.dataclass(frozen=True)
+class Crossed:
+    """crossed_column: the combination of categorical columns, hashed into hash_bucket_size buckets."""
+
+    columns: Sequence["Categorical"]
+    hash_bucket_size: int
+
+    @property
+    def name(self) -> str:
+        return "_x_".join(c.name for c in self.columns)
+
+
+Categorical = Union[Bucketized, CategoricalIdentity, VocabularyList, VocabularyFile, HashBucket, Crossed]
+
+
+@dataclasses.dataclass(frozen=True)
+class Indicator:
+    """indicator_column: the categorical ids as a one-hot vector."""
+
+    categorical: Categorical
+
+    @property
+    def name(self) -> str:
+        return self.categorical.name
+
+
+@dataclasses.dataclass(frozen=True)
+class Embedding:
+    """embedding_column: the categorical ids looked up in a trainable [num_buckets, dimension] table."""
+
+    categorical: Categorical
+    dimension: int
+
+    @property
+    def name(self) -> str:
+        return self.categorical.name
+
+
+ModelColumn = Union[Numeric, Indicator, Embedding]
+
+
+def raw_keys(spec: Sequence[ModelColumn]) -> List[str]:
+    """The raw feature names the spec reads, in first-use order."""
+    keys: List[str] = []
+
+    def visit(col):
+        if isinstance(col, (Indicator, Embedding)):
+            visit(col.categorical)
+        elif isinstance(col, Crossed):
+            for c in col.columns:
+                visit(c)
+        elif col.key not in keys:
+            keys.append(col.key)
+
+    for column in spec:
+        visit(column)
+    return keys
+
+
+def transformed_names(spec: Sequence[ModelColumn]) -> List[str]:
+    names: List[str] = []
+    for col in spec:
+        names.append(col.name)
+        if isinstance(col, Numeric) and col.missing_flag:
+            names.append(col.name + MISSING_SUFFIX)
+    return names
+
+
+# --------------------------------------------------------------------------- tf.Transform side
+def _densify(x: Union[tf.Tensor, tf.SparseTensor], default) -> tf.Tensor:
+    """A rank-1 dense tensor from a [batch, 1] dense or sparse raw feature; absent values -> default."""
+    if isinstance(x, tf.SparseTensor):
+        x = tf.sparse.to_dense(
+            tf.sparse.reset_shape(x, [x.dense_shape[0], 1]), default_value=tf.cast(default, x.dtype)
+        )
+    if x.shape.rank == 2:
+        x = tf.squeeze(x, axis=1)
+    return x
+
+
+def _present(x: Union[tf.Tensor, tf.SparseTensor]) -> tf.Tensor:
+    """True where the raw value is present (not an empty cell, NaN or empty string)."""
+    if x.dtype == tf.string:
+        return tf.strings.length(_densify(x, "")) > 0
+    if x.dtype.is_floating:
+        return tf.logical_not(tf.math.is_nan(_densify(x, float("nan"))))
+    if isinstance(x, tf.SparseTensor):
+        return _densify(tf.SparseTensor(x.indices, tf.ones_like(x.values, tf.int8), x.dense_shape), 0) > 0
+    return tf.ones_like(_densify(x, 0), tf.bool)
+
+
+def _as_string(x: Union[tf.Tensor, tf.SparseTensor]) -> tf.Tensor:
+    dense = _densify(x, "" if x.dtype == tf.string else 0)
+    return dense if dense.dtype == tf.string else tf.strings.as_string(dense)
+
+
+def _numeric_values(x) -> tf.Tensor:
+    return tf.cast(_densify(x, float("nan") if x.dtype.is_floating else 0), tf.float32)
+
+
+class _TransformBuilder:
+    """Builds each column's tf.Transform ops once, so a column shared by a cross and an indicator
+    (e.g. age buckets) gets one analyzer, not two."""
+
+    def __init__(self, raw: Dict[str, Union[tf.Tensor, tf.SparseTensor]]):
+        self._raw = raw
+        self._ids: Dict[str, tf.Tensor] = {}
+
+    def raw(self, key: str):
+        try:
+            return self._raw[key]
+        except KeyError:
+            raise KeyError(f"feature column needs raw feature {key!r}, which the input lacks "
+                           f"(has: {sorted(self._raw)})") from None
+
+    def numeric(self, col: Numeric) -> Dict[str, tf.Tensor]:
+        x = self._raw_float(col.key)
+        present = tf.logical_not(tf.math.is_nan(x))
+        if col.normalize:
+            values = tf.boolean_mask(x, present)
+            mean = tft.mean(values)
+            std = tf.sqrt(tft.var(values))
+            scaled = (x - mean) / tf.where(std > 0, std, tf.ones_like(std))
+            value = tf.where(present, scaled, tf.zeros_like(scaled))  # the mean, once scaled
+        else:
+            value = tf.where(present, x, tf.zeros_like(x))
+        out = {col.name: value}
+        if col.missing_flag:
+            out[col.name + MISSING_SUFFIX] = tf.cast(tf.logical_not(present), tf.float32)
+        return out
+
+    def _raw_float(self, key: str) -> tf.Tensor:
+        x = self.raw(key)
+        values = _numeric_values(x)
+        if not x.dtype.is_floating:  # an integer column: absent cells were filled with 0 above
+            values = tf.where(_present(x), values, tf.fill(tf.shape(values), float("nan")))
+        return values
+
+    def ids(self, col: Categorical) -> tf.Tensor:
+        if col.name not in self._ids:
+            self._ids[col.name] = tf.cast(self._compute_ids(col), tf.int64)
+        return self._ids[col.name]
+
+    def _compute_ids(self, col: Categorical) -> tf.Tensor:
+        if isinstance(col, Bucketized):
+            x = self._raw_float(col.key)
+            boundaries = tf.constant([list(col.boundaries)], tf.float32)
+            # A missing value falls in the first bucket, as the book's fillna(0) puts it.
+            filled = tf.where(tf.math.is_nan(x), tf.zeros_like(x), x)
+            return tft.apply_buckets(filled, boundaries)
+        if isinstance(col, CategoricalIdentity):
+            raw = self.raw(col.key)
+            if raw.dtype == tf.string:
+                x = tf.strings.to_number(_densify(raw, str(col.default_value)), tf.int64)
+            else:
+                x = tf.cast(_densify(raw, col.default_value), tf.int64)
+            in_range = tf.logical_and(x >= 0, x < col.num_buckets)
+            return tf.where(in_range, x, tf.fill(tf.shape(x), tf.constant(col.default_value, tf.int64)))
+        if isinstance(col, VocabularyList):
+            keys = tf.constant([str(v) for v in col.vocabulary])
+            table = tf.lookup.StaticVocabularyTable(
+                tf.lookup.KeyValueTensorInitializer(keys, tf.range(len(col.vocabulary), dtype=tf.int64)),
+                num_oov_buckets=col.num_oov_buckets,
+            )
+            return table.lookup(_as_string(self.raw(col.key)))
+        if isinstance(col, VocabularyFile):
+            return tft.compute_and_apply_vocabulary(
+                _as_string(self.raw(col.key)),
+                top_k=col.top_k,
+                frequency_threshold=col.frequency_threshold,
+                num_oov_buckets=col.num_oov_buckets,
+                vocab_filename=col.vocab_filename,
+            )
+        if isinstance(col, HashBucket):
+            return tf.strings.to_hash_bucket_fast(_as_string(self.raw(col.key)), col.hash_bucket_size)
+        if isinstance(col, Crossed):
+            parts = [tf.strings.as_string(self.ids(c)) for c in col.columns]
+            return tf.strings.to_hash_bucket_fast(tf.strings.join(parts, separator="_x_"), col.hash_bucket_size)
+        raise TypeError(f"not a categorical column: {col!r}")
+
+
+def transform(spec: Sequence[ModelColumn], raw: Dict[str, Union[tf.Tensor, tf.SparseTensor]]) -> Dict[str, tf.Tensor]:
+    """tf.Transform outputs for the spec: floats for numeric columns, int64 ids for categorical ones."""
+    builder = _TransformBuilder(raw)
+    outputs: Dict[str, tf.Tensor] = {}
+    for col in spec:
+        if isinstance(col, Numeric):
+            outputs.update(builder.numeric(col))
+        elif isinstance(col, (Indicator, Embedding)):
+            outputs[col.name] = builder.ids(col.categorical)
+        else:
+            raise TypeError(
+                f"{col!r} is not a model column: wrap categorical columns in Indicator(...) or Embedding(...)"
+            )
+    # [batch, 1] so every transformed feature is a FixedLenFeature of shape [1], what keras_inputs declares.
+    return {name: tf.expand_dims(t, -1) for name, t in outputs.items()}
+
+
+# --------------------------------------------------------------------------- Keras side
+def num_buckets(col: Categorical, tft_output=None) -> int:
+    if isinstance(col, Bucketized):
+        return len(col.boundaries) + 1
+    if isinstance(col, CategoricalIdentity):
+        return col.num_buckets
+    if isinstance(col, VocabularyList):
+        return len(col.vocabulary) + col.num_oov_buckets
+    if isinstance(col, VocabularyFile):
+        if tft_output is None:
+            raise ValueError(f"{col.name}: the vocabulary size is known only from the Transform output")
+        return tft_output.vocabulary_size_by_name(col.vocab_filename) + col.num_oov_buckets
+    if isinstance(col, (HashBucket, Crossed)):
+        return col.hash_bucket_size
+    raise TypeError(f"not a categorical column: {col!r}")
+
+
+def keras_inputs(spec: Sequence[ModelColumn]) -> Dict[str, tf.keras.Input]:
+    inputs = {}
+    for name in transformed_names(spec):
+        is_float = any(isinstance(c, Numeric) for c in spec if name in (c.name, c.name + MISSING_SUFFIX))
+        inputs[name] = tf.keras.Input(shape=(1,), name=name, dtype=tf.float32 if is_float else tf.int64)
+    return inputs
+
+
+def encode(spec: Sequence[ModelColumn], inputs: Dict[str, tf.Tensor], tft_output=None) -> tf.Tensor:
+    """The concatenated dense features the model's first layer consumes, like DenseFeatures did."""
+    parts = []
+    for col in spec:
+        if isinstance(col, Numeric):
+            parts.append(tf.cast(inputs[col.name], tf.float32))
+            if col.missing_flag:
+                parts.append(tf.cast(inputs[col.name + MISSING_SUFFIX], tf.float32))
+        elif isinstance(col, Indicator):
+            n = num_buckets(col.categorical, tft_output)
+            parts.append(
+                tf.keras.layers.CategoryEncoding(num_tokens=n, output_mode="one_hot", name=f"{col.name}_onehot")(
+                    inputs[col.name]
+                )
+            )
+        elif isinstance(col, Embedding):
+            n = num_buckets(col.categorical, tft_output)
+            emb = tf.keras.layers.Embedding(n, col.dimension, name=f"{col.name}_embedding")(inputs[col.name])
+            parts.append(tf.keras.layers.Reshape((col.dimension,))(emb))
+        else:
+            raise TypeError(f"{col!r} is not a model column")
+    return tf.keras.layers.Concatenate(name="features")(parts) if len(parts) > 1 else parts[0]

@@ -1,0 +1,158 @@
+"""The one Trainer `run_fn` every dataset uses: seeds, strategy, tf.data input, fit, export.
+
+What differs per dataset arrives in `custom_config` (JSON-friendly, so it is recorded in ML Metadata): the
+dotted path of its model builder, the label, epochs, batch size, strategy and seed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import os
+import random
+from typing import Any, Callable, Dict, List, Optional
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+from tfx import v1 as tfx
+from tfx_bsl.public import tfxio
+
+from components import strategies
+from components.keras_env import require_legacy_keras
+
+RAW_SIGNATURE = "serving_raw"
+EXAMPLE_SIGNATURE = "serving_default"
+TRAINING_RUN_FILE = "training_run.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainerSettings:
+    model_builder: str  # dotted path: build(tft_output) -> compiled Keras model
+    label_key: str
+    raw_feature_keys: List[str]  # what the raw serving signature takes
+    output_name: str = "probability"
+    epochs: int = 10
+    batch_size: int = 32
+    strategy: str = "default"
+    seed: int = 42
+
+    @classmethod
+    def from_custom_config(cls, config: Optional[Dict[str, Any]]) -> "TrainerSettings":
+        if not config:
+            raise ValueError("Trainer custom_config is empty: the pipeline factory passes the trainer settings there")
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in config.items() if k in known})
+
+
+def import_string(dotted: str) -> Callable:
+    module, _, attr = dotted.rpartition(".")
+    if not module:
+        raise ValueError(f"{dotted!r} is not a dotted path 'package.module.function'")
+    return getattr(importlib.import_module(module), attr)
+
+
+def set_seeds(seed: int) -> None:
+    """Same seed, same inputs, same code -> same weights on CPU (op determinism costs a little speed)."""
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+    tf.keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def make_dataset(fn_args, file_pattern, tft_output, label_key: str, batch_size: int, seed: int, shuffle: bool):
+    return fn_args.data_accessor.tf_dataset_factory(
+        file_pattern,
+        tfxio.TensorFlowDatasetOptions(
+            batch_size=batch_size, label_key=label_key, num_epochs=1, shuffle=shuffle, shuffle_seed=seed
+        ),
+        tft_output.transformed_metadata.schema,
+    )
+
+
+def _raw_to_transform_input(value: tf.Tensor, spec) -> Any:
+    """A rank-1 JSON-friendly tensor -> the shape the transform graph was built for. For optional features
+    (VarLenFeature) a NaN number or an empty string means 'missing', as an absent tf.Example value does."""
+    if isinstance(spec, tf.io.VarLenFeature):
+        if value.dtype.is_floating:
+            present = tf.logical_not(tf.math.is_nan(value))
+        elif value.dtype == tf.string:
+            present = tf.strings.length(value) > 0
+        else:
+            present = tf.ones_like(value, tf.bool)
+        rows = tf.where(present)
+        indices = tf.concat([rows, tf.zeros_like(rows)], axis=1)
+        return tf.SparseTensor(indices, tf.gather_nd(value, rows), tf.stack([tf.shape(value, tf.int64)[0], 1]))
+    if list(spec.shape) == [1]:
+        return tf.expand_dims(value, -1)
+    return value
+
+
+def export_serving_model(model, tft_output, settings: TrainerSettings, export_dir: str) -> None:
+    """Two signatures over the same transform graph and model:
+    `serving_default` takes serialized tf.Examples (what TFMA and TF Serving's classify/regress use);
+    `serving_raw` takes one rank-1 tensor per raw feature, for JSON clients."""
+    model.tft_layer = tft_output.transform_features_layer()
+    raw_spec = tft_output.raw_feature_spec()
+    missing = [k for k in settings.raw_feature_keys if k not in raw_spec]
+    if missing:
+        raise ValueError(f"raw features {missing} are not in the schema (has {sorted(raw_spec)})")
+    spec = {k: raw_spec[k] for k in settings.raw_feature_keys}
+    output = settings.output_name
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve_examples(serialized):
+        parsed = tf.io.parse_example(serialized, spec)
+        return {output: model(model.tft_layer(parsed))}
+
+    @tf.function(input_signature=[{k: tf.TensorSpec([None], s.dtype, name=k) for k, s in spec.items()}])
+    def serve_raw(features):
+        raw = {k: _raw_to_transform_input(features[k], spec[k]) for k in spec}
+        return {output: model(model.tft_layer(raw))}
+
+    tf.saved_model.save(
+        model,
+        export_dir,
+        signatures={
+            EXAMPLE_SIGNATURE: serve_examples.get_concrete_function(),
+            RAW_SIGNATURE: serve_raw.get_concrete_function(),
+        },
+    )
+
+
+def run_fn(fn_args: tfx.components.FnArgs) -> None:
+    require_legacy_keras()
+    settings = TrainerSettings.from_custom_config(fn_args.custom_config)
+    set_seeds(settings.seed)
+    strategy = strategies.get_strategy(settings.strategy)
+    tft_output = tft.TFTransformOutput(fn_args.transform_graph_path)
+
+    train_ds = make_dataset(fn_args, fn_args.train_files, tft_output, settings.label_key,
+                            settings.batch_size, settings.seed, shuffle=True)
+    eval_ds = make_dataset(fn_args, fn_args.eval_files, tft_output, settings.label_key,
+                           settings.batch_size, settings.seed, shuffle=False)
+    with strategy.scope():
+        model = import_string(settings.model_builder)(tft_output)
+    model.summary(print_fn=lambda line: print(line, flush=True))
+
+    described = strategies.describe(strategy)
+    print(f"[trainer] strategy={settings.strategy} ({described['num_replicas']} replica(s) on "
+          f"{', '.join(described['devices'])}), seed={settings.seed}, epochs={settings.epochs}", flush=True)
+    history = model.fit(
+        train_ds,
+        validation_data=eval_ds,
+        epochs=settings.epochs,
+        verbose=2,
+        callbacks=[tf.keras.callbacks.TensorBoard(log_dir=os.path.join(fn_args.model_run_dir, "logs"))],
+    )
+    export_serving_model(model, tft_output, settings, fn_args.serving_model_dir)
+
+    record = {
+        "settings": dataclasses.asdict(settings),
+        "strategy": described,
+        "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
+        "tensorflow": tf.__version__,
+    }
+    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, TRAINING_RUN_FILE), "w") as f:
+        f.write(json.dumps(record, indent=2))

@@ -1,0 +1,122 @@
+"""Run settings: plain defaults, overridden by environment variables (which `make VAR=value` sets).
+
+Paths default to folders inside the project checkout, so nothing depends on where it was cloned.
+
+| variable        | default                   | meaning                                                         |
+|-----------------|---------------------------|-----------------------------------------------------------------|
+| OUTPUT_DIR      | outputs/                  | pipeline roots, ML Metadata, serving directory                  |
+| DATA_DIR        | data/raw/                 | fetched datasets (`<DATA_DIR>/<dataset>/...`)                   |
+| SERVING_DIR     | $OUTPUT_DIR/serving       | pushed models land in `<SERVING_DIR>/<pipeline>/<version>/`     |
+| STRATEGY        | default                   | default, mirrored, multi_worker_mirrored or tpu                 |
+| SEED            | 42                        | seeds Python, NumPy, TF and data shuffling                      |
+| EPOCHS          | per dataset               | training epochs                                                 |
+| BATCH_SIZE      | per dataset               | global batch size                                               |
+| MIN_AUC, MIN_KS | 0.80, 0.40                | absolute bounds a model must meet to be blessed                 |
+| MAX_AUC_DROP    | 0.01                      | largest AUC drop allowed against the last blessed model         |
+| ENABLE_CACHE    | 1                         | reuse component outputs whose inputs did not change             |
+| BEAM_ARGS       | --direct_num_workers=1    | Beam pipeline args, space separated                             |
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import shlex
+from pathlib import Path
+from typing import Mapping, Optional, Tuple
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+STRATEGIES = ("default", "mirrored", "multi_worker_mirrored", "tpu")
+DEFAULT_BEAM_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+
+
+class ConfigError(ValueError):
+    """A setting has a value the pipeline cannot use; the message names the variable."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    output_dir: Path = PROJECT_ROOT / "outputs"
+    data_dir: Path = PROJECT_ROOT / "data" / "raw"
+    serving_dir: Optional[Path] = None
+    strategy: str = "default"
+    seed: int = 42
+    epochs: Optional[int] = None  # None: the dataset spec's own default
+    batch_size: Optional[int] = None
+    min_auc: float = 0.80
+    min_ks: float = 0.40
+    max_auc_drop: float = 0.01
+    enable_cache: bool = True
+    beam_args: Tuple[str, ...] = DEFAULT_BEAM_ARGS
+
+    def __post_init__(self):
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"STRATEGY={self.strategy!r} is not one of {', '.join(STRATEGIES)}")
+        for field in ("epochs", "batch_size"):
+            value = getattr(self, field)
+            if value is not None and value < 1:
+                raise ConfigError(f"{field.upper()}={value} must be a positive integer")
+        for field in ("min_auc", "min_ks"):
+            if not 0.0 <= getattr(self, field) <= 1.0:
+                raise ConfigError(f"{field.upper()}={getattr(self, field)} must be within [0, 1]")
+        if self.max_auc_drop < 0:
+            raise ConfigError(f"MAX_AUC_DROP={self.max_auc_drop} must be >= 0")
+
+    def pipeline_root(self, name: str) -> Path:
+        return Path(self.output_dir) / name
+
+    def metadata_path(self, name: str) -> Path:
+        return self.pipeline_root(name) / "metadata.sqlite"
+
+    def serving_root(self, name: str) -> Path:
+        return Path(self.serving_dir or Path(self.output_dir) / "serving") / name
+
+    def dataset_dir(self, dataset: str) -> Path:
+        return Path(self.data_dir) / dataset
+
+    def replace(self, **changes) -> "PipelineConfig":
+        return dataclasses.replace(self, **changes)
+
+
+def _parse(env: Mapping[str, str], name: str, kind):
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        if kind is bool:
+            lowered = raw.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        return kind(raw)
+    except ValueError:
+        expected = {int: "an integer", float: "a number", bool: "1/0, true/false"}[kind]
+        raise ConfigError(f"{name}={raw!r} is not {expected}") from None
+
+
+def from_env(env: Optional[Mapping[str, str]] = None, **overrides) -> PipelineConfig:
+    """The defaults, then environment variables, then explicit keyword overrides."""
+    env = os.environ if env is None else env
+    values = {}
+    for field, var in (("output_dir", "OUTPUT_DIR"), ("data_dir", "DATA_DIR"), ("serving_dir", "SERVING_DIR")):
+        if env.get(var):
+            values[field] = Path(env[var]).expanduser().resolve()
+    if env.get("STRATEGY"):
+        values["strategy"] = env["STRATEGY"].strip()
+    for field, var, kind in (
+        ("seed", "SEED", int),
+        ("epochs", "EPOCHS", int),
+        ("batch_size", "BATCH_SIZE", int),
+        ("min_auc", "MIN_AUC", float),
+        ("min_ks", "MIN_KS", float),
+        ("max_auc_drop", "MAX_AUC_DROP", float),
+        ("enable_cache", "ENABLE_CACHE", bool),
+    ):
+        parsed = _parse(env, var, kind)
+        if parsed is not None:
+            values[field] = parsed
+    if env.get("BEAM_ARGS"):
+        values["beam_args"] = tuple(shlex.split(env["BEAM_ARGS"]))
+    values.update(overrides)
+    return PipelineConfig(**values)

@@ -1,0 +1,135 @@
+"""The one pipeline factory: every dataset, every runner (local, TFX CLI, Kubeflow).
+
+ExampleGen -> StatisticsGen -> SchemaGen (or ImportSchemaGen for a curated schema) -> ExampleValidator ->
+AnomaliesGate -> Transform -> Trainer -> Resolver (latest blessed model) -> Evaluator -> Pusher (atomic).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import tensorflow_model_analysis as tfma
+from tfx import v1 as tfx
+
+from components.anomalies_gate import AnomaliesGate
+from components.atomic_pusher import AtomicPusher
+from components.trainer import EXAMPLE_SIGNATURE
+from pipelines.config import PipelineConfig
+from pipelines.spec import DatasetSpec
+
+RUN_FN = "components.trainer.run_fn"
+KS_MODULE = "components.ks_metric"
+
+
+def eval_config(spec: DatasetSpec, config: PipelineConfig) -> tfma.EvalConfig:
+    if spec.problem != "binary":
+        raise NotImplementedError(f"{spec.name}: no evaluation defined yet for problem type {spec.problem!r}")
+    # TFMA compares with the baseline as candidate - baseline >= absolute; a tiny negative value lets an
+    # identical retrain (same data, seed and code) through when no drop at all is allowed.
+    allowed_drop = -max(config.max_auc_drop, 1e-10)
+    return tfma.EvalConfig(
+        model_specs=[tfma.ModelSpec(signature_name=EXAMPLE_SIGNATURE, label_key=spec.label_key)],
+        slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[f]) for f in spec.slice_features],
+        metrics_specs=[
+            tfma.MetricsSpec(
+                metrics=[
+                    tfma.MetricConfig(class_name="ExampleCount"),
+                    tfma.MetricConfig(class_name="BinaryAccuracy"),
+                    tfma.MetricConfig(
+                        class_name="AUC",
+                        threshold=tfma.MetricThreshold(
+                            value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.min_auc}),
+                            change_threshold=tfma.GenericChangeThreshold(
+                                direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": allowed_drop}
+                            ),
+                        ),
+                    ),
+                    tfma.MetricConfig(
+                        class_name="KolmogorovSmirnov",
+                        module=KS_MODULE,
+                        threshold=tfma.MetricThreshold(
+                            value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.min_ks})
+                        ),
+                    ),
+                ]
+            )
+        ],
+    )
+
+
+def trainer_settings(spec: DatasetSpec, config: PipelineConfig) -> dict:
+    return {
+        "model_builder": spec.model_builder,
+        "label_key": spec.label_key,
+        "raw_feature_keys": list(spec.raw_feature_keys),
+        "output_name": "probability" if spec.problem == "binary" else "prediction",
+        "epochs": config.epochs or spec.epochs,
+        "batch_size": config.batch_size or spec.batch_size,
+        "strategy": config.strategy,
+        "seed": config.seed,
+    }
+
+
+def create_components(spec: DatasetSpec, config: PipelineConfig, data_root: Optional[str] = None) -> List:
+    example_gen = spec.make_example_gen(str(data_root or config.dataset_dir(spec.dataset)))
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    if spec.schema_file:
+        schema_gen = tfx.components.ImportSchemaGen(schema_file=str(spec.schema_file))
+    else:
+        schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
+    )
+    anomalies_gate = AnomaliesGate(anomalies=example_validator.outputs["anomalies"])
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        preprocessing_fn=spec.preprocessing_fn,
+    )
+    transform.add_upstream_node(anomalies_gate)
+    trainer = tfx.components.Trainer(
+        run_fn=RUN_FN,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_gen.outputs["schema"],
+        train_args=tfx.proto.TrainArgs(splits=["train"]),
+        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+        custom_config=trainer_settings(spec, config),
+    )
+    model_resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        baseline_model=model_resolver.outputs["model"],
+        eval_config=eval_config(spec, config),
+    )
+    pusher = AtomicPusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=str(config.serving_root(spec.name)))
+        ),
+    ).with_id("Pusher")
+    return [example_gen, statistics_gen, schema_gen, example_validator, anomalies_gate, transform, trainer,
+            model_resolver, evaluator, pusher]
+
+
+def create_pipeline(spec: DatasetSpec, config: PipelineConfig, *, data_root: Optional[str] = None,
+                    with_local_metadata: bool = True) -> tfx.dsl.Pipeline:
+    """`with_local_metadata=False` leaves ML Metadata to the orchestrator (Kubeflow brings its own)."""
+    metadata = None
+    if with_local_metadata:
+        Path(config.metadata_path(spec.name)).parent.mkdir(parents=True, exist_ok=True)
+        metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(str(config.metadata_path(spec.name)))
+    return tfx.dsl.Pipeline(
+        pipeline_name=spec.name,
+        pipeline_root=str(config.pipeline_root(spec.name)),
+        components=create_components(spec, config, data_root),
+        enable_cache=config.enable_cache,
+        metadata_connection_config=metadata,
+        beam_pipeline_args=list(config.beam_args),
+    )

@@ -1,0 +1,13 @@
+"""Running a dataset's pipeline on the embedded orchestrator (local Beam + SQLite ML Metadata)."""
+from __future__ import annotations
+
+from tfx import v1 as tfx
+
+from pipelines import config as config_lib
+from pipelines.factory import create_pipeline
+from pipelines.spec import DatasetSpec
+
+
+def run_local(spec: DatasetSpec, config=None) -> None:
+    """What each `pipelines/<name>/local_runner.py` calls; the TFX CLI patches this LocalDagRunner.run."""
+    tfx.orchestration.LocalDagRunner().run(create_pipeline(spec, config or config_lib.from_env()))

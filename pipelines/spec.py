@@ -1,0 +1,30 @@
+"""What makes one dataset's pipeline different from another's; everything else lives in the factory."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+PROBLEMS = ("binary", "regression")
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    name: str  # pipeline name; also the model name under the serving directory
+    dataset: str  # data/datasets.py entry fetched into DATA_DIR/<dataset>
+    make_example_gen: Callable[[str], object]  # input folder -> an ExampleGen component
+    preprocessing_fn: str  # dotted path, importable by Beam workers and in the container image
+    model_builder: str  # dotted path: build(tft_output) -> compiled Keras model
+    label_key: str
+    raw_feature_keys: Sequence[str]  # the raw features the served model takes
+    problem: str = "binary"
+    schema_file: Optional[Path] = None  # curated schema; None: infer one with SchemaGen
+    slice_features: Sequence[str] = ()
+    epochs: int = 10
+    batch_size: int = 32
+
+    def __post_init__(self):
+        if self.problem not in PROBLEMS:
+            raise ValueError(f"{self.name}: problem {self.problem!r} is not one of {PROBLEMS}")
+        if self.schema_file is not None and not Path(self.schema_file).is_file():
+            raise FileNotFoundError(f"{self.name}: schema file {self.schema_file} does not exist")

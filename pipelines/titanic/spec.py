@@ -1,0 +1,35 @@
+"""The Titanic pipeline: the book's split (train.csv / test.csv) read as the train and eval splits."""
+from pathlib import Path
+
+from tfx import v1 as tfx
+
+from pipelines.spec import DatasetSpec
+from pipelines.titanic import features
+
+
+def make_example_gen(input_base: str):
+    return tfx.components.CsvExampleGen(
+        input_base=input_base,
+        input_config=tfx.proto.Input(
+            splits=[
+                tfx.proto.Input.Split(name="train", pattern="train.csv"),
+                tfx.proto.Input.Split(name="eval", pattern="test.csv"),
+            ]
+        ),
+    )
+
+
+SPEC = DatasetSpec(
+    name="titanic",
+    dataset="titanic",
+    make_example_gen=make_example_gen,
+    preprocessing_fn="pipelines.titanic.features.preprocessing_fn",
+    model_builder="pipelines.titanic.features.build_model",
+    label_key=features.LABEL_KEY,
+    raw_feature_keys=features.RAW_FEATURE_KEYS,
+    problem="binary",
+    schema_file=Path(__file__).resolve().parent / "schema.pbtxt",
+    slice_features=("Sex", "Pclass"),
+    epochs=30,
+    batch_size=32,
+)
