@@ -21,6 +21,11 @@ RUN_FN = "components.trainer.run_fn"
 KS_MODULE = "components.ks_metric"
 
 
+def _overall_only(threshold: tfma.MetricThreshold) -> list:
+    """Bounds judge the whole eval set; slices (a few dozen rows each) are reported, not gated."""
+    return [tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=threshold)]
+
+
 def eval_config(spec: DatasetSpec, config: PipelineConfig) -> tfma.EvalConfig:
     if spec.problem != "binary":
         raise NotImplementedError(f"{spec.name}: no evaluation defined yet for problem type {spec.problem!r}")
@@ -37,18 +42,22 @@ def eval_config(spec: DatasetSpec, config: PipelineConfig) -> tfma.EvalConfig:
                     tfma.MetricConfig(class_name="BinaryAccuracy"),
                     tfma.MetricConfig(
                         class_name="AUC",
-                        threshold=tfma.MetricThreshold(
-                            value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.min_auc}),
-                            change_threshold=tfma.GenericChangeThreshold(
-                                direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": allowed_drop}
-                            ),
+                        per_slice_thresholds=_overall_only(
+                            tfma.MetricThreshold(
+                                value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.min_auc}),
+                                change_threshold=tfma.GenericChangeThreshold(
+                                    direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": allowed_drop}
+                                ),
+                            )
                         ),
                     ),
                     tfma.MetricConfig(
                         class_name="KolmogorovSmirnov",
                         module=KS_MODULE,
-                        threshold=tfma.MetricThreshold(
-                            value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.min_ks})
+                        per_slice_thresholds=_overall_only(
+                            tfma.MetricThreshold(
+                                value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.min_ks})
+                            )
                         ),
                     ),
                 ]

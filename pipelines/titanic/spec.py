@@ -30,6 +30,6 @@ SPEC = DatasetSpec(
     problem="binary",
     schema_file=Path(__file__).resolve().parent / "schema.pbtxt",
     slice_features=("Sex", "Pclass"),
-    epochs=30,
+    epochs=10,
     batch_size=32,
 )

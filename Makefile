@@ -1,0 +1,49 @@
+# Two commands: `make run` (the Titanic pipeline end to end) and `make test`. Both set up .venv first, once.
+SHELL := /bin/bash
+PIPELINE ?= titanic
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+# TFX 1.16 needs tf.keras = tf-keras, decided when TensorFlow is first imported.
+export TF_USE_LEGACY_KERAS := 1
+export TF_CPP_MIN_LOG_LEVEL ?= 1
+
+.PHONY: run test bench data results lock venv clean
+
+run: $(STAMP)
+	$(PY) -m pipelines.run $(PIPELINE)
+
+test: $(STAMP)
+	$(PY) -m pytest tests
+
+bench: $(STAMP)
+	$(PY) bench/pipeline_bench.py $(PIPELINE)
+
+data: $(STAMP)
+	$(PY) -m data.fetch $(PIPELINE)
+
+results: $(STAMP)
+	$(PY) -m pipelines.results $(PIPELINE)
+
+venv: $(STAMP)
+
+# The install is redone only when what it depends on changes.
+$(STAMP): constraints.txt requirements.in setup.py
+	@set -e; \
+	if [ ! -x $(PY) ] || ! $(PY) -c 'import sys; sys.exit(0 if sys.version_info[:2] in ((3,10),(3,9)) else 1)' 2>/dev/null; then \
+	  interp=$$(scripts/find-python) || exit 1; \
+	  echo "==> creating $(VENV) with $$interp"; \
+	  rm -rf $(VENV); "$$interp" -m venv $(VENV); \
+	fi
+	@echo "==> installing pinned dependencies (constraints.txt) into $(VENV)"
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.in -c constraints.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $(STAMP)
+
+# Re-resolve constraints.txt from requirements.in (needs uv: `pip install uv`).
+lock:
+	uv pip compile requirements.in --python-version 3.10 --python-platform x86_64-manylinux_2_36 -o constraints.txt
+
+clean:
+	rm -rf outputs build

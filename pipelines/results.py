@@ -1,0 +1,189 @@
+"""What the last run of a pipeline did, read from ML Metadata and the artifacts it points to.
+
+    python -m pipelines.results titanic     # where the pushed model is, its AUC/KS, blessed or why not
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+from pipelines import config as config_lib
+
+OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
+
+
+def open_store(sqlite_path) -> metadata_store.MetadataStore:
+    if not Path(sqlite_path).is_file():
+        raise FileNotFoundError(f"no ML Metadata at {sqlite_path}: has the pipeline run yet?")
+    cfg = metadata_store_pb2.ConnectionConfig()
+    cfg.sqlite.filename_uri = str(sqlite_path)
+    cfg.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    return metadata_store.MetadataStore(cfg)
+
+
+def node_executions(store, pipeline: str, node_id: str) -> List[metadata_store_pb2.Execution]:
+    """Every execution of one pipeline node, oldest first (cached ones included)."""
+    context = store.get_context_by_type_and_name("node", f"{pipeline}.{node_id}")
+    if context is None:
+        return []
+    return sorted(store.get_executions_by_context(context.id), key=lambda e: e.id)
+
+
+def execution_state(execution) -> str:
+    return metadata_store_pb2.Execution.State.Name(execution.last_known_state)
+
+
+def outputs_of(store, execution) -> Dict[str, List[metadata_store_pb2.Artifact]]:
+    events = [e for e in store.get_events_by_execution_ids([execution.id]) if e.type in OUTPUT_EVENTS]
+    artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
+    found: Dict[str, List[metadata_store_pb2.Artifact]] = {}
+    for event in events:
+        key = event.path.steps[0].key if event.path.steps else ""
+        found.setdefault(key, []).append(artifacts[event.artifact_id])
+    return found
+
+
+def latest_outputs(store, pipeline: str, node_id: str) -> Tuple[Optional[metadata_store_pb2.Execution], Dict]:
+    """The newest execution of the node that finished (ran or was cached), with its outputs."""
+    finished = [e for e in node_executions(store, pipeline, node_id) if execution_state(e) in ("COMPLETE", "CACHED")]
+    if not finished:
+        return None, {}
+    return finished[-1], outputs_of(store, finished[-1])
+
+
+def custom(artifact, key, default=None):
+    if key not in artifact.custom_properties:
+        return default
+    value = artifact.custom_properties[key]
+    return getattr(value, value.WhichOneof("value"))
+
+
+def slice_name(slice_key) -> str:
+    return "overall" if not slice_key else ", ".join(f"{k}={v}" for k, v in slice_key)
+
+
+def load_metrics(evaluation_uri: str) -> Dict[str, Dict[str, float]]:
+    """{slice name: {metric: value}} for the candidate model (the baseline's are left out)."""
+    import tensorflow_model_analysis as tfma
+
+    result = tfma.load_eval_result(evaluation_uri)
+    metrics: Dict[str, Dict[str, float]] = {}
+    for slice_key, by_output in result.slicing_metrics:
+        values = {}
+        for by_sub_key in by_output.values():
+            for name, value in by_sub_key.get("", {}).items():
+                if "doubleValue" in value:
+                    values[name] = float(value["doubleValue"])
+        metrics[slice_name(slice_key)] = values
+    return metrics
+
+
+def validation_failures(evaluation_uri: str) -> List[str]:
+    """Why the model was not blessed: one line per failed threshold, e.g. 'overall auc: ...'."""
+    import tensorflow_model_analysis as tfma
+    from tensorflow_model_analysis.slicer import slicer_lib
+
+    result = tfma.load_validation_result(evaluation_uri)
+    failures = []
+    for details in result.metric_validations_per_slice:
+        where = slice_name(slicer_lib.deserialize_slice_key(details.slice_key))
+        for failure in details.failures:
+            value = failure.metric_value.double_value.value
+            threshold = failure.metric_threshold
+            needs = []
+            if threshold.HasField("value_threshold"):
+                bounds = threshold.value_threshold
+                if bounds.HasField("lower_bound"):
+                    needs.append(f">= {bounds.lower_bound.value:g}")
+                if bounds.HasField("upper_bound"):
+                    needs.append(f"<= {bounds.upper_bound.value:g}")
+            if threshold.HasField("change_threshold"):
+                needs.append(f"change vs baseline >= {threshold.change_threshold.absolute.value:g}")
+            what = "the change" if failure.metric_key.is_diff else "the value"
+            failures.append(f"{where} {failure.metric_key.name}: {what} {value:.4f} misses "
+                            f"{' and '.join(needs) or 'its threshold'} {failure.message}".rstrip())
+    return failures
+
+
+@dataclasses.dataclass
+class RunResult:
+    pipeline: str
+    blessed: Optional[bool]
+    pushed: bool
+    pushed_destination: Optional[str]
+    pushed_version: Optional[str]
+    metrics: Dict[str, Dict[str, float]]
+    evaluation_uri: Optional[str]
+    model_uri: Optional[str]
+    failures: List[str]
+
+    def overall(self, name: str) -> Optional[float]:
+        return self.metrics.get("overall", {}).get(name)
+
+
+def last_run(pipeline: str, cfg: Optional[config_lib.PipelineConfig] = None) -> RunResult:
+    cfg = cfg or config_lib.from_env()
+    store = open_store(cfg.metadata_path(pipeline))
+    _, eval_out = latest_outputs(store, pipeline, "Evaluator")
+    _, push_out = latest_outputs(store, pipeline, "Pusher")
+    _, train_out = latest_outputs(store, pipeline, "Trainer")
+    evaluation = (eval_out.get("evaluation") or [None])[0]
+    blessing = (eval_out.get("blessing") or [None])[0]
+    pushed = (push_out.get("pushed_model") or [None])[0]
+    model = (train_out.get("model") or [None])[0]
+    is_pushed = bool(pushed is not None and custom(pushed, "pushed", 0))
+    return RunResult(
+        pipeline=pipeline,
+        blessed=None if blessing is None else bool(custom(blessing, "blessed", 0)),
+        pushed=is_pushed,
+        pushed_destination=custom(pushed, "pushed_destination") if is_pushed else None,
+        pushed_version=custom(pushed, "pushed_version") if is_pushed else None,
+        metrics=load_metrics(evaluation.uri) if evaluation is not None else {},
+        evaluation_uri=evaluation.uri if evaluation is not None else None,
+        model_uri=model.uri if model is not None else None,
+        failures=validation_failures(evaluation.uri) if evaluation is not None else [],
+    )
+
+
+def format_result(result: RunResult) -> str:
+    lines = [f"== {result.pipeline}: last run =="]
+    for metric, label in (("auc", "AUC"), ("ks", "KS"), ("binary_accuracy", "accuracy"), ("example_count", "eval examples")):
+        value = result.overall(metric)
+        if value is not None:
+            lines.append(f"  {label:<14} {value:.4f}" if metric != "example_count" else f"  {label:<14} {int(value)}")
+    for name, values in sorted(result.metrics.items()):
+        if name != "overall" and "auc" in values:
+            lines.append(f"  slice {name:<20} AUC {values['auc']:.4f}  KS {values.get('ks', float('nan')):.4f}  n={int(values.get('example_count', 0))}")
+    lines.append(f"  blessed        {'yes' if result.blessed else 'no'}")
+    for failure in result.failures:
+        lines.append(f"    not blessed because: {failure}")
+    if result.pushed:
+        lines.append(f"  pushed model   {result.pushed_destination}  (version {result.pushed_version})")
+    else:
+        lines.append("  pushed model   none: the serving directory was left as it was")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("pipeline")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    args = parser.parse_args(argv)
+    try:
+        result = last_run(args.pipeline)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(dataclasses.asdict(result), indent=2) if args.json else format_result(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
