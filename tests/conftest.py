@@ -1,0 +1,27 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+# Before anything imports TensorFlow: TFX 1.16 needs tf.keras to be tf-keras.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+
+import pytest  # noqa: E402
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def titanic_data(tmp_path_factory) -> Path:
+    """The real Titanic files (891 rows: small enough for tests), fetched and verified like `make run` does."""
+    from data.fetch import fetch
+
+    return fetch("titanic", tmp_path_factory.mktemp("data"))
+
+
+def run_python(code: str, env=None, timeout=600) -> subprocess.CompletedProcess:
+    """Runs code in a fresh interpreter (a plain TF process, or one whose devices must be set before TF starts)."""
+    full_env = dict(os.environ, **(env or {}))
+    return subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, env=full_env, capture_output=True,
+                          text=True, timeout=timeout)

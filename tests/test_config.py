@@ -1,0 +1,44 @@
+from pathlib import Path
+
+import pytest
+
+from pipelines import config
+
+
+def test_defaults_live_inside_the_checkout():
+    cfg = config.from_env({})
+    assert cfg.output_dir == config.PROJECT_ROOT / "outputs"
+    assert cfg.metadata_path("titanic") == config.PROJECT_ROOT / "outputs" / "titanic" / "metadata.sqlite"
+    assert cfg.serving_root("titanic") == config.PROJECT_ROOT / "outputs" / "serving" / "titanic"
+    assert (cfg.strategy, cfg.seed, cfg.min_auc, cfg.min_ks, cfg.enable_cache) == ("default", 42, 0.80, 0.40, True)
+
+
+def test_environment_overrides(tmp_path):
+    cfg = config.from_env({
+        "OUTPUT_DIR": str(tmp_path / "out"), "SERVING_DIR": str(tmp_path / "srv"), "STRATEGY": "mirrored",
+        "SEED": "7", "EPOCHS": "3", "MIN_AUC": "0.9", "MAX_AUC_DROP": "0", "ENABLE_CACHE": "false",
+        "BEAM_ARGS": "--direct_num_workers=2 --direct_running_mode=multi_processing",
+    })
+    assert cfg.pipeline_root("titanic") == tmp_path / "out" / "titanic"
+    assert cfg.serving_root("titanic") == tmp_path / "srv" / "titanic"
+    assert (cfg.strategy, cfg.seed, cfg.epochs, cfg.min_auc, cfg.max_auc_drop) == ("mirrored", 7, 3, 0.9, 0.0)
+    assert cfg.enable_cache is False
+    assert cfg.beam_args == ("--direct_num_workers=2", "--direct_running_mode=multi_processing")
+
+
+def test_keyword_overrides_win_over_environment():
+    assert config.from_env({"SEED": "7"}, seed=9).seed == 9
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"STRATEGY": "gpu"}, "STRATEGY='gpu' is not one of default, mirrored, multi_worker_mirrored, tpu"),
+    ({"SEED": "abc"}, "SEED='abc' is not an integer"),
+    ({"MIN_AUC": "high"}, "MIN_AUC='high' is not a number"),
+    ({"MIN_AUC": "1.5"}, "MIN_AUC=1.5 must be within [0, 1]"),
+    ({"EPOCHS": "0"}, "EPOCHS=0 must be a positive integer"),
+    ({"ENABLE_CACHE": "maybe"}, "ENABLE_CACHE='maybe' is not 1/0, true/false"),
+])
+def test_bad_values_name_the_variable(env, message):
+    with pytest.raises(config.ConfigError) as err:
+        config.from_env(env)
+    assert message in str(err.value)
