@@ -4,10 +4,12 @@ TFX's Pusher copies the SavedModel straight into `<base>/<version>/` (saved_mode
 polling the folder, or a crash mid-copy, can meet a half-written version. Here the copy goes to a hidden
 `<base>/.incoming-<version>-*` folder (TF Serving only loads numeric folder names) and becomes `<base>/<version>`
 with one rename. Versions are Unix timestamps as in TFX, bumped past the newest existing one so that two pushes
-in the same second, or a clock that went back, still give a new, larger version.
+in the same second, or a clock that went back, still give a new, larger version. A model identical to the
+newest version (a rerun re-evaluating the same model against itself as baseline) is not pushed a second time.
 """
 from __future__ import annotations
 
+import filecmp
 import os
 import shutil
 import tempfile
@@ -34,9 +36,22 @@ def next_version(base: str) -> int:
     return max([int(time.time())] + [v + 1 for v in existing_versions(base)])
 
 
+def same_tree(a: str, b: str) -> bool:
+    cmp = filecmp.dircmp(a, b)
+    if cmp.left_only or cmp.right_only or cmp.funny_files:
+        return False
+    _, mismatch, errors = filecmp.cmpfiles(a, b, cmp.common_files, shallow=False)
+    return not mismatch and not errors and all(same_tree(os.path.join(a, d), os.path.join(b, d)) for d in cmp.common_dirs)
+
+
 def push_atomically(model_dir: str, base: str) -> str:
-    """Copies the SavedModel in `model_dir` to a new version under `base`; returns the version's path."""
+    """Copies the SavedModel in `model_dir` to a new version under `base` (unless the newest version already
+    holds exactly these files); returns the version's path."""
     os.makedirs(base, exist_ok=True)
+    versions = existing_versions(base)
+    if versions and same_tree(model_dir, os.path.join(base, str(versions[-1]))):
+        logging.info("Model is identical to serving version %s; not pushing it again.", versions[-1])
+        return os.path.join(base, str(versions[-1]))
     version = next_version(base)
     staging = tempfile.mkdtemp(prefix=f".incoming-{version}-", dir=base)
     try:

@@ -69,8 +69,12 @@ def slice_name(slice_key) -> str:
     return "overall" if not slice_key else ", ".join(f"{k}={v}" for k, v in slice_key)
 
 
-def load_metrics(evaluation_uri: str) -> Dict[str, Dict[str, float]]:
-    """{slice name: {metric: value}} for the candidate model (the baseline's are left out)."""
+DIFF_SUFFIX = "_diff"
+
+
+def load_metrics(evaluation_uri: str, diffs: bool = False) -> Dict[str, Dict[str, float]]:
+    """{slice name: {metric: value}} for the candidate model; with diffs=True, the candidate-minus-baseline
+    changes instead (empty where there was no baseline)."""
     import tensorflow_model_analysis as tfma
 
     result = tfma.load_eval_result(evaluation_uri)
@@ -79,8 +83,8 @@ def load_metrics(evaluation_uri: str) -> Dict[str, Dict[str, float]]:
         values = {}
         for by_sub_key in by_output.values():
             for name, value in by_sub_key.get("", {}).items():
-                if "doubleValue" in value:
-                    values[name] = float(value["doubleValue"])
+                if "doubleValue" in value and name.endswith(DIFF_SUFFIX) == diffs:
+                    values[name[: -len(DIFF_SUFFIX)] if diffs else name] = float(value["doubleValue"])
         metrics[slice_name(slice_key)] = values
     return metrics
 
@@ -120,6 +124,7 @@ class RunResult:
     pushed_destination: Optional[str]
     pushed_version: Optional[str]
     metrics: Dict[str, Dict[str, float]]
+    changes: Dict[str, Dict[str, float]]  # vs the baseline (last blessed model); empty without one
     evaluation_uri: Optional[str]
     model_uri: Optional[str]
     failures: List[str]
@@ -146,6 +151,7 @@ def last_run(pipeline: str, cfg: Optional[config_lib.PipelineConfig] = None) -> 
         pushed_destination=custom(pushed, "pushed_destination") if is_pushed else None,
         pushed_version=custom(pushed, "pushed_version") if is_pushed else None,
         metrics=load_metrics(evaluation.uri) if evaluation is not None else {},
+        changes=load_metrics(evaluation.uri, diffs=True) if evaluation is not None else {},
         evaluation_uri=evaluation.uri if evaluation is not None else None,
         model_uri=model.uri if model is not None else None,
         failures=validation_failures(evaluation.uri) if evaluation is not None else [],
@@ -156,8 +162,14 @@ def format_result(result: RunResult) -> str:
     lines = [f"== {result.pipeline}: last run =="]
     for metric, label in (("auc", "AUC"), ("ks", "KS"), ("binary_accuracy", "accuracy"), ("example_count", "eval examples")):
         value = result.overall(metric)
-        if value is not None:
-            lines.append(f"  {label:<14} {value:.4f}" if metric != "example_count" else f"  {label:<14} {int(value)}")
+        change = result.changes.get("overall", {}).get(metric)
+        if value is None:
+            continue
+        if metric == "example_count":
+            lines.append(f"  {label:<14} {int(value)}")
+        else:
+            versus = f"   ({change:+.4f} vs the last blessed model)" if change is not None else ""
+            lines.append(f"  {label:<14} {value:.4f}{versus}")
     for name, values in sorted(result.metrics.items()):
         if name != "overall" and "auc" in values:
             lines.append(f"  slice {name:<20} AUC {values['auc']:.4f}  KS {values.get('ks', float('nan')):.4f}  n={int(values.get('example_count', 0))}")

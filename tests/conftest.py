@@ -20,8 +20,13 @@ def titanic_data(tmp_path_factory) -> Path:
     return fetch("titanic", tmp_path_factory.mktemp("data"))
 
 
-def run_python(code: str, env=None, timeout=600) -> subprocess.CompletedProcess:
-    """Runs code in a fresh interpreter (a plain TF process, or one whose devices must be set before TF starts)."""
+def _run_python(code: str, env=None, timeout=600) -> subprocess.CompletedProcess:
     full_env = dict(os.environ, **(env or {}))
     return subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, env=full_env, capture_output=True,
                           text=True, timeout=timeout)
+
+
+@pytest.fixture()
+def run_python():
+    """Runs code in a fresh interpreter (a plain TF process, or one whose devices must be set before TF starts)."""
+    return _run_python

@@ -17,10 +17,13 @@ def test_push_creates_a_new_complete_version_and_no_staging_left(tmp_path):
     model = saved_model_dir(tmp_path)
     base = tmp_path / "serving"
     first = push_atomically(str(model), str(base))
+    assert push_atomically(str(model), str(base)) == first  # the same model is not pushed twice
+    (model / "variables" / "variables.index").write_bytes(b"idx2")
     second = push_atomically(str(model), str(base))
     assert existing_versions(str(base)) == sorted(int(os.path.basename(p)) for p in (first, second))
     assert int(os.path.basename(second)) > int(os.path.basename(first))  # same second still gives a new version
-    assert (base / os.path.basename(second) / "variables" / "variables.index").read_bytes() == b"idx"
+    assert (base / os.path.basename(first) / "variables" / "variables.index").read_bytes() == b"idx"
+    assert (base / os.path.basename(second) / "variables" / "variables.index").read_bytes() == b"idx2"
     assert sorted(os.listdir(base)) == sorted(os.path.basename(p) for p in (first, second))
 
 

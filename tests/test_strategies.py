@@ -3,7 +3,6 @@ import textwrap
 
 import pytest
 
-from tests.conftest import run_python
 
 
 def test_default_and_unknown():
@@ -32,7 +31,7 @@ def test_bad_tf_config_is_named(monkeypatch):
         strategies.get_strategy("multi_worker_mirrored")
 
 
-def test_mirrored_runs_both_replicas_on_two_logical_cpus():
+def test_mirrored_runs_both_replicas_on_two_logical_cpus(run_python):
     # Logical devices must be declared before TensorFlow starts, hence a fresh process.
     code = textwrap.dedent("""
         import json, numpy as np, tensorflow as tf

@@ -1,0 +1,176 @@
+"""The Titanic pipeline end to end on LocalDagRunner: real components, real Beam, real ML Metadata.
+
+Runs in order: a first run, a rerun (fully cached), a run with an impossible AUC bound (no push), a batch with
+a column missing (stops before training), and a from-scratch rerun in a fresh process (same metrics).
+"""
+import csv
+import json
+import os
+import shutil
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from tfx import v1 as tfx
+
+from pipelines import config as config_lib
+from pipelines import results
+from pipelines.factory import create_pipeline
+from pipelines.titanic.spec import SPEC
+from pipelines.config import PROJECT_ROOT
+
+NODES = ["CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "AnomaliesGate", "Transform",
+         "Trainer", "Evaluator", "Pusher"]
+
+
+def run(cfg, data_root=None):
+    tfx.orchestration.LocalDagRunner().run(create_pipeline(SPEC, cfg, data_root=data_root))
+
+
+def states(cfg):
+    store = results.open_store(cfg.metadata_path("titanic"))
+    return {node: [results.execution_state(e) for e in results.node_executions(store, "titanic", node)]
+            for node in NODES}
+
+
+def serving_listing(cfg):
+    root = cfg.serving_root("titanic")
+    return sorted((str(p.relative_to(root)), p.stat().st_mtime_ns) for p in root.rglob("*"))
+
+
+@pytest.fixture(scope="module")
+def cfg(tmp_path_factory, titanic_data):
+    out = tmp_path_factory.mktemp("titanic_e2e")
+    cfg = config_lib.PipelineConfig(output_dir=out, data_dir=titanic_data.parent)
+    run(cfg)
+    return cfg
+
+
+def test_every_component_ran_and_the_model_was_blessed_and_pushed(cfg):
+    assert states(cfg) == {node: ["COMPLETE"] for node in NODES}
+    result = results.last_run("titanic", cfg)
+    assert result.blessed is True and result.pushed is True
+    assert result.overall("auc") >= 0.80 and result.overall("ks") >= 0.40
+    assert result.overall("example_count") == 179
+    for name in ("Sex=male", "Sex=female", "Pclass=1", "Pclass=2", "Pclass=3"):
+        assert "auc" in result.metrics[name] and "ks" in result.metrics[name]
+    versions = os.listdir(cfg.serving_root("titanic"))
+    assert versions == [result.pushed_version]
+    assert (cfg.serving_root("titanic") / result.pushed_version / "saved_model.pb").is_file()
+
+
+def test_training_left_tensorboard_logs_and_a_record(cfg):
+    store = results.open_store(cfg.metadata_path("titanic"))
+    _, outputs = results.latest_outputs(store, "titanic", "Trainer")
+    run_dir = Path(outputs["model_run"][0].uri)
+    record = json.loads((run_dir / "training_run.json").read_text())
+    assert record["settings"]["seed"] == 42 and record["strategy"]["num_replicas"] == 1
+    assert len(record["history"]["loss"]) == SPEC.epochs
+    assert list((run_dir / "logs" / "train").glob("events.out.tfevents.*"))
+    assert list((run_dir / "logs" / "validation").glob("events.out.tfevents.*"))
+
+
+def test_pushed_model_serves_both_signatures_alike_in_plain_tensorflow(cfg, titanic_data, run_python):
+    result = results.last_run("titanic", cfg)
+    code = textwrap.dedent(f"""
+        import csv, json, math
+        import numpy as np, tensorflow as tf
+        model = tf.saved_model.load({result.pushed_destination!r})
+        rows = list(csv.DictReader(open({str(titanic_data / "test.csv")!r})))
+        floats, ints = ("Age", "Fare"), ("Pclass", "SibSp", "Parch")
+        def example(row):
+            feature = {{}}
+            for key in ("Age", "Fare", "Pclass", "SibSp", "Parch", "Sex", "Embarked", "Ticket", "Cabin"):
+                if row[key] == "":
+                    continue  # a missing value is an absent feature
+                if key in floats:
+                    feature[key] = tf.train.Feature(float_list=tf.train.FloatList(value=[float(row[key])]))
+                elif key in ints:
+                    feature[key] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(row[key])]))
+                else:
+                    feature[key] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[row[key].encode()]))
+            return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+        by_example = model.signatures["serving_default"](examples=tf.constant([example(r) for r in rows]))
+        raw = {{k: tf.constant([float(r[k]) if r[k] else math.nan for r in rows], tf.float32) for k in floats}}
+        raw.update({{k: tf.constant([int(r[k]) for r in rows], tf.int64) for k in ints}})
+        raw.update({{k: tf.constant([r[k] for r in rows]) for k in ("Sex", "Embarked", "Ticket", "Cabin")}})
+        by_raw = model.signatures["serving_raw"](**raw)
+        print(json.dumps({{"example": by_example["probability"].numpy().ravel().tolist(),
+                          "raw": by_raw["probability"].numpy().ravel().tolist(),
+                          "labels": [int(r["Survived"]) for r in rows]}}))
+    """)
+    proc = run_python(code)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    assert len(out["example"]) == len(out["raw"]) == 179
+    np.testing.assert_allclose(out["example"], out["raw"], rtol=1e-5, atol=1e-6)
+    assert all(0.0 <= p <= 1.0 for p in out["example"])
+    # the served model scores the eval split as well as the Evaluator said it would
+    assert roc_auc_score(out["labels"], out["example"]) == pytest.approx(result.overall("auc"), abs=0.005)
+
+
+def test_rerun_with_nothing_changed_is_fully_cached(cfg):
+    """The first rerun has one new input: the first model is now the blessed baseline, so the Evaluator compares
+    the model with itself once (and the Pusher sees it is already serving). From then on all is cached."""
+    before = serving_listing(cfg)
+    run(cfg)
+    upstream = NODES[:NODES.index("Evaluator")]
+    assert {n: s for n, s in states(cfg).items() if n in upstream} == {n: ["COMPLETE", "CACHED"] for n in upstream}
+    assert results.last_run("titanic", cfg).blessed is True
+    run(cfg)
+    assert [s[-1] for s in states(cfg).values()] == ["CACHED"] * len(NODES)
+    assert serving_listing(cfg) == before
+
+
+def test_impossible_threshold_blesses_nothing_and_pushes_nothing(cfg):
+    before = serving_listing(cfg)
+    strict = cfg.replace(min_auc=0.999)
+    run(strict)
+    after = states(cfg)
+    assert after["Trainer"][-1] == "CACHED"  # same data and code: only evaluation reran
+    assert after["Evaluator"][-1] == "COMPLETE" and after["Pusher"][-1] == "COMPLETE"
+    result = results.last_run("titanic", strict)
+    assert result.blessed is False and result.pushed is False
+    assert any("overall auc" in f and ">= 0.999" in f for f in result.failures), result.failures
+    assert serving_listing(cfg) == before
+
+
+def test_missing_column_stops_before_training(cfg, titanic_data, tmp_path):
+    bad = tmp_path / "titanic"
+    bad.mkdir()
+    for name in ("train.csv", "test.csv"):
+        with open(titanic_data / name) as src, open(bad / name, "w", newline="") as dst:
+            reader = csv.DictReader(src)
+            fields = [f for f in reader.fieldnames if f != "Fare"]
+            writer = csv.DictWriter(dst, fieldnames=fields, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(reader)
+    trainer_runs = len(states(cfg)["Trainer"])
+    before = serving_listing(cfg)
+    with pytest.raises(Exception) as err:
+        run(cfg, data_root=str(bad))
+    message = str(err.value)
+    assert "feature 'Fare': Column dropped" in message, message
+    after = states(cfg)
+    assert after["AnomaliesGate"][-1] == "FAILED"
+    assert len(after["Trainer"]) == trainer_runs  # no training happened
+    assert serving_listing(cfg) == before
+
+
+def test_same_seed_from_scratch_gives_the_same_metrics(cfg, tmp_path):
+    """A second run from nothing, in a fresh process through the runner file the TFX CLI uses."""
+    out = tmp_path / "again"
+    env = dict(os.environ, OUTPUT_DIR=str(out), DATA_DIR=str(cfg.data_dir), ENABLE_CACHE="0")
+    import subprocess
+
+    proc = subprocess.run([sys.executable, str(PROJECT_ROOT / "pipelines" / "titanic" / "local_runner.py")],
+                          cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    first = results.last_run("titanic", cfg)
+    second = results.last_run("titanic", cfg.replace(output_dir=out))
+    assert second.metrics == first.metrics
+    shutil.rmtree(out, ignore_errors=True)
