@@ -36,6 +36,7 @@ class TrainerSettings:
     batch_size: int = 32
     strategy: str = "default"
     seed: int = 42
+    code_fingerprint: str = ""  # recorded only: it makes TFX's cache notice code edits
 
     @classmethod
     def from_custom_config(cls, config: Optional[Dict[str, Any]]) -> "TrainerSettings":

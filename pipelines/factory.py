@@ -5,6 +5,8 @@ AnomaliesGate -> Transform -> Trainer -> Resolver (latest blessed model) -> Eval
 """
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 from pathlib import Path
 from typing import List, Optional
 
@@ -19,6 +21,21 @@ from pipelines.spec import DatasetSpec
 
 RUN_FN = "components.trainer.run_fn"
 KS_MODULE = "components.ks_metric"
+_COMPONENTS_DIR = Path(__file__).resolve().parent.parent / "components"
+
+
+def code_fingerprint(spec: DatasetSpec) -> str:
+    """A hash of the code Transform and Trainer run: the shared components and the dataset's own package.
+
+    Functions referenced by dotted path are invisible to TFX's cache (only a module_file's folder is hashed), so
+    without this an edited feature or model would silently reuse the old Transform/Trainer outputs."""
+    package = Path(importlib.util.find_spec(spec.preprocessing_fn.rsplit(".", 1)[0]).origin).parent
+    digest = hashlib.sha256()
+    for root in (_COMPONENTS_DIR, package):
+        for path in sorted(root.rglob("*")):
+            if path.is_file() and path.suffix in (".py", ".pbtxt") and "__pycache__" not in path.parts:
+                digest.update(path.relative_to(root.parent).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def _overall_only(threshold: tfma.MetricThreshold) -> list:
@@ -76,6 +93,7 @@ def trainer_settings(spec: DatasetSpec, config: PipelineConfig) -> dict:
         "batch_size": config.batch_size or spec.batch_size,
         "strategy": config.strategy,
         "seed": config.seed,
+        "code_fingerprint": code_fingerprint(spec),
     }
 
 
@@ -94,6 +112,7 @@ def create_components(spec: DatasetSpec, config: PipelineConfig, data_root: Opti
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=spec.preprocessing_fn,
+        custom_config={"code_fingerprint": code_fingerprint(spec)},
     )
     transform.add_upstream_node(anomalies_gate)
     trainer = tfx.components.Trainer(

@@ -174,3 +174,4 @@ def test_same_seed_from_scratch_gives_the_same_metrics(cfg, tmp_path):
     second = results.last_run("titanic", cfg.replace(output_dir=out))
     assert second.metrics == first.metrics
     shutil.rmtree(out, ignore_errors=True)
+

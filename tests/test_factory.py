@@ -1,0 +1,59 @@
+import shutil
+
+import tensorflow_model_analysis as tfma
+
+from pipelines import config as config_lib
+from pipelines import factory
+from pipelines.titanic.spec import SPEC
+
+
+def test_code_edits_change_the_fingerprint_that_invalidates_the_cache(tmp_path, monkeypatch):
+    from pipelines import factory
+
+    before = factory.code_fingerprint(SPEC)
+    assert factory.code_fingerprint(SPEC) == before  # stable
+    fake_components = tmp_path / "components"
+    shutil.copytree(factory._COMPONENTS_DIR, fake_components)
+    monkeypatch.setattr(factory, "_COMPONENTS_DIR", fake_components)
+    assert factory.code_fingerprint(SPEC) == before  # same bytes, same hash wherever they live
+    (fake_components / "feature_columns.py").write_text((fake_components / "feature_columns.py").read_text() + "\n# edit\n")
+    assert factory.code_fingerprint(SPEC) != before
+    config = config_lib.PipelineConfig()
+    components = {c.id: c for c in factory.create_components(SPEC, config)}
+    assert components["Transform"].exec_properties["custom_config"]  # carried into the cache key
+    assert factory.code_fingerprint(SPEC) in components["Trainer"].exec_properties["custom_config"]
+
+
+def test_thresholds_gate_the_overall_slice_only():
+    cfg = config_lib.PipelineConfig(min_auc=0.85, min_ks=0.5, max_auc_drop=0.02)
+    eval_config = factory.eval_config(SPEC, cfg)
+    assert [list(s.feature_keys) for s in eval_config.slicing_specs] == [[], ["Sex"], ["Pclass"]]
+    metrics = {m.class_name: m for m in eval_config.metrics_specs[0].metrics}
+    assert set(metrics) == {"ExampleCount", "BinaryAccuracy", "AUC", "KolmogorovSmirnov"}
+    assert metrics["KolmogorovSmirnov"].module == "components.ks_metric"
+    (auc,) = metrics["AUC"].per_slice_thresholds
+    assert [list(s.feature_keys) for s in auc.slicing_specs] == [[]]
+    assert auc.threshold.value_threshold.lower_bound.value == 0.85
+    assert auc.threshold.change_threshold.absolute.value == -0.02
+    assert auc.threshold.change_threshold.direction == tfma.MetricDirection.HIGHER_IS_BETTER
+    (ks,) = metrics["KolmogorovSmirnov"].per_slice_thresholds
+    assert ks.threshold.value_threshold.lower_bound.value == 0.5
+
+
+def test_no_drop_allowed_still_lets_an_identical_model_through():
+    eval_config = factory.eval_config(SPEC, config_lib.PipelineConfig(max_auc_drop=0.0))
+    auc = next(m for m in eval_config.metrics_specs[0].metrics if m.class_name == "AUC")
+    assert -1e-9 < auc.per_slice_thresholds[0].threshold.change_threshold.absolute.value < 0
+
+
+def test_one_factory_builds_the_whole_chain_for_any_runner(tmp_path):
+    cfg = config_lib.PipelineConfig(output_dir=tmp_path)
+    pipeline = factory.create_pipeline(SPEC, cfg)
+    assert {c.id for c in pipeline.components} == {
+        "CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "AnomaliesGate", "Transform",
+        "Trainer", "latest_blessed_model_resolver", "Evaluator", "Pusher"}
+    assert pipeline.metadata_connection_config.sqlite.filename_uri == str(tmp_path / "titanic" / "metadata.sqlite")
+    transform = next(c for c in pipeline.components if c.id == "Transform")
+    assert "AnomaliesGate" in {n.id for n in transform.upstream_nodes}
+    kubeflow_style = factory.create_pipeline(SPEC, cfg, with_local_metadata=False)
+    assert kubeflow_style.metadata_connection_config is None
