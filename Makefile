@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 1
 
-.PHONY: run test bench data results lock venv clean
+.PHONY: run test bench bench-vs-keras data results lock venv clean
 
 run: $(STAMP)
 	$(PY) -m pipelines.run $(PIPELINE)
@@ -47,3 +47,6 @@ lock:
 
 clean:
 	rm -rf outputs build
+
+bench-vs-keras: $(STAMP)
+	$(PY) bench/pipeline_vs_keras.py $(PIPELINE)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pipelines.spec import DatasetSpec
 
-PIPELINES = ("titanic",)
+PIPELINES = ("titanic", "cifar2")
 _HERE = Path(__file__).resolve().parent
 
 

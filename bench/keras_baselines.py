@@ -1,0 +1,50 @@
+"""The book's plain Keras training scripts, as the yardstick for the pipelines' wall time.
+
+    python bench/keras_baselines.py cifar2 DATA_DIR EPOCHS     # prints a JSON line: accuracy, auc, seconds
+"""
+import json
+import os
+import sys
+import time
+
+STARTED = time.monotonic()
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import tensorflow as tf  # noqa: E402
+
+
+def cifar2(data_dir: str, epochs: int) -> dict:
+    """Chapter 1-2, as the book writes it."""
+    def load_image(path, size=(32, 32)):
+        label = tf.cast(tf.strings.regex_full_match(path, ".*automobile.*"), tf.int8)
+        image = tf.image.resize(tf.image.decode_jpeg(tf.io.read_file(path)), size) / 255.0
+        return image, label
+
+    auto = tf.data.AUTOTUNE
+    train = (tf.data.Dataset.list_files(f"{data_dir}/train/*/*.jpg").map(load_image, num_parallel_calls=auto)
+             .shuffle(buffer_size=1000).batch(100).prefetch(auto))
+    test = (tf.data.Dataset.list_files(f"{data_dir}/test/*/*.jpg").map(load_image, num_parallel_calls=auto)
+            .batch(100).prefetch(auto))
+    inputs = tf.keras.layers.Input(shape=(32, 32, 3))
+    x = tf.keras.layers.Conv2D(32, kernel_size=(3, 3))(inputs)
+    x = tf.keras.layers.MaxPool2D()(x)
+    x = tf.keras.layers.Conv2D(64, kernel_size=(5, 5))(x)
+    x = tf.keras.layers.MaxPool2D()(x)
+    x = tf.keras.layers.Dropout(rate=0.1)(x)
+    x = tf.keras.layers.Flatten()(x)
+    x = tf.keras.layers.Dense(32, activation="relu")(x)
+    outputs = tf.keras.layers.Dense(1, activation="sigmoid")(x)
+    model = tf.keras.Model(inputs, outputs)
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.001), loss="binary_crossentropy",
+                  metrics=["accuracy", tf.keras.metrics.AUC(name="auc")])
+    model.fit(train, epochs=epochs, validation_data=test, verbose=2)
+    _, accuracy, auc = model.evaluate(test, verbose=0)
+    return {"accuracy": accuracy, "auc": auc}
+
+
+BASELINES = {"cifar2": cifar2}
+
+if __name__ == "__main__":
+    name, data_dir, epochs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    result = BASELINES[name](data_dir, epochs)
+    result["seconds"] = time.monotonic() - STARTED
+    print(json.dumps(result))

@@ -1,0 +1,23 @@
+"""The cifar2 pipeline: `train/` and `test/` folders of JPEGs as the train and eval splits."""
+from components.image_example_gen import IMAGE_KEY, LABEL_KEY, ImageExampleGen
+from pipelines.cifar2 import features
+from pipelines.spec import DatasetSpec
+
+
+def make_example_gen(input_base: str):
+    return ImageExampleGen(input_base=input_base, class_names=features.CLASS_NAMES)
+
+
+SPEC = DatasetSpec(
+    name="cifar2",
+    dataset="cifar2",
+    make_example_gen=make_example_gen,
+    preprocessing_fn="pipelines.cifar2.features.preprocessing_fn",
+    model_builder="pipelines.cifar2.features.build_model",
+    label_key=LABEL_KEY,
+    raw_feature_keys=[IMAGE_KEY],
+    problem="binary",
+    schema_file=None,  # inferred by SchemaGen: three plain features, nothing to curate
+    epochs=10,
+    batch_size=100,
+)

@@ -1,0 +1,79 @@
+"""The cifar2 pipeline end to end on a small subset of the real images (30 per class and split)."""
+import json
+import shutil
+import textwrap
+
+import pytest
+from tfx import v1 as tfx
+
+from pipelines import config as config_lib
+from pipelines import results
+from pipelines.cifar2.spec import SPEC
+from pipelines.factory import create_pipeline
+
+NODES = ["ImageExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "AnomaliesGate", "Transform",
+         "Trainer", "Evaluator", "Pusher"]
+PER_CLASS = 30
+
+
+@pytest.fixture(scope="module")
+def subset(tmp_path_factory):
+    from data.fetch import fetch
+
+    full = fetch("cifar2", tmp_path_factory.mktemp("data"), log=lambda m: None)
+    root = tmp_path_factory.mktemp("cifar2_subset") / "cifar2"
+    for split in ("train", "test"):
+        for name in ("airplane", "automobile"):
+            (root / split / name).mkdir(parents=True)
+            for f in sorted((full / split / name).iterdir())[:PER_CLASS]:
+                shutil.copy(f, root / split / name / f.name)
+    return root
+
+
+@pytest.fixture(scope="module")
+def cfg(tmp_path_factory, subset):
+    # Bounds off: two epochs on 60 images test the plumbing, not the model (bench/ measures quality).
+    cfg = config_lib.PipelineConfig(output_dir=tmp_path_factory.mktemp("cifar2_e2e"), data_dir=subset.parent,
+                                    epochs=2, batch_size=20, min_auc=0.0, min_ks=0.0)
+    tfx.orchestration.LocalDagRunner().run(create_pipeline(SPEC, cfg))
+    return cfg
+
+
+def test_components_ran_and_model_pushed(cfg):
+    store = results.open_store(cfg.metadata_path("cifar2"))
+    assert {n: [results.execution_state(e) for e in results.node_executions(store, "cifar2", n)] for n in NODES} \
+        == {n: ["COMPLETE"] for n in NODES}
+    result = results.last_run("cifar2", cfg)
+    assert result.blessed and result.pushed
+    assert result.overall("example_count") == 2 * PER_CLASS
+    assert {"auc", "ks", "binary_accuracy"} <= set(result.metrics["overall"])
+
+
+def test_pushed_model_classifies_jpeg_bytes(cfg, subset, run_python):
+    result = results.last_run("cifar2", cfg)
+    files = [str(p) for p in sorted((subset / "test").glob("*/*.jpg"))[:: PER_CLASS // 3]]
+    code = textwrap.dedent(f"""
+        import json, tensorflow as tf
+        model = tf.saved_model.load({result.pushed_destination!r})
+        data = [open(f, "rb").read() for f in {files!r}]
+        raw = model.signatures["serving_raw"](image_raw=tf.constant(data))["probability"].numpy().ravel()
+        examples = [tf.train.Example(features=tf.train.Features(feature={{"image_raw": tf.train.Feature(
+            bytes_list=tf.train.BytesList(value=[d]))}})).SerializeToString() for d in data]
+        by_example = model.signatures["serving_default"](examples=tf.constant(examples))["probability"].numpy().ravel()
+        print(json.dumps({{"raw": raw.tolist(), "example": by_example.tolist()}}))
+    """)
+    proc = run_python(code)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert len(out["raw"]) == len(files) and all(0.0 <= p <= 1.0 for p in out["raw"])
+    assert out["raw"] == pytest.approx(out["example"], abs=1e-6)
+
+
+def test_corrupt_jpeg_stops_the_run_naming_the_file(cfg, subset, tmp_path):
+    bad = tmp_path / "cifar2"
+    shutil.copytree(subset, bad)
+    (bad / "train" / "automobile" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    before = sorted(p.name for p in cfg.serving_root("cifar2").iterdir())
+    with pytest.raises(Exception, match=r"train/automobile/broken.jpg: not a decodable image"):
+        tfx.orchestration.LocalDagRunner().run(create_pipeline(SPEC, cfg, data_root=str(bad)))
+    assert sorted(p.name for p in cfg.serving_root("cifar2").iterdir()) == before
