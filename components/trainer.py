@@ -10,6 +10,7 @@ import importlib
 import json
 import os
 import random
+import time
 from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
@@ -124,6 +125,7 @@ def export_serving_model(model, tft_output, settings: TrainerSettings, export_di
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     require_legacy_keras()
+    started = time.monotonic()
     settings = TrainerSettings.from_custom_config(fn_args.custom_config)
     set_seeds(settings.seed)
     strategy = strategies.get_strategy(settings.strategy)
@@ -147,7 +149,10 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         verbose=2,
         callbacks=[tf.keras.callbacks.TensorBoard(log_dir=os.path.join(fn_args.model_run_dir, "logs"))],
     )
+    fitted = time.monotonic()
+    print(f"[trainer] trained in {fitted - started:.1f} s; exporting", flush=True)
     export_serving_model(model, tft_output, settings, fn_args.serving_model_dir)
+    print(f"[trainer] exported in {time.monotonic() - fitted:.1f} s to {fn_args.serving_model_dir}", flush=True)
 
     record = {
         "settings": dataclasses.asdict(settings),
