@@ -21,13 +21,14 @@ from typing import Any, Dict, List, Sequence, Tuple
 import apache_beam as beam
 import tensorflow as tf
 from absl import logging
-from google.protobuf import json_format, struct_pb2
 from PIL import Image, UnidentifiedImageError
 from tfx.components.example_gen import component as example_gen_component
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
 from tfx.dsl.components.base import executor_spec
 from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
+
+from components import example_gen_config
 
 IMAGE_KEY = "image_raw"
 LABEL_KEY = "label"
@@ -45,14 +46,7 @@ class InvalidImageError(ValueError):
 
 
 def read_settings(exec_properties: Dict[str, Any]) -> Dict[str, Any]:
-    config = example_gen_pb2.CustomConfig()
-    raw = exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY)
-    if raw:
-        json_format.Parse(raw, config) if isinstance(raw, str) else config.CopyFrom(raw)
-    settings = struct_pb2.Struct()
-    if not config.custom_config.Unpack(settings):
-        raise ValueError("ImageExampleGen needs its custom_config (class_names, skip_invalid)")
-    return json_format.MessageToDict(settings)
+    return example_gen_config.unpack(exec_properties, "ImageExampleGen")
 
 
 def list_split(input_base: str, split_dir: str, class_names: Sequence[str]) -> List[Tuple[str, int]]:
@@ -146,10 +140,8 @@ class ImageExampleGen(example_gen_component.FileBasedExampleGen):
         """`splits`: (split name, folder) pairs; `class_names[i]` is the folder of label i."""
         if len(set(class_names)) != len(class_names) or not class_names:
             raise ValueError(f"class_names must be distinct and non-empty, got {list(class_names)}")
-        settings = struct_pb2.Struct()
-        settings.update({"class_names": list(class_names), "skip_invalid": bool(skip_invalid)})
-        custom_config = example_gen_pb2.CustomConfig()
-        custom_config.custom_config.Pack(settings)
+        custom_config = example_gen_config.pack(
+            {"class_names": list(class_names), "skip_invalid": bool(skip_invalid)})
         super().__init__(
             input_base=input_base,
             input_config=example_gen_pb2.Input(

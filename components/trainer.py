@@ -38,6 +38,10 @@ class TrainerSettings:
     strategy: str = "default"
     seed: int = 42
     code_fingerprint: str = ""  # recorded only: it makes TFX's cache notice code edits
+    # Early stopping on held-out *training* examples (every n-th), never on the eval split the Evaluator judges:
+    # 0 = train all epochs and show the eval split as validation, as the book does.
+    holdout_every: int = 0
+    early_stopping_patience: int = 1
 
     @classmethod
     def from_custom_config(cls, config: Optional[Dict[str, Any]]) -> "TrainerSettings":
@@ -71,6 +75,19 @@ def make_dataset(fn_args, file_pattern, tft_output, label_key: str, batch_size: 
         ),
         tft_output.transformed_metadata.schema,
     )
+
+
+def split_holdout(fn_args, tft_output, settings: "TrainerSettings"):
+    """(train, validation) datasets: every `holdout_every`-th training example is held out, the rest shuffled
+    anew each epoch with the seed. The split is by position in the (deterministic) Transform output."""
+    every = settings.holdout_every
+    examples = make_dataset(fn_args, fn_args.train_files, tft_output, settings.label_key, 256, settings.seed,
+                            shuffle=False).unbatch().enumerate()
+    strip = lambda i, example: example  # noqa: E731
+    train = (examples.filter(lambda i, _: i % every != 0).map(strip)
+             .shuffle(10000, seed=settings.seed, reshuffle_each_iteration=True).batch(settings.batch_size))
+    valid = examples.filter(lambda i, _: i % every == 0).map(strip).batch(settings.batch_size)
+    return train.prefetch(tf.data.AUTOTUNE), valid.prefetch(tf.data.AUTOTUNE)
 
 
 def _raw_to_transform_input(value: tf.Tensor, spec) -> Any:
@@ -131,10 +148,16 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     strategy = strategies.get_strategy(settings.strategy)
     tft_output = tft.TFTransformOutput(fn_args.transform_graph_path)
 
-    train_ds = make_dataset(fn_args, fn_args.train_files, tft_output, settings.label_key,
-                            settings.batch_size, settings.seed, shuffle=True)
-    eval_ds = make_dataset(fn_args, fn_args.eval_files, tft_output, settings.label_key,
-                           settings.batch_size, settings.seed, shuffle=False)
+    callbacks = [tf.keras.callbacks.TensorBoard(log_dir=os.path.join(fn_args.model_run_dir, "logs"))]
+    if settings.holdout_every:
+        train_ds, valid_ds = split_holdout(fn_args, tft_output, settings)
+        callbacks.append(tf.keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=settings.early_stopping_patience, restore_best_weights=True, verbose=1))
+    else:
+        train_ds = make_dataset(fn_args, fn_args.train_files, tft_output, settings.label_key,
+                                settings.batch_size, settings.seed, shuffle=True)
+        valid_ds = make_dataset(fn_args, fn_args.eval_files, tft_output, settings.label_key,
+                                settings.batch_size, settings.seed, shuffle=False)
     with strategy.scope():
         model = import_string(settings.model_builder)(tft_output)
     model.summary(print_fn=lambda line: print(line, flush=True))
@@ -144,10 +167,10 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
           f"{', '.join(described['devices'])}), seed={settings.seed}, epochs={settings.epochs}", flush=True)
     history = model.fit(
         train_ds,
-        validation_data=eval_ds,
+        validation_data=valid_ds,
         epochs=settings.epochs,
         verbose=2,
-        callbacks=[tf.keras.callbacks.TensorBoard(log_dir=os.path.join(fn_args.model_run_dir, "logs"))],
+        callbacks=callbacks,
     )
     fitted = time.monotonic()
     print(f"[trainer] trained in {fitted - started:.1f} s; exporting", flush=True)

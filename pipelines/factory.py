@@ -94,6 +94,7 @@ def trainer_settings(spec: DatasetSpec, config: PipelineConfig) -> dict:
         "strategy": config.strategy,
         "seed": config.seed,
         "code_fingerprint": code_fingerprint(spec),
+        **spec.trainer_options,
     }
 
 

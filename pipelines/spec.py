@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 PROBLEMS = ("binary", "regression")
 
@@ -22,6 +22,7 @@ class DatasetSpec:
     slice_features: Sequence[str] = ()
     epochs: int = 10
     batch_size: int = 32
+    trainer_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # more TrainerSettings fields
 
     def __post_init__(self):
         if self.problem not in PROBLEMS:

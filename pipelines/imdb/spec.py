@@ -1,0 +1,27 @@
+"""The IMDB pipeline: header-less `label<TAB>text` files, train.csv and test.csv as the train and eval splits."""
+from components.delimited_example_gen import DelimitedExampleGen, column
+from pipelines.imdb import features
+from pipelines.spec import DatasetSpec
+
+COLUMNS = [column(features.LABEL_KEY, "int", allowed=[0, 1]), column(features.TEXT_KEY, "string")]
+
+
+def make_example_gen(input_base: str):
+    return DelimitedExampleGen(input_base=input_base, columns=COLUMNS,
+                               splits=[("train", "train.csv"), ("eval", "test.csv")])
+
+
+SPEC = DatasetSpec(
+    name="imdb",
+    dataset="imdb",
+    make_example_gen=make_example_gen,
+    preprocessing_fn="pipelines.imdb.features.preprocessing_fn",
+    model_builder="pipelines.imdb.features.build_model",
+    label_key=features.LABEL_KEY,
+    raw_feature_keys=[features.TEXT_KEY],
+    problem="binary",
+    schema_file=None,
+    epochs=6,  # at most: the net overfits after one or two epochs, so training stops on held-out reviews
+    batch_size=20,
+    trainer_options={"holdout_every": 10, "early_stopping_patience": 1},
+)

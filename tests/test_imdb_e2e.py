@@ -1,0 +1,76 @@
+"""The IMDB pipeline end to end on a small subset of the real reviews (first 400 train, 100 test lines)."""
+import json
+import textwrap
+
+import pytest
+from tfx import v1 as tfx
+
+from pipelines import config as config_lib
+from pipelines import results
+from pipelines.factory import create_pipeline
+from pipelines.imdb.spec import SPEC
+
+NODES = ["DelimitedExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "AnomaliesGate", "Transform",
+         "Trainer", "Evaluator", "Pusher"]
+
+
+@pytest.fixture(scope="module")
+def subset(tmp_path_factory):
+    from data.fetch import fetch
+
+    full = fetch("imdb", tmp_path_factory.mktemp("data"), log=lambda m: None)
+    root = tmp_path_factory.mktemp("imdb_subset") / "imdb"
+    root.mkdir()
+    for name, lines in (("train.csv", 400), ("test.csv", 100)):
+        with open(full / name, encoding="utf-8") as src:
+            (root / name).write_text("".join(next(src) for _ in range(lines)), encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="module")
+def cfg(tmp_path_factory, subset):
+    # Bounds off: two epochs on 400 reviews test the plumbing, not the model (bench/ measures quality).
+    cfg = config_lib.PipelineConfig(output_dir=tmp_path_factory.mktemp("imdb_e2e"), data_dir=subset.parent,
+                                    epochs=2, min_auc=0.0, min_ks=0.0)
+    tfx.orchestration.LocalDagRunner().run(create_pipeline(SPEC, cfg))
+    return cfg
+
+
+def test_components_ran_and_model_pushed(cfg):
+    store = results.open_store(cfg.metadata_path("imdb"))
+    assert {n: [results.execution_state(e) for e in results.node_executions(store, "imdb", n)] for n in NODES} \
+        == {n: ["COMPLETE"] for n in NODES}
+    result = results.last_run("imdb", cfg)
+    assert result.blessed and result.pushed and result.overall("example_count") == 100
+
+
+def test_pushed_model_scores_any_raw_text(cfg, subset, run_python):
+    result = results.last_run("imdb", cfg)
+    reviews = ["", "An absolutely wonderful film, I loved it!", "Terrible. <br /><br />Boring & far too long...",
+               "Un film magnifique, très émouvant — 素晴らしい映画 😀", " ".join(["word"] * 10000)]
+    code = textwrap.dedent(f"""
+        import json, tensorflow as tf
+        model = tf.saved_model.load({result.pushed_destination!r})
+        reviews = {reviews!r}
+        raw = model.signatures["serving_raw"](text=tf.constant(reviews))["probability"].numpy().ravel()
+        examples = [tf.train.Example(features=tf.train.Features(feature={{"text": tf.train.Feature(
+            bytes_list=tf.train.BytesList(value=[r.encode()]))}})).SerializeToString() for r in reviews]
+        by_example = model.signatures["serving_default"](examples=tf.constant(examples))["probability"].numpy().ravel()
+        print(json.dumps({{"raw": raw.tolist(), "example": by_example.tolist()}}))
+    """)
+    proc = run_python(code)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert len(out["raw"]) == 5 and all(0.0 <= p <= 1.0 for p in out["raw"])
+    assert out["raw"] == pytest.approx(out["example"], abs=1e-6)
+
+
+def test_malformed_line_stops_the_run_naming_file_and_line(cfg, subset, tmp_path):
+    bad = tmp_path / "imdb"
+    bad.mkdir()
+    lines = (subset / "train.csv").read_text(encoding="utf-8").splitlines(keepends=True)
+    lines[41] = "this line has no tab and no label\n"
+    (bad / "train.csv").write_text("".join(lines), encoding="utf-8")
+    (bad / "test.csv").write_text((subset / "test.csv").read_text(encoding="utf-8"), encoding="utf-8")
+    with pytest.raises(Exception, match=r"train.csv:42: expected 2 fields separated by '\\t', found 1"):
+        tfx.orchestration.LocalDagRunner().run(create_pipeline(SPEC, cfg, data_root=str(bad)))
