@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 1
 
-.PHONY: run test bench bench-vs-keras data results lock venv clean
+.PHONY: run test bench bench-vs-keras forecast data results lock venv clean
 
 run: $(STAMP)
 	$(PY) -m pipelines.run $(PIPELINE)
@@ -50,3 +50,6 @@ clean:
 
 bench-vs-keras: $(STAMP)
 	$(PY) bench/pipeline_vs_keras.py $(PIPELINE)
+
+forecast: $(STAMP)
+	$(PY) -m pipelines.covid.forecast

@@ -38,10 +38,22 @@ class TrainerSettings:
     strategy: str = "default"
     seed: int = 42
     code_fingerprint: str = ""  # recorded only: it makes TFX's cache notice code edits
-    # Early stopping on held-out *training* examples (every n-th), never on the eval split the Evaluator judges:
-    # 0 = train all epochs and show the eval split as validation, as the book does.
+    # Validation data: every n-th *training* example held out (never the eval split the Evaluator judges), or
+    # with 0 the eval split, shown for information as the book does.
     holdout_every: int = 0
-    early_stopping_patience: int = 1
+    early_stopping_patience: int = 0  # 0: no early stopping
+    early_stopping_monitor: str = "val_loss"
+    restore_best_weights: bool = True
+    reduce_lr_patience: int = 0  # 0: no ReduceLROnPlateau
+    reduce_lr_monitor: str = "val_loss"
+    reduce_lr_factor: float = 0.5
+    # Raw features the JSON signature takes in another shape than the schema's, e.g. {"window": [8, 3]}
+    raw_shapes: Dict[str, List[int]] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.early_stopping_monitor.startswith("val_") and self.early_stopping_patience and not self.holdout_every:
+            raise ValueError("early stopping on validation data needs holdout_every > 0: the eval split is the "
+                             "Evaluator's and must not choose the model")
 
     @classmethod
     def from_custom_config(cls, config: Optional[Dict[str, Any]]) -> "TrainerSettings":
@@ -90,6 +102,34 @@ def split_holdout(fn_args, tft_output, settings: "TrainerSettings"):
     return train.prefetch(tf.data.AUTOTUNE), valid.prefetch(tf.data.AUTOTUNE)
 
 
+class EpochLogger(tf.keras.callbacks.Callback):
+    """One line every `every` epochs (and the last), so 500 epochs do not print 500 lines."""
+
+    def __init__(self, epochs: int, lines: int = 20):
+        super().__init__()
+        self.epochs, self.every = epochs, max(1, epochs // lines)
+        self.started = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every == 0 or epoch + 1 == self.epochs or epoch == 0:
+            shown = " ".join(f"{k}={v:.4f}" for k, v in (logs or {}).items() if k != "lr")
+            print(f"[trainer] epoch {epoch + 1}/{self.epochs} ({time.monotonic() - self.started:.1f} s) {shown}",
+                  flush=True)
+
+
+def callbacks_for(settings: "TrainerSettings", model_run_dir: str) -> list:
+    callbacks = [tf.keras.callbacks.TensorBoard(log_dir=os.path.join(model_run_dir, "logs")),
+                 EpochLogger(settings.epochs)]
+    if settings.early_stopping_patience:
+        callbacks.append(tf.keras.callbacks.EarlyStopping(
+            monitor=settings.early_stopping_monitor, patience=settings.early_stopping_patience,
+            restore_best_weights=settings.restore_best_weights, verbose=1))
+    if settings.reduce_lr_patience:
+        callbacks.append(tf.keras.callbacks.ReduceLROnPlateau(
+            monitor=settings.reduce_lr_monitor, factor=settings.reduce_lr_factor, patience=settings.reduce_lr_patience))
+    return callbacks
+
+
 def _raw_to_transform_input(value: tf.Tensor, spec) -> Any:
     """A rank-1 JSON-friendly tensor -> the shape the transform graph was built for. For optional features
     (VarLenFeature) a NaN number or an empty string means 'missing', as an absent tf.Example value does."""
@@ -103,15 +143,16 @@ def _raw_to_transform_input(value: tf.Tensor, spec) -> Any:
         rows = tf.where(present)
         indices = tf.concat([rows, tf.zeros_like(rows)], axis=1)
         return tf.SparseTensor(indices, tf.gather_nd(value, rows), tf.stack([tf.shape(value, tf.int64)[0], 1]))
-    if list(spec.shape) == [1]:
+    if list(spec.shape) == [1] and value.shape.rank == 1:
         return tf.expand_dims(value, -1)
-    return value
+    return tf.reshape(value, [-1, *spec.shape])
 
 
 def export_serving_model(model, tft_output, settings: TrainerSettings, export_dir: str) -> None:
     """Two signatures over the same transform graph and model:
     `serving_default` takes serialized tf.Examples (what TFMA and TF Serving's classify/regress use);
-    `serving_raw` takes one rank-1 tensor per raw feature, for JSON clients."""
+    `serving_raw` takes one tensor per raw feature, for JSON clients: a value per example ([batch]), or for
+    features with more values their shape ([batch, *shape], or settings.raw_shapes)."""
     model.tft_layer = tft_output.transform_features_layer()
     raw_spec = tft_output.raw_feature_spec()
     missing = [k for k in settings.raw_feature_keys if k not in raw_spec]
@@ -125,7 +166,14 @@ def export_serving_model(model, tft_output, settings: TrainerSettings, export_di
         parsed = tf.io.parse_example(serialized, spec)
         return {output: model(model.tft_layer(parsed))}
 
-    @tf.function(input_signature=[{k: tf.TensorSpec([None], s.dtype, name=k) for k, s in spec.items()}])
+    def json_shape(key, feature):
+        if key in settings.raw_shapes:
+            return [None, *settings.raw_shapes[key]]
+        if isinstance(feature, tf.io.FixedLenFeature) and list(feature.shape) not in ([], [1]):
+            return [None, *feature.shape]
+        return [None]
+
+    @tf.function(input_signature=[{k: tf.TensorSpec(json_shape(k, s), s.dtype, name=k) for k, s in spec.items()}])
     def serve_raw(features):
         raw = {k: _raw_to_transform_input(features[k], spec[k]) for k in spec}
         return {output: model(model.tft_layer(raw))}
@@ -148,11 +196,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     strategy = strategies.get_strategy(settings.strategy)
     tft_output = tft.TFTransformOutput(fn_args.transform_graph_path)
 
-    callbacks = [tf.keras.callbacks.TensorBoard(log_dir=os.path.join(fn_args.model_run_dir, "logs"))]
+    callbacks = callbacks_for(settings, fn_args.model_run_dir)
     if settings.holdout_every:
         train_ds, valid_ds = split_holdout(fn_args, tft_output, settings)
-        callbacks.append(tf.keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=settings.early_stopping_patience, restore_best_weights=True, verbose=1))
     else:
         train_ds = make_dataset(fn_args, fn_args.train_files, tft_output, settings.label_key,
                                 settings.batch_size, settings.seed, shuffle=True)
@@ -169,7 +215,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         train_ds,
         validation_data=valid_ds,
         epochs=settings.epochs,
-        verbose=2,
+        verbose=0,  # EpochLogger prints progress
         callbacks=callbacks,
     )
     fitted = time.monotonic()

@@ -8,11 +8,13 @@ Paths default to folders inside the project checkout, so nothing depends on wher
 | DATA_DIR        | data/raw/                 | fetched datasets (`<DATA_DIR>/<dataset>/...`)                   |
 | SERVING_DIR     | $OUTPUT_DIR/serving       | pushed models land in `<SERVING_DIR>/<pipeline>/<version>/`     |
 | STRATEGY        | default                   | default, mirrored, multi_worker_mirrored or tpu                 |
-| SEED            | 42                        | seeds Python, NumPy, TF and data shuffling                      |
+| SEED            | per dataset (42)          | seeds Python, NumPy, TF and data shuffling                      |
 | EPOCHS          | per dataset               | training epochs                                                 |
 | BATCH_SIZE      | per dataset               | global batch size                                               |
 | MIN_AUC, MIN_KS | 0.80, 0.40                | absolute bounds a model must meet to be blessed                 |
 | MAX_AUC_DROP    | 0.01                      | largest AUC drop allowed against the last blessed model         |
+| MAX_MSPE        | 0.5                       | regression (covid): the eval MSPE a model must stay under       |
+| MAX_MSPE_RISE   | 0.05                      | regression: largest MSPE rise allowed against the last blessed  |
 | ENABLE_CACHE    | 1                         | reuse component outputs whose inputs did not change             |
 | BEAM_ARGS       | --direct_num_workers=1    | Beam pipeline args, space separated                             |
 """
@@ -39,12 +41,14 @@ class PipelineConfig:
     data_dir: Path = PROJECT_ROOT / "data" / "raw"
     serving_dir: Optional[Path] = None
     strategy: str = "default"
-    seed: int = 42
+    seed: Optional[int] = None  # None: the dataset spec's own default
     epochs: Optional[int] = None  # None: the dataset spec's own default
     batch_size: Optional[int] = None
     min_auc: float = 0.80
     min_ks: float = 0.40
     max_auc_drop: float = 0.01
+    max_mspe: float = 0.5
+    max_mspe_rise: float = 0.05
     enable_cache: bool = True
     beam_args: Tuple[str, ...] = DEFAULT_BEAM_ARGS
 
@@ -58,8 +62,9 @@ class PipelineConfig:
         for field in ("min_auc", "min_ks"):
             if not 0.0 <= getattr(self, field) <= 1.0:
                 raise ConfigError(f"{field.upper()}={getattr(self, field)} must be within [0, 1]")
-        if self.max_auc_drop < 0:
-            raise ConfigError(f"MAX_AUC_DROP={self.max_auc_drop} must be >= 0")
+        for field in ("max_auc_drop", "max_mspe", "max_mspe_rise"):
+            if getattr(self, field) < 0:
+                raise ConfigError(f"{field.upper()}={getattr(self, field)} must be >= 0")
 
     def pipeline_root(self, name: str) -> Path:
         return Path(self.output_dir) / name
@@ -111,6 +116,8 @@ def from_env(env: Optional[Mapping[str, str]] = None, **overrides) -> PipelineCo
         ("min_auc", "MIN_AUC", float),
         ("min_ks", "MIN_KS", float),
         ("max_auc_drop", "MAX_AUC_DROP", float),
+        ("max_mspe", "MAX_MSPE", float),
+        ("max_mspe_rise", "MAX_MSPE_RISE", float),
         ("enable_cache", "ENABLE_CACHE", bool),
     ):
         parsed = _parse(env, var, kind)

@@ -21,6 +21,7 @@ from pipelines.spec import DatasetSpec
 
 RUN_FN = "components.trainer.run_fn"
 KS_MODULE = "components.ks_metric"
+MSPE_MODULE = "components.regression_metrics"
 _COMPONENTS_DIR = Path(__file__).resolve().parent.parent / "components"
 
 
@@ -44,8 +45,10 @@ def _overall_only(threshold: tfma.MetricThreshold) -> list:
 
 
 def eval_config(spec: DatasetSpec, config: PipelineConfig) -> tfma.EvalConfig:
-    if spec.problem != "binary":
-        raise NotImplementedError(f"{spec.name}: no evaluation defined yet for problem type {spec.problem!r}")
+    return _binary_eval_config(spec, config) if spec.problem == "binary" else _regression_eval_config(spec, config)
+
+
+def _binary_eval_config(spec: DatasetSpec, config: PipelineConfig) -> tfma.EvalConfig:
     # TFMA compares with the baseline as candidate - baseline >= absolute; a tiny negative value lets an
     # identical retrain (same data, seed and code) through when no drop at all is allowed.
     allowed_drop = -max(config.max_auc_drop, 1e-10)
@@ -83,6 +86,36 @@ def eval_config(spec: DatasetSpec, config: PipelineConfig) -> tfma.EvalConfig:
     )
 
 
+def _regression_eval_config(spec: DatasetSpec, config: PipelineConfig) -> tfma.EvalConfig:
+    """Lower is better: MSPE (the training loss) has an upper bound and may rise at most max_mspe_rise."""
+    return tfma.EvalConfig(
+        model_specs=[tfma.ModelSpec(signature_name=EXAMPLE_SIGNATURE, label_key=spec.label_key)],
+        slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[f]) for f in spec.slice_features],
+        metrics_specs=[
+            tfma.MetricsSpec(
+                metrics=[
+                    tfma.MetricConfig(class_name="ExampleCount"),
+                    tfma.MetricConfig(class_name="MeanAbsoluteError"),
+                    tfma.MetricConfig(class_name="MeanSquaredError"),
+                    tfma.MetricConfig(
+                        class_name="MeanSquaredPercentageError",
+                        module=MSPE_MODULE,
+                        per_slice_thresholds=_overall_only(
+                            tfma.MetricThreshold(
+                                value_threshold=tfma.GenericValueThreshold(upper_bound={"value": config.max_mspe}),
+                                change_threshold=tfma.GenericChangeThreshold(
+                                    direction=tfma.MetricDirection.LOWER_IS_BETTER,
+                                    absolute={"value": max(config.max_mspe_rise, 1e-10)},
+                                ),
+                            )
+                        ),
+                    ),
+                ]
+            )
+        ],
+    )
+
+
 def trainer_settings(spec: DatasetSpec, config: PipelineConfig) -> dict:
     return {
         "model_builder": spec.model_builder,
@@ -92,7 +125,7 @@ def trainer_settings(spec: DatasetSpec, config: PipelineConfig) -> dict:
         "epochs": config.epochs or spec.epochs,
         "batch_size": config.batch_size or spec.batch_size,
         "strategy": config.strategy,
-        "seed": config.seed,
+        "seed": spec.seed if config.seed is None else config.seed,
         "code_fingerprint": code_fingerprint(spec),
         **spec.trainer_options,
     }

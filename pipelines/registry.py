@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pipelines.spec import DatasetSpec
 
-PIPELINES = ("titanic", "cifar2", "imdb")
+PIPELINES = ("titanic", "cifar2", "imdb", "covid")
 _HERE = Path(__file__).resolve().parent
 
 

@@ -160,7 +160,9 @@ def last_run(pipeline: str, cfg: Optional[config_lib.PipelineConfig] = None) -> 
 
 def format_result(result: RunResult) -> str:
     lines = [f"== {result.pipeline}: last run =="]
-    for metric, label in (("auc", "AUC"), ("ks", "KS"), ("binary_accuracy", "accuracy"), ("example_count", "eval examples")):
+    for metric, label in (("auc", "AUC"), ("ks", "KS"), ("binary_accuracy", "accuracy"),
+                          ("mean_squared_percentage_error", "MSPE"), ("mean_absolute_error", "MAE"),
+                          ("mean_squared_error", "MSE"), ("example_count", "eval examples")):
         value = result.overall(metric)
         change = result.changes.get("overall", {}).get(metric)
         if value is None:

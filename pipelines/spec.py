@@ -22,6 +22,7 @@ class DatasetSpec:
     slice_features: Sequence[str] = ()
     epochs: int = 10
     batch_size: int = 32
+    seed: int = 42
     trainer_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # more TrainerSettings fields
 
     def __post_init__(self):

@@ -10,7 +10,7 @@ def test_defaults_live_inside_the_checkout():
     assert cfg.output_dir == config.PROJECT_ROOT / "outputs"
     assert cfg.metadata_path("titanic") == config.PROJECT_ROOT / "outputs" / "titanic" / "metadata.sqlite"
     assert cfg.serving_root("titanic") == config.PROJECT_ROOT / "outputs" / "serving" / "titanic"
-    assert (cfg.strategy, cfg.seed, cfg.min_auc, cfg.min_ks, cfg.enable_cache) == ("default", 42, 0.80, 0.40, True)
+    assert (cfg.strategy, cfg.seed, cfg.min_auc, cfg.min_ks, cfg.enable_cache) == ("default", None, 0.80, 0.40, True)
 
 
 def test_environment_overrides(tmp_path):
@@ -42,3 +42,13 @@ def test_bad_values_name_the_variable(env, message):
     with pytest.raises(config.ConfigError) as err:
         config.from_env(env)
     assert message in str(err.value)
+
+
+def test_seed_defaults_per_dataset_and_env_wins():
+    from pipelines.covid.spec import SPEC as COVID
+    from pipelines.factory import trainer_settings
+    from pipelines.titanic.spec import SPEC as TITANIC
+
+    assert trainer_settings(TITANIC, config.from_env({}))["seed"] == 42
+    assert trainer_settings(COVID, config.from_env({}))["seed"] == 1
+    assert trainer_settings(COVID, config.from_env({"SEED": "7"}))["seed"] == 7

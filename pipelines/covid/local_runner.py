@@ -1,0 +1,14 @@
+"""COVID-19 on the local orchestrator; settings from the environment (see pipelines/config.py).
+
+    tfx pipeline create --engine local --pipeline_path pipelines/covid/local_runner.py
+    tfx run create --engine local --pipeline_name covid
+"""
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before anything imports TensorFlow
+
+from pipelines.local import run_local  # noqa: E402
+from pipelines.covid.spec import SPEC  # noqa: E402
+
+if __name__ == "__main__":
+    run_local(SPEC)
