@@ -30,3 +30,17 @@ def _run_python(code: str, env=None, timeout=600) -> subprocess.CompletedProcess
 def run_python():
     """Runs code in a fresh interpreter (a plain TF process, or one whose devices must be set before TF starts)."""
     return _run_python
+
+
+@pytest.fixture(scope="session")
+def titanic_run(tmp_path_factory, titanic_data):
+    """One real Titanic pipeline run (about a minute) shared by the tests that need a trained, pushed model."""
+    from tfx import v1 as tfx
+
+    from pipelines import config as config_lib
+    from pipelines.factory import create_pipeline
+    from pipelines.titanic.spec import SPEC
+
+    cfg = config_lib.PipelineConfig(output_dir=tmp_path_factory.mktemp("titanic_run"), data_dir=titanic_data.parent)
+    tfx.orchestration.LocalDagRunner().run(create_pipeline(SPEC, cfg))
+    return cfg

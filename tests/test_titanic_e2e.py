@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 from tfx import v1 as tfx
 
-from pipelines import config as config_lib
 from pipelines import results
 from pipelines.factory import create_pipeline, trainer_settings
 from pipelines.titanic.spec import SPEC
@@ -40,11 +39,8 @@ def serving_listing(cfg):
 
 
 @pytest.fixture(scope="module")
-def cfg(tmp_path_factory, titanic_data):
-    out = tmp_path_factory.mktemp("titanic_e2e")
-    cfg = config_lib.PipelineConfig(output_dir=out, data_dir=titanic_data.parent)
-    run(cfg)
-    return cfg
+def cfg(titanic_run):
+    return titanic_run
 
 
 def test_every_component_ran_and_the_model_was_blessed_and_pushed(cfg):

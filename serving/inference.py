@@ -1,0 +1,222 @@
+"""TF Serving's request semantics over a loaded SavedModel, shared by the REST and gRPC front ends.
+
+Inputs are checked against the signature (names, dtypes, shapes) before the model runs, so bad input is a
+`BadRequest` (HTTP 400 / gRPC INVALID_ARGUMENT) naming the input, never a server error.
+"""
+from __future__ import annotations
+
+import base64
+from typing import Any, Dict, List, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+DEFAULT_SIGNATURE = "serving_default"
+
+
+class BadRequest(ValueError):
+    pass
+
+
+def input_specs(fn) -> Dict[str, tf.TensorSpec]:
+    return dict(fn.structured_input_signature[1])
+
+
+def decode_b64(value):
+    """TF Serving's JSON convention: {"b64": "..."} is binary data, anywhere in a value."""
+    if isinstance(value, dict):
+        if set(value) == {"b64"}:
+            try:
+                return base64.b64decode(value["b64"], validate=True)
+            except (ValueError, TypeError):
+                raise BadRequest("a {\"b64\": ...} value is not valid base64") from None
+        raise BadRequest(f"unexpected object {sorted(value)} where a value was expected")
+    if isinstance(value, list):
+        return [decode_b64(v) for v in value]
+    return value
+
+
+def to_array(name: str, value: Any, spec: tf.TensorSpec) -> np.ndarray:
+    value = decode_b64(value)
+    try:
+        if spec.dtype == tf.string:
+            array = np.array(_encode_strings(value), dtype=object)
+        elif spec.dtype.is_floating or spec.dtype.is_integer or spec.dtype == tf.bool:
+            if _has_strings(value):
+                raise BadRequest(f"input '{name}': expected {spec.dtype.name} values, got text")
+            array = np.array(value, dtype=spec.dtype.as_numpy_dtype)
+            if spec.dtype.is_integer and not np.array_equal(array, np.array(value, dtype=np.float64)):
+                raise BadRequest(f"input '{name}': expected integers ({spec.dtype.name}), got fractions")
+        else:
+            raise BadRequest(f"input '{name}': dtype {spec.dtype.name} is not supported over JSON")
+    except BadRequest as exc:
+        message = str(exc)
+        raise BadRequest(message if message.startswith(f"input '{name}'") else f"input '{name}': {message}") from None
+    except (ValueError, TypeError) as exc:  # ragged lists, None, objects
+        raise BadRequest(f"input '{name}': not a rectangular {spec.dtype.name} array ({exc})") from None
+    if array.dtype == object and array.ndim and any(isinstance(v, (list, np.ndarray)) for v in array.ravel()):
+        raise BadRequest(f"input '{name}': not a rectangular array (rows of different lengths)")
+    if not spec.shape.is_compatible_with(array.shape):
+        raise BadRequest(f"input '{name}': shape {list(array.shape)} does not match the signature's "
+                         f"{[d if d is not None else -1 for d in spec.shape.as_list()]}")
+    return array
+
+
+def _encode_strings(value):
+    if isinstance(value, list):
+        return [_encode_strings(v) for v in value]
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, bytes):
+        return value
+    raise BadRequest(f"expected text or {{\"b64\": ...}}, got {type(value).__name__} {value!r:.40}")
+
+
+def _has_strings(value) -> bool:
+    if isinstance(value, list):
+        return any(_has_strings(v) for v in value)
+    return isinstance(value, (str, bytes))
+
+
+def run(model, signature_name: str, inputs: Dict[str, Any]) -> Dict[str, np.ndarray]:
+    """Calls a signature with {input name: batch value}; returns {output name: array}."""
+    try:
+        fn = model.signature(signature_name)
+    except KeyError as exc:
+        raise BadRequest(str(exc.args[0])) from None
+    specs = input_specs(fn)
+    missing, extra = sorted(set(specs) - set(inputs)), sorted(set(inputs) - set(specs))
+    if missing or extra:
+        raise BadRequest(f"signature '{signature_name}' takes inputs {sorted(specs)}"
+                         + (f"; missing {missing}" if missing else "") + (f"; unknown {extra}" if extra else ""))
+    arrays = {k: to_array(k, v, specs[k]) for k, v in inputs.items()}
+    sizes = {a.shape[0] if a.ndim else None for a in arrays.values()}
+    if len(sizes) > 1:
+        raise BadRequest(f"inputs have different batch sizes: {sorted(str(s) for s in sizes)}")
+    try:
+        outputs = fn(**{k: tf.constant(v, dtype=specs[k].dtype) for k, v in arrays.items()})
+    except (tf.errors.InvalidArgumentError, ValueError, TypeError) as exc:
+        raise BadRequest(f"the model rejected the input: {str(exc).splitlines()[0][:300]}") from None
+    return {k: v.numpy() for k, v in outputs.items()}
+
+
+# ---------------------------------------------------------------- REST request/response shapes
+def rest_inputs(body: Any, fn) -> Tuple[Dict[str, Any], bool]:
+    """(inputs, row format?) from a :predict body, TF Serving's "instances" (row) or "inputs" (columnar)."""
+    if not isinstance(body, dict):
+        raise BadRequest("request body must be a JSON object with \"instances\" or \"inputs\"")
+    specs = input_specs(fn)
+    if ("instances" in body) == ("inputs" in body):
+        raise BadRequest("request must have exactly one of \"instances\" (row format) or \"inputs\" (columnar)")
+    if "instances" in body:
+        instances = body["instances"]
+        if not isinstance(instances, list) or not instances:
+            raise BadRequest("\"instances\" must be a non-empty list")
+        named = [isinstance(i, dict) and not set(i) <= {"b64"} for i in instances]
+        if all(named):
+            keys = set(instances[0])
+            for n, instance in enumerate(instances):
+                if set(instance) != keys:
+                    raise BadRequest(f"instance {n} has inputs {sorted(instance)}, instance 0 has {sorted(keys)}")
+            return {k: [i[k] for i in instances] for k in keys}, True
+        if any(named):
+            raise BadRequest("\"instances\" mixes named objects and bare values")
+        if len(specs) != 1:
+            raise BadRequest(f"bare instances need a signature with one input; this one takes {sorted(specs)}")
+        return {next(iter(specs)): instances}, True
+    inputs = body["inputs"]
+    if isinstance(inputs, dict) and not set(inputs) <= {"b64"}:
+        return inputs, False
+    if len(specs) != 1:
+        raise BadRequest(f"a bare \"inputs\" value needs a signature with one input; this one takes {sorted(specs)}")
+    return {next(iter(specs)): inputs}, False
+
+
+def _jsonable(array: np.ndarray):
+    if array.dtype == object:
+        return [_jsonable(a) for a in array] if array.ndim else _bytes_json(array.item())
+    return array.tolist()
+
+
+def _bytes_json(value: bytes):
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"b64": base64.b64encode(value).decode()}
+
+
+def rest_outputs(outputs: Dict[str, np.ndarray], row_format: bool) -> dict:
+    if row_format:
+        if len(outputs) == 1:
+            return {"predictions": _jsonable(next(iter(outputs.values())))}
+        n = len(next(iter(outputs.values())))
+        return {"predictions": [{k: _jsonable(v[i]) if isinstance(v[i], np.ndarray) else _jsonable(np.array(v[i]))
+                                 for k, v in outputs.items()} for i in range(n)]}
+    if len(outputs) == 1:
+        return {"outputs": _jsonable(next(iter(outputs.values())))}
+    return {"outputs": {k: _jsonable(v) for k, v in outputs.items()}}
+
+
+# ---------------------------------------------------------------- classify / regress (tf.Example signature)
+def _feature(name: str, value) -> tf.train.Feature:
+    values = value if isinstance(value, list) else [value]
+    values = [decode_b64(v) for v in values]
+    if all(isinstance(v, bool) for v in values) or not values:
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v) for v in values]))
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return tf.train.Feature(float_list=tf.train.FloatList(value=values))
+    if all(isinstance(v, (str, bytes)) for v in values):
+        return tf.train.Feature(bytes_list=tf.train.BytesList(
+            value=[v.encode("utf-8") if isinstance(v, str) else v for v in values]))
+    raise BadRequest(f"feature '{name}': values must be all numbers or all text, got {value!r:.60}")
+
+
+def examples_from_json(body: Any) -> List[bytes]:
+    if not isinstance(body, dict) or not isinstance(body.get("examples"), list) or not body["examples"]:
+        raise BadRequest("request body must have a non-empty \"examples\" list")
+    context = body.get("context", {})
+    if not isinstance(context, dict):
+        raise BadRequest("\"context\" must be an object of features")
+    serialized = []
+    for n, example in enumerate(body["examples"]):
+        if not isinstance(example, dict):
+            raise BadRequest(f"example {n} is not an object of features")
+        features = {k: _feature(k, v) for k, v in {**context, **example}.items()}
+        serialized.append(tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString())
+    return serialized
+
+
+def example_signature_outputs(model, signature_name: str, serialized: List[bytes]) -> Dict[str, np.ndarray]:
+    fn = model.signature(signature_name) if signature_name in model.module.signatures else None
+    if fn is None:
+        raise BadRequest(f"signature {signature_name!r} not found; this model has {sorted(model.module.signatures)}")
+    specs = input_specs(fn)
+    if len(specs) != 1 or next(iter(specs.values())).dtype != tf.string:
+        raise BadRequest(f"signature '{signature_name}' does not take serialized tf.Examples (inputs {sorted(specs)})")
+    return run(model, signature_name, {next(iter(specs)): serialized})
+
+
+def classify(outputs: Dict[str, np.ndarray]) -> List[List[Tuple[str, float]]]:
+    """Per example, (class, score) pairs: a binary probability p becomes [("0", 1 - p), ("1", p)]."""
+    if "scores" in outputs:
+        scores = outputs["scores"]
+        classes = outputs.get("classes")
+        return [[(str(classes[i][j].decode() if classes is not None else j), float(s)) for j, s in enumerate(row)]
+                for i, row in enumerate(scores)]
+    if len(outputs) == 1:
+        values = next(iter(outputs.values()))
+        if values.ndim <= 1 or values.shape[-1] == 1:
+            p = values.reshape(-1).astype(float)
+            return [[("0", 1.0 - float(x)), ("1", float(x))] for x in p]
+    raise BadRequest(f"this signature's outputs {sorted(outputs)} are not a classifier's")
+
+
+def regress(outputs: Dict[str, np.ndarray]) -> List[float]:
+    if len(outputs) == 1:
+        values = next(iter(outputs.values()))
+        if values.ndim <= 1 or (values.ndim == 2 and values.shape[1] == 1):
+            return [float(v) for v in values.reshape(-1)]
+        raise BadRequest(f"regress needs one value per example; this signature gives shape {list(values.shape[1:])}")
+    raise BadRequest(f"regress needs a signature with one output; this one has {sorted(outputs)}")
