@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 1
 
-.PHONY: run test bench bench-vs-keras forecast serve data results lock venv clean
+.PHONY: run test bench bench-vs-keras bench-serving forecast serve data results lock venv clean
 
 run: $(STAMP)
 	$(PY) -m pipelines.run $(PIPELINE)
@@ -58,3 +58,6 @@ REST_PORT ?= 8501
 GRPC_PORT ?= 8500
 serve: $(STAMP)
 	$(PY) -m serving.server --rest-port $(REST_PORT) --grpc-port $(GRPC_PORT)
+
+bench-serving: $(STAMP)
+	$(PY) bench/serving_bench.py

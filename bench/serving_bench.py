@@ -1,0 +1,163 @@
+"""Benchmark: the server's latency and throughput for the Titanic model, beside in-process calls; Spark scoring.
+
+    python bench/serving_bench.py [--requests 300] [--spark-rows 1000000]     (or: make bench-serving)
+
+Needs a pushed Titanic model (`make run`). Starts the real server on free loopback ports; for REST and gRPC,
+batch 1 and 64, concurrency 1 and 8, sends a bounded number of requests and prints p50/p99 latency and
+requests/s, beside the same SavedModel called in process (goal: <= 2x at batch 1). Then scores the Titanic test
+set replicated to --spark-rows rows with Spark, beside one in-process loop over the same rows.
+"""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT_ROOT))
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+ROW = {"Age": 22.0, "Fare": 7.25, "Pclass": 3, "SibSp": 1, "Parch": 0, "Sex": "male", "Embarked": "S",
+       "Ticket": "A/5 21171", "Cabin": ""}
+FLOATS, INTS = ("Age", "Fare"), ("Pclass", "SibSp", "Parch")
+
+
+def start_server(root: Path):
+    proc = subprocess.Popen([sys.executable, "-m", "serving.server", "--serving-root", str(root), "--rest-port", "0",
+                             "--grpc-port", "0"], cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    ports = {}
+    for line in proc.stdout:
+        if line.startswith("gRPC listening on "):
+            ports["grpc"] = line.split()[-1]
+        if line.startswith("REST listening on "):
+            ports["rest"] = line.split()[-1]
+            break
+    threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
+    return proc, ports
+
+
+def stats(latencies, wall):
+    ms = np.array(latencies) * 1000
+    return np.percentile(ms, 50), np.percentile(ms, 99), len(latencies) / wall
+
+
+def run_load(call, requests: int, concurrency: int):
+    latencies = []
+
+    def one(_):
+        started = time.perf_counter()
+        call()
+        latencies.append(time.perf_counter() - started)
+
+    for _ in range(5):
+        call()  # warm up
+    started = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(one, range(requests)))
+    return stats(latencies, time.perf_counter() - started)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--spark-rows", type=int, default=1_000_000)
+    args = parser.parse_args()
+
+    import grpc
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    from components.atomic_pusher import existing_versions
+    from pipelines import config as config_lib
+
+    cfg = config_lib.from_env()
+    source_root = cfg.serving_root("titanic")
+    versions = existing_versions(str(source_root))
+    if not versions:
+        sys.exit(f"no pushed titanic model under {source_root}: run `make run` first")
+    model_dir = source_root / str(versions[-1])
+    tmp = Path(tempfile.mkdtemp(prefix="bench-serving-"))
+    shutil.copytree(model_dir, tmp / "titanic" / "1")
+    fn = tf.saved_model.load(str(model_dir)).signatures["serving_raw"]
+    proc, ports = start_server(tmp)
+    channel = grpc.insecure_channel(ports["grpc"])
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    print(f"{'path':<12}{'batch':>6}{'conc':>6}{'p50 ms':>10}{'p99 ms':>10}{'req/s':>10}")
+    try:
+        for batch in (1, 64):
+            body = json.dumps({"signature_name": "serving_raw", "instances": [ROW] * batch}).encode()
+            url = f"{ports['rest']}/v1/models/titanic:predict"
+            request = predict_pb2.PredictRequest()
+            request.model_spec.name, request.model_spec.signature_name = "titanic", "serving_raw"
+            tensors = {}
+            for k, v in ROW.items():
+                dtype = tf.float32 if k in FLOATS else tf.int64 if k in INTS else tf.string
+                request.inputs[k].CopyFrom(tf.make_tensor_proto([v] * batch, dtype=dtype))
+                tensors[k] = tf.constant([v] * batch, dtype=dtype)
+
+            def rest_call():
+                with urllib.request.urlopen(urllib.request.Request(url, data=body), timeout=60) as r:
+                    r.read()
+
+            calls = {"in-process": lambda: fn(**tensors), "REST": rest_call,
+                     "gRPC": lambda: stub.Predict(request, timeout=60)}
+            base = None
+            for concurrency in (1, 8):
+                for name, call in calls.items():
+                    p50, p99, rps = run_load(call, args.requests, concurrency)
+                    if name == "in-process" and concurrency == 1:
+                        base = p50
+                    ratio = f"   ({p50 / base:.1f}x in-process p50)" if name != "in-process" and concurrency == 1 else ""
+                    print(f"{name:<12}{batch:>6}{concurrency:>6}{p50:>10.2f}{p99:>10.2f}{rps:>10.0f}{ratio}", flush=True)
+    finally:
+        channel.close()
+        proc.terminate()
+        proc.wait(timeout=30)
+
+    if args.spark_rows:
+        import pandas as pd
+
+        from data.fetch import fetch
+        from serving import spark_batch
+
+        test = pd.read_csv(fetch("titanic", cfg.data_dir) / "test.csv")
+        big = pd.concat([test] * (args.spark_rows // len(test) + 1), ignore_index=True).iloc[:args.spark_rows]
+        for k in FLOATS:
+            big[k] = big[k].astype("float64")
+        for k in ("Embarked", "Cabin"):
+            big[k] = big[k].fillna("")
+        big.to_parquet(tmp / "big.parquet", index=False)
+        spark = spark_batch.spark_session("local[*]")
+        try:
+            started = time.perf_counter()
+            rows = spark_batch.run(spark, str(model_dir), str(tmp / "big.parquet"), str(tmp / "scored.parquet"),
+                                   batch_size=4096)
+            spark_s = time.perf_counter() - started
+        finally:
+            spark.stop()
+        started = time.perf_counter()
+        for start in range(0, len(big), 4096):
+            chunk = big.iloc[start:start + 4096]
+            fn(**{k: tf.constant(chunk[k].to_numpy(np.float32 if k in FLOATS else np.int64)) if k in FLOATS + INTS
+                  else tf.constant(chunk[k].astype(str).tolist()) for k in ROW})
+        loop_s = time.perf_counter() - started
+        print(f"\nSpark ({rows} rows, local[*]): {rows / spark_s:,.0f} rows/s ({spark_s:.1f} s); "
+              f"one in-process loop: {len(big) / loop_s:,.0f} rows/s ({loop_s:.1f} s)")
+    shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
