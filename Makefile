@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 1
 
-.PHONY: run test bench bench-vs-keras bench-serving forecast serve data results lock venv clean
+.PHONY: run test bench bench-vs-keras bench-serving forecast serve kubeflow data results lock venv clean
 
 run: $(STAMP)
 	$(PY) -m pipelines.run $(PIPELINE)
@@ -61,3 +61,6 @@ serve: $(STAMP)
 
 bench-serving: $(STAMP)
 	$(PY) bench/serving_bench.py
+
+kubeflow: $(STAMP)
+	$(PY) -m pipelines.kubeflow_runner $(if $(filter command line environment,$(origin PIPELINE)),$(PIPELINE))

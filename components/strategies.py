@@ -54,3 +54,15 @@ def describe(strategy: tf.distribute.Strategy) -> dict:
         gpus = tf.config.list_logical_devices("GPU")
         devices = [(gpus or tf.config.list_logical_devices("CPU"))[0].name]
     return {"class": type(strategy).__name__, "num_replicas": int(strategy.num_replicas_in_sync), "devices": devices}
+
+
+def task_info(strategy: tf.distribute.Strategy) -> dict:
+    """This process's place in a multi-worker cluster: only the chief writes the real outputs."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    task_type = getattr(resolver, "task_type", None) if resolver is not None else None
+    if not task_type:
+        return {"type": None, "index": 0, "chief": True}
+    index = int(resolver.task_id or 0)
+    cluster = resolver.cluster_spec().as_dict()
+    chief = task_type == "chief" or (task_type == "worker" and index == 0 and "chief" not in cluster)
+    return {"type": task_type, "index": index, "chief": chief}

@@ -10,6 +10,8 @@ import importlib
 import json
 import os
 import random
+import shutil
+import tempfile
 import time
 from typing import Any, Callable, Dict, List, Optional
 
@@ -80,13 +82,17 @@ def set_seeds(seed: int) -> None:
 
 
 def make_dataset(fn_args, file_pattern, tft_output, label_key: str, batch_size: int, seed: int, shuffle: bool):
-    return fn_args.data_accessor.tf_dataset_factory(
+    dataset = fn_args.data_accessor.tf_dataset_factory(
         file_pattern,
         tfxio.TensorFlowDatasetOptions(
             batch_size=batch_size, label_key=label_key, num_epochs=1, shuffle=shuffle, shuffle_seed=seed
         ),
         tft_output.transformed_metadata.schema,
     )
+    # Transform often writes a single file, which FILE sharding cannot split across workers: shard by element.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
 
 
 def split_holdout(fn_args, tft_output, settings: "TrainerSettings"):
@@ -192,8 +198,10 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     require_legacy_keras()
     started = time.monotonic()
     settings = TrainerSettings.from_custom_config(fn_args.custom_config)
-    set_seeds(settings.seed)
+    # The strategy first: MultiWorkerMirroredStrategy must configure collectives before other TF work.
     strategy = strategies.get_strategy(settings.strategy)
+    task = strategies.task_info(strategy)
+    set_seeds(settings.seed)
     tft_output = tft.TFTransformOutput(fn_args.transform_graph_path)
 
     callbacks = callbacks_for(settings, fn_args.model_run_dir)
@@ -220,14 +228,20 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     )
     fitted = time.monotonic()
     print(f"[trainer] trained in {fitted - started:.1f} s; exporting", flush=True)
-    export_serving_model(model, tft_output, settings, fn_args.serving_model_dir)
-    print(f"[trainer] exported in {time.monotonic() - fitted:.1f} s to {fn_args.serving_model_dir}", flush=True)
+    # Every worker must take part in saving (it runs collectives); only the chief's copy is kept.
+    export_dir = fn_args.serving_model_dir if task["chief"] else tempfile.mkdtemp(prefix="worker-export-")
+    export_serving_model(model, tft_output, settings, export_dir)
+    if not task["chief"]:
+        shutil.rmtree(export_dir, ignore_errors=True)
+    print(f"[trainer] exported in {time.monotonic() - fitted:.1f} s to {export_dir}", flush=True)
 
     record = {
         "settings": dataclasses.asdict(settings),
         "strategy": described,
+        "task": task,
         "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
         "tensorflow": tf.__version__,
     }
-    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, TRAINING_RUN_FILE), "w") as f:
+    name = TRAINING_RUN_FILE if task["chief"] else TRAINING_RUN_FILE.replace(".json", f".{task['type']}-{task['index']}.json")
+    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, name), "w") as f:
         f.write(json.dumps(record, indent=2))

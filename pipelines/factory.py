@@ -16,7 +16,7 @@ from tfx import v1 as tfx
 from components.anomalies_gate import AnomaliesGate
 from components.atomic_pusher import AtomicPusher
 from components.trainer import EXAMPLE_SIGNATURE
-from pipelines.config import PipelineConfig
+from pipelines.config import PROJECT_ROOT, PipelineConfig
 from pipelines.spec import DatasetSpec
 
 RUN_FN = "components.trainer.run_fn"
@@ -131,11 +131,22 @@ def trainer_settings(spec: DatasetSpec, config: PipelineConfig) -> dict:
     }
 
 
-def create_components(spec: DatasetSpec, config: PipelineConfig, data_root: Optional[str] = None) -> List:
-    example_gen = spec.make_example_gen(str(data_root or config.dataset_dir(spec.dataset)))
+def create_components(spec: DatasetSpec, config: PipelineConfig, data_root=None, serving_root: Optional[str] = None,
+                      project_root: Optional[str] = None) -> List:
+    """`data_root`: a path, URI or RuntimeParameter (default: the fetched dataset); `serving_root`: where the
+    Pusher writes (default: config); `project_root`: where this checkout's files are when the pipeline runs
+    elsewhere (a container image), for files the components read, like a curated schema."""
+    if data_root is None:
+        data_root = str(config.dataset_dir(spec.dataset))
+    elif isinstance(data_root, Path):
+        data_root = str(data_root)
+    example_gen = spec.make_example_gen(data_root)
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     if spec.schema_file:
-        schema_gen = tfx.components.ImportSchemaGen(schema_file=str(spec.schema_file))
+        schema_file = str(spec.schema_file)
+        if project_root:
+            schema_file = f"{project_root.rstrip('/')}/{Path(spec.schema_file).relative_to(PROJECT_ROOT).as_posix()}"
+        schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_file)
     else:
         schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
     example_validator = tfx.components.ExampleValidator(
@@ -173,24 +184,27 @@ def create_components(spec: DatasetSpec, config: PipelineConfig, data_root: Opti
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=str(config.serving_root(spec.name)))
+            filesystem=tfx.proto.PushDestination.Filesystem(
+                base_directory=serving_root or str(config.serving_root(spec.name)))
         ),
     ).with_id("Pusher")
     return [example_gen, statistics_gen, schema_gen, example_validator, anomalies_gate, transform, trainer,
             model_resolver, evaluator, pusher]
 
 
-def create_pipeline(spec: DatasetSpec, config: PipelineConfig, *, data_root: Optional[str] = None,
-                    with_local_metadata: bool = True) -> tfx.dsl.Pipeline:
-    """`with_local_metadata=False` leaves ML Metadata to the orchestrator (Kubeflow brings its own)."""
+def create_pipeline(spec: DatasetSpec, config: PipelineConfig, *, data_root=None, with_local_metadata: bool = True,
+                    pipeline_root: Optional[str] = None, serving_root: Optional[str] = None,
+                    project_root: Optional[str] = None) -> tfx.dsl.Pipeline:
+    """`with_local_metadata=False` leaves ML Metadata to the orchestrator (Kubeflow brings its own); the roots
+    may be object-store URIs there (see create_components for the rest)."""
     metadata = None
     if with_local_metadata:
         Path(config.metadata_path(spec.name)).parent.mkdir(parents=True, exist_ok=True)
         metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(str(config.metadata_path(spec.name)))
     return tfx.dsl.Pipeline(
         pipeline_name=spec.name,
-        pipeline_root=str(config.pipeline_root(spec.name)),
-        components=create_components(spec, config, data_root),
+        pipeline_root=pipeline_root or str(config.pipeline_root(spec.name)),
+        components=create_components(spec, config, data_root, serving_root, project_root),
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata,
         beam_pipeline_args=list(config.beam_args),

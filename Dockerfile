@@ -1,0 +1,24 @@
+# The image Kubeflow runs every component in: the same pinned install as `make` (requirements.in under
+# constraints.txt, then the project itself), with the code baked in so components find their functions by
+# dotted path. Build and push:  docker build -t REGISTRY/eat-tf2-tfx:TAG . && docker push REGISTRY/eat-tf2-tfx:TAG
+FROM python:3.10-slim
+
+# Java for pyspark (serving/spark_batch.py); nothing else from the OS is needed.
+RUN apt-get update && apt-get install -y --no-install-recommends default-jre-headless \
+    && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /app
+ENV TF_USE_LEGACY_KERAS=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+COPY requirements.in constraints.txt setup.py ./
+RUN python -m pip install -r requirements.in -c constraints.txt
+
+COPY components ./components
+COPY data ./data
+COPY pipelines ./pipelines
+COPY serving ./serving
+RUN python -m pip install --no-deps -e . \
+    && python -c "import tfx.v1, pipelines.factory, components.trainer"
