@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 1
 
-.PHONY: run test bench bench-vs-keras bench-serving forecast serve kubeflow data results lock venv clean
+.PHONY: run test bench bench-vs-keras bench-serving forecast serve kubeflow retrain lineage verify-env data results lock venv clean
 
 run: $(STAMP)
 	$(PY) -m pipelines.run $(PIPELINE)
@@ -64,3 +64,14 @@ bench-serving: $(STAMP)
 
 kubeflow: $(STAMP)
 	$(PY) -m pipelines.kubeflow_runner $(if $(filter command line environment,$(origin PIPELINE)),$(PIPELINE))
+
+# A new batch of data goes in DATA_DIR/<dataset>/span-N/ (same files as the dataset has); the run ingests the
+# newest span, compares the new model with the last blessed one and pushes only a model that passes.
+retrain: $(STAMP)
+	$(PY) -m pipelines.run $(PIPELINE)
+
+lineage: $(STAMP)
+	$(PY) -m pipelines.lineage $(PIPELINE) $(if $(VERSION),--version $(VERSION))
+
+verify-env: $(STAMP)
+	$(PY) -m pipelines.verify_env

@@ -63,6 +63,7 @@ def list_split(input_base: str, split_dir: str, class_names: Sequence[str]) -> L
     if stray:
         raise ImageLayoutError(f"{root}: files {stray[:5]} lie outside any class folder")
     files = []
+    split_dir = split_dir.rstrip("/")
     for label, name in enumerate(class_names):
         class_dir = os.path.join(root, name)
         if not tf.io.gfile.isdir(class_dir):
@@ -116,15 +117,18 @@ class _ReadImage(beam.DoFn):
 @beam.typehints.with_input_types(beam.Pipeline)
 @beam.typehints.with_output_types(tf.train.Example)
 def _ImageToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any], split_pattern: str):
-    """`split_pattern` is `<split folder>/*/*`, as ImageExampleGen writes it."""
+    """`split_pattern` is `<split folder>/*/*` as ImageExampleGen writes it (with the span already resolved)."""
     settings = read_settings(exec_properties)
     input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
-    split_dir = split_pattern.split("/", 1)[0]
+    if not split_pattern.endswith("/*/*"):
+        raise ImageLayoutError(f"split pattern {split_pattern!r} is not '<split folder>/*/*'")
+    split_dir = split_pattern[: -len("/*/*")]
     files = list_split(input_base, split_dir, settings["class_names"])
     logging.info("ImageExampleGen: %d files in %s/%s", len(files), input_base, split_dir)
+    label = split_dir.replace("/", "_")
     return (pipeline
-            | f"List{split_dir}" >> beam.Create(files, reshuffle=False)
-            | f"Read{split_dir}" >> beam.ParDo(_ReadImage(input_base, bool(settings.get("skip_invalid")))))
+            | f"List{label}" >> beam.Create(files, reshuffle=False)
+            | f"Read{label}" >> beam.ParDo(_ReadImage(input_base, bool(settings.get("skip_invalid")))))
 
 
 class Executor(BaseExampleGenExecutor):

@@ -21,7 +21,7 @@ import tensorflow_transform as tft
 from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
-from components import strategies
+from components import provenance, strategies
 from components.keras_env import require_legacy_keras
 
 RAW_SIGNATURE = "serving_raw"
@@ -241,6 +241,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         "task": task,
         "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
         "tensorflow": tf.__version__,
+        "code": provenance.git_version(),
+        "packages": provenance.installed_packages(),
     }
     name = TRAINING_RUN_FILE if task["chief"] else TRAINING_RUN_FILE.replace(".json", f".{task['type']}-{task['index']}.json")
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, name), "w") as f:

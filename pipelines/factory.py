@@ -25,6 +25,18 @@ MSPE_MODULE = "components.regression_metrics"
 _COMPONENTS_DIR = Path(__file__).resolve().parent.parent / "components"
 
 
+SPAN_PREFIX = "span-{SPAN}/"
+
+
+def has_spans(data_root) -> bool:
+    """A local data folder laid out as span-1/, span-2/, ...: TFX's ExampleGen then ingests the newest span."""
+    if not isinstance(data_root, str) or "://" in data_root:
+        return False
+    root = Path(data_root)
+    return root.is_dir() and any(p.is_dir() and p.name.startswith("span-") and p.name[5:].isdigit()
+                                 for p in root.iterdir())
+
+
 def code_fingerprint(spec: DatasetSpec) -> str:
     """A hash of the code Transform and Trainer run: the shared components and the dataset's own package.
 
@@ -140,7 +152,7 @@ def create_components(spec: DatasetSpec, config: PipelineConfig, data_root=None,
         data_root = str(config.dataset_dir(spec.dataset))
     elif isinstance(data_root, Path):
         data_root = str(data_root)
-    example_gen = spec.make_example_gen(data_root)
+    example_gen = spec.make_example_gen(data_root, SPAN_PREFIX if has_spans(data_root) else "")
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     if spec.schema_file:
         schema_file = str(spec.schema_file)

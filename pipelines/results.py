@@ -45,8 +45,8 @@ def outputs_of(store, execution) -> Dict[str, List[metadata_store_pb2.Artifact]]
     artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
     found: Dict[str, List[metadata_store_pb2.Artifact]] = {}
     for event in events:
-        key = event.path.steps[0].key if event.path.steps else ""
-        found.setdefault(key, []).append(artifacts[event.artifact_id])
+        for key in [step.key for step in event.path.steps if step.HasField("key")] or [""]:
+            found.setdefault(key, []).append(artifacts[event.artifact_id])
     return found
 
 

@@ -12,7 +12,9 @@ PROBLEMS = ("binary", "regression")
 class DatasetSpec:
     name: str  # pipeline name; also the model name under the serving directory
     dataset: str  # data/datasets.py entry fetched into DATA_DIR/<dataset>
-    make_example_gen: Callable[[str], object]  # input folder -> an ExampleGen component
+    # (input folder, file pattern prefix) -> an ExampleGen component; the prefix is "span-{SPAN}/" when the
+    # folder holds spans, so that TFX picks the newest span
+    make_example_gen: Callable[[str, str], object]
     preprocessing_fn: str  # dotted path, importable by Beam workers and in the container image
     model_builder: str  # dotted path: build(tft_output) -> compiled Keras model
     label_key: str

@@ -4,8 +4,9 @@ from pipelines.cifar2 import features
 from pipelines.spec import DatasetSpec
 
 
-def make_example_gen(input_base: str):
-    return ImageExampleGen(input_base=input_base, class_names=features.CLASS_NAMES)
+def make_example_gen(input_base: str, prefix: str = ""):
+    return ImageExampleGen(input_base=input_base, class_names=features.CLASS_NAMES,
+                           splits=[("train", f"{prefix}train"), ("eval", f"{prefix}test")])
 
 
 SPEC = DatasetSpec(

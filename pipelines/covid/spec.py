@@ -6,8 +6,8 @@ from pipelines.spec import DatasetSpec
 FILE_NAME = "covid-19.csv"
 
 
-def make_example_gen(input_base: str):
-    return WindowExampleGen(input_base=input_base, file_pattern=FILE_NAME, date_column="date",
+def make_example_gen(input_base: str, prefix: str = ""):
+    return WindowExampleGen(input_base=input_base, file_pattern=f"{prefix}{FILE_NAME}", date_column="date",
                             value_columns=features.COLUMNS, window_size=features.WINDOW_SIZE,
                             eval_windows=features.EVAL_WINDOWS)
 

@@ -6,9 +6,9 @@ from pipelines.spec import DatasetSpec
 COLUMNS = [column(features.LABEL_KEY, "int", allowed=[0, 1]), column(features.TEXT_KEY, "string")]
 
 
-def make_example_gen(input_base: str):
+def make_example_gen(input_base: str, prefix: str = ""):
     return DelimitedExampleGen(input_base=input_base, columns=COLUMNS,
-                               splits=[("train", "train.csv"), ("eval", "test.csv")])
+                               splits=[("train", f"{prefix}train.csv"), ("eval", f"{prefix}test.csv")])
 
 
 SPEC = DatasetSpec(

@@ -7,13 +7,13 @@ from pipelines.spec import DatasetSpec
 from pipelines.titanic import features
 
 
-def make_example_gen(input_base: str):
+def make_example_gen(input_base: str, prefix: str = ""):
     return tfx.components.CsvExampleGen(
         input_base=input_base,
         input_config=tfx.proto.Input(
             splits=[
-                tfx.proto.Input.Split(name="train", pattern="train.csv"),
-                tfx.proto.Input.Split(name="eval", pattern="test.csv"),
+                tfx.proto.Input.Split(name="train", pattern=f"{prefix}train.csv"),
+                tfx.proto.Input.Split(name="eval", pattern=f"{prefix}test.csv"),
             ]
         ),
     )

@@ -1,0 +1,221 @@
+"""`make lineage PIPELINE=<name> [VERSION=<v>]`: where a pushed model came from, read from ML Metadata.
+
+    python -m pipelines.lineage titanic [--version V] [--json]
+
+For one pushed version (default: the newest): the data span(s) and their files (sha256 now, and whether they
+still match what ExampleGen fingerprinted), the schema, the Transform graph, the training run (strategy,
+seed, epochs, steps), the evaluation metrics and blessing, the baseline it was compared with (and that
+model's span), the code version and the packages it was trained with; and which version is serving.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import tensorflow as tf
+
+from components.atomic_pusher import existing_versions
+from components.trainer import TRAINING_RUN_FILE
+from pipelines import config as config_lib
+from pipelines import results
+from pipelines.results import custom
+
+INPUT_EVENTS = (results.metadata_store_pb2.Event.INPUT, results.metadata_store_pb2.Event.DECLARED_INPUT)
+
+
+class LineageError(LookupError):
+    pass
+
+
+def _by_key(store, execution, kinds) -> Dict[str, list]:
+    events = [e for e in store.get_events_by_execution_ids([execution.id]) if e.type in kinds]
+    artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
+    found: Dict[str, list] = {}
+    for event in events:
+        # one artifact can fill several inputs (a model that is also its own baseline): one step per key
+        for key in [step.key for step in event.path.steps if step.HasField("key")] or [""]:
+            found.setdefault(key, []).append(artifacts[event.artifact_id])
+    return found
+
+
+def inputs_of(store, execution) -> Dict[str, list]:
+    return _by_key(store, execution, INPUT_EVENTS)
+
+
+def producer(store, artifact):
+    """The execution that first wrote the artifact (later cached runs only re-use it)."""
+    events = [e for e in store.get_events_by_artifact_ids([artifact.id]) if e.type in results.OUTPUT_EVENTS]
+    if not events:
+        raise LineageError(f"no execution produced artifact {artifact.uri}")
+    return store.get_executions_by_id([min(e.execution_id for e in events)])[0]
+
+
+def _prop(execution, key, default=None):
+    return custom(execution, key, default)
+
+
+def sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with tf.io.gfile.GFile(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def data_lineage(store, raw_examples) -> dict:
+    gen = producer(store, raw_examples)
+    input_base = _prop(gen, "input_base", "")
+    input_config = json.loads(_prop(gen, "input_config", "{}") or "{}")
+    span = custom(raw_examples, "span", 0)
+    fingerprint = custom(raw_examples, "input_fingerprint", "")
+    files = []
+    for split in input_config.get("splits", []):
+        pattern = split["pattern"].replace("{SPAN}", str(span))
+        matched = sorted(tf.io.gfile.glob(os.path.join(input_base, pattern)))
+        if len(matched) > 50:  # folders of images: a digest of digests keeps the report readable
+            digest = hashlib.sha256("".join(sha256(p) for p in matched).encode()).hexdigest()
+            files.append({"split": split["name"], "pattern": pattern, "files": len(matched), "sha256_of_sha256s": digest})
+        else:
+            files.extend({"split": split["name"], "path": p, "bytes": tf.io.gfile.stat(p).length, "sha256": sha256(p)}
+                         for p in matched)
+    total = sum(f.get("bytes", 0) for f in files)
+    sizes = [part.split(":")[1] for part in fingerprint.split(",") if part.startswith("total_bytes:")]
+    unchanged = None if not sizes or not total else sum(int(s) for s in sizes) == total
+    return {"span": span, "input_base": input_base, "examples": raw_examples.uri, "ingested_fingerprint": fingerprint,
+            "files": files, "unchanged_since_ingestion": unchanged}
+
+
+def model_lineage(store, model) -> dict:
+    trainer = producer(store, model)
+    trainer_in = inputs_of(store, trainer)
+    transform_graph = trainer_in["transform_graph"][0]
+    transform = producer(store, transform_graph)
+    transform_in = inputs_of(store, transform)
+    schema = transform_in["schema"][0]
+    schema_files = [p for p in tf.io.gfile.glob(os.path.join(schema.uri, "*")) if not tf.io.gfile.isdir(p)]
+    run_dir = results.outputs_of(store, trainer)["model_run"][0].uri
+    record_path = os.path.join(run_dir, TRAINING_RUN_FILE)
+    record = json.loads(tf.io.gfile.GFile(record_path).read()) if tf.io.gfile.exists(record_path) else {}
+    settings = record.get("settings", {})
+    history = record.get("history", {})
+    return {
+        "model": model.uri,
+        "data": data_lineage(store, transform_in["examples"][0]),
+        "schema": {"uri": schema.uri, "sha256": sha256(schema_files[0]) if schema_files else None},
+        "transform_graph": transform_graph.uri,
+        "training": {
+            "strategy": settings.get("strategy"), "replicas": record.get("strategy", {}).get("num_replicas"),
+            "seed": settings.get("seed"), "epochs_run": len(history.get("loss", [])),
+            "epochs_max": settings.get("epochs"), "batch_size": settings.get("batch_size"),
+            "final_loss": (history.get("loss") or [None])[-1], "code_fingerprint": settings.get("code_fingerprint"),
+            "run_dir": run_dir,
+        },
+        "code": record.get("code"),
+        "packages": record.get("packages", {}),
+    }
+
+
+def pushes(store, pipeline: str) -> List[tuple]:
+    found = []
+    for execution in results.node_executions(store, pipeline, "Pusher"):
+        for artifact in results.outputs_of(store, execution).get("pushed_model", []):
+            if custom(artifact, "pushed", 0):
+                found.append((str(custom(artifact, "pushed_version")), execution, artifact))
+    return found
+
+
+def lineage(pipeline: str, cfg: config_lib.PipelineConfig, version: Optional[str] = None) -> dict:
+    store = results.open_store(cfg.metadata_path(pipeline))
+    pushed = pushes(store, pipeline)
+    if not pushed:
+        raise LineageError(f"{pipeline}: no model has been pushed yet")
+    by_version = {}
+    for v, e, a in pushed:  # a later run that found the same model already serving reports the same version
+        by_version.setdefault(v, (e, a))
+    version = version or max(by_version, key=int)
+    if version not in by_version:
+        raise LineageError(f"{pipeline}: version {version} was not pushed by this pipeline "
+                           f"(pushed: {', '.join(sorted(by_version, key=int))})")
+    pusher, pushed_model = by_version[version]
+    pusher_in = inputs_of(store, pusher)
+    model, blessing = pusher_in["model"][0], pusher_in["model_blessing"][0]
+    evaluator = producer(store, blessing)
+    evaluation = results.outputs_of(store, evaluator)["evaluation"][0]
+    evaluator_in = inputs_of(store, evaluator)
+    baseline = (evaluator_in.get("baseline_model") or [None])[0]
+    serving_versions = existing_versions(str(cfg.serving_root(pipeline)))
+    report = {
+        "pipeline": pipeline,
+        "version": version,
+        "pushed_to": custom(pushed_model, "pushed_destination"),
+        "serving_now": str(serving_versions[-1]) if serving_versions else None,
+        **model_lineage(store, model),
+        "evaluation": {"uri": evaluation.uri, "blessed": bool(custom(blessing, "blessed", 0)),
+                       "metrics": results.load_metrics(evaluation.uri),
+                       "change_vs_baseline": results.load_metrics(evaluation.uri, diffs=True)},
+        "baseline": None,
+    }
+    if baseline is not None:
+        base = model_lineage(store, baseline)
+        report["baseline"] = {"model": baseline.uri, "span": base["data"]["span"], "data": base["data"]}
+    return report
+
+
+def format_report(r: dict) -> str:
+    lines = [f"== {r['pipeline']} version {r['version']} ==",
+             f"pushed to      {r['pushed_to']}",
+             f"serving now    version {r['serving_now']}" + ("  (this one)" if r["serving_now"] == r["version"] else "")]
+    d = r["data"]
+    lines.append(f"data           span {d['span']} from {d['input_base']}"
+                 + {True: "  (files unchanged since ingestion)", False: "  (FILES CHANGED since ingestion)",
+                    None: ""}[d["unchanged_since_ingestion"]])
+    for f in d["files"]:
+        if "sha256" in f:
+            lines.append(f"  {f['split']:<6} {f['path']}  {f['bytes']} bytes  sha256 {f['sha256']}")
+        else:
+            lines.append(f"  {f['split']:<6} {f['pattern']}  {f['files']} files  sha256 of sha256s {f['sha256_of_sha256s']}")
+    lines.append(f"schema         {r['schema']['uri']}  sha256 {r['schema']['sha256']}")
+    lines.append(f"transform      {r['transform_graph']}")
+    t = r["training"]
+    lines.append(f"training       strategy {t['strategy']} ({t['replicas']} replica(s)), seed {t['seed']}, "
+                 f"{t['epochs_run']}/{t['epochs_max']} epochs, batch {t['batch_size']}, final loss {t['final_loss']}")
+    lines.append(f"               code fingerprint {t['code_fingerprint']}; run dir {t['run_dir']}")
+    code = r.get("code") or {}
+    lines.append(f"code           git {code.get('commit')}" + (" (dirty)" if code.get("dirty") else ""))
+    pk = r.get("packages", {})
+    lines.append("packages       " + ", ".join(f"{n} {pk[n]}" for n in ("tfx", "tensorflow", "tf-keras",
+                 "tensorflow-transform", "tensorflow-model-analysis", "apache-beam", "ml-metadata") if n in pk)
+                 + f" ({len(pk)} in all)")
+    e = r["evaluation"]
+    overall = e["metrics"].get("overall", {})
+    changes = e["change_vs_baseline"].get("overall", {})
+    lines.append(f"evaluation     {'blessed' if e['blessed'] else 'NOT blessed'}: "
+                 + ", ".join(f"{k} {v:.4f}" + (f" ({changes[k]:+.4f})" if k in changes else "")
+                             for k, v in sorted(overall.items())))
+    b = r.get("baseline")
+    lines.append(f"baseline       {'none (first blessed model)' if not b else b['model'] + ' trained on span ' + str(b['span'])}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("pipeline")
+    parser.add_argument("--version")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        report = lineage(args.pipeline, config_lib.from_env(), args.version)
+    except (LineageError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(report, indent=2, default=str) if args.json else format_report(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
