@@ -49,6 +49,7 @@ class TrainerSettings:
     reduce_lr_patience: int = 0  # 0: no ReduceLROnPlateau
     reduce_lr_monitor: str = "val_loss"
     reduce_lr_factor: float = 0.5
+    warm_start: bool = False  # start from the latest blessed model's weights (fn_args.base_model)
     # Raw features the JSON signature takes in another shape than the schema's, e.g. {"window": [8, 3]}
     raw_shapes: Dict[str, List[int]] = dataclasses.field(default_factory=dict)
 
@@ -194,6 +195,18 @@ def export_serving_model(model, tft_output, settings: TrainerSettings, export_di
     )
 
 
+def warm_start(model, base_model_dir: Optional[str]) -> Optional[str]:
+    """Loads the weights of the exported base model into `model`; every weight must find its value."""
+    if not base_model_dir:
+        print("[trainer] warm start asked, but there is no blessed model yet: training from scratch", flush=True)
+        return None
+    status = model.load_weights(os.path.join(base_model_dir, "variables", "variables"))
+    status.expect_partial()  # the export also holds the Transform layer and optimizer-free extras
+    status.assert_existing_objects_matched()
+    print(f"[trainer] warm-started from {base_model_dir}", flush=True)
+    return base_model_dir
+
+
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     require_legacy_keras()
     started = time.monotonic()
@@ -214,6 +227,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                                 settings.batch_size, settings.seed, shuffle=False)
     with strategy.scope():
         model = import_string(settings.model_builder)(tft_output)
+        warm_from = warm_start(model, fn_args.base_model) if settings.warm_start else None
     model.summary(print_fn=lambda line: print(line, flush=True))
 
     described = strategies.describe(strategy)
@@ -239,6 +253,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         "settings": dataclasses.asdict(settings),
         "strategy": described,
         "task": task,
+        "warm_started_from": warm_from,
         "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
         "tensorflow": tf.__version__,
         "code": provenance.git_version(),

@@ -16,6 +16,7 @@ Paths default to folders inside the project checkout, so nothing depends on wher
 | MAX_MSPE        | 0.5                       | regression (covid): the eval MSPE a model must stay under       |
 | MAX_MSPE_RISE   | 0.05                      | regression: largest MSPE rise allowed against the last blessed  |
 | ENABLE_CACHE    | 1                         | reuse component outputs whose inputs did not change             |
+| WARM_START      | 0                         | retrain from the latest blessed model's weights                 |
 | BEAM_ARGS       | --direct_num_workers=1    | Beam pipeline args, space separated                             |
 """
 from __future__ import annotations
@@ -50,6 +51,7 @@ class PipelineConfig:
     max_mspe: float = 0.5
     max_mspe_rise: float = 0.05
     enable_cache: bool = True
+    warm_start: bool = False
     beam_args: Tuple[str, ...] = DEFAULT_BEAM_ARGS
 
     def __post_init__(self):
@@ -119,6 +121,7 @@ def from_env(env: Optional[Mapping[str, str]] = None, **overrides) -> PipelineCo
         ("max_mspe", "MAX_MSPE", float),
         ("max_mspe_rise", "MAX_MSPE_RISE", float),
         ("enable_cache", "ENABLE_CACHE", bool),
+        ("warm_start", "WARM_START", bool),
     ):
         parsed = _parse(env, var, kind)
         if parsed is not None:

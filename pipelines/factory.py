@@ -139,6 +139,7 @@ def trainer_settings(spec: DatasetSpec, config: PipelineConfig) -> dict:
         "strategy": config.strategy,
         "seed": spec.seed if config.seed is None else config.seed,
         "code_fingerprint": code_fingerprint(spec),
+        "warm_start": config.warm_start,
         **spec.trainer_options,
     }
 
@@ -172,6 +173,11 @@ def create_components(spec: DatasetSpec, config: PipelineConfig, data_root=None,
         custom_config={"code_fingerprint": code_fingerprint(spec)},
     )
     transform.add_upstream_node(anomalies_gate)
+    model_resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
     trainer = tfx.components.Trainer(
         run_fn=RUN_FN,
         examples=transform.outputs["transformed_examples"],
@@ -180,12 +186,8 @@ def create_components(spec: DatasetSpec, config: PipelineConfig, data_root=None,
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
         custom_config=trainer_settings(spec, config),
+        base_model=model_resolver.outputs["model"] if config.warm_start else None,
     )
-    model_resolver = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],

@@ -2,10 +2,12 @@
 pushed as a new version whose lineage names both spans."""
 import csv
 import hashlib
+import json
 import os
 import random
 import re
 import shutil
+from pathlib import Path
 
 import pytest
 from tfx import v1 as tfx
@@ -99,8 +101,17 @@ def test_spans_baseline_bad_batch_then_good_batch(cfg, titanic_data):
     text = lineage.format_report(report)
     assert f"version {good.pushed_version}" in text and "span 2" in text and "trained on span 1" in text
 
+    # warm start: the Trainer starts from the latest blessed model's weights and records it
+    warm = cfg.replace(warm_start=True)
+    run(warm)
+    store = results.open_store(cfg.metadata_path("titanic"))
+    _, trainer_out = results.latest_outputs(store, "titanic", "Trainer")
+    record = json.loads((Path(trainer_out["model_run"][0].uri) / "training_run.json").read_text())
+    assert record["warm_started_from"] == str(Path(good.model_uri) / "Format-Serving")
+
     # asking for the first version gives its own lineage; an unknown version is a clear error
     assert lineage.lineage("titanic", cfg, first.pushed_version)["data"]["span"] == 1
+    assert lineage.lineage("titanic", cfg, good.pushed_version)["baseline"]["span"] == 1
     with pytest.raises(lineage.LineageError, match="version 123 was not pushed"):
         lineage.lineage("titanic", cfg, "123")
 
