@@ -5,9 +5,17 @@ from tfx import v1 as tfx
 
 from pipelines import config as config_lib
 from pipelines.factory import create_pipeline
+from pipelines.progress import Progress
 from pipelines.spec import DatasetSpec
 
 
 def run_local(spec: DatasetSpec, config=None) -> None:
     """What each `pipelines/<name>/local_runner.py` calls; the TFX CLI patches this LocalDagRunner.run."""
-    tfx.orchestration.LocalDagRunner().run(create_pipeline(spec, config or config_lib.from_env()))
+    config = config or config_lib.from_env()
+    pipeline = create_pipeline(spec, config)
+    progress = Progress(spec.name, str(config.metadata_path(spec.name)))
+    progress.start()
+    try:
+        tfx.orchestration.LocalDagRunner().run(pipeline)
+    finally:
+        progress.stop()

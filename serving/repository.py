@@ -171,14 +171,14 @@ class Poller(threading.Thread):
     def __init__(self, repository: Repository, every_s: float):
         super().__init__(daemon=True, name="serving-poller")
         self.repository, self.every_s = repository, every_s
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.wait(self.every_s):
+        while not self._halt.wait(self.every_s):
             try:
                 self.repository.refresh()
             except Exception:  # keep polling whatever one pass met
                 log.exception("refresh failed")
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
