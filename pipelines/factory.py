@@ -72,6 +72,7 @@ def _binary_eval_config(spec: DatasetSpec, config: PipelineConfig) -> tfma.EvalC
                 metrics=[
                     tfma.MetricConfig(class_name="ExampleCount"),
                     tfma.MetricConfig(class_name="BinaryAccuracy"),
+                    tfma.MetricConfig(class_name="ConfusionMatrixPlot"),  # the report's ROC and KS curves
                     tfma.MetricConfig(
                         class_name="AUC",
                         per_slice_thresholds=_overall_only(

@@ -72,12 +72,20 @@ def slice_name(slice_key) -> str:
 DIFF_SUFFIX = "_diff"
 
 
+def load_eval_result(evaluation_uri: str):
+    """TFMA's result for the candidate model: with a baseline, the Evaluator names the models candidate and
+    baseline, and TFMA would otherwise pick one of them."""
+    import tensorflow_model_analysis as tfma
+
+    with open(Path(evaluation_uri) / "eval_config.json") as f:
+        names = [m.get("name", "") for m in json.load(f).get("evalConfig", {}).get("modelSpecs", [])]
+    return tfma.load_eval_result(evaluation_uri, model_name="candidate" if "candidate" in names else None)
+
+
 def load_metrics(evaluation_uri: str, diffs: bool = False) -> Dict[str, Dict[str, float]]:
     """{slice name: {metric: value}} for the candidate model; with diffs=True, the candidate-minus-baseline
     changes instead (empty where there was no baseline)."""
-    import tensorflow_model_analysis as tfma
-
-    result = tfma.load_eval_result(evaluation_uri)
+    result = load_eval_result(evaluation_uri)
     metrics: Dict[str, Dict[str, float]] = {}
     for slice_key, by_output in result.slicing_metrics:
         values = {}

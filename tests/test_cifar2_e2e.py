@@ -77,3 +77,11 @@ def test_corrupt_jpeg_stops_the_run_naming_the_file(cfg, subset, tmp_path):
     with pytest.raises(Exception, match=r"train/automobile/broken.jpg: not a decodable image"):
         tfx.orchestration.LocalDagRunner().run(create_pipeline(SPEC, cfg, data_root=str(bad)))
     assert sorted(p.name for p in cfg.serving_root("cifar2").iterdir()) == before
+
+
+def test_report_shows_example_images(cfg):
+    from pipelines import report
+
+    page = report.write_report("cifar2", cfg).read_text()
+    examples = page.split('<section id="examples">')[1].split("</section>")[0]
+    assert examples.count("data:image/png;base64,") == 1 and 'id="curves"' in page

@@ -72,3 +72,12 @@ def test_forecast_without_a_model_says_what_to_do(tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 1
     assert "no pushed covid model under" in proc.stderr and "make run PIPELINE=covid" in proc.stderr
+
+
+def test_report_has_the_forecast_plot(cfg):
+    from pipelines import report
+
+    page = report.write_report("covid", cfg).read_text()
+    forecast = page.split('<section id="forecast">')[1].split("</section>")[0]
+    assert "data:image/png;base64," in forecast and "the book: confirmed day 55" in forecast
+    assert 'id="curves"' not in page  # no ROC for a regression

@@ -74,3 +74,11 @@ def test_malformed_line_stops_the_run_naming_file_and_line(cfg, subset, tmp_path
     (bad / "test.csv").write_text((subset / "test.csv").read_text(encoding="utf-8"), encoding="utf-8")
     with pytest.raises(Exception, match=r"train.csv:42: expected 2 fields separated by '\\t', found 1"):
         tfx.orchestration.LocalDagRunner().run(create_pipeline(SPEC, cfg, data_root=str(bad)))
+
+
+def test_report_shows_review_snippets(cfg, subset):
+    from pipelines import report
+
+    page = report.write_report("imdb", cfg).read_text()
+    examples = page.split('<section id="examples">')[1].split("</section>")[0]
+    assert "P(positive)" in examples and examples.count("<tr>") == 1 + report.N_EXAMPLES

@@ -1,0 +1,338 @@
+"""A run report: one self-contained HTML page (PNGs embedded) per run, from ML Metadata and the run's artifacts.
+
+    python -m pipelines.report titanic        (each local run also writes one and prints its path)
+
+Sections: data (StatisticsGen: counts, missing values, label balance), training (loss and metrics per epoch,
+train and validation), evaluation (metrics per slice against the baseline, blessed or not and why), ROC and KS
+curves (classifiers, from TFMA's confusion-matrix plot), example predictions (images for cifar2, text for
+imdb), the forecast (covid) and the lineage of the pushed model.
+
+Why a post-run step and not a TFX component: the report reads the whole run, including the Pusher's outcome and
+the lineage that only exists once the run is over; a component could only see its declared inputs, and a
+failed Evaluator would take the report down with it.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import html
+import io
+import json
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from pipelines import config as config_lib
+from pipelines import lineage as lineage_lib
+from pipelines import registry, results
+
+N_EXAMPLES = 8
+
+
+# ------------------------------------------------------------------------------------------------ plots
+def _png(fig) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return f'<img alt="plot" src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _table(header: List[str], rows: List[List], attrs: Optional[List[List[str]]] = None) -> str:
+    out = ["<table><tr>" + "".join(f"<th>{html.escape(str(h))}</th>" for h in header) + "</tr>"]
+    for i, row in enumerate(rows):
+        cells = []
+        for j, value in enumerate(row):
+            extra = f" {attrs[i][j]}" if attrs and attrs[i][j] else ""
+            text = f"{value:.4f}" if isinstance(value, float) else str(value)
+            cells.append(f"<td{extra}>{html.escape(text)}</td>")
+        out.append("<tr>" + "".join(cells) + "</tr>")
+    return "\n".join(out) + "</table>"
+
+
+# ------------------------------------------------------------------------------------------------ sections
+def data_section(store, pipeline: str, label_key: str) -> str:
+    from tensorflow_data_validation import load_stats_binary
+
+    _, outputs = results.latest_outputs(store, pipeline, "StatisticsGen")
+    if not outputs.get("statistics"):
+        return "<p>No statistics in this run.</p>"
+    artifact = outputs["statistics"][0]
+    splits = json.loads(results.custom(artifact, "split_names", None) or artifact.properties["split_names"].string_value)
+    plt = _plt()
+    rows, missing_by_feature, balance = [], {}, {}
+    for split in splits:
+        stats = load_stats_binary(os.path.join(artifact.uri, f"Split-{split}", "FeatureStats.pb")).datasets[0]
+        rows.append([split, int(stats.num_examples), len(stats.features)])
+        for feature in stats.features:
+            name = feature.path.step[0] if feature.path.step else feature.name
+            common = feature.num_stats.common_stats if feature.HasField("num_stats") else (
+                feature.string_stats.common_stats if feature.HasField("string_stats") else None)
+            if common is None:
+                continue
+            total = common.num_non_missing + common.num_missing
+            # an empty CSV cell is a present feature with no value: count it as missing too (TFDV keeps the
+            # number of values per example as quantiles, so this share is approximate)
+            empty = sum(b.sample_count for b in common.num_values_histogram.buckets if b.high_value == 0)
+            missing_by_feature.setdefault(name, {})[split] = 100.0 * (common.num_missing + empty) / max(total, 1)
+            if name == label_key and feature.HasField("num_stats"):
+                balance[split] = feature.num_stats.mean
+    parts = ["<h3>Examples</h3>", _table(["split", "examples", "features"], rows)]
+    if missing_by_feature:
+        fig, ax = plt.subplots(figsize=(8, 0.35 * len(missing_by_feature) + 1))
+        names = sorted(missing_by_feature)
+        for k, split in enumerate(splits):
+            ax.barh(np.arange(len(names)) + 0.4 * k, [missing_by_feature[n].get(split, 0) for n in names], 0.4,
+                    label=split)
+        ax.set_yticks(np.arange(len(names)) + 0.2, names)
+        ax.set_xlabel("% of examples missing a value")
+        ax.legend()
+        parts += ["<h3>Missing values</h3>", _png(fig)]
+    if balance:
+        parts += ["<h3>Label balance</h3>",
+                  _table(["split", f"mean of {label_key} (share of positives)"], [[s, v] for s, v in balance.items()])]
+    return "\n".join(parts)
+
+
+def training_section(store, pipeline: str) -> str:
+    _, outputs = results.latest_outputs(store, pipeline, "Trainer")
+    if not outputs.get("model_run"):
+        return "<p>No training in this run.</p>"
+    path = os.path.join(outputs["model_run"][0].uri, "training_run.json")
+    if not tf.io.gfile.exists(path):
+        return "<p>The Trainer left no training record.</p>"
+    record = json.loads(tf.io.gfile.GFile(path).read())
+    history = record.get("history", {})
+    names = sorted({k[4:] if k.startswith("val_") else k for k in history if k != "lr"})
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.2), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        for key, label in ((name, "train"), (f"val_{name}", "validation")):
+            if key in history:
+                ax.plot(range(1, len(history[key]) + 1), history[key], label=label)
+        ax.set_title(name)
+        ax.set_xlabel("epoch")
+        ax.legend()
+    settings = record.get("settings", {})
+    info = (f"strategy {settings.get('strategy')} ({record.get('strategy', {}).get('num_replicas')} replica(s)), "
+            f"seed {settings.get('seed')}, {len(history.get('loss', []))} of at most {settings.get('epochs')} "
+            f"epochs, batch {settings.get('batch_size')}")
+    return f"<p>{html.escape(info)}</p>" + _png(fig)
+
+
+def evaluation_section(result: results.RunResult) -> str:
+    rows, attrs = [], []
+    names = sorted({m for values in result.metrics.values() for m in values})
+    for slice_name, values in sorted(result.metrics.items(), key=lambda kv: (kv[0] != "overall", kv[0])):
+        rows.append([slice_name] + [values.get(m, "") for m in names])
+        attrs.append([""] + [f'data-slice="{html.escape(slice_name)}" data-metric="{m}" data-value="{values[m]!r}"'
+                             if m in values else "" for m in names])
+    parts = [_table(["slice"] + names, rows, attrs)]
+    changes = result.changes.get("overall")
+    if changes:
+        parts.append("<p>Change against the last blessed model (overall): "
+                     + ", ".join(f"{k} {v:+.4f}" for k, v in sorted(changes.items())) + "</p>")
+    else:
+        parts.append("<p>No baseline: this is the first model to be judged.</p>")
+    verdict = "blessed" if result.blessed else "NOT blessed"
+    parts.append(f'<p class="verdict">{verdict}; ' + ("pushed to " + html.escape(str(result.pushed_destination))
+                                                       if result.pushed else "nothing pushed") + "</p>")
+    if result.failures:
+        parts.append("<ul>" + "".join(f"<li>{html.escape(f)}</li>" for f in result.failures) + "</ul>")
+    return "\n".join(parts)
+
+
+def curves_section(result: results.RunResult) -> str:
+    eval_result = results.load_eval_result(result.evaluation_uri)
+    matrices = None
+    for slice_key, plots in eval_result.plots:
+        if not slice_key and plots:
+            for by_sub_key in plots.values():
+                found = by_sub_key.get("", {}).get("confusionMatrixAtThresholds")
+                if found:
+                    matrices = found["matrices"]
+    if not matrices:
+        return "<p>No confusion-matrix plot in this evaluation.</p>"
+    thresholds = np.array([m.get("threshold", 0.0) for m in matrices])
+    tp, fn = (np.array([m.get(k, 0.0) for m in matrices]) for k in ("truePositives", "falseNegatives"))
+    fp, tn = (np.array([m.get(k, 0.0) for m in matrices]) for k in ("falsePositives", "trueNegatives"))
+    tpr, fpr = tp / np.maximum(tp + fn, 1e-12), fp / np.maximum(fp + tn, 1e-12)
+    best = int(np.argmax(tpr - fpr))
+    plt = _plt()
+    fig, (roc, ks) = plt.subplots(1, 2, figsize=(10, 4))
+    roc.plot(fpr, tpr)
+    roc.plot([0, 1], [0, 1], ls="--", color="grey")
+    roc.set(xlabel="false positive rate", ylabel="true positive rate",
+            title=f"ROC (AUC {result.overall('auc'):.4f})")
+    keep = thresholds >= 0
+    ks.plot(thresholds[keep], 1 - tpr[keep], label="positives: share scored <= t")
+    ks.plot(thresholds[keep], 1 - fpr[keep], label="negatives: share scored <= t")
+    ks.vlines(thresholds[best], 1 - tpr[best], 1 - fpr[best], color="red",
+              label=f"largest gap {tpr[best] - fpr[best]:.4f} at t={thresholds[best]:.3f}")
+    ks.set(xlabel="threshold t", ylabel="cumulative share", title=f"KS (metric {result.overall('ks'):.4f})")
+    ks.legend(fontsize=8)
+    return _png(fig)
+
+
+def examples_section(store, pipeline: str, spec, cfg) -> str:
+    _, gen_out = results.latest_outputs(store, pipeline, registry_example_gen_node(store, pipeline))
+    _, trainer_out = results.latest_outputs(store, pipeline, "Trainer")
+    if not gen_out.get("examples") or not trainer_out.get("model"):
+        return "<p>No model or examples in this run.</p>"
+    files = tf.io.gfile.glob(os.path.join(gen_out["examples"][0].uri, "Split-eval", "*"))
+    records = [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP").take(N_EXAMPLES)]
+    model = tf.saved_model.load(os.path.join(trainer_out["model"][0].uri, "Format-Serving"))
+    outputs = model.signatures["serving_default"](examples=tf.constant(records))
+    predicted = next(iter(outputs.values())).numpy()
+    examples = [tf.train.Example.FromString(r) for r in records]
+
+    def value(example, key):
+        feature = example.features.feature.get(key)
+        if feature is None:
+            return ""
+        kind = feature.WhichOneof("kind")
+        values = list(getattr(feature, kind).value) if kind else []
+        return values[0] if len(values) == 1 else (values or "")  # an empty cell shows empty
+
+    label = spec.label_key
+    if spec.name == "cifar2":
+        plt = _plt()
+        fig, axes = plt.subplots(1, len(examples), figsize=(1.6 * len(examples), 2.2))
+        for ax, example, p in zip(np.atleast_1d(axes), examples, predicted):
+            ax.imshow(tf.io.decode_image(value(example, "image_raw"), channels=3).numpy())
+            ax.set_title(f"label {value(example, label)}\nP(auto) {float(p[0]):.2f}", fontsize=8)
+            ax.axis("off")
+        return _png(fig)
+    if spec.name == "imdb":
+        rows = [[value(e, label), float(p[0]), value(e, "text").decode("utf-8", "replace")[:300] + "..."]
+                for e, p in zip(examples, predicted)]
+        return _table(["label", "P(positive)", "review (first 300 characters)"], rows)
+    if spec.name == "covid":
+        rows = [[value(e, "target_date").decode(), np.round(value(e, label), 0).tolist(),
+                 np.round(p, 0).tolist()] for e, p in zip(examples, predicted)]
+        return _table(["day", "actual (confirmed, cured, dead)", "predicted"], rows)
+    keys = list(spec.raw_feature_keys)
+    rows = [[value(e, label), float(np.ravel(p)[0])] + [_short(value(e, k)) for k in keys]
+            for e, p in zip(examples, predicted)]
+    return _table([label, "prediction"] + keys, rows)
+
+
+def _short(value):
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, float):
+        return round(value, 2)
+    return value
+
+
+def registry_example_gen_node(store, pipeline: str) -> str:
+    for context in store.get_contexts_by_type("node"):
+        if context.name.startswith(f"{pipeline}.") and context.name.endswith("ExampleGen"):
+            return context.name.split(".", 1)[1]
+    return "CsvExampleGen"
+
+
+def forecast_section(cfg) -> str:
+    from components.window_example_gen import daily_increments, read_series
+    from pipelines.covid import forecast as forecast_lib
+    from pipelines.covid import features
+
+    try:
+        path = forecast_lib.model_dir(cfg)
+    except forecast_lib.ForecastError as exc:
+        return f"<p>{html.escape(str(exc))}</p>"
+    import datetime as dt
+    import tempfile
+
+    data = Path(cfg.dataset_dir("covid")) / forecast_lib.FILE_NAME
+    dates, daily = daily_increments(read_series(str(data), "date", features.COLUMNS))
+    predicted = forecast_lib.forecast(path, daily, 100)
+    forecast_dates = [dates[-1] + dt.timedelta(days=i + 1) for i in range(100)]
+    zero_days = forecast_lib.first_zero_days(len(daily), predicted)
+    with tempfile.TemporaryDirectory() as tmp:
+        png = Path(tmp) / "forecast.png"
+        forecast_lib.plot(png, dates, daily, forecast_dates, predicted, zero_days)
+        image = base64.b64encode(png.read_bytes()).decode()
+    days = ", ".join(f"{forecast_lib.LABELS[k]}: day {v}" if v is not None else f"{forecast_lib.LABELS[k]}: not within 100"
+                     for k, v in zero_days.items())
+    return f'<p>First day at zero ({html.escape(days)}); the book: confirmed day 55, dead day 60.</p>' \
+           f'<img alt="forecast" src="data:image/png;base64,{image}">'
+
+
+def lineage_section(pipeline: str, cfg) -> str:
+    try:
+        return f"<pre>{html.escape(lineage_lib.format_report(lineage_lib.lineage(pipeline, cfg)))}</pre>"
+    except lineage_lib.LineageError as exc:
+        return f"<p>{html.escape(str(exc))}</p>"
+
+
+# ------------------------------------------------------------------------------------------------ page
+STYLE = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;font-size:90%}
+th{background:#f3f3f3}img{max-width:100%}.verdict{font-weight:bold}pre{background:#f7f7f7;padding:1em;
+overflow-x:auto;font-size:85%}"""
+
+
+def run_id(store, pipeline: str) -> str:
+    """The latest run's id (TFX names runs by their start time); the store holds this pipeline's runs only."""
+    runs = store.get_contexts_by_type("pipeline_run")
+    name = max(runs, key=lambda c: c.id).name if runs else "run"
+    return re.sub(r"[^0-9A-Za-z_.-]+", "-", name).strip("-")
+
+
+def write_report(pipeline: str, cfg: Optional[config_lib.PipelineConfig] = None) -> Path:
+    cfg = cfg or config_lib.from_env()
+    spec = registry.get_spec(pipeline)
+    store = results.open_store(cfg.metadata_path(pipeline))
+    result = results.last_run(pipeline, cfg)
+    sections = [("Data", "data", data_section(store, pipeline, spec.label_key)),
+                ("Training", "training", training_section(store, pipeline)),
+                ("Evaluation", "evaluation", evaluation_section(result) if result.evaluation_uri else "<p>none</p>")]
+    if spec.problem == "binary" and result.evaluation_uri:
+        sections.append(("ROC and KS curves", "curves", curves_section(result)))
+    sections.append(("Example predictions", "examples", examples_section(store, pipeline, spec, cfg)))
+    if pipeline == "covid":
+        sections.append(("Forecast", "forecast", forecast_section(cfg)))
+    sections.append(("Lineage of the pushed model", "lineage", lineage_section(pipeline, cfg)))
+    body = "\n".join(f'<section id="{sid}"><h2>{title}</h2>\n{content}</section>' for title, sid, content in sections)
+    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{pipeline} run report</title>"
+            f"<style>{STYLE}</style></head><body><h1>{pipeline}: run {run_id(store, pipeline)}</h1>\n{body}</body></html>")
+    folder = cfg.pipeline_root(pipeline) / "reports" / run_id(store, pipeline)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "report.html"
+    tmp = folder / ".report.html.tmp"
+    tmp.write_text(page, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("pipeline", choices=registry.PIPELINES)
+    args = parser.parse_args(argv)
+    try:
+        path = write_report(args.pipeline)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"report: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
