@@ -189,8 +189,8 @@ def curves_section(result: results.RunResult) -> str:
     return _png(fig)
 
 
-def examples_section(store, pipeline: str, spec, cfg) -> str:
-    _, gen_out = results.latest_outputs(store, pipeline, registry_example_gen_node(store, pipeline))
+def examples_section(store, pipeline: str, spec) -> str:
+    _, gen_out = results.latest_outputs(store, pipeline, example_gen_node(store, pipeline))
     _, trainer_out = results.latest_outputs(store, pipeline, "Trainer")
     if not gen_out.get("examples") or not trainer_out.get("model"):
         return "<p>No model or examples in this run.</p>"
@@ -240,7 +240,7 @@ def _short(value):
     return value
 
 
-def registry_example_gen_node(store, pipeline: str) -> str:
+def example_gen_node(store, pipeline: str) -> str:
     for context in store.get_contexts_by_type("node"):
         if context.name.startswith(f"{pipeline}.") and context.name.endswith("ExampleGen"):
             return context.name.split(".", 1)[1]
@@ -305,7 +305,7 @@ def write_report(pipeline: str, cfg: Optional[config_lib.PipelineConfig] = None)
                 ("Evaluation", "evaluation", evaluation_section(result) if result.evaluation_uri else "<p>none</p>")]
     if spec.problem == "binary" and result.evaluation_uri:
         sections.append(("ROC and KS curves", "curves", curves_section(result)))
-    sections.append(("Example predictions", "examples", examples_section(store, pipeline, spec, cfg)))
+    sections.append(("Example predictions", "examples", examples_section(store, pipeline, spec)))
     if pipeline == "covid":
         sections.append(("Forecast", "forecast", forecast_section(cfg)))
     sections.append(("Lineage of the pushed model", "lineage", lineage_section(pipeline, cfg)))
