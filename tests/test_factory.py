@@ -29,7 +29,7 @@ def test_thresholds_gate_the_overall_slice_only():
     eval_config = factory.eval_config(SPEC, cfg)
     assert [list(s.feature_keys) for s in eval_config.slicing_specs] == [[], ["Sex"], ["Pclass"]]
     metrics = {m.class_name: m for m in eval_config.metrics_specs[0].metrics}
-    assert set(metrics) == {"ExampleCount", "BinaryAccuracy", "AUC", "KolmogorovSmirnov"}
+    assert set(metrics) == {"ExampleCount", "BinaryAccuracy", "AUC", "KolmogorovSmirnov", "ConfusionMatrixPlot"}
     assert metrics["KolmogorovSmirnov"].module == "components.ks_metric"
     (auc,) = metrics["AUC"].per_slice_thresholds
     assert [list(s.feature_keys) for s in auc.slicing_specs] == [[]]
