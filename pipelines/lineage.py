@@ -25,26 +25,10 @@ from pipelines import config as config_lib
 from pipelines import results
 from pipelines.results import custom
 
-INPUT_EVENTS = (results.metadata_store_pb2.Event.INPUT, results.metadata_store_pb2.Event.DECLARED_INPUT)
 
 
 class LineageError(LookupError):
     pass
-
-
-def _by_key(store, execution, kinds) -> Dict[str, list]:
-    events = [e for e in store.get_events_by_execution_ids([execution.id]) if e.type in kinds]
-    artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
-    found: Dict[str, list] = {}
-    for event in events:
-        # one artifact can fill several inputs (a model that is also its own baseline): one step per key
-        for key in [step.key for step in event.path.steps if step.HasField("key")] or [""]:
-            found.setdefault(key, []).append(artifacts[event.artifact_id])
-    return found
-
-
-def inputs_of(store, execution) -> Dict[str, list]:
-    return _by_key(store, execution, INPUT_EVENTS)
 
 
 def producer(store, artifact):
@@ -92,10 +76,10 @@ def data_lineage(store, raw_examples) -> dict:
 
 def model_lineage(store, model) -> dict:
     trainer = producer(store, model)
-    trainer_in = inputs_of(store, trainer)
+    trainer_in = results.inputs_of(store, trainer)
     transform_graph = trainer_in["transform_graph"][0]
     transform = producer(store, transform_graph)
-    transform_in = inputs_of(store, transform)
+    transform_in = results.inputs_of(store, transform)
     schema = transform_in["schema"][0]
     schema_files = [p for p in tf.io.gfile.glob(os.path.join(schema.uri, "*")) if not tf.io.gfile.isdir(p)]
     run_dir = results.outputs_of(store, trainer)["model_run"][0].uri
@@ -142,11 +126,11 @@ def lineage(pipeline: str, cfg: config_lib.PipelineConfig, version: Optional[str
         raise LineageError(f"{pipeline}: version {version} was not pushed by this pipeline "
                            f"(pushed: {', '.join(sorted(by_version, key=int))})")
     pusher, pushed_model = by_version[version]
-    pusher_in = inputs_of(store, pusher)
+    pusher_in = results.inputs_of(store, pusher)
     model, blessing = pusher_in["model"][0], pusher_in["model_blessing"][0]
     evaluator = producer(store, blessing)
     evaluation = results.outputs_of(store, evaluator)["evaluation"][0]
-    evaluator_in = inputs_of(store, evaluator)
+    evaluator_in = results.inputs_of(store, evaluator)
     baseline = (evaluator_in.get("baseline_model") or [None])[0]
     serving_versions = existing_versions(str(cfg.serving_root(pipeline)))
     report = {

@@ -17,6 +17,7 @@ from ml_metadata.proto import metadata_store_pb2
 from pipelines import config as config_lib
 
 OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
+INPUT_EVENTS = (metadata_store_pb2.Event.INPUT, metadata_store_pb2.Event.DECLARED_INPUT)
 
 
 def open_store(sqlite_path) -> metadata_store.MetadataStore:
@@ -40,15 +41,24 @@ def execution_state(execution) -> str:
     return metadata_store_pb2.Execution.State.Name(execution.last_known_state)
 
 
-def outputs_of(store, execution) -> Dict[str, List[metadata_store_pb2.Artifact]]:
-    events = [e for e in store.get_events_by_execution_ids([execution.id]) if e.type in OUTPUT_EVENTS]
+def artifacts_by_key(store, execution, kinds) -> Dict[str, List[metadata_store_pb2.Artifact]]:
+    """{input/output key: artifacts} of an execution, for the event types in `kinds`."""
+    events = [e for e in store.get_events_by_execution_ids([execution.id]) if e.type in kinds]
     artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
     found: Dict[str, List[metadata_store_pb2.Artifact]] = {}
     for event in events:
+        # one artifact can fill several inputs (a model that is also its own baseline): one step per key
         for key in [step.key for step in event.path.steps if step.HasField("key")] or [""]:
             found.setdefault(key, []).append(artifacts[event.artifact_id])
     return found
 
+
+def outputs_of(store, execution) -> Dict[str, List[metadata_store_pb2.Artifact]]:
+    return artifacts_by_key(store, execution, OUTPUT_EVENTS)
+
+
+def inputs_of(store, execution) -> Dict[str, List[metadata_store_pb2.Artifact]]:
+    return artifacts_by_key(store, execution, INPUT_EVENTS)
 
 def latest_outputs(store, pipeline: str, node_id: str) -> Tuple[Optional[metadata_store_pb2.Execution], Dict]:
     """The newest execution of the node that finished (ran or was cached), with its outputs."""
