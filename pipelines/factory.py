@@ -57,76 +57,53 @@ def _overall_only(threshold: tfma.MetricThreshold) -> list:
 
 
 def eval_config(spec: DatasetSpec, config: PipelineConfig) -> tfma.EvalConfig:
-    return _binary_eval_config(spec, config) if spec.problem == "binary" else _regression_eval_config(spec, config)
+    metrics = _binary_metrics(config) if spec.problem == "binary" else _regression_metrics(config)
+    return tfma.EvalConfig(
+        model_specs=[tfma.ModelSpec(signature_name=EXAMPLE_SIGNATURE, label_key=spec.label_key)],
+        slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[f]) for f in spec.slice_features],
+        metrics_specs=[tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name="ExampleCount"), *metrics])],
+    )
 
 
-def _binary_eval_config(spec: DatasetSpec, config: PipelineConfig) -> tfma.EvalConfig:
+def _binary_metrics(config: PipelineConfig) -> List[tfma.MetricConfig]:
     # TFMA compares with the baseline as candidate - baseline >= absolute; a tiny negative value lets an
     # identical retrain (same data, seed and code) through when no drop at all is allowed.
     allowed_drop = -max(config.max_auc_drop, 1e-10)
-    return tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(signature_name=EXAMPLE_SIGNATURE, label_key=spec.label_key)],
-        slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[f]) for f in spec.slice_features],
-        metrics_specs=[
-            tfma.MetricsSpec(
-                metrics=[
-                    tfma.MetricConfig(class_name="ExampleCount"),
-                    tfma.MetricConfig(class_name="BinaryAccuracy"),
-                    tfma.MetricConfig(class_name="ConfusionMatrixPlot"),  # the report's ROC and KS curves
-                    tfma.MetricConfig(
-                        class_name="AUC",
-                        per_slice_thresholds=_overall_only(
-                            tfma.MetricThreshold(
-                                value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.min_auc}),
-                                change_threshold=tfma.GenericChangeThreshold(
-                                    direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": allowed_drop}
-                                ),
-                            )
-                        ),
-                    ),
-                    tfma.MetricConfig(
-                        class_name="KolmogorovSmirnov",
-                        module=KS_MODULE,
-                        per_slice_thresholds=_overall_only(
-                            tfma.MetricThreshold(
-                                value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.min_ks})
-                            )
-                        ),
-                    ),
-                ]
-            )
-        ],
-    )
+    return [
+        tfma.MetricConfig(class_name="BinaryAccuracy"),
+        tfma.MetricConfig(class_name="ConfusionMatrixPlot"),  # the report's ROC and KS curves
+        tfma.MetricConfig(
+            class_name="AUC",
+            per_slice_thresholds=_overall_only(tfma.MetricThreshold(
+                value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.min_auc}),
+                change_threshold=tfma.GenericChangeThreshold(
+                    direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": allowed_drop}),
+            )),
+        ),
+        tfma.MetricConfig(
+            class_name="KolmogorovSmirnov",
+            module=KS_MODULE,
+            per_slice_thresholds=_overall_only(tfma.MetricThreshold(
+                value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.min_ks}))),
+        ),
+    ]
 
 
-def _regression_eval_config(spec: DatasetSpec, config: PipelineConfig) -> tfma.EvalConfig:
+def _regression_metrics(config: PipelineConfig) -> List[tfma.MetricConfig]:
     """Lower is better: MSPE (the training loss) has an upper bound and may rise at most max_mspe_rise."""
-    return tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(signature_name=EXAMPLE_SIGNATURE, label_key=spec.label_key)],
-        slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[f]) for f in spec.slice_features],
-        metrics_specs=[
-            tfma.MetricsSpec(
-                metrics=[
-                    tfma.MetricConfig(class_name="ExampleCount"),
-                    tfma.MetricConfig(class_name="MeanAbsoluteError"),
-                    tfma.MetricConfig(class_name="MeanSquaredError"),
-                    tfma.MetricConfig(
-                        class_name="MeanSquaredPercentageError",
-                        module=MSPE_MODULE,
-                        per_slice_thresholds=_overall_only(
-                            tfma.MetricThreshold(
-                                value_threshold=tfma.GenericValueThreshold(upper_bound={"value": config.max_mspe}),
-                                change_threshold=tfma.GenericChangeThreshold(
-                                    direction=tfma.MetricDirection.LOWER_IS_BETTER,
-                                    absolute={"value": max(config.max_mspe_rise, 1e-10)},
-                                ),
-                            )
-                        ),
-                    ),
-                ]
-            )
-        ],
-    )
+    return [
+        tfma.MetricConfig(class_name="MeanAbsoluteError"),
+        tfma.MetricConfig(class_name="MeanSquaredError"),
+        tfma.MetricConfig(
+            class_name="MeanSquaredPercentageError",
+            module=MSPE_MODULE,
+            per_slice_thresholds=_overall_only(tfma.MetricThreshold(
+                value_threshold=tfma.GenericValueThreshold(upper_bound={"value": config.max_mspe}),
+                change_threshold=tfma.GenericChangeThreshold(
+                    direction=tfma.MetricDirection.LOWER_IS_BETTER, absolute={"value": max(config.max_mspe_rise, 1e-10)}),
+            )),
+        ),
+    ]
 
 
 def trainer_settings(spec: DatasetSpec, config: PipelineConfig) -> dict:

@@ -72,13 +72,18 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             response.outputs[key].CopyFrom(tf.make_tensor_proto(outputs[key]))
         return response
 
-    def Classify(self, request, context):
+    def _example_outputs(self, request, context, interpret):
+        """(model, signature, interpret(outputs)) for a Classify/Regress request over the tf.Example signature."""
         model = self._model(request.model_spec, context)
         signature = request.model_spec.signature_name or inference.DEFAULT_SIGNATURE
         try:
-            rows = inference.classify(inference.example_signature_outputs(model, signature, _examples(request.input)))
+            return model, signature, interpret(
+                inference.example_signature_outputs(model, signature, _examples(request.input)))
         except inference.BadRequest as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+
+    def Classify(self, request, context):
+        model, signature, rows = self._example_outputs(request, context, inference.classify)
         response = classification_pb2.ClassificationResponse()
         _fill_spec(response.model_spec, model, signature)
         for row in rows:
@@ -88,12 +93,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         return response
 
     def Regress(self, request, context):
-        model = self._model(request.model_spec, context)
-        signature = request.model_spec.signature_name or inference.DEFAULT_SIGNATURE
-        try:
-            values = inference.regress(inference.example_signature_outputs(model, signature, _examples(request.input)))
-        except inference.BadRequest as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        model, signature, values = self._example_outputs(request, context, inference.regress)
         response = regression_pb2.RegressionResponse()
         _fill_spec(response.model_spec, model, signature)
         for value in values:
