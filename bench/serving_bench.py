@@ -79,15 +79,14 @@ def main() -> int:
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-    from components.atomic_pusher import existing_versions
+    from components.atomic_pusher import NoPushedModel, version_dir
     from pipelines import config as config_lib
 
     cfg = config_lib.from_env()
-    source_root = cfg.serving_root("titanic")
-    versions = existing_versions(str(source_root))
-    if not versions:
-        sys.exit(f"no pushed titanic model under {source_root}: run `make run` first")
-    model_dir = source_root / str(versions[-1])
+    try:
+        model_dir = Path(version_dir(cfg.serving_root("titanic")))
+    except NoPushedModel as exc:
+        sys.exit(f"{exc}: run `make run` first")
     tmp = Path(tempfile.mkdtemp(prefix="bench-serving-"))
     shutil.copytree(model_dir, tmp / "titanic" / "1")
     fn = tf.saved_model.load(str(model_dir)).signatures["serving_raw"]

@@ -32,6 +32,23 @@ def existing_versions(base: str) -> List[int]:
     return sorted(int(name) for name in os.listdir(base) if name.isdigit())
 
 
+class NoPushedModel(LookupError):
+    """No (such) pushed version under a serving root; the message says where it looked."""
+
+
+def version_dir(base, version=None) -> str:
+    """The folder of a pushed version under `base` (default: the newest), checked to hold a SavedModel."""
+    versions = existing_versions(str(base))
+    if version is None:
+        if not versions:
+            raise NoPushedModel(f"no pushed model under {base}")
+        version = versions[-1]
+    path = os.path.join(str(base), str(version))
+    if not os.path.isfile(os.path.join(path, "saved_model.pb")):
+        raise NoPushedModel(f"{path} is not a pushed model (versions there: {versions})")
+    return path
+
+
 def next_version(base: str) -> int:
     return max([int(time.time())] + [v + 1 for v in existing_versions(base)])
 

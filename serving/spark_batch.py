@@ -80,17 +80,13 @@ def score_frames(model_dir: str, signature: str, inputs: Dict, outputs: Dict, ba
 
 
 def latest_model_dir(model: str, version: str = None) -> str:
-    from components.atomic_pusher import existing_versions
+    from components.atomic_pusher import NoPushedModel, version_dir
     from pipelines import config as config_lib
 
-    root = config_lib.from_env().serving_root(model)
-    versions = existing_versions(str(root))
-    if not versions:
-        raise ScoringError(f"no pushed {model} model under {root}")
-    chosen = version or str(versions[-1])
-    if not (root / chosen / "saved_model.pb").is_file():
-        raise ScoringError(f"{root / chosen} is not a pushed model (versions: {versions})")
-    return str(root / chosen)
+    try:
+        return version_dir(config_lib.from_env().serving_root(model), version)
+    except NoPushedModel as exc:
+        raise ScoringError(str(exc)) from None
 
 
 def run(spark, model_dir: str, input_path: str, output_path: str, signature: str = RAW_SIGNATURE,

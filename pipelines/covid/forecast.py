@@ -19,7 +19,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from components.atomic_pusher import existing_versions
+from components.atomic_pusher import NoPushedModel, version_dir
 from components.window_example_gen import daily_increments, read_series
 from pipelines import config as config_lib
 from pipelines.covid import features
@@ -34,16 +34,11 @@ class ForecastError(RuntimeError):
 
 
 def model_dir(cfg: config_lib.PipelineConfig, version: Optional[str] = None) -> Path:
-    root = cfg.serving_root(SPEC.name)
-    versions = existing_versions(str(root))
-    if version is None:
-        if not versions:
-            raise ForecastError(f"no pushed covid model under {root}: run `make run PIPELINE=covid` first")
-        version = str(versions[-1])
-    path = root / str(version)
-    if not (path / "saved_model.pb").is_file():
-        raise ForecastError(f"{path} is not a pushed model (versions there: {versions})")
-    return path
+    try:
+        return Path(version_dir(cfg.serving_root(SPEC.name), version))
+    except NoPushedModel as exc:
+        hint = ": run `make run PIPELINE=covid` first" if version is None else ""
+        raise ForecastError(f"{str(exc).replace('pushed model', 'pushed covid model', 1)}{hint}") from None
 
 
 def forecast(model_path: Path, daily: np.ndarray, days: int) -> np.ndarray:
