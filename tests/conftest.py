@@ -44,3 +44,31 @@ def titanic_run(tmp_path_factory, titanic_data):
     cfg = config_lib.PipelineConfig(output_dir=tmp_path_factory.mktemp("titanic_run"), data_dir=titanic_data.parent)
     tfx.orchestration.LocalDagRunner().run(create_pipeline(SPEC, cfg))
     return cfg
+
+
+@pytest.fixture()
+def run_fn_code():
+    """Python source that calls the real Trainer run_fn on a pipeline's Transform outputs, in a fresh process
+    (so devices or TF_CONFIG can be set first): `preamble` runs before anything else."""
+    import json
+    import textwrap
+
+    def code(transform_outputs, settings, serving_dir, run_dir, preamble=""):
+        return textwrap.dedent(preamble) + textwrap.dedent(f"""
+            from tfx.components.trainer import fn_args_utils
+            from tfx.types import standard_artifacts
+            from components import trainer
+            examples = standard_artifacts.Examples()
+            examples.uri = {transform_outputs["transformed_examples"][0].uri!r}
+            examples.split_names = '["train", "eval"]'
+            graph = standard_artifacts.TransformGraph()
+            graph.uri = {transform_outputs["transform_graph"][0].uri!r}
+            fn_args = fn_args_utils.get_common_fn_args(
+                {{"examples": [examples], "transform_graph": [graph]}},
+                {{"train_args": '{{"splits": ["train"]}}', "eval_args": '{{"splits": ["eval"]}}',
+                 "custom_config": {json.dumps(json.dumps(settings))}}})
+            fn_args.serving_model_dir = {str(serving_dir)!r}
+            fn_args.model_run_dir = {str(run_dir)!r}
+            trainer.run_fn(fn_args)
+        """)
+    return code

@@ -18,29 +18,12 @@ def free_port():
         return s.getsockname()[1]
 
 
-def test_two_workers_train_and_the_chief_exports(titanic_run, tmp_path):
+def test_two_workers_train_and_the_chief_exports(titanic_run, tmp_path, run_fn_code):
     store = results.open_store(titanic_run.metadata_path("titanic"))
     _, transform = results.latest_outputs(store, "titanic", "Transform")
     settings = trainer_settings(SPEC, titanic_run.replace(strategy="multi_worker_mirrored", epochs=3))
     cluster = {"worker": [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]}
-    code = textwrap.dedent(f"""
-        import json
-        from tfx.components.trainer import fn_args_utils
-        from tfx.types import standard_artifacts
-        from components import trainer
-        examples = standard_artifacts.Examples()
-        examples.uri = {transform["transformed_examples"][0].uri!r}
-        examples.split_names = '["train", "eval"]'
-        graph = standard_artifacts.TransformGraph()
-        graph.uri = {transform["transform_graph"][0].uri!r}
-        fn_args = fn_args_utils.get_common_fn_args(
-            {{"examples": [examples], "transform_graph": [graph]}},
-            {{"train_args": '{{"splits": ["train"]}}', "eval_args": '{{"splits": ["eval"]}}',
-             "custom_config": {json.dumps(json.dumps(settings))}}})
-        fn_args.serving_model_dir = {str(tmp_path / "serving_model")!r}
-        fn_args.model_run_dir = {str(tmp_path / "model_run")!r}
-        trainer.run_fn(fn_args)
-    """)
+    code = run_fn_code(transform, settings, tmp_path / "serving_model", tmp_path / "model_run")
     workers = []
     for index in range(2):
         env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))

@@ -189,33 +189,15 @@ def test_same_seed_from_scratch_gives_the_same_metrics_and_weights(cfg, tmp_path
         else:
             assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), name
 
-def test_trainer_run_fn_trains_on_two_mirrored_replicas(cfg, tmp_path, run_python):
+def test_trainer_run_fn_trains_on_two_mirrored_replicas(cfg, tmp_path, run_python, run_fn_code):
     """The real run_fn on this pipeline's transformed examples, under `mirrored` with two logical CPUs."""
     store = results.open_store(cfg.metadata_path("titanic"))
     _, transform = results.latest_outputs(store, "titanic", "Transform")
-    examples_uri = transform["transformed_examples"][0].uri
-    graph_uri = transform["transform_graph"][0].uri
-    settings = trainer_settings(
-        SPEC, cfg.replace(strategy="mirrored", epochs=2))
-    code = textwrap.dedent(f"""
-        import json, tensorflow as tf
+    settings = trainer_settings(SPEC, cfg.replace(strategy="mirrored", epochs=2))
+    code = run_fn_code(transform, settings, tmp_path / "serving_model", tmp_path / "model_run", preamble="""
+        import tensorflow as tf
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        from tfx.components.trainer import fn_args_utils
-        from tfx.types import standard_artifacts
-        from components import trainer
-        examples = standard_artifacts.Examples()
-        examples.uri = {examples_uri!r}
-        examples.split_names = '["train", "eval"]'
-        graph = standard_artifacts.TransformGraph()
-        graph.uri = {graph_uri!r}
-        fn_args = fn_args_utils.get_common_fn_args(
-            {{"examples": [examples], "transform_graph": [graph]}},
-            {{"train_args": '{{"splits": ["train"]}}', "eval_args": '{{"splits": ["eval"]}}',
-             "custom_config": {json.dumps(json.dumps(settings))}}})
-        fn_args.serving_model_dir = {str(tmp_path / "serving_model")!r}
-        fn_args.model_run_dir = {str(tmp_path / "model_run")!r}
-        trainer.run_fn(fn_args)
     """)
     proc = run_python(code)
     assert proc.returncode == 0, proc.stderr[-3000:]
