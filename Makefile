@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 1
 
-.PHONY: run test bench bench-vs-keras bench-serving forecast serve kubeflow retrain lineage verify-env data results lock venv clean
+.PHONY: run test bench bench-vs-keras bench-serving bench-kubeflow forecast serve kubeflow retrain lineage verify-env data results lock venv clean
 
 run: $(STAMP)
 	$(PY) -m pipelines.run $(PIPELINE)
@@ -61,6 +61,9 @@ serve: $(STAMP)
 
 bench-serving: $(STAMP)
 	$(PY) bench/serving_bench.py
+
+bench-kubeflow: $(STAMP)
+	$(PY) bench/kubeflow_bench.py $(if $(filter command line environment,$(origin PIPELINE)),$(PIPELINE))
 
 kubeflow: $(STAMP)
 	$(PY) -m pipelines.kubeflow_runner $(if $(filter command line environment,$(origin PIPELINE)),$(PIPELINE))

@@ -9,6 +9,7 @@ column's allowed values is an error naming file and line, or with `skip_invalid=
 """
 from __future__ import annotations
 
+import json
 import os
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -119,6 +120,10 @@ def _DelimitedToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any]
     files = sorted(tf.io.gfile.glob(os.path.join(input_base, split_pattern)))
     if not files:
         raise FileNotFoundError(f"no file matches {os.path.join(input_base, split_pattern)}")
+    if all(tf.io.gfile.stat(f).length == 0 for f in files):  # a whole split with nothing to learn or judge from
+        splits = json.loads(exec_properties[standard_component_specs.INPUT_CONFIG_KEY]).get("splits", [])
+        split = next((s.get("name") for s in splits if s.get("pattern") == split_pattern), split_pattern)
+        raise InvalidLineError(f"{split} split: 0 examples in {files[0] if len(files) == 1 else files}")
     name = split_pattern.replace("*", "_").replace("/", "_")
     return (pipeline
             | f"List{name}" >> beam.Create(files, reshuffle=False)

@@ -21,11 +21,12 @@ import tensorflow_transform as tft
 from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
+from components import signatures
 from components import provenance, strategies
 from components.keras_env import require_legacy_keras
 
-RAW_SIGNATURE = "serving_raw"
-EXAMPLE_SIGNATURE = "serving_default"
+RAW_SIGNATURE = signatures.RAW
+EXAMPLE_SIGNATURE = signatures.EXAMPLES
 TRAINING_RUN_FILE = "training_run.json"
 
 
@@ -156,10 +157,11 @@ def _raw_to_transform_input(value: tf.Tensor, spec) -> Any:
 
 
 def export_serving_model(model, tft_output, settings: TrainerSettings, export_dir: str) -> None:
-    """Two signatures over the same transform graph and model:
-    `serving_default` takes serialized tf.Examples (what TFMA and TF Serving's classify/regress use);
-    `serving_raw` takes one tensor per raw feature, for JSON clients: a value per example ([batch]), or for
-    features with more values their shape ([batch, *shape], or settings.raw_shapes)."""
+    """The signatures of components/signatures.py over the same transform graph and model: raw features
+    (`serving_default`, also named `serving_raw`: one tensor per raw feature, a value per example ([batch]), or
+    for features with more values their shape ([batch, *shape], or settings.raw_shapes)); serialized
+    tf.Examples (`serving_examples`, for TFMA); and for a binary classifier TF Serving's `classify` and
+    `regress`."""
     model.tft_layer = tft_output.transform_features_layer()
     raw_spec = tft_output.raw_feature_spec()
     missing = [k for k in settings.raw_feature_keys if k not in raw_spec]
@@ -185,19 +187,34 @@ def export_serving_model(model, tft_output, settings: TrainerSettings, export_di
         raw = {k: _raw_to_transform_input(features[k], spec[k]) for k in spec}
         return {output: model(model.tft_layer(raw))}
 
-    tf.saved_model.save(
-        model,
-        export_dir,
-        signatures={
-            EXAMPLE_SIGNATURE: serve_examples.get_concrete_function(),
-            RAW_SIGNATURE: serve_raw.get_concrete_function(),
-        },
-    )
+    raw_fn = serve_raw.get_concrete_function()
+    exported = {signatures.DEFAULT: raw_fn, RAW_SIGNATURE: raw_fn,
+                EXAMPLE_SIGNATURE: serve_examples.get_concrete_function()}
+    methods = {}
+    if output == "probability":  # a binary classifier: P(class 1) per example
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=signatures.METHOD_INPUT)])
+        def classify(serialized):
+            p = tf.reshape(serve_examples(serialized)[output], [-1])
+            scores = tf.stack([1.0 - p, p], axis=1)
+            classes = tf.tile(tf.constant([["0", "1"]]), [tf.shape(p)[0], 1])
+            return {"classes": classes, "scores": scores}
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=signatures.METHOD_INPUT)])
+        def regress(serialized):
+            return {"outputs": tf.reshape(serve_examples(serialized)[output], [-1])}
+
+        exported[signatures.CLASSIFY] = classify.get_concrete_function()
+        exported[signatures.REGRESS] = regress.get_concrete_function()
+        methods = {signatures.CLASSIFY: signatures.CLASSIFY_METHOD, signatures.REGRESS: signatures.REGRESS_METHOD}
+    tf.saved_model.save(model, export_dir, signatures=exported)
+    if methods:
+        signatures.set_method_names(export_dir, methods)
 
 
 def warm_start(model, base_model_dir: Optional[str]) -> Optional[str]:
     """Loads the weights of the exported base model into `model`; every weight must find its value."""
-    if not base_model_dir:
+    # ServedBaseline's output is an empty folder when nothing is served yet
+    if not base_model_dir or not tf.io.gfile.exists(os.path.join(base_model_dir, "saved_model.pb")):
         print("[trainer] warm start asked, but there is no blessed model yet: training from scratch", flush=True)
         return None
     status = model.load_weights(os.path.join(base_model_dir, "variables", "variables"))

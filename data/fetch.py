@@ -134,8 +134,33 @@ def fetch(
         if problem is None:
             log(f"[data] {dataset.name}: {len(files)} files present and verified in {target}")
             return target
-        log(f"[data] {dataset.name}: refetching ({problem})")
+        # The folder is the user's too (span-N/ folders, edited files): a file that differs from the manifest is
+        # never overwritten, only missing files are fetched, one by one, beside what is there.
+        changed = [rel for rel in files if (target / rel).is_file() and (
+            (target / rel).stat().st_size != files[rel].size or _sha256_of(target / rel) != files[rel].sha256)]
+        if changed:
+            raise FetchError(
+                f"{target / changed[0]} differs from the {dataset.name} dataset's file (sha256 "
+                f"{_sha256_of(target / changed[0])[:12]}..., expected {files[changed[0]].sha256[:12]}...)"
+                + (f" and {len(changed) - 1} more" if len(changed) > 1 else "")
+                + ". It is not overwritten. To train on your own data, put it in a new span folder "
+                f"({target}/span-N/, laid out as the dataset is; see the README); to go back to the book's "
+                f"data, move the changed file(s) away and run again.")
+        missing = {rel: e for rel, e in files.items() if not (target / rel).is_file()}
+        log(f"[data] {dataset.name}: {len(missing)} of {len(files)} files missing in {target}; fetching them")
+        _fetch_files(dataset, missing, target, dest_root, mirror, log, merge=True)
+        log(f"[data] {dataset.name}: ready in {target}")
+        return target
 
+    _fetch_files(dataset, files, target, dest_root, mirror, log, merge=False)
+    log(f"[data] {dataset.name}: ready in {target}")
+    return target
+
+
+def _fetch_files(dataset: Dataset, files: Dict[str, FileEntry], target: Path, dest_root: Path,
+                 mirror: Optional[Path], log: Callable[[str], None], merge: bool) -> None:
+    """Fetches `files` into a temporary folder, every one checked, then moves them into `target`: the whole folder
+    with one rename (a new dataset), or file by file beside what is there (`merge`)."""
     total_bytes = sum(e.size for e in files.values())
     dest_root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{dataset.name}-", dir=dest_root))
@@ -161,19 +186,16 @@ def fetch(
                 for f in futures:
                     f.cancel()
                 raise
-        # Swap in with renames only: the old copy (if any) stays whole until the new one is complete.
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".old-{dataset.name}-", dir=dest_root))
-            os.replace(target, old / dataset.name)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
+        # Renames only, once every file matched: nothing half-fetched is ever in `target`.
+        if merge:
+            for rel in files:
+                (target / rel).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp / rel, target / rel)
         else:
             os.replace(tmp, target)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    log(f"[data] {dataset.name}: ready in {target}")
-    return target
 
 
 def main(argv=None) -> int:

@@ -1,7 +1,9 @@
 """The one pipeline factory: every dataset, every runner (local, TFX CLI, Kubeflow).
 
 ExampleGen -> StatisticsGen -> SchemaGen (or ImportSchemaGen for a curated schema) -> ExampleValidator ->
-AnomaliesGate -> Transform -> Trainer -> Resolver (latest blessed model) -> Evaluator -> Pusher (atomic).
+AnomaliesGate -> Transform -> Trainer -> ServedBaseline (the latest blessed, pushed model) -> Evaluator -> Pusher
+(atomic). Every node compiles to a container step, so the same graph runs locally, on open-source Kubeflow
+Pipelines and on Vertex AI Pipelines.
 """
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ from tfx import v1 as tfx
 
 from components.anomalies_gate import AnomaliesGate
 from components.atomic_pusher import AtomicPusher
+from components.baseline_evaluator import Evaluator
+from components.served_baseline import ServedBaseline, newest_version
 from components.trainer import EXAMPLE_SIGNATURE
 from pipelines.config import PROJECT_ROOT, PipelineConfig
 from pipelines.spec import DatasetSpec
@@ -122,6 +126,15 @@ def trainer_settings(spec: DatasetSpec, config: PipelineConfig) -> dict:
     }
 
 
+def _served_now(serving_root: str) -> str:
+    """The newest served version, for a local serving root known when the pipeline is built (see
+    components/served_baseline.py: it keys the cache); "" for a remote root, read only when the step runs."""
+    if "://" in serving_root:
+        return ""
+    version = newest_version(serving_root)
+    return "" if version is None else str(version)
+
+
 def create_components(spec: DatasetSpec, config: PipelineConfig, data_root=None, serving_root: Optional[str] = None,
                       project_root: Optional[str] = None) -> List:
     """`data_root`: a path, URI or RuntimeParameter (default: the fetched dataset); `serving_root`: where the
@@ -151,11 +164,8 @@ def create_components(spec: DatasetSpec, config: PipelineConfig, data_root=None,
         custom_config={"code_fingerprint": code_fingerprint(spec)},
     )
     transform.add_upstream_node(anomalies_gate)
-    model_resolver = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
+    serving_root = serving_root or str(config.serving_root(spec.name))
+    baseline = ServedBaseline(serving_root=serving_root, expected_version=_served_now(serving_root))
     trainer = tfx.components.Trainer(
         run_fn=RUN_FN,
         examples=transform.outputs["transformed_examples"],
@@ -164,12 +174,15 @@ def create_components(spec: DatasetSpec, config: PipelineConfig, data_root=None,
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
         custom_config=trainer_settings(spec, config),
-        base_model=model_resolver.outputs["model"] if config.warm_start else None,
+        base_model=baseline.outputs["model"] if config.warm_start else None,
     )
-    evaluator = tfx.components.Evaluator(
+    if not config.warm_start:
+        # read the serving root as late as possible: the baseline is what is served when the model is judged
+        baseline.add_upstream_node(trainer)
+    evaluator = Evaluator(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
-        baseline_model=model_resolver.outputs["model"],
+        baseline_model=baseline.outputs["model"],
         eval_config=eval_config(spec, config),
     )
     pusher = AtomicPusher(
@@ -177,11 +190,11 @@ def create_components(spec: DatasetSpec, config: PipelineConfig, data_root=None,
         model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(
-                base_directory=serving_root or str(config.serving_root(spec.name)))
+                base_directory=serving_root)
         ),
     ).with_id("Pusher")
     return [example_gen, statistics_gen, schema_gen, example_validator, anomalies_gate, transform, trainer,
-            model_resolver, evaluator, pusher]
+            baseline, evaluator, pusher]
 
 
 def create_pipeline(spec: DatasetSpec, config: PipelineConfig, *, data_root=None, with_local_metadata: bool = True,

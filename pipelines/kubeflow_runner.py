@@ -25,8 +25,9 @@ from typing import List, Optional
 
 from tfx import v1 as tfx
 
+from components.served_baseline import NODE_ID as SERVED_BASELINE_NODE
 from pipelines import config as config_lib
-from pipelines import registry
+from pipelines import kfp_entrypoint, kfp_package_check, registry
 from pipelines.factory import create_pipeline
 
 DATA_ROOT_PARAMETER = "data-root"
@@ -70,14 +71,28 @@ def compile_pipeline(name: str, output_dir: Path, settings: Optional[KubeflowSet
     pipeline = build_pipeline(name, settings, cfg)
     runner.run(pipeline)
     path = output_dir / f"{name}.yaml"
-    _complete_package(path, {DATA_ROOT_PARAMETER: f"{settings.data_root}/{registry.get_spec(name).dataset}"},
-                      pipeline.pipeline_info.pipeline_root)
+    spec = _complete_package(path, {DATA_ROOT_PARAMETER: f"{settings.data_root}/{registry.get_spec(name).dataset}"},
+                             pipeline.pipeline_info.pipeline_root)
+    # a package compiled for this checkout (the local harness) may name it; one for an image may not
+    leaks = [] if settings.project_root == str(config_lib.PROJECT_ROOT) else [str(config_lib.PROJECT_ROOT)]
+    found = kfp_package_check.problems(spec, leaks)
+    if found:
+        raise PackageError(f"{path}: open-source Kubeflow Pipelines would not run this package:\n  "
+                           + "\n  ".join(found))
     return path
 
 
-def _complete_package(path: Path, defaults: dict, pipeline_root: str) -> None:
-    """TFX leaves the runtime parameters' defaults and the pipeline root out of a package (they go to a
-    PipelineJob's runtime config); KFP reads them from the package, so a run started from its UI needs no typing."""
+class PackageError(RuntimeError):
+    pass
+
+
+def _complete_package(path: Path, defaults: dict, pipeline_root: str) -> dict:
+    """What TFX's compiler leaves for a PipelineJob's runtime config or for Vertex, made explicit for KFP:
+    - the runtime parameters' defaults and the pipeline root (a run started from KFP's UI needs no typing);
+    - every task runs pipelines.kfp_entrypoint, which checks the image and the data root before handing over to
+      TFX's own entrypoint with the same arguments;
+    - ServedBaseline is never taken from KFP's cache: it reads the serving root, which changes between runs
+      without any of its inputs changing."""
     import yaml
 
     text = path.read_text()
@@ -87,9 +102,17 @@ def _complete_package(path: Path, defaults: dict, pipeline_root: str) -> None:
         spec["root"]["inputDefinitions"]["parameters"][name]["defaultValue"] = value
         header = [f"#  {name}: str [Default: '{value}']" if line == f"#  {name}: str" else line for line in header]
     spec["defaultPipelineRoot"] = pipeline_root
+    for executor in spec["deploymentSpec"]["executors"].values():
+        container = executor.get("container", {})
+        if container.get("command") == ["python", "-m", kfp_entrypoint.TFX_ENTRYPOINT]:
+            container["command"] = ["python", "-m", kfp_entrypoint.__name__]
+    for task_name, task in spec["root"]["dag"]["tasks"].items():
+        if task_name == SERVED_BASELINE_NODE:
+            task["cachingOptions"] = {"enableCache": False}
     tmp = path.with_suffix(".yaml.tmp")
     tmp.write_text("\n".join(header) + "\n" + yaml.safe_dump(spec, sort_keys=False, width=120))
     os.replace(tmp, path)
+    return spec
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -106,7 +129,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     started = time.monotonic()
     for name in args.names or registry.PIPELINES:
-        path = compile_pipeline(name, args.output_dir, settings, cfg)
+        try:
+            path = compile_pipeline(name, args.output_dir, settings, cfg)
+        except PackageError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
         print(f"compiled {name} -> {path} (image {settings.image})")
     print(f"({time.monotonic() - started:.2f} s)")
     return 0

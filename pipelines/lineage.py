@@ -20,6 +20,7 @@ from typing import Dict, List, Optional
 import tensorflow as tf
 
 from components.atomic_pusher import existing_versions
+from components.served_baseline import served_version
 from components.trainer import TRAINING_RUN_FILE
 from pipelines import config as config_lib
 from pipelines import results
@@ -132,6 +133,7 @@ def lineage(pipeline: str, cfg: config_lib.PipelineConfig, version: Optional[str
     evaluation = results.outputs_of(store, evaluator)["evaluation"][0]
     evaluator_in = results.inputs_of(store, evaluator)
     baseline = (evaluator_in.get("baseline_model") or [None])[0]
+    baseline_version = served_version(baseline) if baseline is not None else ""
     serving_versions = existing_versions(str(cfg.serving_root(pipeline)))
     report = {
         "pipeline": pipeline,
@@ -144,9 +146,13 @@ def lineage(pipeline: str, cfg: config_lib.PipelineConfig, version: Optional[str
                        "change_vs_baseline": results.load_metrics(evaluation.uri, diffs=True)},
         "baseline": None,
     }
-    if baseline is not None:
-        base = model_lineage(store, baseline)
-        report["baseline"] = {"model": baseline.uri, "span": base["data"]["span"], "data": base["data"]}
+    if baseline_version:
+        # ServedBaseline copied a served version: follow it to the Pusher run that pushed it, and on to its model
+        report["baseline"] = {"served_version": baseline_version, "copy": baseline.uri, "model": None, "span": None}
+        if baseline_version in by_version:
+            base_model = results.inputs_of(store, by_version[baseline_version][0])["model"][0]
+            base = model_lineage(store, base_model)
+            report["baseline"].update(model=base_model.uri, span=base["data"]["span"], data=base["data"])
     return report
 
 
@@ -182,7 +188,12 @@ def format_report(r: dict) -> str:
                  + ", ".join(f"{k} {v:.4f}" + (f" ({changes[k]:+.4f})" if k in changes else "")
                              for k, v in sorted(overall.items())))
     b = r.get("baseline")
-    lines.append(f"baseline       {'none (first blessed model)' if not b else b['model'] + ' trained on span ' + str(b['span'])}")
+    if not b:
+        lines.append("baseline       none (first blessed model)")
+    elif b["model"]:
+        lines.append(f"baseline       served version {b['served_version']}: {b['model']} trained on span {b['span']}")
+    else:
+        lines.append(f"baseline       served version {b['served_version']} (not pushed by this pipeline's metadata)")
     return "\n".join(lines)
 
 

@@ -17,10 +17,21 @@ def run_local(spec: DatasetSpec, config=None) -> None:
     progress.start()
     try:
         tfx.orchestration.LocalDagRunner().run(pipeline)
+    except Exception:
+        if getattr(tfx.orchestration.LocalDagRunner.run, "__wrapped__", None) is None:
+            _report(spec, config)  # what the failed run did get to, before the error goes on up
+        raise
     finally:
         progress.stop()
     if getattr(tfx.orchestration.LocalDagRunner.run, "__wrapped__", None) is not None:
         return  # `tfx pipeline create/update` only reads the pipeline: the CLI patched run(), nothing ran
+    _report(spec, config)
+
+
+def _report(spec: DatasetSpec, config) -> None:
     from pipelines.report import write_report
 
-    print(f"[{spec.name}] report: {write_report(spec.name, config)}", flush=True)
+    try:
+        print(f"[{spec.name}] report: {write_report(spec.name, config)}", flush=True)
+    except Exception as exc:  # noqa: BLE001 - the run's own outcome matters more than its report
+        print(f"[{spec.name}] no report: {exc}", flush=True)

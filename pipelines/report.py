@@ -27,6 +27,7 @@ from typing import Dict, List, Optional
 import numpy as np
 import tensorflow as tf
 
+from components import signatures
 from pipelines import config as config_lib
 from pipelines import lineage as lineage_lib
 from pipelines import registry, results
@@ -145,7 +146,7 @@ def evaluation_section(result: results.RunResult) -> str:
     parts = [_table(["slice"] + names, rows, attrs)]
     changes = result.changes.get("overall")
     if changes:
-        parts.append("<p>Change against the last blessed model (overall): "
+        parts.append(f"<p>Change against the last blessed model (served version {result.baseline_version}, overall): "
                      + ", ".join(f"{k} {v:+.4f}" for k, v in sorted(changes.items())) + "</p>")
     else:
         parts.append("<p>No baseline: this is the first model to be judged.</p>")
@@ -197,7 +198,7 @@ def examples_section(store, pipeline: str, spec) -> str:
     files = tf.io.gfile.glob(os.path.join(gen_out["examples"][0].uri, "Split-eval", "*"))
     records = [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP").take(N_EXAMPLES)]
     model = tf.saved_model.load(os.path.join(trainer_out["model"][0].uri, "Format-Serving"))
-    outputs = model.signatures["serving_default"](examples=tf.constant(records))
+    outputs = model.signatures[signatures.EXAMPLES](examples=tf.constant(records))
     predicted = next(iter(outputs.values())).numpy()
     examples = [tf.train.Example.FromString(r) for r in records]
 
@@ -295,20 +296,36 @@ def run_id(store, pipeline: str) -> str:
     return re.sub(r"[^0-9A-Za-z_.-]+", "-", name).strip("-")
 
 
+def _guarded(render, *args) -> str:
+    """A section, or why it could not be drawn: a failed or partial run (no examples, no model, an evaluation
+    on nothing) still gets a report with every section that can be drawn."""
+    try:
+        return render(*args)
+    except Exception as exc:  # noqa: BLE001 - one broken section must not lose the others
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"<p>Not available for this run: {html.escape(reason[:300])}</p>"
+
+
 def write_report(pipeline: str, cfg: Optional[config_lib.PipelineConfig] = None) -> Path:
     cfg = cfg or config_lib.from_env()
     spec = registry.get_spec(pipeline)
     store = results.open_store(cfg.metadata_path(pipeline))
-    result = results.last_run(pipeline, cfg)
-    sections = [("Data", "data", data_section(store, pipeline, spec.label_key)),
-                ("Training", "training", training_section(store, pipeline)),
-                ("Evaluation", "evaluation", evaluation_section(result) if result.evaluation_uri else "<p>none</p>")]
-    if spec.problem == "binary" and result.evaluation_uri:
-        sections.append(("ROC and KS curves", "curves", curves_section(result)))
-    sections.append(("Example predictions", "examples", examples_section(store, pipeline, spec)))
+    try:
+        result = results.last_run(pipeline, cfg)
+    except Exception as exc:  # noqa: BLE001 - e.g. an evaluation artifact a failed Evaluator left half-written
+        result = None
+        why = html.escape(str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__)
+    evaluated = result is not None and result.evaluation_uri
+    sections = [("Data", "data", _guarded(data_section, store, pipeline, spec.label_key)),
+                ("Training", "training", _guarded(training_section, store, pipeline)),
+                ("Evaluation", "evaluation", _guarded(evaluation_section, result) if evaluated
+                 else f"<p>No evaluation in this run{': ' + why if result is None else ''}.</p>")]
+    if spec.problem == "binary" and evaluated:
+        sections.append(("ROC and KS curves", "curves", _guarded(curves_section, result)))
+    sections.append(("Example predictions", "examples", _guarded(examples_section, store, pipeline, spec)))
     if pipeline == "covid":
-        sections.append(("Forecast", "forecast", forecast_section(cfg)))
-    sections.append(("Lineage of the pushed model", "lineage", lineage_section(pipeline, cfg)))
+        sections.append(("Forecast", "forecast", _guarded(forecast_section, cfg)))
+    sections.append(("Lineage of the pushed model", "lineage", _guarded(lineage_section, pipeline, cfg)))
     body = "\n".join(f'<section id="{sid}"><h2>{title}</h2>\n{content}</section>' for title, sid, content in sections)
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{pipeline} run report</title>"
             f"<style>{STYLE}</style></head><body><h1>{pipeline}: run {run_id(store, pipeline)}</h1>\n{body}</body></html>")

@@ -146,6 +146,7 @@ class RunResult:
     evaluation_uri: Optional[str]
     model_uri: Optional[str]
     failures: List[str]
+    baseline_version: Optional[str] = None  # the served version the model was judged against; None: no baseline
 
     def overall(self, name: str) -> Optional[float]:
         return self.metrics.get("overall", {}).get(name)
@@ -173,6 +174,7 @@ def last_run(pipeline: str, cfg: Optional[config_lib.PipelineConfig] = None) -> 
         evaluation_uri=evaluation.uri if evaluation is not None else None,
         model_uri=model.uri if model is not None else None,
         failures=validation_failures(evaluation.uri) if evaluation is not None else [],
+        baseline_version=(custom(blessing, "baseline_version", "") or None) if blessing is not None else None,
     )
 
 
@@ -193,6 +195,8 @@ def format_result(result: RunResult) -> str:
     for name, values in sorted(result.metrics.items()):
         if name != "overall" and "auc" in values:
             lines.append(f"  slice {name:<20} AUC {values['auc']:.4f}  KS {values.get('ks', float('nan')):.4f}  n={int(values.get('example_count', 0))}")
+    lines.append(f"  baseline       " + (f"served version {result.baseline_version}" if result.baseline_version
+                                         else "none (the first model: judged on absolute bounds only)"))
     lines.append(f"  blessed        {'yes' if result.blessed else 'no'}")
     for failure in result.failures:
         lines.append(f"    not blessed because: {failure}")

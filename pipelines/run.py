@@ -10,15 +10,21 @@ with the CLI's state kept in $LOCAL_HOME (default outputs/tfx_local) instead of 
 from __future__ import annotations
 
 import argparse
+import collections
 import os
+import re
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Optional, Tuple
 
 from data.fetch import FetchError, fetch
 from pipelines import config as config_lib
 from pipelines import registry, results
+
+
+DATA_REJECTED = -1000
 
 
 def _step(title: str) -> float:
@@ -39,20 +45,83 @@ def tfx_env(cfg: config_lib.PipelineConfig) -> dict:
     return env
 
 
-def run_via_cli(name: str, cfg: config_lib.PipelineConfig) -> int:
+# The errors that mean "your data is wrong", raised by the gates and ExampleGens with a message that says what to
+# fix: shown once more, last and alone, after whatever TFX printed around them.
+DATA_ERRORS = ("DataAnomaliesError", "CsvInputError", "InvalidLineError", "ImageLayoutError", "InvalidImageError",
+               "SeriesError")
+_DATA_ERROR = re.compile(r"^(?:[\w.]+\.)?(" + "|".join(DATA_ERRORS) + r"): (.*)$")
+
+
+def data_error(output: str) -> Optional[str]:
+    """The last data error's message (its first line and the indented lines that continue it), or None."""
+    lines = output.splitlines()
+    for i in range(len(lines) - 1, -1, -1):
+        match = _DATA_ERROR.match(lines[i].strip())
+        if match:
+            message = [match.group(2)]
+            for line in lines[i + 1:]:
+                if not line.startswith("  ") or line.strip().startswith(("File ", "Traceback")):
+                    break
+                message.append(line.rstrip())
+            return "\n".join(message)
+    return None
+
+
+# The project's own lines ("[titanic] Transform done in 14.7 s", "[trainer] epoch 3/10 ...", "[data] ...") are
+# what a person follows; TensorFlow's, Beam's and TFX's (CUDA factory registrations, deprecation notices,
+# FutureWarnings, INFO logs) go to the run's log file, whose path is printed. VERBOSE=1 shows everything.
+OWN_LINE = re.compile(r"^\[[\w.-]+\] ")
+
+
+def _call_teed(argv, env, log_file: Path, verbose: bool) -> Tuple[int, str]:
+    """Runs a command; every line goes to `log_file`, the project's own lines (all, with `verbose`) to the
+    console as they come; the last 2000 lines are returned to look into after."""
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            errors="replace", bufsize=1)
+    kept = collections.deque(maxlen=2000)
+    with open(log_file, "a", encoding="utf-8") as log:
+        for line in proc.stdout:
+            log.write(line)
+            if verbose or OWN_LINE.match(line):
+                sys.stdout.write(line)
+                sys.stdout.flush()
+            kept.append(line)
+    return proc.wait(), "".join(kept)
+
+
+def log_path(name: str, cfg: config_lib.PipelineConfig) -> Path:
+    return Path(cfg.pipeline_root(name)) / "logs" / time.strftime("run-%Y%m%d-%H%M%S.log")
+
+
+def run_via_cli(name: str, cfg: config_lib.PipelineConfig, log_file: Optional[Path] = None,
+                verbose: Optional[bool] = None) -> int:
     env = tfx_env(cfg)
+    verbose = os.environ.get("VERBOSE", "") not in ("", "0") if verbose is None else verbose
+    log_file = log_file or log_path(name, cfg)
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    print(f"    (TensorFlow's, Beam's and TFX's own messages: {log_file}; VERBOSE=1 shows them here)", flush=True)
     tfx_bin = str(Path(sys.executable).parent / "tfx")
     runner = str(registry.runner_path(name))
     exists = (Path(env["LOCAL_HOME"]) / name).is_dir()
     started = _step(f"tfx pipeline {'update' if exists else 'create'} ({runner})")
-    rc = subprocess.call([tfx_bin, "pipeline", "update" if exists else "create", "--engine", "local",
-                          "--pipeline_path", runner], env=env)
+    rc, output = _call_teed([tfx_bin, "pipeline", "update" if exists else "create", "--engine", "local",
+                             "--pipeline_path", runner], env, log_file, verbose)
     if rc != 0:
+        print("".join(output.splitlines(keepends=True)[-30:]), file=sys.stderr)
         return rc
     _done(started)
     started = _step(f"tfx run create --pipeline_name {name}")
-    rc = subprocess.call([tfx_bin, "run", "create", "--engine", "local", "--pipeline_name", name], env=env)
+    rc, output = _call_teed([tfx_bin, "run", "create", "--engine", "local", "--pipeline_name", name], env,
+                            log_file, verbose)
     _done(started)
+    if rc != 0:
+        message = data_error(output)
+        if message:
+            print(f"\nerror: the {name} data was not accepted; nothing was trained or pushed:\n{message}",
+                  file=sys.stderr, flush=True)
+            return DATA_REJECTED
+        if not verbose:  # what went wrong, from the log (all of it is in the file)
+            print("".join(output.splitlines(keepends=True)[-40:]), file=sys.stderr)
     return rc
 
 
@@ -76,14 +145,17 @@ def main(argv=None) -> int:
         return 1
     _done(started)
 
-    rc = run_via_cli(args.pipeline, cfg)
+    log_file = log_path(args.pipeline, cfg)
+    rc = run_via_cli(args.pipeline, cfg, log_file)
+    if rc == DATA_REJECTED:
+        return 1
     if rc != 0:
-        print(f"\nerror: the {args.pipeline} pipeline run failed (exit {rc}); the cause is printed above. "
-              f"Nothing was pushed by the failed run.", file=sys.stderr)
+        print(f"\nerror: the {args.pipeline} pipeline run failed (exit {rc}); the cause is printed above, the "
+              f"whole output is in {log_file}. Nothing was pushed by the failed run.", file=sys.stderr)
         return rc
     print()
     print(results.format_result(results.last_run(args.pipeline, cfg)))
-    print(f"\n(total {time.monotonic() - total:.1f} s; outputs under {cfg.output_dir})")
+    print(f"\n(total {time.monotonic() - total:.1f} s; outputs under {cfg.output_dir}; log {log_file})")
     return 0
 
 

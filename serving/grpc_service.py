@@ -3,10 +3,13 @@ Regress, GetModelMetadata) and ModelService.GetModelStatus, so a standard TF Ser
 from __future__ import annotations
 
 import concurrent.futures
+import functools
+import logging
 from typing import Optional
 
 import grpc
 import tensorflow as tf
+from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2, get_model_status_pb2,
                                      model_service_pb2_grpc, predict_pb2, prediction_service_pb2_grpc,
                                      regression_pb2, status_pb2)
@@ -15,7 +18,76 @@ from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
 from serving import inference
 from serving.repository import NotFound, Repository
 
+log = logging.getLogger("serving")
 MAX_MESSAGE_BYTES = 64 << 20
+# A TensorProto may send fewer values than its shape holds (TensorFlow repeats the last one). That turns a few
+# bytes into any amount of memory, so only a single value may fill a tensor, and only a small one.
+MAX_FILLED_ELEMENTS = 1 << 16
+_FIELDS = {  # dtype -> (value field, bytes per element in tensor_content, values per element)
+    types_pb2.DT_FLOAT: ("float_val", 4, 1), types_pb2.DT_DOUBLE: ("double_val", 8, 1),
+    types_pb2.DT_INT32: ("int_val", 4, 1), types_pb2.DT_INT16: ("int_val", 2, 1), types_pb2.DT_INT8: ("int_val", 1, 1),
+    types_pb2.DT_UINT8: ("int_val", 1, 1), types_pb2.DT_UINT16: ("int_val", 2, 1),
+    types_pb2.DT_INT64: ("int64_val", 8, 1), types_pb2.DT_UINT32: ("uint32_val", 4, 1),
+    types_pb2.DT_UINT64: ("uint64_val", 8, 1), types_pb2.DT_BOOL: ("bool_val", 1, 1),
+    types_pb2.DT_HALF: ("half_val", 2, 1), types_pb2.DT_BFLOAT16: ("half_val", 2, 1),
+    types_pb2.DT_STRING: ("string_val", None, 1),
+}
+
+
+def tensor_to_value(name: str, proto) -> object:
+    """A request's TensorProto as an array, after checking that what it declares (dtype, shape) agrees with the
+    bytes it actually carries; nothing is allocated for a size the request did not send."""
+    def bad(why):
+        return inference.BadRequest(f"input '{name}': {why}")
+
+    dtype_name = types_pb2.DataType.Name(proto.dtype) if proto.dtype in types_pb2.DataType.values() else str(proto.dtype)
+    if proto.dtype not in _FIELDS:
+        raise bad(f"dtype {dtype_name} is not supported")
+    if proto.tensor_shape.unknown_rank:
+        raise bad("the shape's rank is unknown")
+    dims = [d.size for d in proto.tensor_shape.dim]
+    if any(d < 0 for d in dims):
+        raise bad(f"shape {dims} has a negative dimension")
+    elements = 1
+    for d in dims:
+        elements *= d  # Python ints: no overflow
+    field, itemsize, per_element = _FIELDS[proto.dtype]
+    if proto.tensor_content:
+        if itemsize is None:
+            raise bad(f"{dtype_name} values cannot be sent as tensor_content")
+        if len(proto.tensor_content) != elements * itemsize:
+            raise bad(f"tensor_content holds {len(proto.tensor_content)} bytes; shape {dims} of {dtype_name} "
+                      f"needs {elements * itemsize}")
+    else:
+        sent = len(getattr(proto, field)) // per_element
+        if sent > elements:
+            raise bad(f"{sent} values sent for shape {dims} ({elements} elements)")
+        if sent < elements and not (sent == 1 and elements <= MAX_FILLED_ELEMENTS):
+            raise bad(f"{sent} value(s) sent for shape {dims} ({elements} elements)")
+    try:
+        array = tf.make_ndarray(proto)
+    except (ValueError, TypeError, tf.errors.OpError) as exc:
+        raise bad(f"not a valid tensor ({inference.model_error(exc)})") from None
+    return array.tolist() if proto.dtype == types_pb2.DT_STRING else array
+
+
+def handles_errors(method):
+    """Bad input is INVALID_ARGUMENT, an unknown model or version NOT_FOUND, as TF Serving answers them; anything
+    else is a bug: logged, and INTERNAL without details (never 'Exception calling application')."""
+    @functools.wraps(method)
+    def wrapper(self, request, context):
+        try:
+            return method(self, request, context)
+        except inference.BadRequest as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except NotFound as exc:
+            context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        except RecursionError:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "request is nested too deeply")
+        except Exception as exc:  # noqa: BLE001 - the one place that turns a bug into a clean status
+            log.error("internal error in %s: %s", method.__name__, self.repository.redact(repr(exc)))
+            context.abort(grpc.StatusCode.INTERNAL, "internal error")
+    return wrapper
 
 
 def _version(model_spec) -> Optional[int]:
@@ -48,62 +120,56 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     def __init__(self, repository: Repository):
         self.repository = repository
 
-    def _model(self, model_spec, context):
-        try:
-            return self.repository.get(model_spec.name, _version(model_spec))
-        except NotFound as exc:
-            context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+    def _model(self, model_spec):
+        if model_spec.HasField("version_label"):
+            raise inference.BadRequest("version labels are not configured on this server; name a version number")
+        return self.repository.get(model_spec.name, _version(model_spec))
 
+    @handles_errors
     def Predict(self, request, context):
-        model = self._model(request.model_spec, context)
+        model = self._model(request.model_spec)
         signature = request.model_spec.signature_name or inference.DEFAULT_SIGNATURE
-        try:
-            inputs = {k: tf.make_ndarray(v).tolist() if tf.as_dtype(v.dtype) != tf.string
-                      else [x for x in tf.make_ndarray(v).tolist()] for k, v in request.inputs.items()}
-            outputs = inference.run(model, signature, inputs)
-        except inference.BadRequest as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        inputs = {k: tensor_to_value(k, v) for k, v in request.inputs.items()}
+        outputs = inference.run(model, signature, inputs)
         response = predict_pb2.PredictResponse()
         _fill_spec(response.model_spec, model, signature)
-        wanted = set(request.output_filter) or set(outputs)
-        for key in wanted:
+        for key in set(request.output_filter) or set(outputs):
             if key not in outputs:
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"output_filter names unknown output {key!r}")
+                raise inference.BadRequest(f"output_filter names unknown output {key!r}")
             response.outputs[key].CopyFrom(tf.make_tensor_proto(outputs[key]))
         return response
 
-    def _example_outputs(self, request, context, interpret):
-        """(model, signature, interpret(outputs)) for a Classify/Regress request over the tf.Example signature."""
-        model = self._model(request.model_spec, context)
+    def _method_outputs(self, request, method):
+        """(model, signature, outputs) for a Classify/Regress request: a signature made for that method."""
+        model = self._model(request.model_spec)
         signature = request.model_spec.signature_name or inference.DEFAULT_SIGNATURE
-        try:
-            return model, signature, interpret(
-                inference.example_signature_outputs(model, signature, _examples(request.input)))
-        except inference.BadRequest as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        return model, signature, inference.method_signature_outputs(model, signature, _examples(request.input), method)
 
+    @handles_errors
     def Classify(self, request, context):
-        model, signature, rows = self._example_outputs(request, context, inference.classify)
+        model, signature, outputs = self._method_outputs(request, "classify")
         response = classification_pb2.ClassificationResponse()
         _fill_spec(response.model_spec, model, signature)
-        for row in rows:
+        for row in inference.classify(outputs):
             classification = response.result.classifications.add()
             for label, score in row:
                 classification.classes.add(label=label, score=score)
         return response
 
+    @handles_errors
     def Regress(self, request, context):
-        model, signature, values = self._example_outputs(request, context, inference.regress)
+        model, signature, outputs = self._method_outputs(request, "regress")
         response = regression_pb2.RegressionResponse()
         _fill_spec(response.model_spec, model, signature)
-        for value in values:
+        for value in inference.regress(outputs):
             response.result.regressions.add(value=value)
         return response
 
+    @handles_errors
     def GetModelMetadata(self, request, context):
-        model = self._model(request.model_spec, context)
+        model = self._model(request.model_spec)
         if list(request.metadata_field) not in ([], ["signature_def"]):
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "only metadata_field 'signature_def' is available")
+            raise inference.BadRequest("only metadata_field 'signature_def' is available")
         response = get_model_metadata_pb2.GetModelMetadataResponse()
         _fill_spec(response.model_spec, model)
         signature_map = get_model_metadata_pb2.SignatureDefMap()
@@ -117,11 +183,9 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
     def __init__(self, repository: Repository):
         self.repository = repository
 
+    @handles_errors
     def GetModelStatus(self, request, context):
-        try:
-            entries = self.repository.status(request.model_spec.name, _version(request.model_spec))
-        except NotFound as exc:
-            context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        entries = self.repository.status(request.model_spec.name, _version(request.model_spec))
         response = get_model_status_pb2.GetModelStatusResponse()
         for entry in entries:
             status = response.model_version_status.add()

@@ -36,6 +36,26 @@ def decode_b64(value):
     return value
 
 
+def _integers(name: str, value: Any, dtype: tf.DType) -> np.ndarray:
+    """Integers within the dtype's range. Python's ints are unbounded and JSON allows 1e30 or Infinity: each is
+    refused by name rather than wrapped, rounded or left to overflow. A number with an integral value (3.0) is
+    accepted, as TF Serving's JSON reader accepts it for an integer tensor."""
+    info = np.iinfo(dtype.as_numpy_dtype)
+    out_of_range = BadRequest(f"input '{name}': a value is outside {dtype.name}'s range [{info.min}, {info.max}]")
+    try:
+        as_float = np.array(value, dtype=np.float64)  # ValueError/TypeError for ragged lists or non-numbers
+    except OverflowError:
+        raise out_of_range from None
+    if not np.all(np.isfinite(as_float)):
+        raise BadRequest(f"input '{name}': expected integers ({dtype.name}), got Infinity or NaN")
+    if np.any(as_float != np.floor(as_float)):
+        raise BadRequest(f"input '{name}': expected integers ({dtype.name}), got fractions")
+    exact = [int(v) for v in np.array(value, dtype=object).reshape(as_float.shape).ravel()]
+    if any(v < info.min or v > info.max for v in exact):
+        raise out_of_range
+    return np.array(exact, dtype=dtype.as_numpy_dtype).reshape(as_float.shape)
+
+
 def to_array(name: str, value: Any, spec: tf.TensorSpec) -> np.ndarray:
     value = decode_b64(value)
     try:
@@ -44,15 +64,18 @@ def to_array(name: str, value: Any, spec: tf.TensorSpec) -> np.ndarray:
         elif spec.dtype.is_floating or spec.dtype.is_integer or spec.dtype == tf.bool:
             if _has_strings(value):
                 raise BadRequest(f"input '{name}': expected {spec.dtype.name} values, got text")
-            array = np.array(value, dtype=spec.dtype.as_numpy_dtype)
-            if spec.dtype.is_integer and not np.array_equal(array, np.array(value, dtype=np.float64)):
-                raise BadRequest(f"input '{name}': expected integers ({spec.dtype.name}), got fractions")
+            if spec.dtype.is_integer:
+                array = _integers(name, value, spec.dtype)
+            else:
+                # beyond float32's range a number becomes +-Infinity, as TF Serving's JSON reader makes it
+                with np.errstate(over="ignore"):
+                    array = np.array(value, dtype=spec.dtype.as_numpy_dtype)
         else:
             raise BadRequest(f"input '{name}': dtype {spec.dtype.name} is not supported over JSON")
     except BadRequest as exc:
         message = str(exc)
         raise BadRequest(message if message.startswith(f"input '{name}'") else f"input '{name}': {message}") from None
-    except (ValueError, TypeError) as exc:  # ragged lists, None, objects
+    except (ValueError, TypeError, OverflowError) as exc:  # ragged lists, None, objects
         raise BadRequest(f"input '{name}': not a rectangular {spec.dtype.name} array ({exc})") from None
     if array.dtype == object and array.ndim and any(isinstance(v, (list, np.ndarray)) for v in array.ravel()):
         raise BadRequest(f"input '{name}': not a rectangular array (rows of different lengths)")
@@ -66,7 +89,10 @@ def _encode_strings(value):
     if isinstance(value, list):
         return [_encode_strings(v) for v in value]
     if isinstance(value, str):
-        return value.encode("utf-8")
+        try:
+            return value.encode("utf-8")
+        except UnicodeEncodeError:  # JSON can spell a lone surrogate ("\ud800"); UTF-8 cannot
+            raise BadRequest("text is not valid Unicode (a lone surrogate)") from None
     if isinstance(value, bytes):
         return value
     raise BadRequest(f"expected text or {{\"b64\": ...}}, got {type(value).__name__} {value!r:.40}")
@@ -96,8 +122,20 @@ def run(model, signature_name: str, inputs: Dict[str, Any]) -> Dict[str, np.ndar
     try:
         outputs = fn(**{k: tf.constant(v, dtype=specs[k].dtype) for k, v in arrays.items()})
     except (tf.errors.InvalidArgumentError, ValueError, TypeError) as exc:
-        raise BadRequest(f"the model rejected the input: {str(exc).splitlines()[0][:300]}") from None
+        raise BadRequest(f"the model rejected the input: {model_error(exc)}") from None
     return {k: v.numpy() for k, v in outputs.items()}
+
+
+def model_error(exc: Exception) -> str:
+    """TensorFlow's reason, not its preamble: "Graph execution error:" is followed by a trace of the ops that
+    ran and, last, the reason itself (e.g. "Expected image (JPEG, PNG, or GIF), got unknown format ...")."""
+    message = getattr(exc, "message", None) or str(exc)
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    reasons = [line for line in lines if not line.startswith(("Graph execution error", "Detected at node", "File ",
+                                                             "Stack trace", "[[", "Traceback"))]
+    reason = reasons[-1] if reasons else (lines[-1] if lines else type(exc).__name__)
+    reason = reason.split(" [[", 1)[0]
+    return reason[:500]
 
 
 # ---------------------------------------------------------------- REST request/response shapes
@@ -188,35 +226,46 @@ def examples_from_json(body: Any) -> List[bytes]:
     return serialized
 
 
-def example_signature_outputs(model, signature_name: str, serialized: List[bytes]) -> Dict[str, np.ndarray]:
-    fn = model.signature(signature_name) if signature_name in model.module.signatures else None
-    if fn is None:
-        raise BadRequest(f"signature {signature_name!r} not found; this model has {sorted(model.module.signatures)}")
-    specs = input_specs(fn)
-    if len(specs) != 1 or next(iter(specs.values())).dtype != tf.string:
-        raise BadRequest(f"signature '{signature_name}' does not take serialized tf.Examples (inputs {sorted(specs)})")
-    return run(model, signature_name, {next(iter(specs)): serialized})
+# TF Serving's Classify and Regress run only signatures made for them (tensorflow_serving/servables/tensorflow/
+# classifier.cc GetClassificationSignatureDef / PreProcessClassification, regressor.cc likewise): the method name,
+# one input "inputs" of serialized tf.Examples, outputs "classes" and/or "scores" (classify) or "outputs" (regress).
+# The same rules here, with the same messages, so a client that works here works against TF Serving itself.
+METHOD_NAMES = {"classify": "tensorflow/serving/classify", "regress": "tensorflow/serving/regress",
+                "predict": "tensorflow/serving/predict"}
+METHOD_OUTPUTS = {"classify": ("classes", "scores"), "regress": ("outputs",)}
+
+
+def method_signature_outputs(model, signature_name: str, serialized: List[bytes], method: str) -> Dict[str, np.ndarray]:
+    definition = model.signature_defs.get(signature_name)
+    if definition is None:
+        raise BadRequest(f"No signature was found with the name: {signature_name}")
+    kind = "classification" if method == "classify" else "regression"
+    if definition.method_name != METHOD_NAMES[method]:
+        raise BadRequest(f"Expected {kind} signature method_name to be {METHOD_NAMES[method]}. "
+                         f"Was: {definition.method_name}")
+    if list(definition.inputs) != ["inputs"]:
+        raise BadRequest(f"Expected one input Tensor named 'inputs' in {kind} signature {signature_name!r}, "
+                         f"found {sorted(definition.inputs)}")
+    if not set(definition.outputs) or not set(definition.outputs) <= set(METHOD_OUTPUTS[method]):
+        raise BadRequest(f"{kind} signature {signature_name!r} must have outputs among "
+                         f"{list(METHOD_OUTPUTS[method])}, found {sorted(definition.outputs)}")
+    return run(model, signature_name, {"inputs": serialized})
 
 
 def classify(outputs: Dict[str, np.ndarray]) -> List[List[Tuple[str, float]]]:
-    """Per example, (class, score) pairs: a binary probability p becomes [("0", 1 - p), ("1", p)]."""
-    if "scores" in outputs:
-        scores = outputs["scores"]
-        classes = outputs.get("classes")
-        return [[(str(classes[i][j].decode() if classes is not None else j), float(s)) for j, s in enumerate(row)]
-                for i, row in enumerate(scores)]
-    if len(outputs) == 1:
-        values = next(iter(outputs.values()))
-        if values.ndim <= 1 or values.shape[-1] == 1:
-            p = values.reshape(-1).astype(float)
-            return [[("0", 1.0 - float(x)), ("1", float(x))] for x in p]
-    raise BadRequest(f"this signature's outputs {sorted(outputs)} are not a classifier's")
+    """Per example, (class, score) pairs from a classify signature's "classes" and "scores"."""
+    scores, classes = outputs.get("scores"), outputs.get("classes")
+    rows = len(scores) if scores is not None else len(classes)
+    result = []
+    for i in range(rows):
+        n = scores.shape[1] if scores is not None else classes.shape[1]
+        result.append([(classes[i][j].decode("utf-8", "replace") if classes is not None else "",
+                        float(scores[i][j]) if scores is not None else 0.0) for j in range(n)])
+    return result
 
 
 def regress(outputs: Dict[str, np.ndarray]) -> List[float]:
-    if len(outputs) == 1:
-        values = next(iter(outputs.values()))
-        if values.ndim <= 1 or (values.ndim == 2 and values.shape[1] == 1):
-            return [float(v) for v in values.reshape(-1)]
-        raise BadRequest(f"regress needs one value per example; this signature gives shape {list(values.shape[1:])}")
-    raise BadRequest(f"regress needs a signature with one output; this one has {sorted(outputs)}")
+    values = outputs["outputs"]
+    if values.ndim <= 1 or (values.ndim == 2 and values.shape[1] == 1):
+        return [float(v) for v in values.reshape(-1)]
+    raise BadRequest(f"regress needs one value per example; this signature gives shape {list(values.shape[1:])}")

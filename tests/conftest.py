@@ -26,6 +26,41 @@ def _run_python(code: str, env=None, timeout=600) -> subprocess.CompletedProcess
                           text=True, timeout=timeout)
 
 
+CIFAR2_PER_CLASS = 30
+IMDB_LINES = {"train.csv": 400, "test.csv": 100}
+
+
+@pytest.fixture(scope="session")
+def cifar2_subset(tmp_path_factory) -> Path:
+    """30 real images per class and split, laid out as the dataset is."""
+    import shutil
+
+    from data.fetch import fetch
+
+    full = fetch("cifar2", tmp_path_factory.mktemp("data"), log=lambda m: None)
+    root = tmp_path_factory.mktemp("cifar2_subset") / "cifar2"
+    for split in ("train", "test"):
+        for name in ("airplane", "automobile"):
+            (root / split / name).mkdir(parents=True)
+            for f in sorted((full / split / name).iterdir())[:CIFAR2_PER_CLASS]:
+                shutil.copy(f, root / split / name / f.name)
+    return root
+
+
+@pytest.fixture(scope="session")
+def imdb_subset(tmp_path_factory) -> Path:
+    """The first 400 training and 100 test reviews."""
+    from data.fetch import fetch
+
+    full = fetch("imdb", tmp_path_factory.mktemp("data"), log=lambda m: None)
+    root = tmp_path_factory.mktemp("imdb_subset") / "imdb"
+    root.mkdir()
+    for name, lines in IMDB_LINES.items():
+        with open(full / name, encoding="utf-8") as src:
+            (root / name).write_text("".join(next(src) for _ in range(lines)), encoding="utf-8")
+    return root
+
+
 @pytest.fixture()
 def run_python():
     """Runs code in a fresh interpreter (a plain TF process, or one whose devices must be set before TF starts)."""

@@ -12,22 +12,13 @@ from pipelines.cifar2.spec import SPEC
 from pipelines.factory import create_pipeline
 
 NODES = ["ImageExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "AnomaliesGate", "Transform",
-         "Trainer", "Evaluator", "Pusher"]
-PER_CLASS = 30
+         "Trainer", "ServedBaseline", "Evaluator", "Pusher"]
+PER_CLASS = 30  # tests/conftest.py CIFAR2_PER_CLASS
 
 
 @pytest.fixture(scope="module")
-def subset(tmp_path_factory):
-    from data.fetch import fetch
-
-    full = fetch("cifar2", tmp_path_factory.mktemp("data"), log=lambda m: None)
-    root = tmp_path_factory.mktemp("cifar2_subset") / "cifar2"
-    for split in ("train", "test"):
-        for name in ("airplane", "automobile"):
-            (root / split / name).mkdir(parents=True)
-            for f in sorted((full / split / name).iterdir())[:PER_CLASS]:
-                shutil.copy(f, root / split / name / f.name)
-    return root
+def subset(cifar2_subset):
+    return cifar2_subset
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +50,7 @@ def test_pushed_model_classifies_jpeg_bytes(cfg, subset, run_python):
         raw = model.signatures["serving_raw"](image_raw=tf.constant(data))["probability"].numpy().ravel()
         examples = [tf.train.Example(features=tf.train.Features(feature={{"image_raw": tf.train.Feature(
             bytes_list=tf.train.BytesList(value=[d]))}})).SerializeToString() for d in data]
-        by_example = model.signatures["serving_default"](examples=tf.constant(examples))["probability"].numpy().ravel()
+        by_example = model.signatures["serving_examples"](examples=tf.constant(examples))["probability"].numpy().ravel()
         print(json.dumps({{"raw": raw.tolist(), "example": by_example.tolist()}}))
     """)
     proc = run_python(code)

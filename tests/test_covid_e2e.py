@@ -14,7 +14,7 @@ from pipelines.covid.spec import SPEC
 from pipelines.factory import create_pipeline
 
 NODES = ["WindowExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "AnomaliesGate", "Transform",
-         "Trainer", "Evaluator", "Pusher"]
+         "Trainer", "ServedBaseline", "Evaluator", "Pusher"]
 
 
 @pytest.fixture(scope="module")

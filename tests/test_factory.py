@@ -51,7 +51,7 @@ def test_one_factory_builds_the_whole_chain_for_any_runner(tmp_path):
     pipeline = factory.create_pipeline(SPEC, cfg)
     assert {c.id for c in pipeline.components} == {
         "CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "AnomaliesGate", "Transform",
-        "Trainer", "latest_blessed_model_resolver", "Evaluator", "Pusher"}
+        "Trainer", "ServedBaseline", "Evaluator", "Pusher"}
     assert pipeline.metadata_connection_config.sqlite.filename_uri == str(tmp_path / "titanic" / "metadata.sqlite")
     transform = next(c for c in pipeline.components if c.id == "Transform")
     assert "AnomaliesGate" in {n.id for n in transform.upstream_nodes}

@@ -59,18 +59,29 @@ def test_missing_file_without_url_is_a_clear_error(tmp_path):
     assert not (tmp_path / "dest" / "toy").exists()
 
 
-def test_existing_good_copy_is_kept_and_a_corrupt_one_replaced(tmp_path):
+def test_an_existing_copy_is_kept_a_changed_file_never_overwritten_a_missing_one_fetched(tmp_path):
     ds = make_dataset(tmp_path)
     mirror = write_tree(tmp_path / "mirror" / "toy").parent
     out = fetch("toy", tmp_path / "dest", mirror, dataset=ds, log=lambda m: None)
     messages = []
     fetch("toy", tmp_path / "dest", mirror, dataset=ds, log=messages.append)
     assert any("present and verified" in m for m in messages)
-    (out / "a.csv").write_bytes(b"x,y\n1,3\n")  # same size, other bytes
+    (out / "span-2").mkdir()
+    (out / "span-2" / "a.csv").write_bytes(b"x,y\n7,7\n")  # the user's own data beside the book's
+    (out / "a.csv").write_bytes(b"x,y\n1,3\n")  # an edited file: same size, other bytes
+    with pytest.raises(FetchError) as info:
+        fetch("toy", tmp_path / "dest", mirror, dataset=ds, log=lambda m: None)
+    message = str(info.value)
+    assert f"{out / 'a.csv'} differs" in message and "not overwritten" in message and "span-N" in message
+    assert (out / "a.csv").read_bytes() == b"x,y\n1,3\n"  # untouched
+    (out / "a.csv").unlink()
+    (out / "sub" / "b.txt").unlink()
     messages.clear()
     fetch("toy", tmp_path / "dest", mirror, dataset=ds, log=messages.append)
-    assert any("refetching" in m and "a.csv" in m for m in messages)
-    assert (out / "a.csv").read_bytes() == FILES["a.csv"]
+    assert any("2 of 2 files missing" in m for m in messages)
+    assert (out / "a.csv").read_bytes() == FILES["a.csv"] and (out / "sub" / "b.txt").read_bytes() == FILES["sub/b.txt"]
+    assert (out / "span-2" / "a.csv").read_bytes() == b"x,y\n7,7\n"  # nothing of the user's lost
+    assert leftovers(tmp_path / "dest") == []
 
 
 @pytest.fixture()

@@ -11,20 +11,12 @@ from pipelines.factory import create_pipeline
 from pipelines.imdb.spec import SPEC
 
 NODES = ["DelimitedExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "AnomaliesGate", "Transform",
-         "Trainer", "Evaluator", "Pusher"]
+         "Trainer", "ServedBaseline", "Evaluator", "Pusher"]
 
 
 @pytest.fixture(scope="module")
-def subset(tmp_path_factory):
-    from data.fetch import fetch
-
-    full = fetch("imdb", tmp_path_factory.mktemp("data"), log=lambda m: None)
-    root = tmp_path_factory.mktemp("imdb_subset") / "imdb"
-    root.mkdir()
-    for name, lines in (("train.csv", 400), ("test.csv", 100)):
-        with open(full / name, encoding="utf-8") as src:
-            (root / name).write_text("".join(next(src) for _ in range(lines)), encoding="utf-8")
-    return root
+def subset(imdb_subset):
+    return imdb_subset
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +47,7 @@ def test_pushed_model_scores_any_raw_text(cfg, subset, run_python):
         raw = model.signatures["serving_raw"](text=tf.constant(reviews))["probability"].numpy().ravel()
         examples = [tf.train.Example(features=tf.train.Features(feature={{"text": tf.train.Feature(
             bytes_list=tf.train.BytesList(value=[r.encode()]))}})).SerializeToString() for r in reviews]
-        by_example = model.signatures["serving_default"](examples=tf.constant(examples))["probability"].numpy().ravel()
+        by_example = model.signatures["serving_examples"](examples=tf.constant(examples))["probability"].numpy().ravel()
         print(json.dumps({{"raw": raw.tolist(), "example": by_example.tolist()}}))
     """)
     proc = run_python(code)

@@ -36,7 +36,8 @@ def test_package_loads_in_kfp_with_the_expected_dag(packages, name):
     assert tasks["AnomaliesGate"] == {"ExampleValidator"}
     assert "AnomaliesGate" in tasks["Transform"]  # no training before the data passed validation
     assert {"Transform"} <= tasks["Trainer"]
-    assert {"Trainer", gen} <= tasks["Evaluator"] and any("resolver" in t for t in tasks["Evaluator"])
+    assert {"Trainer", gen, "ServedBaseline"} <= tasks["Evaluator"]
+    assert tasks["ServedBaseline"] == {"Trainer"}  # the serving root is read right before the model is judged
     assert tasks["Pusher"] == {"Evaluator", "Trainer"}
     assert spec.root.input_definitions.parameters["data-root"].default_value.string_value == \
         f"gs://bucket/data/{registry.get_spec(name).dataset}"
@@ -85,3 +86,59 @@ def test_dockerfile_installs_what_make_installs():
     assert "TF_USE_LEGACY_KERAS=1" in dockerfile
     for folder in ("components", "data", "pipelines", "serving"):
         assert f"COPY {folder} ./{folder}" in dockerfile
+
+
+# ---- the package check: what open-source KFP would refuse or fail on ----
+
+@pytest.mark.parametrize("name", registry.PIPELINES)
+def test_every_package_passes_the_open_source_kfp_check(packages, name):
+    from pipelines import kfp_package_check
+
+    spec = yaml.safe_load(packages[name].read_text())
+    assert kfp_package_check.problems(spec, [str(PROJECT_ROOT), str(PROJECT_ROOT.resolve())]) == []
+    executors = spec["deploymentSpec"]["executors"]
+    assert {kind for e in executors.values() for kind in e if kind != "lifecycle"} == {"container"}
+    assert {tuple(e["container"]["command"]) for e in executors.values()} == {
+        ("python", "-m", "pipelines.kfp_entrypoint")}
+    caching = {t: task.get("cachingOptions", {}).get("enableCache") for t, task in spec["root"]["dag"]["tasks"].items()}
+    assert caching.pop("ServedBaseline") is False and set(caching.values()) == {True}
+
+
+def _titanic_spec(packages):
+    return yaml.safe_load(packages["titanic"].read_text())
+
+
+def test_the_check_flags_an_executor_kind_kfp_does_not_implement(packages):
+    from pipelines import kfp_package_check
+
+    spec = _titanic_spec(packages)
+    spec["deploymentSpec"]["executors"]["ServedBaseline_executor"] = {
+        "resolver": {"outputArtifactQueries": {"model": {"filter": "schema_title=tfx.Model"}}}}
+    found = kfp_package_check.problems(spec)
+    assert len(found) == 1 and "'ServedBaseline'" in found[0] and "kind resolver" in found[0]
+
+
+def test_the_check_flags_placeholders_nothing_resolves(packages):
+    from pipelines import kfp_package_check
+
+    spec = _titanic_spec(packages)
+    args = spec["deploymentSpec"]["executors"]["Trainer_executor"]["container"]["args"]
+    args += ["{{$.inputs.artifacts['examples'].uri}}", "{{$.inputs.artifacts['nope'].uri}}",
+             "--x={{$.outputs.parameters['y'].output_file}}"]
+    pusher = spec["root"]["dag"]["tasks"]["Pusher"]["inputs"]["parameters"]
+    pusher["custom_config"] = {"runtimeValue": {"constant": "{{pipelineparam:op=;name=data-root}}"}}
+    pusher["push_destination"] = {"componentInputParameter": "serving-root"}
+    spec["root"]["dag"]["tasks"]["Evaluator"]["inputs"]["parameters"]["example_splits"] = {
+        "runtimeValue": {"constant": "{{$.pipeline_job_name}}"}}  # the driver resolves this one
+    found = kfp_package_check.problems(spec)
+    assert len(found) == 4, found
+    assert any("'Trainer'" in f and "['nope']" in f for f in found)
+    assert any("'Trainer'" in f and "parameters['y']" in f for f in found)
+    assert any("'Pusher'" in f and "pipelineparam" in f for f in found)
+    assert any("'Pusher'" in f and "'serving-root', which the pipeline does not declare" in f for f in found)
+
+
+def test_a_package_naming_this_checkout_is_refused(tmp_path):
+    leaky = kubeflow_runner.KubeflowSettings(data_root=str(PROJECT_ROOT / "data" / "raw"))
+    with pytest.raises(kubeflow_runner.PackageError, match=f"holds the path '{PROJECT_ROOT}'"):
+        kubeflow_runner.compile_pipeline("titanic", tmp_path, leaky)

@@ -85,6 +85,8 @@ def test_spans_baseline_bad_batch_then_good_batch(cfg, titanic_data):
     assert report["version"] == good.pushed_version == report["serving_now"]
     assert report["data"]["span"] == 2 and report["baseline"]["span"] == 1
     assert report["baseline"]["model"] == first.model_uri
+    assert report["baseline"]["served_version"] == first.pushed_version == good.baseline_version
+    assert bad.baseline_version == first.pushed_version and first.baseline_version is None
     files = {f["split"]: f for f in report["data"]["files"]}
     assert files["train"]["path"] == str(span2 / "train.csv")
     assert files["train"]["sha256"] == hashlib.sha256((span2 / "train.csv").read_bytes()).hexdigest()
@@ -105,9 +107,11 @@ def test_spans_baseline_bad_batch_then_good_batch(cfg, titanic_data):
     warm = cfg.replace(warm_start=True)
     run(warm)
     store = results.open_store(cfg.metadata_path("titanic"))
-    _, trainer_out = results.latest_outputs(store, "titanic", "Trainer")
+    trainer_run, trainer_out = results.latest_outputs(store, "titanic", "Trainer")
     record = json.loads((Path(trainer_out["model_run"][0].uri) / "training_run.json").read_text())
-    assert record["warm_started_from"] == str(Path(good.model_uri) / "Format-Serving")
+    base_model = results.inputs_of(store, trainer_run)["base_model"][0]
+    assert results.custom(base_model, "served_version") == good.pushed_version
+    assert record["warm_started_from"] == str(Path(base_model.uri) / "Format-Serving")
 
     # asking for the first version gives its own lineage; an unknown version is a clear error
     assert lineage.lineage("titanic", cfg, first.pushed_version)["data"]["span"] == 1

@@ -20,65 +20,12 @@ from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
                                      regression_pb2)
 
 from components.atomic_pusher import push_atomically
+from serving_helpers import Server, http, save_linear
 from pipelines import results
 from pipelines.config import PROJECT_ROOT
 
 TITANIC_ROW = {"Age": 22.0, "Fare": 7.25, "Pclass": 3, "SibSp": 1, "Parch": 0, "Sex": "male", "Embarked": "S",
                "Ticket": "A/5 21171", "Cabin": ""}
-
-
-def save_linear(path: Path, bias: float) -> Path:
-    """The book's chapter 6-6 model: y = 2*x1 - x2 + bias, one input of shape [None, 2]."""
-    inputs = tf.keras.Input(shape=(2,), name="x")
-    dense = tf.keras.layers.Dense(1, name="dense")
-    model = tf.keras.Model(inputs, dense(inputs))
-    dense.set_weights([np.array([[2.0], [-1.0]], np.float32), np.array([bias], np.float32)])
-    staging = path.parent / f".staging-{path.name}"
-    tf.saved_model.save(model, str(staging))
-    return staging
-
-
-class Server:
-    def __init__(self, root: Path, *extra: str):
-        self.log_lines = []
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "serving.server", "--serving-root", str(root), "--rest-port", "0",
-             "--grpc-port", "0", "--poll-seconds", "0.3", *extra],
-            cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.rest = self.grpc = None
-        threading.Thread(target=self._read, daemon=True).start()
-        deadline = time.monotonic() + 120
-        while (self.rest is None or self.grpc is None) and time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("server exited:\n" + "\n".join(self.log_lines[-30:]))
-            time.sleep(0.1)
-        if self.rest is None:
-            raise RuntimeError("server did not start:\n" + "\n".join(self.log_lines[-30:]))
-
-    def _read(self):
-        for line in self.proc.stdout:
-            self.log_lines.append(line.rstrip())
-            if line.startswith("REST listening on "):
-                self.rest = line.split()[-1]
-            elif line.startswith("gRPC listening on "):
-                self.grpc = line.split()[-1]
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-
-
-def http(method, url, body=None, raw=None):
-    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read()), dict(response.headers)
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read()), dict(exc.headers)
 
 
 @pytest.fixture(scope="module")
@@ -120,9 +67,17 @@ def test_model_status_and_metadata(server):
     status, body, _ = http("GET", f"{server.rest}/v1/models/titanic/metadata")
     assert status == 200 and body["model_spec"] == {"name": "titanic", "signature_name": "", "version": "1"}
     signatures = body["metadata"]["signature_def"]["signature_def"]
-    assert set(signatures) == {"serving_default", "serving_raw"}
-    assert signatures["serving_raw"]["inputs"]["Age"]["dtype"] == "DT_FLOAT"
+    assert set(signatures) == {"serving_default", "serving_raw", "serving_examples", "classify", "regress"}
+    assert signatures["serving_default"]["inputs"]["Age"]["dtype"] == "DT_FLOAT"
     assert signatures["serving_default"]["method_name"] == "tensorflow/serving/predict"
+    assert signatures["serving_examples"]["inputs"]["examples"]["dtype"] == "DT_STRING"
+    # what TF Serving's classifier.cc / regressor.cc require of a Classify / Regress signature
+    assert signatures["classify"]["method_name"] == "tensorflow/serving/classify"
+    assert set(signatures["classify"]["inputs"]) == {"inputs"} and set(signatures["classify"]["outputs"]) == {
+        "classes", "scores"}
+    assert signatures["classify"]["outputs"]["classes"]["dtype"] == "DT_STRING"
+    assert signatures["regress"]["method_name"] == "tensorflow/serving/regress"
+    assert set(signatures["regress"]["inputs"]) == {"inputs"} and set(signatures["regress"]["outputs"]) == {"outputs"}
 
 
 def test_titanic_row_columnar_and_b64_agree(server):
@@ -139,24 +94,43 @@ def test_titanic_row_columnar_and_b64_agree(server):
     assert encoded[1]["predictions"][0][0] == pytest.approx(p)
 
 
-def test_classify_and_regress_use_the_tf_example_signature(server):
+def test_the_books_curl_reaches_the_raw_default_signature(server):
+    """Chapter 6-6 posts raw values without naming a signature: serving_default takes them."""
+    status, body, _ = http("POST", f"{server.rest}/v1/models/titanic:predict", {"instances": [TITANIC_ROW]})
+    named = http("POST", f"{server.rest}/v1/models/titanic:predict",
+                 {"signature_name": "serving_raw", "instances": [TITANIC_ROW]})[1]
+    assert status == 200 and body == named and 0.0 < body["predictions"][0][0] < 1.0
+
+
+def test_classify_and_regress_use_their_own_signatures(server):
     example = {k: v for k, v in TITANIC_ROW.items() if k != "Cabin"}  # a missing value is an absent feature
-    status, body, _ = http("POST", f"{server.rest}/v1/models/titanic:classify", {"examples": [example]})
+    status, body, _ = http("POST", f"{server.rest}/v1/models/titanic:classify",
+                           {"signature_name": "classify", "examples": [example]})
     assert status == 200
     (label0, p0), (label1, p1) = body["results"][0]
     assert (label0, label1) == ("0", "1") and p0 + p1 == pytest.approx(1.0)
     status, body, _ = http("POST", f"{server.rest}/v1/models/titanic:regress",
-                           {"context": {"Embarked": "S"}, "examples": [{k: v for k, v in example.items()
-                                                                        if k != "Embarked"}]})
+                           {"signature_name": "regress", "context": {"Embarked": "S"},
+                            "examples": [{k: v for k, v in example.items() if k != "Embarked"}]})
     assert status == 200 and body["results"][0] == pytest.approx(p1, abs=1e-6)
+    predicted = http("POST", f"{server.rest}/v1/models/titanic:predict", {"instances": [TITANIC_ROW]})[1]
+    assert predicted["predictions"][0][0] == pytest.approx(p1, abs=1e-6)
+    # as TF Serving answers it (classifier.cc): the default signature is a predict signature
+    status, body, _ = http("POST", f"{server.rest}/v1/models/titanic:classify", {"examples": [example]})
+    assert status == 400 and body["error"] == ("Expected classification signature method_name to be "
+                                               "tensorflow/serving/classify. Was: tensorflow/serving/predict")
+    status, body, _ = http("POST", f"{server.rest}/v1/models/titanic:regress",
+                           {"signature_name": "classify", "examples": [example]})
+    assert status == 400 and "Expected regression signature method_name to be tensorflow/serving/regress" in \
+        body["error"]
 
 
 @pytest.mark.parametrize("method, path, body, code, message", [
     ("POST", "/v1/models/nope:predict", {"instances": [[1, 2]]}, 404, "Servable not found for request: Latest(nope)"),
     ("POST", "/v1/models/linear/versions/7:predict", {"instances": [[1, 2]]}, 404, "Specific(linear, 7)"),
     ("GET", "/v1/models/nope", None, 404, "Could not find any versions of model nope"),
-    ("GET", "/v1/models/linear/versions/x", None, 404, "version 'x' is not a number"),
-    ("POST", "/v1/models/linear:explain", {}, 404, "Malformed request: linear:explain"),
+    ("GET", "/v1/models/linear/versions/x", None, 400, "version 'x' is not a number"),
+    ("POST", "/v1/models/linear:explain", {}, 400, "Malformed request: POST /v1/models/linear:explain"),
     ("POST", "/v1/models/linear:predict", {"instances": [[1, 2, 3]]}, 400, "shape [1, 3] does not match"),
     ("POST", "/v1/models/linear:predict", {"instances": [[1, 2], [3]]}, 400, "not a rectangular"),
     ("POST", "/v1/models/linear:predict", {"instances": [["a", "b"]]}, 400, "expected float32 values, got text"),
@@ -172,9 +146,13 @@ def test_classify_and_regress_use_the_tf_example_signature(server):
     ("POST", "/v1/models/titanic:predict", {"signature_name": "serving_raw",
                                             "instances": [dict(TITANIC_ROW, Sex={"b64": "%%%"})]}, 400,
      "not valid base64"),
-    ("POST", "/v1/models/titanic:classify", {"examples": [{"Age": [1, "x"]}]}, 400, "all numbers or all text"),
+    ("POST", "/v1/models/titanic:classify", {"signature_name": "classify", "examples": [{"Age": [1, "x"]}]}, 400,
+     "all numbers or all text"),
     ("POST", "/v1/models/titanic:classify", {"instances": []}, 400, "non-empty \"examples\" list"),
-    ("POST", "/v1/models/linear:classify", {"examples": [{"x": 1.0}]}, 400, "does not take serialized tf.Examples"),
+    ("POST", "/v1/models/linear:classify", {"examples": [{"x": 1.0}]}, 400,
+     "Expected classification signature method_name"),
+    ("POST", "/v1/models/titanic:classify", {"signature_name": "nope", "examples": [{"x": 1.0}]}, 400,
+     "No signature was found with the name: nope"),
 ])
 def test_errors_as_tf_serving_gives_them(server, method, path, body, code, message):
     status, answer, _ = http(method, server.rest + path, body)
@@ -237,19 +215,20 @@ def test_grpc_predict_matches_rest(server, stub):
 def test_grpc_classify_regress_metadata_status(stub):
     prediction, models = stub
     classify = classification_pb2.ClassificationRequest()
-    classify.model_spec.name = "titanic"
+    classify.model_spec.name, classify.model_spec.signature_name = "titanic", "classify"
     classify.input.example_list.examples.append(titanic_example())
     classes = prediction.Classify(classify, timeout=30).result.classifications[0].classes
     assert [c.label for c in classes] == ["0", "1"] and sum(c.score for c in classes) == pytest.approx(1.0)
     regress = regression_pb2.RegressionRequest()
-    regress.model_spec.name = "titanic"
+    regress.model_spec.name, regress.model_spec.signature_name = "titanic", "regress"
     regress.input.example_list.examples.append(titanic_example())
     assert prediction.Regress(regress, timeout=30).result.regressions[0].value == pytest.approx(classes[1].score, abs=1e-6)
     meta = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
     meta.model_spec.name = "titanic"
     signature_map = get_model_metadata_pb2.SignatureDefMap()
     prediction.GetModelMetadata(meta, timeout=30).metadata["signature_def"].Unpack(signature_map)
-    assert set(signature_map.signature_def) == {"serving_default", "serving_raw"}
+    assert set(signature_map.signature_def) == {"serving_default", "serving_raw", "serving_examples", "classify",
+                                                "regress"}
     status = get_model_status_pb2.GetModelStatusRequest()
     status.model_spec.name = "linear"
     versions = models.GetModelStatus(status, timeout=30).model_version_status

@@ -20,7 +20,7 @@ from pipelines.titanic.spec import SPEC
 from pipelines.config import PROJECT_ROOT
 
 NODES = ["CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "AnomaliesGate", "Transform",
-         "Trainer", "Evaluator", "Pusher"]
+         "Trainer", "ServedBaseline", "Evaluator", "Pusher"]
 
 
 def run(cfg, data_root=None):
@@ -87,7 +87,7 @@ def test_pushed_model_serves_both_signatures_alike_in_plain_tensorflow(cfg, tita
                 else:
                     feature[key] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[row[key].encode()]))
             return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
-        by_example = model.signatures["serving_default"](examples=tf.constant([example(r) for r in rows]))
+        by_example = model.signatures["serving_examples"](examples=tf.constant([example(r) for r in rows]))
         raw = {{k: tf.constant([float(r[k]) if r[k] else math.nan for r in rows], tf.float32) for k in floats}}
         raw.update({{k: tf.constant([int(r[k]) for r in rows], tf.int64) for k in ints}})
         raw.update({{k: tf.constant([r[k] for r in rows]) for k in ("Sex", "Embarked", "Ticket", "Cabin")}})
@@ -110,13 +110,16 @@ def test_pushed_model_serves_both_signatures_alike_in_plain_tensorflow(cfg, tita
 
 
 def test_rerun_with_nothing_changed_is_fully_cached(cfg):
-    """The first rerun has one new input: the first model is now the blessed baseline, so the Evaluator compares
-    the model with itself once (and the Pusher sees it is already serving). From then on all is cached."""
+    """The first rerun has one new input: the first model is now served, so ServedBaseline copies it and the
+    Evaluator compares the model with itself once (and the Pusher sees it is already serving). From then on all
+    is cached."""
     before = serving_listing(cfg)
     run(cfg)
-    upstream = NODES[:NODES.index("Evaluator")]
+    upstream = NODES[:NODES.index("ServedBaseline")]
     assert {n: s for n, s in states(cfg).items() if n in upstream} == {n: ["COMPLETE", "CACHED"] for n in upstream}
-    assert results.last_run("titanic", cfg).blessed is True
+    assert states(cfg)["ServedBaseline"] == ["COMPLETE", "COMPLETE"]
+    rerun = results.last_run("titanic", cfg)
+    assert rerun.blessed is True and rerun.baseline_version == rerun.pushed_version
     run(cfg)
     assert [s[-1] for s in states(cfg).values()] == ["CACHED"] * len(NODES)
     assert serving_listing(cfg) == before

@@ -3,12 +3,13 @@ from pathlib import Path
 
 from tfx import v1 as tfx
 
+from components.csv_example_gen import CsvExampleGen
 from pipelines.spec import DatasetSpec
 from pipelines.titanic import features
 
 
 def make_example_gen(input_base: str, prefix: str = ""):
-    return tfx.components.CsvExampleGen(
+    return CsvExampleGen(
         input_base=input_base,
         input_config=tfx.proto.Input(
             splits=[

@@ -1,0 +1,70 @@
+"""What the serving tests share: a real server process on free loopback ports, an HTTP helper, a tiny model."""
+import json
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from pipelines.config import PROJECT_ROOT
+
+
+def save_linear(path: Path, bias: float) -> Path:
+    """The book's chapter 6-6 model: y = 2*x1 - x2 + bias, one input of shape [None, 2]."""
+    inputs = tf.keras.Input(shape=(2,), name="x")
+    dense = tf.keras.layers.Dense(1, name="dense")
+    model = tf.keras.Model(inputs, dense(inputs))
+    dense.set_weights([np.array([[2.0], [-1.0]], np.float32), np.array([bias], np.float32)])
+    staging = path.parent / f".staging-{path.name}"
+    tf.saved_model.save(model, str(staging))
+    return staging
+
+
+class Server:
+    def __init__(self, root: Path, *extra: str):
+        self.log_lines = []
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "serving.server", "--serving-root", str(root), "--rest-port", "0",
+             "--grpc-port", "0", "--poll-seconds", "0.3", *extra],
+            cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.rest = self.grpc = None
+        threading.Thread(target=self._read, daemon=True).start()
+        deadline = time.monotonic() + 120
+        while (self.rest is None or self.grpc is None) and time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("server exited:\n" + "\n".join(self.log_lines[-30:]))
+            time.sleep(0.1)
+        if self.rest is None:
+            raise RuntimeError("server did not start:\n" + "\n".join(self.log_lines[-30:]))
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.log_lines.append(line.rstrip())
+            if line.startswith("REST listening on "):
+                self.rest = line.split()[-1]
+            elif line.startswith("gRPC listening on "):
+                self.grpc = line.split()[-1]
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def http(method, url, body=None, raw=None):
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read()), dict(response.headers)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read()), dict(exc.headers)
+
+

@@ -1,0 +1,416 @@
+"""The server under hostile and careless input: no escape from the serving root, no 500, no gap in service.
+
+Each class of problem is tested with several members of the class, against a real server process."""
+import http.client as httpclient
+import json
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import grpc
+import pytest
+import tensorflow as tf
+from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+from tensorflow_serving.apis import (get_model_status_pb2, model_service_pb2_grpc, predict_pb2,
+                                     prediction_service_pb2_grpc)
+
+from pipelines import results
+from serving_helpers import Server, http, save_linear
+
+TITANIC_ROW = {"Age": 22.0, "Fare": 7.25, "Pclass": 3, "SibSp": 1, "Parch": 0, "Sex": "male", "Embarked": "S",
+               "Ticket": "A/5 21171", "Cabin": ""}
+
+
+def put_linear(folder: Path, bias: float) -> None:
+    os.rename(save_linear(folder, bias), folder)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, titanic_run):
+    """A serving root with titanic and linear, and outside it: a SavedModel next to the root, one elsewhere."""
+    base = tmp_path_factory.mktemp("hostile")
+    root = base / "root"
+    pushed = results.last_run("titanic", titanic_run).pushed_destination
+    shutil.copytree(pushed, root / "titanic" / "1")
+    (root / "linear").mkdir()
+    for version, bias in ((1, 3.0), (2, 10.0)):
+        put_linear(root / "linear" / str(version), bias)
+    outside = base / "outside"  # a model the server must never run: bias 666
+    outside.mkdir()
+    put_linear(outside / "1", 666.0)
+    put_linear(base / "1", 666.0)  # a SavedModel right next to the root (reached by "..")
+    (root / "evil").symlink_to(outside, target_is_directory=True)  # a model folder that leaves the root
+    (root / "linear" / "9").symlink_to(outside / "1", target_is_directory=True)  # a version that leaves it
+    return base, root, outside
+
+
+@pytest.fixture(scope="module")
+def server(world):
+    server = Server(world[1])
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def stubs(server):
+    channel = grpc.insecure_channel(server.grpc)
+    yield prediction_service_pb2_grpc.PredictionServiceStub(channel), model_service_pb2_grpc.ModelServiceStub(channel)
+    channel.close()
+
+
+def raw_request(server, method, path, body=b"", headers=None):
+    """A request whose path is sent exactly as written (no client-side normalisation of %2e%2e or ..)."""
+    host, port = urlsplit(server.rest).hostname, urlsplit(server.rest).port
+    conn = httpclient.HTTPConnection(host, port, timeout=60)
+    conn.putrequest(method, path, skip_accept_encoding=True)
+    conn.putheader("Content-Type", "application/json")
+    conn.putheader("Content-Length", str(len(body)))
+    for k, v in (headers or {}).items():
+        conn.putheader(k, v)
+    conn.endheaders()
+    conn.send(body)
+    response = conn.getresponse()
+    data = response.read()
+    conn.close()
+    return response.status, data
+
+
+def assert_no_paths(text, world):
+    base = world[0]
+    for path in {str(base), str(base.resolve())}:
+        assert path not in text, text
+
+
+# ---------------------------------------------------------------- security: names never become paths
+@pytest.mark.parametrize("path", [
+    "/v1/models/%2e%2e/versions/1:predict", "/v1/models/../versions/1:predict", "/v1/models/%2E%2E:predict",
+    "/v1/models/..%2F..%2Foutside/versions/1:predict", "/v1/models/evil:predict", "/v1/models/evil/versions/1:predict",
+    "/v1/models/%2Ftmp:predict", "/v1/models/linear/versions/9:predict", "/v1/models/.:predict",
+])
+def test_rest_never_runs_a_model_outside_the_root(server, world, path):
+    status, data = raw_request(server, "POST", path, json.dumps({"instances": [[1.0, 2.0]]}).encode())
+    assert status in (400, 404), (status, data)
+    body = json.loads(data)
+    assert "error" in body and "666" not in data.decode()
+    assert_no_paths(data.decode(), world)
+
+
+@pytest.mark.parametrize("name", [
+    "OUTSIDE_ABS", "../outside", "../../../proc", "/proc", "evil", "", "linear/../linear", "x" * 300, "\u00e9\x00",
+])
+def test_grpc_never_runs_or_lists_a_model_outside_the_root(stubs, world, name):
+    prediction, models = stubs
+    name = str(world[2]) if name == "OUTSIDE_ABS" else name
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = name
+    request.inputs["x"].CopyFrom(tf.make_tensor_proto([[1.0, 2.0]], dtype=tf.float32))
+    with pytest.raises(grpc.RpcError) as err:
+        prediction.Predict(request, timeout=30)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND and "666" not in err.value.details()
+    if name != str(world[2]):  # the name the client sent is echoed, as TF Serving does; nothing else
+        assert_no_paths(err.value.details(), world)
+    status = get_model_status_pb2.GetModelStatusRequest()
+    status.model_spec.name = name
+    with pytest.raises(grpc.RpcError) as err:
+        models.GetModelStatus(status, timeout=30)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_links_leaving_the_root_are_refused_and_logged(server, world):
+    status, body, _ = http("GET", f"{server.rest}/v1/models/linear")
+    assert [s["version"] for s in body["model_version_status"]] == ["2", "1"]  # no 9
+    status, body, headers = http("POST", f"{server.rest}/v1/models/linear:predict", {"instances": [[1.0, 2.0]]})
+    assert (status, headers["x-model-version"], body["predictions"]) == (200, "2", [[10.0]])
+    assert any("refusing model 'evil'" in line for line in server.log_lines)
+    assert any("refusing linear version 9" in line for line in server.log_lines)
+    # after the start-up line that names the root the operator gave, no log line shows a path
+    assert_no_paths("\n".join(line for line in server.log_lines if not line.startswith("serving root ")), world)
+
+
+# ---------------------------------------------------------------- never a 500 for bad input
+def titanic(**changes):
+    return {"instances": [dict(TITANIC_ROW, **changes)]}
+
+
+@pytest.mark.parametrize("body", [
+    b'{"instances": [{"Age": Infinity, "Fare": 7.25, "Pclass": 3, "SibSp": 1, "Parch": 0, "Sex": "male", '
+    b'"Embarked": "S", "Ticket": "t", "Cabin": ""}]}',
+    b'{"instances": [{"Age": -Infinity, "Fare": 1e39, "Pclass": 3, "SibSp": 1, "Parch": 0, "Sex": "male", '
+    b'"Embarked": "S", "Ticket": "t", "Cabin": ""}]}',
+    b'{"instances": [{"Age": NaN, "Fare": -1e300, "Pclass": 3, "SibSp": 1, "Parch": 0, "Sex": "male", '
+    b'"Embarked": "S", "Ticket": "t", "Cabin": ""}]}',
+])
+def test_non_finite_numbers_are_answered_with_tf_servings_literals(server, body):
+    status, data = raw_request(server, "POST", "/v1/models/titanic:predict", body)
+    assert status == 200, data
+    prediction = json.loads(data)["predictions"][0][0]  # NaN / Infinity literals parse
+    assert prediction != prediction or 0.0 <= prediction <= 1.0
+
+
+@pytest.mark.parametrize("body, code, message", [
+    (json.dumps(titanic(Pclass=2 ** 70)).encode(), 400, "input 'Pclass'"),
+    (json.dumps(titanic(Pclass=-(2 ** 64))).encode(), 400, "outside int64's range"),
+    (json.dumps(titanic(SibSp=1e30)).encode(), 400, "input 'SibSp'"),
+    (json.dumps(titanic(Parch=10 ** 400)).encode(), 400, "input 'Parch'"),
+    (b'{"instances": [{"Age": 1.0, "Fare": 7.25, "Pclass": Infinity, "SibSp": 1, "Parch": 0, "Sex": "male", '
+     b'"Embarked": "S", "Ticket": "t", "Cabin": ""}]}', 400, "got Infinity or NaN"),
+    (json.dumps(titanic(Pclass=2.5)).encode(), 400, "got fractions"),
+    (b'{"instances": ' + b"[" * 1000 + b"1.0" + b"]" * 1000 + b"}", 400, "nested too deeply"),
+    (b"[" * 100000, 400, "JSON parse error"),
+    (json.dumps({"signature_name": {"a": 1}, "instances": [[1, 2]]}).encode(), 400, "\"signature_name\" must be"),
+    (json.dumps({"signature_name": ["serving_default"], "instances": [[1, 2]]}).encode(), 400, "must be a string"),
+    (json.dumps({"signature_name": 7, "instances": [[1, 2]]}).encode(), 400, "must be a string"),
+    (b'{"instances": [{"Age": 1.0, "Fare": 7.25, "Pclass": 3, "SibSp": 1, "Parch": 0, "Sex": "\\ud800", '
+     b'"Embarked": "S", "Ticket": "t", "Cabin": ""}]}', 400, "lone surrogate"),
+    (b'{"instances": [{"\\udfff": 1}]}', 400, "takes inputs"),
+    (b"\xff\xfe not json", 400, "JSON parse error"),
+    (b"", 400, "JSON parse error"),
+    (b"null", 400, "JSON object"),
+    (json.dumps({"instances": [None]}).encode(), 400, ""),
+    (json.dumps({"instances": [[1, 2]], "inputs": [[1, 2]]}).encode(), 400, "exactly one of"),
+])
+def test_bad_predict_bodies_are_400_with_a_reason(server, world, body, code, message):
+    for model in ("titanic", "linear"):
+        status, data = raw_request(server, "POST", f"/v1/models/{model}:predict", body)
+        assert status < 500, (model, status, data[:300])
+        answer = json.loads(data)
+        assert "error" in answer
+        if model == "titanic" and message:
+            assert status == code and message in answer["error"], answer
+        assert_no_paths(data.decode(), world)
+
+
+@pytest.mark.parametrize("method, path, code, message", [
+    ("POST", "/v1/models/" + "m" * 300 + ":predict", 404, "Servable not found"),
+    ("GET", "/v1/models/" + "m" * 5000, 404, "Could not find any versions"),
+    ("POST", "/v1/models/linear/versions/%C2%B2:predict", 400, "Malformed request"),  # '²' isdigit, not a number
+    ("GET", "/v1/models/linear/versions/%C2%B2", 400, "Malformed request"),
+    ("POST", "/v1/models/linear/versions/99999999999999999999:predict", 400, "Malformed request"),
+    ("POST", "/v1/models/linear/versions/-1:predict", 400, "Malformed request"),
+    ("POST", "/v1/models/linear/versions/1.0:predict", 400, "Malformed request"),
+    ("POST", "/v1/models/linear:explain", 400, "Malformed request"),
+    ("POST", "/v1/models/linear:", 400, "Malformed request"),
+    ("GET", "/v1/models/linear:predict", 405, "takes POST"),
+    ("DELETE", "/v1/models/linear", 405, "not allowed"),
+    ("PUT", "/v1/models/linear:predict", 405, "not allowed"),
+    ("GET", "/v2/models/linear", 404, "no such route"),
+    ("GET", "/", 404, "no such route"),
+    ("GET", "/docs", 404, "no such route"),
+    ("GET", "/openapi.json", 404, "no such route"),
+    ("POST", "/v1/models/%C3%A9%00:predict", 404, "Servable not found"),
+])
+def test_paths_and_methods_answer_as_tf_serving_does(server, world, method, path, code, message):
+    status, data = raw_request(server, method, path, b'{"instances": [[1.0, 2.0]]}' if method == "POST" else b"")
+    answer = json.loads(data)
+    assert status == code and message in answer["error"], (status, answer)
+    assert set(answer) == {"error"}
+
+
+# ---------------------------------------------------------------- gRPC: tensors checked before anything is built
+def tensor(dtype, dims, **values):
+    proto = tensor_pb2.TensorProto(dtype=dtype, tensor_shape=tensor_shape_pb2.TensorShapeProto(
+        dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in dims]))
+    for field, value in values.items():
+        if field == "tensor_content":
+            proto.tensor_content = value
+        else:
+            getattr(proto, field).extend(value)
+    return proto
+
+
+@pytest.mark.parametrize("proto, message", [
+    (tensor(types_pb2.DT_RESOURCE, [1, 2]), "DT_RESOURCE is not supported"),
+    (tensor(types_pb2.DT_VARIANT, [1, 2]), "DT_VARIANT is not supported"),
+    (tensor(types_pb2.DT_INVALID, [1, 2], float_val=[1, 2]), "DT_INVALID is not supported"),
+    (tensor(999, [1, 2]), "dtype 999 is not supported"),
+    (tensor(types_pb2.DT_FLOAT, [1, 2], tensor_content=b"\x00" * 7), "tensor_content holds 7 bytes"),
+    (tensor(types_pb2.DT_FLOAT, [1, 2], tensor_content=b"\x00" * 12), "needs 8"),
+    (tensor(types_pb2.DT_FLOAT, [1, 2], float_val=[1.0, 2.0, 3.0]), "3 values sent for shape [1, 2]"),
+    (tensor(types_pb2.DT_FLOAT, [1, -2], float_val=[1.0, 2.0]), "negative dimension"),
+    (tensor(types_pb2.DT_FLOAT, [20_000_000], float_val=[1.0]), "1 value(s) sent for shape [20000000]"),
+    (tensor(types_pb2.DT_FLOAT, [1 << 40, 1 << 40], tensor_content=b"\x00" * 8), "tensor_content holds 8 bytes"),
+    (tensor(types_pb2.DT_STRING, [1, 2], tensor_content=b"ab"), "cannot be sent as tensor_content"),
+    (tensor(types_pb2.DT_FLOAT, [1, 2]), "0 value(s) sent"),
+    (tensor(types_pb2.DT_STRING, [1, 2], string_val=[b"a"]), ""),
+    (tensor(types_pb2.DT_FLOAT, [3, 2], float_val=[1.0, 2.0, 3.0, 4.0]), "4 value(s) sent"),
+])
+def test_grpc_malformed_tensors_are_invalid_argument(stubs, proto, message):
+    prediction, _ = stubs
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "linear"
+    request.inputs["x"].CopyFrom(proto)
+    with pytest.raises(grpc.RpcError) as err:
+        prediction.Predict(request, timeout=60)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, err.value.details()
+    assert message in err.value.details()
+
+
+def test_grpc_a_single_value_may_fill_a_small_tensor(stubs):
+    prediction, _ = stubs
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "linear"
+    request.inputs["x"].CopyFrom(tensor(types_pb2.DT_FLOAT, [3, 2], float_val=[1.0]))  # TensorFlow's fill rule
+    out = tf.make_ndarray(prediction.Predict(request, timeout=30).outputs["dense"]).ravel().tolist()
+    assert out == [11.0, 11.0, 11.0]
+
+
+def test_grpc_bad_signature_and_wrong_dtypes_are_invalid_argument(stubs):
+    prediction, _ = stubs
+    for signature, proto in (("nope", tf.make_tensor_proto([[1.0, 2.0]])),
+                             ("", tf.make_tensor_proto([["a", "b"]])),
+                             ("", tf.make_tensor_proto([[1, 2]], dtype=tf.int64))):
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name, request.model_spec.signature_name = "linear", signature
+        request.inputs["x"].CopyFrom(proto)
+        if signature == "" and proto.dtype == types_pb2.DT_INT64:
+            assert prediction.Predict(request, timeout=30).outputs["dense"]  # ints become floats: accepted
+            continue
+        with pytest.raises(grpc.RpcError) as err:
+            prediction.Predict(request, timeout=30)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_model_errors_keep_tensorflows_reason(tmp_path, world):
+    """A model that fails on the input says why (TensorFlow's reason), not just "Graph execution error"."""
+    root = tmp_path / "root"
+    (root / "decoder").mkdir(parents=True)
+
+    class Decoder(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image")])
+        def serve(self, image):
+            return {"pixels": tf.map_fn(lambda b: tf.cast(tf.size(tf.io.decode_jpeg(b)), tf.float32), image,
+                                        fn_output_signature=tf.float32)}
+
+    module = Decoder()
+    tf.saved_model.save(module, str(root / "decoder" / "1"), signatures={"serving_default": module.serve})
+    server = Server(root)
+    try:
+        status, body, _ = http("POST", f"{server.rest}/v1/models/decoder:predict", {"instances": ["not a jpeg"]})
+    finally:
+        server.stop()
+    assert status == 400
+    assert "Graph execution error" not in body["error"] and "JPEG" in body["error"], body
+
+
+# ---------------------------------------------------------------- availability
+def stream_requests(server, failures, answers, stop, version=None):
+    url = f"{server.rest}/v1/models/linear" + (f"/versions/{version}" if version else "") + ":predict"
+    for _ in range(3000):  # bounded
+        if stop.is_set():
+            return
+        status, body, headers = http("POST", url, {"instances": [[1.0, 2.0]]})
+        if status != 200:
+            failures.append((status, body))
+        else:
+            answers.append(headers["x-model-version"])
+
+
+def test_rollback_under_load_fails_no_request(tmp_path):
+    root = tmp_path / "root"
+    (root / "linear").mkdir(parents=True)
+    for version, bias in ((1, 3.0), (2, 10.0), (3, 100.0)):
+        put_linear(root / "linear" / str(version), bias)
+    server = Server(root)
+    failures, answers, stop = [], [], threading.Event()
+    threads = [threading.Thread(target=stream_requests, args=(server, failures, answers, stop)) for _ in range(4)]
+    try:
+        # version 2, asked for by number, goes into the old-version cache
+        assert http("POST", f"{server.rest}/v1/models/linear/versions/2:predict",
+                    {"instances": [[1.0, 2.0]]})[0] == 200
+        for t in threads:
+            t.start()
+        while len(answers) < 20:
+            time.sleep(0.05)
+        shutil.rmtree(root / "linear" / "3")  # roll back to 2 ...
+        deadline = time.monotonic() + 60
+        while (not answers or answers[-1] != "2") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        shutil.rmtree(root / "linear" / "2")  # ... and to 1
+        deadline = time.monotonic() + 60
+        while (not answers or answers[-1] != "1") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        mark = len(answers)
+        time.sleep(1.0)
+        # the deleted version is not served from the cache either
+        status, body, _ = http("POST", f"{server.rest}/v1/models/linear/versions/2:predict",
+                               {"instances": [[1.0, 2.0]]})
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=60)
+        server.stop()
+    assert failures == []
+    assert {"3", "2", "1"} <= set(answers) and set(answers[mark:]) == {"1"}
+    assert status == 404 and "Specific(linear, 2)" in body["error"]
+
+
+def test_loading_an_old_version_does_not_stall_other_clients(world, tmp_path):
+    """While version 1 of titanic loads (seconds), quick requests on other connections keep being answered."""
+    root = tmp_path / "root"
+    shutil.copytree(world[1] / "titanic" / "1", root / "titanic" / "1")
+    shutil.copytree(world[1] / "titanic" / "1", root / "titanic" / "2")
+    (root / "linear").mkdir()
+    put_linear(root / "linear" / "1", 3.0)
+    server = Server(root)
+    done = []
+    try:
+        slow = threading.Thread(target=lambda: done.append(("slow", http(
+            "POST", f"{server.rest}/v1/models/titanic/versions/1:predict", titanic())[0])))
+        slow.start()
+        quick = 0
+        while slow.is_alive() and quick < 400:
+            status, _, _ = http("GET", f"{server.rest}/v1/models/linear")
+            assert status == 200
+            quick += 1
+        slow.join(timeout=120)
+    finally:
+        server.stop()
+    assert done == [("slow", 200)]
+    assert quick >= 3  # answered while the old version loaded (on the event loop they would have waited)
+
+
+def test_status_never_calls_an_unloadable_version_available(tmp_path):
+    root = tmp_path / "root"
+    (root / "linear").mkdir(parents=True)
+    put_linear(root / "linear" / "2", 10.0)
+    (root / "linear" / "1").mkdir()
+    (root / "linear" / "1" / "saved_model.pb").write_bytes(b"not a protobuf")
+    server = Server(root)
+    try:
+        listing = http("GET", f"{server.rest}/v1/models/linear")[1]["model_version_status"]
+        one = http("GET", f"{server.rest}/v1/models/linear/versions/1")[1]["model_version_status"]
+        predict = http("POST", f"{server.rest}/v1/models/linear/versions/1:predict", {"instances": [[1.0, 2.0]]})
+    finally:
+        server.stop()
+    states = {s["version"]: s["state"] for s in listing}
+    assert states["2"] == "AVAILABLE" and states["1"] != "AVAILABLE"
+    assert one[0]["state"] == "END" and one[0]["status"]["error_code"] != "OK"
+    assert "could not be loaded" in one[0]["status"]["error_message"]
+    assert str(root) not in json.dumps(one)
+    assert predict[0] == 404
+
+
+def test_a_client_that_disconnects_mid_body_logs_one_line(server):
+    host, port = urlsplit(server.rest).hostname, urlsplit(server.rest).port
+    before = len(server.log_lines)
+    with socket.create_connection((host, port), timeout=10) as sock:
+        sock.sendall(b"POST /v1/models/linear:predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 100000\r\n\r\n{\"instances\": [[1.0,")
+        time.sleep(0.3)
+    deadline = time.monotonic() + 10
+    while not any("client went away" in line for line in server.log_lines[before:]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    new = server.log_lines[before:]
+    assert sum("client went away" in line for line in new) == 1, new
+    assert not any("Traceback" in line for line in new)
+    assert http("POST", f"{server.rest}/v1/models/linear:predict", {"instances": [[1.0, 2.0]]})[0] == 200
+
+
+def test_a_large_body_is_read_and_answered(server):
+    body = {"instances": [[1.0, 2.0]] * 200_000}  # ~2.4 MB
+    status, answer, _ = http("POST", f"{server.rest}/v1/models/linear:predict", body)
+    assert status == 200 and len(answer["predictions"]) == 200_000
