@@ -195,7 +195,7 @@ def format_result(result: RunResult) -> str:
     for name, values in sorted(result.metrics.items()):
         if name != "overall" and "auc" in values:
             lines.append(f"  slice {name:<20} AUC {values['auc']:.4f}  KS {values.get('ks', float('nan')):.4f}  n={int(values.get('example_count', 0))}")
-    lines.append(f"  baseline       " + (f"served version {result.baseline_version}" if result.baseline_version
+    lines.append("  baseline       " + (f"served version {result.baseline_version}" if result.baseline_version
                                          else "none (the first model: judged on absolute bounds only)"))
     lines.append(f"  blessed        {'yes' if result.blessed else 'no'}")
     for failure in result.failures:

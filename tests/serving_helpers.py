@@ -1,4 +1,5 @@
 """What the serving tests share: a real server process on free loopback ports, an HTTP helper, a tiny model."""
+import contextlib
 import json
 import subprocess
 import sys
@@ -8,8 +9,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import grpc
 import numpy as np
 import tensorflow as tf
+from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
 from pipelines.config import PROJECT_ROOT
 
@@ -68,3 +71,13 @@ def http(method, url, body=None, raw=None):
         return exc.code, json.loads(exc.read()), dict(exc.headers)
 
 
+
+
+@contextlib.contextmanager
+def grpc_stubs(server):
+    """(PredictionService, ModelService) stubs on the server's gRPC port."""
+    channel = grpc.insecure_channel(server.grpc)
+    try:
+        yield prediction_service_pb2_grpc.PredictionServiceStub(channel), model_service_pb2_grpc.ModelServiceStub(channel)
+    finally:
+        channel.close()

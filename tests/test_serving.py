@@ -7,20 +7,15 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
-from pathlib import Path
 
 import grpc
-import numpy as np
 import pytest
 import tensorflow as tf
-from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2, get_model_status_pb2,
-                                     model_service_pb2_grpc, predict_pb2, prediction_service_pb2_grpc,
+from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2, get_model_status_pb2, predict_pb2,
                                      regression_pb2)
 
 from components.atomic_pusher import push_atomically
-from serving_helpers import Server, http, save_linear
+from serving_helpers import Server, grpc_stubs, http, save_linear
 from pipelines import results
 from pipelines.config import PROJECT_ROOT
 
@@ -174,9 +169,8 @@ def test_malformed_json_and_oversized_requests(server, root):
 # ------------------------------------------------------------------------------------------------ gRPC
 @pytest.fixture(scope="module")
 def stub(server):
-    channel = grpc.insecure_channel(server.grpc)
-    yield prediction_service_pb2_grpc.PredictionServiceStub(channel), model_service_pb2_grpc.ModelServiceStub(channel)
-    channel.close()
+    with grpc_stubs(server) as stubs:
+        yield stubs
 
 
 def titanic_example():

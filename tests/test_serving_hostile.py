@@ -15,11 +15,10 @@ import grpc
 import pytest
 import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
-from tensorflow_serving.apis import (get_model_status_pb2, model_service_pb2_grpc, predict_pb2,
-                                     prediction_service_pb2_grpc)
+from tensorflow_serving.apis import get_model_status_pb2, predict_pb2
 
 from pipelines import results
-from serving_helpers import Server, http, save_linear
+from serving_helpers import Server, grpc_stubs, http, save_linear
 
 TITANIC_ROW = {"Age": 22.0, "Fare": 7.25, "Pclass": 3, "SibSp": 1, "Parch": 0, "Sex": "male", "Embarked": "S",
                "Ticket": "A/5 21171", "Cabin": ""}
@@ -57,9 +56,8 @@ def server(world):
 
 @pytest.fixture(scope="module")
 def stubs(server):
-    channel = grpc.insecure_channel(server.grpc)
-    yield prediction_service_pb2_grpc.PredictionServiceStub(channel), model_service_pb2_grpc.ModelServiceStub(channel)
-    channel.close()
+    with grpc_stubs(server) as stubs:
+        yield stubs
 
 
 def raw_request(server, method, path, body=b"", headers=None):
