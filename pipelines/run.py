@@ -9,9 +9,18 @@ with the CLI's state kept in $LOCAL_HOME (default outputs/tfx_local) instead of 
 """
 from __future__ import annotations
 
+import os
+import warnings
+
+# This process only reads results; TensorFlow's import-time messages (CUDA factory registrations) and the
+# libraries' FutureWarnings would be all a person sees of it. The runs it starts keep the caller's setting.
+_CALLER_TF_LOG_LEVEL = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+if os.environ.get("VERBOSE", "") in ("", "0"):
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    warnings.filterwarnings("ignore", category=FutureWarning)
+
 import argparse
 import collections
-import os
 import re
 import subprocess
 import sys
@@ -38,6 +47,9 @@ def _done(started: float) -> None:
 
 def tfx_env(cfg: config_lib.PipelineConfig) -> dict:
     env = dict(os.environ)
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    if _CALLER_TF_LOG_LEVEL is not None:
+        env["TF_CPP_MIN_LOG_LEVEL"] = _CALLER_TF_LOG_LEVEL
     bin_dir = str(Path(sys.executable).parent)
     env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")  # the CLI runs `pip freeze`: this venv's pip
     env.setdefault("LOCAL_HOME", str(Path(cfg.output_dir) / "tfx_local"))
@@ -153,6 +165,10 @@ def main(argv=None) -> int:
         print(f"\nerror: the {args.pipeline} pipeline run failed (exit {rc}); the cause is printed above, the "
               f"whole output is in {log_file}. Nothing was pushed by the failed run.", file=sys.stderr)
         return rc
+    if os.environ.get("VERBOSE", "") in ("", "0"):
+        import logging
+
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)  # TFMA's deprecation notices when reading results
     print()
     print(results.format_result(results.last_run(args.pipeline, cfg)))
     print(f"\n(total {time.monotonic() - total:.1f} s; outputs under {cfg.output_dir}; log {log_file})")
