@@ -63,8 +63,16 @@ class TrainerSettings:
     def from_custom_config(cls, config: Optional[Dict[str, Any]]) -> "TrainerSettings":
         if not config:
             raise ValueError("Trainer custom_config is empty: the pipeline factory passes the trainer settings there")
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in config.items() if k in known})
+        check_keys(config)
+        return cls(**config)
+
+
+def check_keys(settings: Dict[str, Any], where: str = "Trainer custom_config") -> None:
+    """A misspelt setting must not silently do nothing: every key must be a TrainerSettings field."""
+    known = {f.name for f in dataclasses.fields(TrainerSettings)}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise ValueError(f"{where}: unknown trainer setting(s) {unknown}; known: {sorted(known)}")
 
 
 def import_string(dotted: str) -> Callable:

@@ -20,6 +20,7 @@ from components.atomic_pusher import AtomicPusher
 from components.baseline_evaluator import Evaluator
 from components.served_baseline import ServedBaseline, newest_version
 from components.trainer import EXAMPLE_SIGNATURE
+from components.trainer import check_keys as check_trainer_keys
 from pipelines.config import PROJECT_ROOT, PipelineConfig
 from pipelines.spec import DatasetSpec
 
@@ -111,6 +112,7 @@ def _regression_metrics(config: PipelineConfig) -> List[tfma.MetricConfig]:
 
 
 def trainer_settings(spec: DatasetSpec, config: PipelineConfig) -> dict:
+    check_trainer_keys(spec.trainer_options, f"{spec.name} spec's trainer_options")  # when the pipeline is built
     return {
         "model_builder": spec.model_builder,
         "label_key": spec.label_key,

@@ -1,5 +1,6 @@
 import shutil
 
+import pytest
 import tensorflow_model_analysis as tfma
 
 from pipelines import config as config_lib
@@ -57,3 +58,17 @@ def test_one_factory_builds_the_whole_chain_for_any_runner(tmp_path):
     assert "AnomaliesGate" in {n.id for n in transform.upstream_nodes}
     kubeflow_style = factory.create_pipeline(SPEC, cfg, with_local_metadata=False)
     assert kubeflow_style.metadata_connection_config is None
+
+
+def test_a_misspelt_trainer_option_is_refused_when_the_pipeline_is_built(tmp_path):
+    import dataclasses
+
+    from components.trainer import TrainerSettings
+
+    typo = dataclasses.replace(SPEC, trainer_options={"early_stoping_patience": 2})
+    with pytest.raises(ValueError, match=r"titanic spec's trainer_options: unknown trainer setting\(s\) "
+                                         r"\['early_stoping_patience'\]"):
+        factory.create_pipeline(typo, config_lib.PipelineConfig(output_dir=tmp_path))
+    with pytest.raises(ValueError, match="unknown trainer setting"):
+        TrainerSettings.from_custom_config({"model_builder": "m.f", "label_key": "y", "raw_feature_keys": [],
+                                            "epochz": 3})
