@@ -12,7 +12,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 1
 .PHONY: run test bench bench-vs-keras bench-serving bench-kubeflow forecast serve kubeflow retrain lineage verify-env data results lock venv clean
 
 run: $(STAMP)
-	$(PY) -m pipelines.run $(PIPELINE)
+	$(PY) -m pipelines.runners.run $(PIPELINE)
 
 test: $(STAMP)
 	$(PY) -m pytest tests
@@ -24,7 +24,7 @@ data: $(STAMP)
 	$(PY) -m data.fetch $(PIPELINE)
 
 results: $(STAMP)
-	$(PY) -m pipelines.results $(PIPELINE)
+	$(PY) -m pipelines.metadata.results $(PIPELINE)
 
 venv: $(STAMP)
 
@@ -66,15 +66,15 @@ bench-kubeflow: $(STAMP)
 	$(PY) bench/kubeflow_bench.py $(if $(filter command line environment,$(origin PIPELINE)),$(PIPELINE))
 
 kubeflow: $(STAMP)
-	$(PY) -m pipelines.kubeflow_runner $(if $(filter command line environment,$(origin PIPELINE)),$(PIPELINE))
+	$(PY) -m pipelines.runners.kubeflow $(if $(filter command line environment,$(origin PIPELINE)),$(PIPELINE))
 
 # A new batch of data goes in DATA_DIR/<dataset>/span-N/ (same files as the dataset has); the run ingests the
 # newest span, compares the new model with the last blessed one and pushes only a model that passes.
 retrain: $(STAMP)
-	$(PY) -m pipelines.run $(PIPELINE)
+	$(PY) -m pipelines.runners.run $(PIPELINE)
 
 lineage: $(STAMP)
-	$(PY) -m pipelines.lineage $(PIPELINE) $(if $(VERSION),--version $(VERSION))
+	$(PY) -m pipelines.metadata.lineage $(PIPELINE) $(if $(VERSION),--version $(VERSION))
 
 verify-env: $(STAMP)
-	$(PY) -m pipelines.verify_env
+	$(PY) -m pipelines.tools.verify_env

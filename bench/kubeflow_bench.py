@@ -21,7 +21,10 @@ sys.path.insert(0, str(PROJECT_ROOT))
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 from pipelines import config as config_lib  # noqa: E402
-from pipelines import kfp_harness, kubeflow_runner, registry, results  # noqa: E402
+from pipelines import registry  # noqa: E402
+from pipelines.metadata import results  # noqa: E402
+from pipelines.runners import kfp_harness
+from pipelines.runners import kubeflow as kubeflow_runner
 
 
 def local_run(name: str, out: Path, data_dir: Path) -> float:

@@ -21,7 +21,8 @@ sys.path.insert(0, str(PROJECT_ROOT))
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 from pipelines import config as config_lib  # noqa: E402
-from pipelines import registry, results  # noqa: E402
+from pipelines import registry  # noqa: E402
+from pipelines.metadata import results  # noqa: E402
 
 
 def timed_run(runner: Path, env: dict) -> tuple:

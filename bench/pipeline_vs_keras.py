@@ -19,7 +19,8 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 from data.fetch import fetch  # noqa: E402
 from pipelines import config as config_lib  # noqa: E402
-from pipelines import registry, results  # noqa: E402
+from pipelines import registry  # noqa: E402
+from pipelines.metadata import results  # noqa: E402
 from pipelines.factory import trainer_settings  # noqa: E402
 
 

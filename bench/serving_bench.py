@@ -79,7 +79,7 @@ def main() -> int:
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-    from components.atomic_pusher import NoPushedModel, version_dir
+    from components.layout import RAW_SIGNATURE, NoPushedModel, version_dir
     from pipelines import config as config_lib
 
     cfg = config_lib.from_env()
@@ -89,17 +89,17 @@ def main() -> int:
         sys.exit(f"{exc}: run `make run` first")
     tmp = Path(tempfile.mkdtemp(prefix="bench-serving-"))
     shutil.copytree(model_dir, tmp / "titanic" / "1")
-    fn = tf.saved_model.load(str(model_dir)).signatures["serving_raw"]
+    fn = tf.saved_model.load(str(model_dir)).signatures[RAW_SIGNATURE]
     proc, ports = start_server(tmp)
     channel = grpc.insecure_channel(ports["grpc"])
     stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
     print(f"{'path':<12}{'batch':>6}{'conc':>6}{'p50 ms':>10}{'p99 ms':>10}{'req/s':>10}")
     try:
         for batch in (1, 64):
-            body = json.dumps({"signature_name": "serving_raw", "instances": [ROW] * batch}).encode()
+            body = json.dumps({"signature_name": RAW_SIGNATURE, "instances": [ROW] * batch}).encode()
             url = f"{ports['rest']}/v1/models/titanic:predict"
             request = predict_pb2.PredictRequest()
-            request.model_spec.name, request.model_spec.signature_name = "titanic", "serving_raw"
+            request.model_spec.name, request.model_spec.signature_name = "titanic", RAW_SIGNATURE
             tensors = {}
             for k, v in ROW.items():
                 dtype = tf.float32 if k in FLOATS else tf.int64 if k in INTS else tf.string

@@ -25,32 +25,11 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
-
-def existing_versions(base: str) -> List[int]:
-    if not os.path.isdir(base):
-        return []
-    return sorted(int(name) for name in os.listdir(base) if name.isdigit())
-
-
-class NoPushedModel(LookupError):
-    """No (such) pushed version under a serving root; the message says where it looked."""
-
-
-def version_dir(base, version=None) -> str:
-    """The folder of a pushed version under `base` (default: the newest), checked to hold a SavedModel."""
-    versions = existing_versions(str(base))
-    if version is None:
-        if not versions:
-            raise NoPushedModel(f"no pushed model under {base}")
-        version = versions[-1]
-    path = os.path.join(str(base), str(version))
-    if not os.path.isfile(os.path.join(path, "saved_model.pb")):
-        raise NoPushedModel(f"{path} is not a pushed model (versions there: {versions})")
-    return path
+from components import layout
 
 
 def next_version(base: str) -> int:
-    return max([int(time.time())] + [v + 1 for v in existing_versions(base)])
+    return max([int(time.time())] + [v + 1 for v in layout.version_numbers(base)])
 
 
 def same_tree(a: str, b: str) -> bool:
@@ -65,7 +44,7 @@ def push_atomically(model_dir: str, base: str) -> str:
     """Copies the SavedModel in `model_dir` to a new version under `base` (unless the newest version already
     holds exactly these files); returns the version's path."""
     os.makedirs(base, exist_ok=True)
-    versions = existing_versions(base)
+    versions = layout.version_numbers(base)
     if versions and same_tree(model_dir, os.path.join(base, str(versions[-1]))):
         logging.info("Model is identical to serving version %s; not pushing it again.", versions[-1])
         return os.path.join(base, str(versions[-1]))

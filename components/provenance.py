@@ -7,7 +7,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Dict
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from components.layout import PROJECT_ROOT
 
 
 def git_version(root: Path = PROJECT_ROOT) -> Dict[str, object]:

@@ -35,27 +35,11 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import io_utils
 
+from components import layout
+
 SERVED_VERSION = "served_version"
 SERVING_FORMAT = "Format-Serving"  # tfx.utils.path_utils.serving_model_path's folder for a Model artifact
 NODE_ID = "ServedBaseline"
-
-
-def servable_versions(root: str) -> List[int]:
-    """Numeric version folders that hold a complete SavedModel, oldest first. Hidden staging folders
-    (`.incoming-*`) and half-written versions (no saved_model.pb) are not servable."""
-    if not root or not fileio.isdir(root):
-        return []
-    versions = []
-    for name in fileio.listdir(root):
-        name = name.rstrip("/")
-        if name.isdecimal() and fileio.exists(os.path.join(root, name, "saved_model.pb")):
-            versions.append(int(name))
-    return sorted(versions)
-
-
-def newest_version(root: str) -> Optional[int]:
-    versions = servable_versions(root)
-    return versions[-1] if versions else None
 
 
 def model_dir(artifact: types.Artifact) -> str:
@@ -81,7 +65,7 @@ class Executor(base_executor.BaseExecutor):
            exec_properties: Dict[str, Any]) -> None:
         root = exec_properties["serving_root"]
         model = artifact_utils.get_single_instance(output_dict["model"])
-        version = newest_version(root)
+        version = layout.newest_version(root, files=fileio)  # any file system TF reads
         if version is None:
             model.set_string_custom_property(SERVED_VERSION, "")
             logging.info("No model is served under the serving root yet: no baseline (first model).")

@@ -22,11 +22,12 @@ from __future__ import annotations
 import os
 from typing import Mapping
 
-DEFAULT = "serving_default"
-RAW = "serving_raw"
-EXAMPLES = "serving_examples"
-CLASSIFY = "classify"
-REGRESS = "regress"
+from components.layout import CLASSIFY_SIGNATURE as CLASSIFY  # noqa: F401  (the names live in layout)
+from components.layout import DEFAULT_SIGNATURE as DEFAULT  # noqa: F401
+from components.layout import EXAMPLES_SIGNATURE as EXAMPLES  # noqa: F401
+from components.layout import RAW_SIGNATURE as RAW  # noqa: F401
+from components.layout import REGRESS_SIGNATURE as REGRESS  # noqa: F401
+
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 REGRESS_METHOD = "tensorflow/serving/regress"
 PREDICT_METHOD = "tensorflow/serving/predict"

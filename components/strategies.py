@@ -1,13 +1,18 @@
-"""tf.distribute strategy by name, with a clear error where the hardware for it is absent."""
+"""tf.distribute strategy by name, with a clear error where the hardware for it is absent.
+
+The names are owned here and imported by the run settings (pipelines/config.py), which must stay light enough for
+a CLI to parse settings without TensorFlow; so TensorFlow is imported inside the functions that need it.
+"""
 from __future__ import annotations
 
 import json
 import os
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-import tensorflow as tf
+if TYPE_CHECKING:
+    import tensorflow as tf
 
-from pipelines.config import STRATEGIES
+STRATEGIES = ("default", "mirrored", "multi_worker_mirrored", "tpu")
 
 
 class StrategyUnavailable(RuntimeError):
@@ -18,6 +23,8 @@ def get_strategy(name: str, tpu: Optional[str] = None) -> tf.distribute.Strategy
     """`default`: one device. `mirrored`: every GPU, or every (logical) CPU where there is no GPU.
     `multi_worker_mirrored`: the workers in TF_CONFIG (one local worker without it). `tpu`: the TPU at
     `tpu` / $TPU_NAME / the local one."""
+    import tensorflow as tf
+
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
@@ -48,6 +55,8 @@ def get_strategy(name: str, tpu: Optional[str] = None) -> tf.distribute.Strategy
 
 
 def describe(strategy: tf.distribute.Strategy) -> dict:
+    import tensorflow as tf
+
     try:
         devices = list(strategy.extended.worker_devices)
     except RuntimeError:  # the default strategy: whatever device TF places ops on

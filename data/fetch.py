@@ -22,9 +22,9 @@ import urllib.request
 from pathlib import Path
 from typing import Callable, Dict, Optional
 
+from components.layout import PROJECT_ROOT, sha256_file
 from data.datasets import Dataset, FileEntry, get
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DEST = PROJECT_ROOT / "data" / "raw"
 _CHUNK = 1 << 20
 
@@ -45,14 +45,6 @@ def default_dest() -> Path:
     return Path(os.environ.get("DATA_DIR", DEFAULT_DEST))
 
 
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def verify(folder: Path, files: Dict[str, FileEntry]) -> Optional[str]:
     """Returns None when every manifest file is in `folder` with the right bytes, else why not."""
     for rel, entry in files.items():
@@ -61,7 +53,7 @@ def verify(folder: Path, files: Dict[str, FileEntry]) -> Optional[str]:
             return f"{path} is missing"
         if path.stat().st_size != entry.size:
             return f"{path} has {path.stat().st_size} bytes, expected {entry.size}"
-        got = _sha256_of(path)
+        got = sha256_file(path)
         if got != entry.sha256:
             return f"{path} has sha256 {got}, expected {entry.sha256}"
     return None
@@ -137,11 +129,11 @@ def fetch(
         # The folder is the user's too (span-N/ folders, edited files): a file that differs from the manifest is
         # never overwritten, only missing files are fetched, one by one, beside what is there.
         changed = [rel for rel in files if (target / rel).is_file() and (
-            (target / rel).stat().st_size != files[rel].size or _sha256_of(target / rel) != files[rel].sha256)]
+            (target / rel).stat().st_size != files[rel].size or sha256_file(target / rel) != files[rel].sha256)]
         if changed:
             raise FetchError(
                 f"{target / changed[0]} differs from the {dataset.name} dataset's file (sha256 "
-                f"{_sha256_of(target / changed[0])[:12]}..., expected {files[changed[0]].sha256[:12]}...)"
+                f"{sha256_file(target / changed[0])[:12]}..., expected {files[changed[0]].sha256[:12]}...)"
                 + (f" and {len(changed) - 1} more" if len(changed) > 1 else "")
                 + ". It is not overwritten. To train on your own data, put it in a new span folder "
                 f"({target}/span-N/, laid out as the dataset is; see the README); to go back to the book's "

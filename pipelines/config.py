@@ -27,8 +27,8 @@ import shlex
 from pathlib import Path
 from typing import Mapping, Optional, Tuple
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-STRATEGIES = ("default", "mirrored", "multi_worker_mirrored", "tpu")
+from components.layout import PROJECT_ROOT
+from components.strategies import STRATEGIES
 DEFAULT_BEAM_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
 
 

@@ -18,8 +18,8 @@ from tfx import v1 as tfx
 from components.anomalies_gate import AnomaliesGate
 from components.atomic_pusher import AtomicPusher
 from components.baseline_evaluator import Evaluator
-from components.served_baseline import ServedBaseline, newest_version
-from components.trainer import EXAMPLE_SIGNATURE
+from components import layout
+from components.served_baseline import ServedBaseline
 from components.trainer import check_keys as check_trainer_keys
 from pipelines.config import PROJECT_ROOT, PipelineConfig
 from pipelines.spec import DatasetSpec
@@ -64,7 +64,7 @@ def _overall_only(threshold: tfma.MetricThreshold) -> list:
 def eval_config(spec: DatasetSpec, config: PipelineConfig) -> tfma.EvalConfig:
     metrics = _binary_metrics(config) if spec.problem == "binary" else _regression_metrics(config)
     return tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(signature_name=EXAMPLE_SIGNATURE, label_key=spec.label_key)],
+        model_specs=[tfma.ModelSpec(signature_name=layout.EXAMPLES_SIGNATURE, label_key=spec.label_key)],
         slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[f]) for f in spec.slice_features],
         metrics_specs=[tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name="ExampleCount"), *metrics])],
     )
@@ -133,7 +133,7 @@ def _served_now(serving_root: str) -> str:
     components/served_baseline.py: it keys the cache); "" for a remote root, read only when the step runs."""
     if "://" in serving_root:
         return ""
-    version = newest_version(serving_root)
+    version = layout.newest_version(serving_root)
     return "" if version is None else str(version)
 
 

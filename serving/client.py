@@ -22,7 +22,8 @@ import urllib.error
 import urllib.request
 from typing import Dict, List
 
-RAW_SIGNATURE = "serving_raw"
+from components.layout import RAW_SIGNATURE
+
 
 
 class ClientError(RuntimeError):

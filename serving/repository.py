@@ -22,7 +22,6 @@ import collections
 import dataclasses
 import logging
 import os
-import re
 import threading
 import time
 from pathlib import Path
@@ -32,11 +31,11 @@ import tensorflow as tf
 from google.protobuf import json_format
 from tensorflow.core.protobuf import saved_model_pb2
 
+from components import layout
+
 log = logging.getLogger("serving")
 OLD_VERSIONS_CACHED = 4
 MAX_NAME_BYTES = 255  # a file name; longer cannot be a model folder
-MAX_VERSION = (1 << 63) - 1  # TF Serving's versions are int64
-_VERSION = re.compile(r"[0-9]+")
 
 
 class NotFound(LookupError):
@@ -50,10 +49,11 @@ def shown(name: str, limit: int = 80) -> str:
 
 
 def parse_version(text: str) -> int:
-    """A version as TF Serving accepts it: ASCII digits of an int64 ('²' is a digit to Python, not here)."""
-    if not _VERSION.fullmatch(text or "") or int(text) > MAX_VERSION:
+    """A requested version as TF Serving accepts it (components/layout.py: ASCII digits of an int64)."""
+    version = layout.parse_version(text or "")
+    if version is None or text.endswith("/"):
         raise ValueError(f"version {shown(text)!r} is not a number")
-    return int(text)
+    return version
 
 
 @dataclasses.dataclass
@@ -153,7 +153,7 @@ class Repository:
             return []
         found = []
         for e in entries:
-            if _VERSION.fullmatch(e.name) and int(e.name) <= MAX_VERSION and e.is_dir() \
+            if layout.parse_version(e.name) is not None and e.is_dir() \
                     and self._inside(Path(e.path), f"{shown(name)} version {e.name}"):
                 found.append(int(e.name))
         return sorted(found)

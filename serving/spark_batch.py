@@ -21,7 +21,8 @@ from typing import Dict, Iterator
 
 import numpy as np
 
-RAW_SIGNATURE = "serving_raw"
+from components.layout import RAW_SIGNATURE
+
 
 
 class ScoringError(ValueError):
@@ -80,7 +81,7 @@ def score_frames(model_dir: str, signature: str, inputs: Dict, outputs: Dict, ba
 
 
 def latest_model_dir(model: str, version: str = None) -> str:
-    from components.atomic_pusher import NoPushedModel, version_dir
+    from components.layout import NoPushedModel, version_dir
     from pipelines import config as config_lib
 
     try:

@@ -2,7 +2,8 @@ import os
 
 import pytest
 
-from components.atomic_pusher import existing_versions, push_atomically
+from components.atomic_pusher import push_atomically
+from components.layout import version_numbers
 
 
 def saved_model_dir(tmp_path):
@@ -20,7 +21,7 @@ def test_push_creates_a_new_complete_version_and_no_staging_left(tmp_path):
     assert push_atomically(str(model), str(base)) == first  # the same model is not pushed twice
     (model / "variables" / "variables.index").write_bytes(b"idx2")
     second = push_atomically(str(model), str(base))
-    assert existing_versions(str(base)) == sorted(int(os.path.basename(p)) for p in (first, second))
+    assert version_numbers(base) == sorted(int(os.path.basename(p)) for p in (first, second))
     assert int(os.path.basename(second)) > int(os.path.basename(first))  # same second still gives a new version
     assert (base / os.path.basename(first) / "variables" / "variables.index").read_bytes() == b"idx"
     assert (base / os.path.basename(second) / "variables" / "variables.index").read_bytes() == b"idx2"

@@ -7,7 +7,7 @@ import pytest
 from tfx import v1 as tfx
 
 from pipelines import config as config_lib
-from pipelines import results
+from pipelines.metadata import results
 from pipelines.cifar2.spec import SPEC
 from pipelines.factory import create_pipeline
 
@@ -71,7 +71,7 @@ def test_corrupt_jpeg_stops_the_run_naming_the_file(cfg, subset, tmp_path):
 
 
 def test_report_shows_example_images(cfg):
-    from pipelines import report
+    from pipelines.metadata import report
 
     page = report.write_report("cifar2", cfg).read_text()
     examples = page.split('<section id="examples">')[1].split("</section>")[0]

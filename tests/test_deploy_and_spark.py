@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import yaml
 
-from pipelines import results
+from pipelines.metadata import results
 from pipelines.config import PROJECT_ROOT
 from pipelines.registry import PIPELINES
 from serving.server import DEFAULT_GRPC_PORT, DEFAULT_REST_PORT

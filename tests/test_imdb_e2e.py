@@ -6,7 +6,7 @@ import pytest
 from tfx import v1 as tfx
 
 from pipelines import config as config_lib
-from pipelines import results
+from pipelines.metadata import results
 from pipelines.factory import create_pipeline
 from pipelines.imdb.spec import SPEC
 
@@ -69,7 +69,7 @@ def test_malformed_line_stops_the_run_naming_file_and_line(cfg, subset, tmp_path
 
 
 def test_report_shows_review_snippets(cfg, subset):
-    from pipelines import report
+    from pipelines.metadata import report
 
     page = report.write_report("imdb", cfg).read_text()
     examples = page.split('<section id="examples">')[1].split("</section>")[0]

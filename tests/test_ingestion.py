@@ -11,10 +11,10 @@ from tfx import v1 as tfx
 
 from components.csv_example_gen import BOM, CsvInputError, check_split
 from pipelines import config as config_lib
-from pipelines import results
+from pipelines.metadata import results
 from pipelines.config import PROJECT_ROOT
 from pipelines.factory import create_pipeline
-from pipelines.run import data_error
+from pipelines.runners.run import data_error
 from pipelines.titanic.spec import SPEC
 
 HEADER = b"PassengerId,Survived,Pclass,Name,Sex,Age,SibSp,Parch,Ticket,Fare,Cabin,Embarked\n"
@@ -76,7 +76,7 @@ def test_make_run_prints_the_data_error_last_and_alone_and_still_writes_a_report
     shutil.copy(titanic_data / "train.csv", span / "train.csv")
     (span / "test.csv").write_bytes((titanic_data / "test.csv").read_bytes().splitlines(keepends=True)[0])
     env = dict(os.environ, DATA_DIR=str(data), OUTPUT_DIR=str(tmp_path / "out"), DATASETS_MIRROR="")
-    proc = subprocess.run([sys.executable, "-m", "pipelines.run", "titanic"], cwd=PROJECT_ROOT, env=env,
+    proc = subprocess.run([sys.executable, "-m", "pipelines.runners.run", "titanic"], cwd=PROJECT_ROOT, env=env,
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     last = proc.stderr.strip().splitlines()

@@ -5,7 +5,8 @@ import re
 import pytest
 import yaml
 
-from pipelines import kubeflow_runner, registry
+from pipelines import registry
+from pipelines.runners import kubeflow as kubeflow_runner
 from pipelines.config import PROJECT_ROOT
 
 SETTINGS = kubeflow_runner.KubeflowSettings(image="registry.example/eat-tf2-tfx:1.2.3",
@@ -62,11 +63,11 @@ def test_make_kubeflow_compiles_all_quickly(tmp_path):
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-m", "pipelines.kubeflow_runner", "--output-dir", str(tmp_path)],
+    proc = subprocess.run([sys.executable, "-m", "pipelines.runners.kubeflow", "--output-dir", str(tmp_path)],
                           cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{n}.yaml" for n in registry.PIPELINES)
-    bad = subprocess.run([sys.executable, "-m", "pipelines.kubeflow_runner", "nope"], cwd=PROJECT_ROOT,
+    bad = subprocess.run([sys.executable, "-m", "pipelines.runners.kubeflow", "nope"], cwd=PROJECT_ROOT,
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "unknown pipeline 'nope'" in bad.stderr
 
@@ -92,14 +93,14 @@ def test_dockerfile_installs_what_make_installs():
 
 @pytest.mark.parametrize("name", registry.PIPELINES)
 def test_every_package_passes_the_open_source_kfp_check(packages, name):
-    from pipelines import kfp_package_check
+    from pipelines.runners import kfp_package_check
 
     spec = yaml.safe_load(packages[name].read_text())
     assert kfp_package_check.problems(spec, [str(PROJECT_ROOT), str(PROJECT_ROOT.resolve())]) == []
     executors = spec["deploymentSpec"]["executors"]
     assert {kind for e in executors.values() for kind in e if kind != "lifecycle"} == {"container"}
     assert {tuple(e["container"]["command"]) for e in executors.values()} == {
-        ("python", "-m", "pipelines.kfp_entrypoint")}
+        ("python", "-m", "pipelines.runners.kfp_entrypoint")}
     caching = {t: task.get("cachingOptions", {}).get("enableCache") for t, task in spec["root"]["dag"]["tasks"].items()}
     assert caching.pop("ServedBaseline") is False and set(caching.values()) == {True}
 
@@ -109,7 +110,7 @@ def _titanic_spec(packages):
 
 
 def test_the_check_flags_an_executor_kind_kfp_does_not_implement(packages):
-    from pipelines import kfp_package_check
+    from pipelines.runners import kfp_package_check
 
     spec = _titanic_spec(packages)
     spec["deploymentSpec"]["executors"]["ServedBaseline_executor"] = {
@@ -119,7 +120,7 @@ def test_the_check_flags_an_executor_kind_kfp_does_not_implement(packages):
 
 
 def test_the_check_flags_placeholders_nothing_resolves(packages):
-    from pipelines import kfp_package_check
+    from pipelines.runners import kfp_package_check
 
     spec = _titanic_spec(packages)
     args = spec["deploymentSpec"]["executors"]["Trainer_executor"]["container"]["args"]

@@ -1,5 +1,5 @@
 """The compiled Kubeflow packages executed here, task by task, by a harness playing KFP's v2 driver and launcher
-(pipelines/kfp_harness.py): each task's exact container command runs as a subprocess on the ExecutorInput KFP
+(pipelines/runners/kfp_harness.py): each task's exact container command runs as a subprocess on the ExecutorInput KFP
 would build, and its ExecutorOutput feeds the tasks downstream."""
 import stat
 import sys
@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from pipelines import config as config_lib
-from pipelines import kfp_harness, kubeflow_runner, results
+from pipelines.runners import kfp_harness
+from pipelines.runners import kubeflow as kubeflow_runner
+from pipelines.metadata import results
 from pipelines.config import PROJECT_ROOT
 
 
@@ -87,7 +89,7 @@ def test_each_task_ran_the_exact_container_command(titanic):
     _, harness, run = titanic
     executors = harness.spec["deploymentSpec"]["executors"]
     commands = {tuple(e["container"]["command"]) for e in executors.values()}
-    assert commands == {("python", "-m", "pipelines.kfp_entrypoint")}
+    assert commands == {("python", "-m", "pipelines.runners.kfp_entrypoint")}
     # the launcher's outputFile is where TFX's entrypoint wrote the ExecutorOutput the harness read
     trainer_model = run.artifact("Trainer", "model")
     assert Path(trainer_model["uri"], "Format-Serving", "saved_model.pb").is_file()

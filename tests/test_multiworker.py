@@ -6,7 +6,7 @@ import subprocess
 import sys
 import textwrap
 
-from pipelines import results
+from pipelines.metadata import results
 from pipelines.config import PROJECT_ROOT
 from pipelines.factory import trainer_settings
 from pipelines.titanic.spec import SPEC

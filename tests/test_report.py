@@ -5,8 +5,9 @@ import re
 
 import pytest
 
-from pipelines import report, results
-from pipelines.progress import Progress
+from pipelines.metadata import report
+from pipelines.metadata import results
+from pipelines.metadata.progress import Progress
 
 SECTIONS = ["data", "training", "evaluation", "curves", "examples", "lineage"]
 

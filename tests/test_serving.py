@@ -16,7 +16,7 @@ from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
 
 from components.atomic_pusher import push_atomically
 from serving_helpers import Server, grpc_stubs, http, save_linear
-from pipelines import results
+from pipelines.metadata import results
 from pipelines.config import PROJECT_ROOT
 
 TITANIC_ROW = {"Age": 22.0, "Fare": 7.25, "Pclass": 3, "SibSp": 1, "Parch": 0, "Sex": "male", "Embarked": "S",

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from tfx import v1 as tfx
 
-from pipelines import results
+from pipelines.metadata import results
 from pipelines.factory import create_pipeline, trainer_settings
 from pipelines.titanic.spec import SPEC
 from pipelines.config import PROJECT_ROOT

@@ -19,7 +19,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from components.atomic_pusher import NoPushedModel, version_dir
+from components.layout import RAW_SIGNATURE, NoPushedModel, version_dir
 from components.window_example_gen import daily_increments, read_series
 from pipelines import config as config_lib
 from pipelines.covid import features
@@ -45,7 +45,7 @@ def forecast(model_path: Path, daily: np.ndarray, days: int) -> np.ndarray:
     """[days, 3] predicted daily increments, each fed back into the next window."""
     import tensorflow as tf
 
-    predict = tf.saved_model.load(str(model_path)).signatures["serving_raw"]
+    predict = tf.saved_model.load(str(model_path)).signatures[RAW_SIGNATURE]
     history = [row for row in daily.astype(np.float32)]
     predicted = []
     for _ in range(days):

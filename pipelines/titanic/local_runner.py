@@ -7,7 +7,7 @@ import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before anything imports TensorFlow
 
-from pipelines.local import run_local  # noqa: E402
+from pipelines.runners.local import run_local  # noqa: E402
 from pipelines.titanic.spec import SPEC  # noqa: E402
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Compile every pipeline (or some) to a Kubeflow Pipelines v2 package, from the same factory as the local runs.
 
-    python -m pipelines.kubeflow_runner [titanic cifar2 ...] [--output-dir build/kubeflow]   (or: make kubeflow)
+    python -m pipelines.runners.kubeflow [titanic cifar2 ...] [--output-dir build/kubeflow]   (or: make kubeflow)
 
 Settings (environment):
     KFP_IMAGE           the image with this project installed (Dockerfile)    default eat-tf2-tfx:latest
@@ -27,7 +27,9 @@ from tfx import v1 as tfx
 
 from components.served_baseline import NODE_ID as SERVED_BASELINE_NODE
 from pipelines import config as config_lib
-from pipelines import kfp_entrypoint, kfp_package_check, registry
+from pipelines import registry
+from pipelines.runners import kfp_entrypoint
+from pipelines.runners import kfp_package_check
 from pipelines.factory import create_pipeline
 
 DATA_ROOT_PARAMETER = "data-root"
@@ -89,7 +91,7 @@ class PackageError(RuntimeError):
 def _complete_package(path: Path, defaults: dict, pipeline_root: str) -> dict:
     """What TFX's compiler leaves for a PipelineJob's runtime config or for Vertex, made explicit for KFP:
     - the runtime parameters' defaults and the pipeline root (a run started from KFP's UI needs no typing);
-    - every task runs pipelines.kfp_entrypoint, which checks the image and the data root before handing over to
+    - every task runs pipelines.runners.kfp_entrypoint, which checks the image and the data root before handing over to
       TFX's own entrypoint with the same arguments;
     - ServedBaseline is never taken from KFP's cache: it reads the serving root, which changes between runs
       without any of its inputs changing."""

@@ -5,7 +5,7 @@ from tfx import v1 as tfx
 
 from pipelines import config as config_lib
 from pipelines.factory import create_pipeline
-from pipelines.progress import Progress
+from pipelines.metadata.progress import Progress
 from pipelines.spec import DatasetSpec
 
 
@@ -29,7 +29,7 @@ def run_local(spec: DatasetSpec, config=None) -> None:
 
 
 def _report(spec: DatasetSpec, config) -> None:
-    from pipelines.report import write_report
+    from pipelines.metadata.report import write_report
 
     try:
         print(f"[{spec.name}] report: {write_report(spec.name, config)}", flush=True)

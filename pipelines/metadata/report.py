@@ -1,6 +1,6 @@
 """A run report: one self-contained HTML page (PNGs embedded) per run, from ML Metadata and the run's artifacts.
 
-    python -m pipelines.report titanic        (each local run also writes one and prints its path)
+    python -m pipelines.metadata.report titanic        (each local run also writes one and prints its path)
 
 Sections: data (StatisticsGen: counts, missing values, label balance), training (loss and metrics per epoch,
 train and validation), evaluation (metrics per slice against the baseline, blessed or not and why), ROC and KS
@@ -27,10 +27,11 @@ from typing import Dict, List, Optional
 import numpy as np
 import tensorflow as tf
 
-from components import signatures
+from components import layout
 from pipelines import config as config_lib
-from pipelines import lineage as lineage_lib
-from pipelines import registry, results
+from pipelines.metadata import lineage as lineage_lib
+from pipelines import registry
+from pipelines.metadata import results
 
 N_EXAMPLES = 8
 
@@ -114,7 +115,7 @@ def training_section(store, pipeline: str) -> str:
     _, outputs = results.latest_outputs(store, pipeline, "Trainer")
     if not outputs.get("model_run"):
         return "<p>No training in this run.</p>"
-    path = os.path.join(outputs["model_run"][0].uri, "training_run.json")
+    path = os.path.join(outputs["model_run"][0].uri, layout.RUN_RECORD)
     if not tf.io.gfile.exists(path):
         return "<p>The Trainer left no training record.</p>"
     record = json.loads(tf.io.gfile.GFile(path).read())
@@ -198,7 +199,7 @@ def examples_section(store, pipeline: str, spec) -> str:
     files = tf.io.gfile.glob(os.path.join(gen_out["examples"][0].uri, "Split-eval", "*"))
     records = [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP").take(N_EXAMPLES)]
     model = tf.saved_model.load(os.path.join(trainer_out["model"][0].uri, "Format-Serving"))
-    outputs = model.signatures[signatures.EXAMPLES](examples=tf.constant(records))
+    outputs = model.signatures[layout.EXAMPLES_SIGNATURE](examples=tf.constant(records))
     predicted = next(iter(outputs.values())).numpy()
     examples = [tf.train.Example.FromString(r) for r in records]
 

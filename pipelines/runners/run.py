@@ -1,6 +1,6 @@
 """`make run`: fetch the data, then run a pipeline through the TFX CLI on the local engine, then report.
 
-    python -m pipelines.run [titanic]
+    python -m pipelines.runners.run [titanic]
 
 Exactly what a user would type by hand (README, "The TFX CLI by hand"):
     tfx pipeline create|update --engine local --pipeline_path pipelines/<name>/local_runner.py
@@ -30,7 +30,8 @@ from typing import Optional, Tuple
 
 from data.fetch import FetchError, fetch
 from pipelines import config as config_lib
-from pipelines import registry, results
+from pipelines import registry
+from pipelines.metadata import results
 
 
 DATA_REJECTED = -1000

@@ -1,6 +1,6 @@
 """What the last run of a pipeline did, read from ML Metadata and the artifacts it points to.
 
-    python -m pipelines.results titanic     # where the pushed model is, its AUC/KS, blessed or why not
+    python -m pipelines.metadata.results titanic     # where the pushed model is, its AUC/KS, blessed or why not
 """
 from __future__ import annotations
 
@@ -11,22 +11,13 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from pipelines import config as config_lib
+from pipelines.metadata.store import open_store
 
 OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
 INPUT_EVENTS = (metadata_store_pb2.Event.INPUT, metadata_store_pb2.Event.DECLARED_INPUT)
-
-
-def open_store(sqlite_path) -> metadata_store.MetadataStore:
-    if not Path(sqlite_path).is_file():
-        raise FileNotFoundError(f"no ML Metadata at {sqlite_path}: has the pipeline run yet?")
-    cfg = metadata_store_pb2.ConnectionConfig()
-    cfg.sqlite.filename_uri = str(sqlite_path)
-    cfg.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
-    return metadata_store.MetadataStore(cfg)
 
 
 def node_executions(store, pipeline: str, node_id: str) -> List[metadata_store_pb2.Execution]:

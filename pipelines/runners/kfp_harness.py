@@ -1,6 +1,6 @@
 """Runs a compiled Kubeflow package here, playing the part of KFP's v2 driver and launcher (not Argo, not Kubernetes).
 
-    python -m pipelines.kfp_harness build/kubeflow/titanic.yaml --pipeline-root /tmp/kfp [--param data-root=...]
+    python -m pipelines.runners.kfp_harness build/kubeflow/titanic.yaml --pipeline-root /tmp/kfp [--param data-root=...]
 
 For each task of the package's DAG, in dependency order, it does what KFP's v2 backend does for a container task
 and runs the container's exact `command` + `args` as a subprocess in this environment (standing in for the
@@ -40,7 +40,7 @@ from typing import Callable, Dict, Iterable, List, Mapping, Optional
 
 import yaml
 
-from pipelines import kfp_package_check
+from pipelines.runners import kfp_package_check
 from pipelines.config import PROJECT_ROOT
 
 

@@ -1,6 +1,6 @@
 """The container command of every Kubeflow task: checks what the task needs, then runs TFX's own entrypoint.
 
-    python -m pipelines.kfp_entrypoint --executor_class_path ... --json_serialized_invocation_args '{{$}}' ...
+    python -m pipelines.runners.kfp_entrypoint --executor_class_path ... --json_serialized_invocation_args '{{$}}' ...
 
 The arguments are exactly those of `tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor` (which
 does the work). Before it, two checks turn the usual deep-in-TFX failures of a mis-configured run into one line:

@@ -1,6 +1,6 @@
 """`make verify-env`: every installed package against its pin in constraints.txt.
 
-    python -m pipelines.verify_env [--constraints constraints.txt]
+    python -m pipelines.tools.verify_env [--constraints constraints.txt]
 
 Exit 0 when every pinned package that is installed has its pinned version and nothing pinned is missing;
 1 otherwise, listing each difference. Packages installed but not pinned (pip, setuptools, this project) are

@@ -12,7 +12,7 @@ import threading
 import time
 from typing import Callable, Dict
 
-from ml_metadata import metadata_store
+from pipelines.metadata.store import open_store
 from ml_metadata.proto import metadata_store_pb2
 
 FINISHED = {"COMPLETE": "done", "CACHED": "cached", "FAILED": "FAILED", "CANCELED": "canceled"}
@@ -28,10 +28,7 @@ class Progress(threading.Thread):
         self._started_at = time.time() * 1000
 
     def _store(self):
-        config = metadata_store_pb2.ConnectionConfig()
-        config.sqlite.filename_uri = self.sqlite_path
-        config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
-        return metadata_store.MetadataStore(config)
+        return open_store(self.sqlite_path, must_exist=False)
 
     def poll(self, store) -> None:
         executions = [e for e in store.get_executions() if e.create_time_since_epoch >= self._started_at]

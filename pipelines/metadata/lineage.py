@@ -1,6 +1,6 @@
 """`make lineage PIPELINE=<name> [VERSION=<v>]`: where a pushed model came from, read from ML Metadata.
 
-    python -m pipelines.lineage titanic [--version V] [--json]
+    python -m pipelines.metadata.lineage titanic [--version V] [--json]
 
 For one pushed version (default: the newest): the data span(s) and their files (sha256 now, and whether they
 still match what ExampleGen fingerprinted), the schema, the Transform graph, the training run (strategy,
@@ -19,12 +19,11 @@ from typing import Dict, List, Optional
 
 import tensorflow as tf
 
-from components.atomic_pusher import existing_versions
+from components import layout
 from components.served_baseline import served_version
-from components.trainer import TRAINING_RUN_FILE
 from pipelines import config as config_lib
-from pipelines import results
-from pipelines.results import custom
+from pipelines.metadata import results
+from pipelines.metadata.results import custom
 
 
 
@@ -45,11 +44,7 @@ def _prop(execution, key, default=None):
 
 
 def sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with tf.io.gfile.GFile(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return layout.sha256_file(path, opener=lambda p: tf.io.gfile.GFile(p, "rb"))
 
 
 def data_lineage(store, raw_examples) -> dict:
@@ -84,7 +79,7 @@ def model_lineage(store, model) -> dict:
     schema = transform_in["schema"][0]
     schema_files = [p for p in tf.io.gfile.glob(os.path.join(schema.uri, "*")) if not tf.io.gfile.isdir(p)]
     run_dir = results.outputs_of(store, trainer)["model_run"][0].uri
-    record_path = os.path.join(run_dir, TRAINING_RUN_FILE)
+    record_path = os.path.join(run_dir, layout.RUN_RECORD)
     record = json.loads(tf.io.gfile.GFile(record_path).read()) if tf.io.gfile.exists(record_path) else {}
     settings = record.get("settings", {})
     history = record.get("history", {})
@@ -134,7 +129,7 @@ def lineage(pipeline: str, cfg: config_lib.PipelineConfig, version: Optional[str
     evaluator_in = results.inputs_of(store, evaluator)
     baseline = (evaluator_in.get("baseline_model") or [None])[0]
     baseline_version = served_version(baseline) if baseline is not None else ""
-    serving_versions = existing_versions(str(cfg.serving_root(pipeline)))
+    serving_versions = layout.version_numbers(cfg.serving_root(pipeline))
     report = {
         "pipeline": pipeline,
         "version": version,

@@ -1,0 +1,1 @@
+"""Tools about the environment, not the pipelines (`make verify-env`)."""
