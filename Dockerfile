@@ -21,4 +21,4 @@ COPY data ./data
 COPY pipelines ./pipelines
 COPY serving ./serving
 RUN python -m pip install --no-deps -e . \
-    && python -c "import tfx.v1, pipelines.factory, components.trainer"
+    && python -c "import tfx.v1, pipelines.factory, components.trainer, serving.server"

@@ -25,7 +25,7 @@ Component
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 from absl import logging
 from tfx import types

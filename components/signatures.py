@@ -1,4 +1,5 @@
-"""The served model's signatures: their names, and the method names TF Serving's Classify and Regress require.
+"""The served model's signatures, and the method names TF Serving's Classify and Regress require. The names are
+constants of components/layout.py; components/export.py builds the functions.
 
 | signature         | takes                                   | gives                          | method   |
 |-------------------|-----------------------------------------|--------------------------------|----------|
@@ -21,12 +22,6 @@ from __future__ import annotations
 
 import os
 from typing import Mapping
-
-from components.layout import CLASSIFY_SIGNATURE as CLASSIFY  # noqa: F401  (the names live in layout)
-from components.layout import DEFAULT_SIGNATURE as DEFAULT  # noqa: F401
-from components.layout import EXAMPLES_SIGNATURE as EXAMPLES  # noqa: F401
-from components.layout import RAW_SIGNATURE as RAW  # noqa: F401
-from components.layout import REGRESS_SIGNATURE as REGRESS  # noqa: F401
 
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 REGRESS_METHOD = "tensorflow/serving/regress"

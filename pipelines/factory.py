@@ -20,7 +20,7 @@ from components.atomic_pusher import AtomicPusher
 from components.baseline_evaluator import Evaluator
 from components import layout
 from components.served_baseline import ServedBaseline
-from components.trainer import check_keys as check_trainer_keys
+from components.training import check_keys as check_trainer_keys
 from pipelines.config import PROJECT_ROOT, PipelineConfig
 from pipelines.spec import DatasetSpec
 

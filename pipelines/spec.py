@@ -26,6 +26,8 @@ class DatasetSpec:
     batch_size: int = 32
     seed: int = 42
     trainer_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # more TrainerSettings fields
+    # dotted path of the dataset's own report module (pipelines/metadata/report.py says what it may define)
+    report_module: Optional[str] = None
 
     def __post_init__(self):
         if self.problem not in PROBLEMS:

@@ -67,18 +67,55 @@ def run_python():
     return _run_python
 
 
+def _run_pipeline(spec, cfg, **kwargs):
+    """One LocalDagRunner run of the factory's pipeline (kwargs: create_pipeline's, e.g. data_root); returns cfg."""
+    from tfx import v1 as tfx
+
+    from pipelines.factory import create_pipeline
+
+    tfx.orchestration.LocalDagRunner().run(create_pipeline(spec, cfg, **kwargs))
+    return cfg
+
+
+def _node_states(spec, cfg):
+    """{node id: [state of each execution, oldest first]} for every node of the spec's pipeline, from ML Metadata."""
+    from pipelines.factory import create_pipeline
+    from pipelines.metadata import results
+
+    store = results.open_store(cfg.metadata_path(spec.name))
+    return {c.id: [results.execution_state(e) for e in results.node_executions(store, spec.name, c.id)]
+            for c in create_pipeline(spec, cfg).components}
+
+
+def _assert_every_node_ran_once(spec, cfg):
+    states = _node_states(spec, cfg)
+    assert states == {node: ["COMPLETE"] for node in states}
+
+
+@pytest.fixture(scope="session")
+def run_pipeline():
+    return _run_pipeline
+
+
+@pytest.fixture(scope="session")
+def node_states():
+    return _node_states
+
+
+@pytest.fixture(scope="session")
+def assert_every_node_ran_once():
+    """The e2e tests' first check: every node of the pipeline has exactly one execution, COMPLETE."""
+    return _assert_every_node_ran_once
+
+
 @pytest.fixture(scope="session")
 def titanic_run(tmp_path_factory, titanic_data):
     """One real Titanic pipeline run (about a minute) shared by the tests that need a trained, pushed model."""
-    from tfx import v1 as tfx
-
     from pipelines import config as config_lib
-    from pipelines.factory import create_pipeline
     from pipelines.titanic.spec import SPEC
 
     cfg = config_lib.PipelineConfig(output_dir=tmp_path_factory.mktemp("titanic_run"), data_dir=titanic_data.parent)
-    tfx.orchestration.LocalDagRunner().run(create_pipeline(SPEC, cfg))
-    return cfg
+    return _run_pipeline(SPEC, cfg)
 
 
 @pytest.fixture()

@@ -1,6 +1,5 @@
 """Deployment manifests agree with the project; Spark bulk scoring equals in-process scoring."""
 import re
-import shutil
 
 import numpy as np
 import pytest

@@ -63,7 +63,7 @@ def test_one_factory_builds_the_whole_chain_for_any_runner(tmp_path):
 def test_a_misspelt_trainer_option_is_refused_when_the_pipeline_is_built(tmp_path):
     import dataclasses
 
-    from components.trainer import TrainerSettings
+    from components.training import TrainerSettings
 
     typo = dataclasses.replace(SPEC, trainer_options={"early_stoping_patience": 2})
     with pytest.raises(ValueError, match=r"titanic spec's trainer_options: unknown trainer setting\(s\) "

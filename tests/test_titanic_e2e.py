@@ -6,31 +6,25 @@ a column missing (stops before training), and a from-scratch rerun in a fresh pr
 import csv
 import json
 import os
-import shutil
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
-from tfx import v1 as tfx
 
 from pipelines.metadata import results
-from pipelines.factory import create_pipeline, trainer_settings
+from pipelines.factory import trainer_settings
 from pipelines.titanic.spec import SPEC
 from pipelines.config import PROJECT_ROOT
 
-NODES = ["CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "AnomaliesGate", "Transform",
-         "Trainer", "ServedBaseline", "Evaluator", "Pusher"]
+@pytest.fixture(scope="module")
+def run(run_pipeline):
+    return lambda cfg, data_root=None: run_pipeline(SPEC, cfg, data_root=data_root)
 
 
-def run(cfg, data_root=None):
-    tfx.orchestration.LocalDagRunner().run(create_pipeline(SPEC, cfg, data_root=data_root))
-
-
-def states(cfg):
-    store = results.open_store(cfg.metadata_path("titanic"))
-    return {node: [results.execution_state(e) for e in results.node_executions(store, "titanic", node)]
-            for node in NODES}
+@pytest.fixture(scope="module")
+def states(node_states):
+    return lambda cfg: node_states(SPEC, cfg)
 
 
 def serving_listing(cfg):
@@ -43,8 +37,10 @@ def cfg(titanic_run):
     return titanic_run
 
 
-def test_every_component_ran_and_the_model_was_blessed_and_pushed(cfg):
-    assert states(cfg) == {node: ["COMPLETE"] for node in NODES}
+def test_every_component_ran_and_the_model_was_blessed_and_pushed(cfg, states):
+    assert list(states(cfg)) == ["CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
+                                 "AnomaliesGate", "Transform", "Trainer", "ServedBaseline", "Evaluator", "Pusher"]
+    assert states(cfg) == {node: ["COMPLETE"] for node in states(cfg)}
     result = results.last_run("titanic", cfg)
     assert result.blessed is True and result.pushed is True
     assert result.overall("auc") >= 0.80 and result.overall("ks") >= 0.40
@@ -109,23 +105,24 @@ def test_pushed_model_serves_both_signatures_alike_in_plain_tensorflow(cfg, tita
     assert roc_auc_score(out["labels"], out["example"]) == pytest.approx(result.overall("auc"), abs=0.005)
 
 
-def test_rerun_with_nothing_changed_is_fully_cached(cfg):
+def test_rerun_with_nothing_changed_is_fully_cached(cfg, run, states):
     """The first rerun has one new input: the first model is now served, so ServedBaseline copies it and the
     Evaluator compares the model with itself once (and the Pusher sees it is already serving). From then on all
     is cached."""
     before = serving_listing(cfg)
     run(cfg)
-    upstream = NODES[:NODES.index("ServedBaseline")]
+    nodes = list(states(cfg))
+    upstream = nodes[:nodes.index("ServedBaseline")]
     assert {n: s for n, s in states(cfg).items() if n in upstream} == {n: ["COMPLETE", "CACHED"] for n in upstream}
     assert states(cfg)["ServedBaseline"] == ["COMPLETE", "COMPLETE"]
     rerun = results.last_run("titanic", cfg)
     assert rerun.blessed is True and rerun.baseline_version == rerun.pushed_version
     run(cfg)
-    assert [s[-1] for s in states(cfg).values()] == ["CACHED"] * len(NODES)
+    assert [s[-1] for s in states(cfg).values()] == ["CACHED"] * len(states(cfg))
     assert serving_listing(cfg) == before
 
 
-def test_impossible_threshold_blesses_nothing_and_pushes_nothing(cfg):
+def test_impossible_threshold_blesses_nothing_and_pushes_nothing(cfg, run, states):
     before = serving_listing(cfg)
     strict = cfg.replace(min_auc=0.999)
     run(strict)
@@ -138,7 +135,7 @@ def test_impossible_threshold_blesses_nothing_and_pushes_nothing(cfg):
     assert serving_listing(cfg) == before
 
 
-def test_missing_column_stops_before_training(cfg, titanic_data, tmp_path):
+def test_missing_column_stops_before_training(cfg, titanic_data, tmp_path, run, states):
     bad = tmp_path / "titanic"
     bad.mkdir()
     for name in ("train.csv", "test.csv"):

@@ -21,24 +21,3 @@ def preprocessing_fn(inputs):
     raw = tf.reshape(inputs[IMAGE_KEY], [-1])
     images = tf.map_fn(decode_image, raw, fn_output_signature=tf.TensorSpec([*IMAGE_SIZE, 3], tf.float32))
     return {IMAGE_FEATURE: images, LABEL_KEY: inputs[LABEL_KEY]}
-
-
-def build_model(tft_output) -> tf.keras.Model:
-    """The book's CNN."""
-    del tft_output
-    inputs = tf.keras.Input(shape=(*IMAGE_SIZE, 3), name=IMAGE_FEATURE)
-    x = tf.keras.layers.Conv2D(32, kernel_size=(3, 3))(inputs)
-    x = tf.keras.layers.MaxPool2D()(x)
-    x = tf.keras.layers.Conv2D(64, kernel_size=(5, 5))(x)
-    x = tf.keras.layers.MaxPool2D()(x)
-    x = tf.keras.layers.Dropout(rate=0.1)(x)
-    x = tf.keras.layers.Flatten()(x)
-    x = tf.keras.layers.Dense(32, activation="relu")(x)
-    outputs = tf.keras.layers.Dense(1, activation="sigmoid")(x)
-    model = tf.keras.Model(inputs={IMAGE_FEATURE: inputs}, outputs=outputs)
-    model.compile(
-        optimizer=tf.keras.optimizers.Adam(learning_rate=0.001),
-        loss="binary_crossentropy",
-        metrics=[tf.keras.metrics.BinaryAccuracy(name="accuracy"), tf.keras.metrics.AUC(name="auc")],
-    )
-    return model

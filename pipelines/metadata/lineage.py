@@ -14,8 +14,7 @@ import hashlib
 import json
 import os
 import sys
-from pathlib import Path
-from typing import Dict, List, Optional
+from typing import List, Optional
 
 import tensorflow as tf
 

@@ -4,8 +4,10 @@
 
 Sections: data (StatisticsGen: counts, missing values, label balance), training (loss and metrics per epoch,
 train and validation), evaluation (metrics per slice against the baseline, blessed or not and why), ROC and KS
-curves (classifiers, from TFMA's confusion-matrix plot), example predictions (images for cifar2, text for
-imdb), the forecast (covid) and the lineage of the pushed model.
+curves (classifiers, from TFMA's confusion-matrix plot), example predictions, the dataset's own sections and the
+lineage of the pushed model. A dataset shapes its part through `DatasetSpec.report_module`, a module of its own
+package with `examples_html(examples, predicted, label_key)` (cifar2 draws images, imdb shows text) and/or
+`sections(cfg)` (covid adds the forecast); this module never names a dataset.
 
 Why a post-run step and not a TFX component: the report reads the whole run, including the Pusher's outcome and
 the lineage that only exists once the run is over; a component could only see its declared inputs, and a
@@ -14,57 +16,25 @@ failed Evaluator would take the report down with it.
 from __future__ import annotations
 
 import argparse
-import base64
 import html
-import io
+import importlib
 import json
 import os
 import re
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Optional
 
 import numpy as np
 import tensorflow as tf
 
 from components import layout
 from pipelines import config as config_lib
-from pipelines.metadata import lineage as lineage_lib
 from pipelines import registry
-from pipelines.metadata import results
+from pipelines.metadata import lineage as lineage_lib
+from pipelines.metadata import render, results
 
 N_EXAMPLES = 8
-
-
-# ------------------------------------------------------------------------------------------------ plots
-def _png(fig) -> str:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return f'<img alt="plot" src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _table(header: List[str], rows: List[List], attrs: Optional[List[List[str]]] = None) -> str:
-    out = ["<table><tr>" + "".join(f"<th>{html.escape(str(h))}</th>" for h in header) + "</tr>"]
-    for i, row in enumerate(rows):
-        cells = []
-        for j, value in enumerate(row):
-            extra = f" {attrs[i][j]}" if attrs and attrs[i][j] else ""
-            text = f"{value:.4f}" if isinstance(value, float) else str(value)
-            cells.append(f"<td{extra}>{html.escape(text)}</td>")
-        out.append("<tr>" + "".join(cells) + "</tr>")
-    return "\n".join(out) + "</table>"
 
 
 # ------------------------------------------------------------------------------------------------ sections
@@ -76,7 +46,7 @@ def data_section(store, pipeline: str, label_key: str) -> str:
         return "<p>No statistics in this run.</p>"
     artifact = outputs["statistics"][0]
     splits = json.loads(results.custom(artifact, "split_names", None) or artifact.properties["split_names"].string_value)
-    plt = _plt()
+    plt = render.pyplot()
     rows, missing_by_feature, balance = [], {}, {}
     for split in splits:
         stats = load_stats_binary(os.path.join(artifact.uri, f"Split-{split}", "FeatureStats.pb")).datasets[0]
@@ -94,7 +64,7 @@ def data_section(store, pipeline: str, label_key: str) -> str:
             missing_by_feature.setdefault(name, {})[split] = 100.0 * (common.num_missing + empty) / max(total, 1)
             if name == label_key and feature.HasField("num_stats"):
                 balance[split] = feature.num_stats.mean
-    parts = ["<h3>Examples</h3>", _table(["split", "examples", "features"], rows)]
+    parts = ["<h3>Examples</h3>", render.table(["split", "examples", "features"], rows)]
     if missing_by_feature:
         fig, ax = plt.subplots(figsize=(8, 0.35 * len(missing_by_feature) + 1))
         names = sorted(missing_by_feature)
@@ -104,10 +74,10 @@ def data_section(store, pipeline: str, label_key: str) -> str:
         ax.set_yticks(np.arange(len(names)) + 0.2, names)
         ax.set_xlabel("% of examples missing a value")
         ax.legend()
-        parts += ["<h3>Missing values</h3>", _png(fig)]
+        parts += ["<h3>Missing values</h3>", render.png(fig)]
     if balance:
         parts += ["<h3>Label balance</h3>",
-                  _table(["split", f"mean of {label_key} (share of positives)"], [[s, v] for s, v in balance.items()])]
+                  render.table(["split", f"mean of {label_key} (share of positives)"], [[s, v] for s, v in balance.items()])]
     return "\n".join(parts)
 
 
@@ -121,7 +91,7 @@ def training_section(store, pipeline: str) -> str:
     record = json.loads(tf.io.gfile.GFile(path).read())
     history = record.get("history", {})
     names = sorted({k[4:] if k.startswith("val_") else k for k in history if k != "lr"})
-    plt = _plt()
+    plt = render.pyplot()
     fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.2), squeeze=False)
     for ax, name in zip(axes[0], names):
         for key, label in ((name, "train"), (f"val_{name}", "validation")):
@@ -134,7 +104,7 @@ def training_section(store, pipeline: str) -> str:
     info = (f"strategy {settings.get('strategy')} ({record.get('strategy', {}).get('num_replicas')} replica(s)), "
             f"seed {settings.get('seed')}, {len(history.get('loss', []))} of at most {settings.get('epochs')} "
             f"epochs, batch {settings.get('batch_size')}")
-    return f"<p>{html.escape(info)}</p>" + _png(fig)
+    return f"<p>{html.escape(info)}</p>" + render.png(fig)
 
 
 def evaluation_section(result: results.RunResult) -> str:
@@ -144,7 +114,7 @@ def evaluation_section(result: results.RunResult) -> str:
         rows.append([slice_name] + [values.get(m, "") for m in names])
         attrs.append([""] + [f'data-slice="{html.escape(slice_name)}" data-metric="{m}" data-value="{values[m]!r}"'
                              if m in values else "" for m in names])
-    parts = [_table(["slice"] + names, rows, attrs)]
+    parts = [render.table(["slice"] + names, rows, attrs)]
     changes = result.changes.get("overall")
     if changes:
         parts.append(f"<p>Change against the last blessed model (served version {result.baseline_version}, overall): "
@@ -175,7 +145,7 @@ def curves_section(result: results.RunResult) -> str:
     fp, tn = (np.array([m.get(k, 0.0) for m in matrices]) for k in ("falsePositives", "trueNegatives"))
     tpr, fpr = tp / np.maximum(tp + fn, 1e-12), fp / np.maximum(fp + tn, 1e-12)
     best = int(np.argmax(tpr - fpr))
-    plt = _plt()
+    plt = render.pyplot()
     fig, (roc, ks) = plt.subplots(1, 2, figsize=(10, 4))
     roc.plot(fpr, tpr)
     roc.plot([0, 1], [0, 1], ls="--", color="grey")
@@ -188,7 +158,7 @@ def curves_section(result: results.RunResult) -> str:
               label=f"largest gap {tpr[best] - fpr[best]:.4f} at t={thresholds[best]:.3f}")
     ks.set(xlabel="threshold t", ylabel="cumulative share", title=f"KS (metric {result.overall('ks'):.4f})")
     ks.legend(fontsize=8)
-    return _png(fig)
+    return render.png(fig)
 
 
 def examples_section(store, pipeline: str, spec) -> str:
@@ -203,43 +173,19 @@ def examples_section(store, pipeline: str, spec) -> str:
     predicted = next(iter(outputs.values())).numpy()
     examples = [tf.train.Example.FromString(r) for r in records]
 
-    def value(example, key):
-        feature = example.features.feature.get(key)
-        if feature is None:
-            return ""
-        kind = feature.WhichOneof("kind")
-        values = list(getattr(feature, kind).value) if kind else []
-        return values[0] if len(values) == 1 else (values or "")  # an empty cell shows empty
-
-    label = spec.label_key
-    if spec.name == "cifar2":
-        plt = _plt()
-        fig, axes = plt.subplots(1, len(examples), figsize=(1.6 * len(examples), 2.2))
-        for ax, example, p in zip(np.atleast_1d(axes), examples, predicted):
-            ax.imshow(tf.io.decode_image(value(example, "image_raw"), channels=3).numpy())
-            ax.set_title(f"label {value(example, label)}\nP(auto) {float(p[0]):.2f}", fontsize=8)
-            ax.axis("off")
-        return _png(fig)
-    if spec.name == "imdb":
-        rows = [[value(e, label), float(p[0]), value(e, "text").decode("utf-8", "replace")[:300] + "..."]
-                for e, p in zip(examples, predicted)]
-        return _table(["label", "P(positive)", "review (first 300 characters)"], rows)
-    if spec.name == "covid":
-        rows = [[value(e, "target_date").decode(), np.round(value(e, label), 0).tolist(),
-                 np.round(p, 0).tolist()] for e, p in zip(examples, predicted)]
-        return _table(["day", "actual (confirmed, cured, dead)", "predicted"], rows)
-    keys = list(spec.raw_feature_keys)
-    rows = [[value(e, label), float(np.ravel(p)[0])] + [_short(value(e, k)) for k in keys]
+    hooks = dataset_hooks(spec)
+    if hasattr(hooks, "examples_html"):
+        return hooks.examples_html(examples, predicted, spec.label_key)
+    label, keys = spec.label_key, list(spec.raw_feature_keys)
+    rows = [[render.feature_value(e, label), float(np.ravel(p)[0])] + [render.short(render.feature_value(e, k))
+                                                                          for k in keys]
             for e, p in zip(examples, predicted)]
-    return _table([label, "prediction"] + keys, rows)
+    return render.table([label, "prediction"] + keys, rows)
 
 
-def _short(value):
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    if isinstance(value, float):
-        return round(value, 2)
-    return value
+def dataset_hooks(spec):
+    """The dataset's own report module (DatasetSpec.report_module), or None: generic code never names a dataset."""
+    return importlib.import_module(spec.report_module) if spec.report_module else None
 
 
 def example_gen_node(store, pipeline: str) -> str:
@@ -247,33 +193,6 @@ def example_gen_node(store, pipeline: str) -> str:
         if context.name.startswith(f"{pipeline}.") and context.name.endswith("ExampleGen"):
             return context.name.split(".", 1)[1]
     return "CsvExampleGen"
-
-
-def forecast_section(cfg) -> str:
-    from components.window_example_gen import daily_increments, read_series
-    from pipelines.covid import forecast as forecast_lib
-    from pipelines.covid import features
-
-    try:
-        path = forecast_lib.model_dir(cfg)
-    except forecast_lib.ForecastError as exc:
-        return f"<p>{html.escape(str(exc))}</p>"
-    import datetime as dt
-    import tempfile
-
-    data = Path(cfg.dataset_dir("covid")) / forecast_lib.FILE_NAME
-    dates, daily = daily_increments(read_series(str(data), "date", features.COLUMNS))
-    predicted = forecast_lib.forecast(path, daily, 100)
-    forecast_dates = [dates[-1] + dt.timedelta(days=i + 1) for i in range(100)]
-    zero_days = forecast_lib.first_zero_days(len(daily), predicted)
-    with tempfile.TemporaryDirectory() as tmp:
-        png = Path(tmp) / "forecast.png"
-        forecast_lib.plot(png, dates, daily, forecast_dates, predicted, zero_days)
-        image = base64.b64encode(png.read_bytes()).decode()
-    days = ", ".join(f"{forecast_lib.LABELS[k]}: day {v}" if v is not None else f"{forecast_lib.LABELS[k]}: not within 100"
-                     for k, v in zero_days.items())
-    return f'<p>First day at zero ({html.escape(days)}); the book: confirmed day 55, dead day 60.</p>' \
-           f'<img alt="forecast" src="data:image/png;base64,{image}">'
 
 
 def lineage_section(pipeline: str, cfg) -> str:
@@ -324,8 +243,9 @@ def write_report(pipeline: str, cfg: Optional[config_lib.PipelineConfig] = None)
     if spec.problem == "binary" and evaluated:
         sections.append(("ROC and KS curves", "curves", _guarded(curves_section, result)))
     sections.append(("Example predictions", "examples", _guarded(examples_section, store, pipeline, spec)))
-    if pipeline == "covid":
-        sections.append(("Forecast", "forecast", _guarded(forecast_section, cfg)))
+    hooks = dataset_hooks(spec)
+    for title, sid, render_section in (hooks.sections(cfg) if hasattr(hooks, "sections") else []):
+        sections.append((title, sid, _guarded(render_section, cfg)))
     sections.append(("Lineage of the pushed model", "lineage", _guarded(lineage_section, pipeline, cfg)))
     body = "\n".join(f'<section id="{sid}"><h2>{title}</h2>\n{content}</section>' for title, sid, content in sections)
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{pipeline} run report</title>"
