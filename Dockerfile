@@ -1,4 +1,4 @@
-# The image Kubeflow runs every component in: the same pinned install as `make` (requirements.in under
+# The image Kubeflow runs every component in: the same pinned install as `make` (setup.py's parts under
 # constraints.txt, then the project itself), with the code baked in so components find their functions by
 # dotted path. Build and push:  docker build -t REGISTRY/eat-tf2-tfx:TAG . && docker push REGISTRY/eat-tf2-tfx:TAG
 FROM python:3.10-slim
@@ -13,12 +13,15 @@ ENV TF_USE_LEGACY_KERAS=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-COPY requirements.in constraints.txt setup.py ./
-RUN python -m pip install -r requirements.in -c constraints.txt
+# Dependencies first (their layer survives code edits): what setup.py declares for the runtime parts, pinned;
+# the `dev` extra (the test tools) stays out of the image.
+COPY constraints.txt setup.py pyproject.toml ./
+RUN mkdir pipelines components data serving && python -m pip install -c constraints.txt ".[serving,spark]" \
+    && python -m pip uninstall -y eat-tf2-tfx && rmdir pipelines components data serving
 
 COPY components ./components
 COPY data ./data
 COPY pipelines ./pipelines
 COPY serving ./serving
-RUN python -m pip install --no-deps -e . \
+RUN python -m pip install --no-deps -c constraints.txt -e . --config-settings editable_mode=compat \
     && python -c "import tfx.v1, pipelines.factory, components.trainer, serving.server"

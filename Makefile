@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 1
 
-.PHONY: run test bench bench-vs-keras bench-serving bench-kubeflow forecast serve kubeflow retrain lineage verify-env data results lock venv clean
+.PHONY: run test bench bench-vs-keras bench-serving bench-kubeflow bench-scale forecast serve kubeflow retrain lineage verify-env data results lock venv clean
 
 run: $(STAMP)
 	$(PY) -m pipelines.runners.run $(PIPELINE)
@@ -28,8 +28,10 @@ results: $(STAMP)
 
 venv: $(STAMP)
 
-# The install is redone only when what it depends on changes.
-$(STAMP): constraints.txt requirements.in setup.py
+# The install is redone only when what it depends on changes. editable_mode=compat: the checkout itself goes on
+# sys.path (a .pth line), as a container's /app does, instead of setuptools' import hook, which would keep
+# finding the project after a test removed the checkout from sys.path to play an image without it.
+$(STAMP): constraints.txt setup.py pyproject.toml
 	@set -e; \
 	if [ ! -x $(PY) ] || ! $(PY) -c 'import sys; sys.exit(0 if sys.version_info[:2] in ((3,10),(3,9)) else 1)' 2>/dev/null; then \
 	  interp=$$(scripts/find-python) || exit 1; \
@@ -37,13 +39,13 @@ $(STAMP): constraints.txt requirements.in setup.py
 	  rm -rf $(VENV); "$$interp" -m venv $(VENV); \
 	fi
 	@echo "==> installing pinned dependencies (constraints.txt) into $(VENV)"
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.in -c constraints.txt
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[serving,spark,dev]" \
+	  --config-settings editable_mode=compat
 	@touch $(STAMP)
 
-# Re-resolve constraints.txt from requirements.in (needs uv: `pip install uv`).
+# Re-resolve constraints.txt from setup.py's requirements and every extra (needs uv: `pip install uv`).
 lock:
-	uv pip compile requirements.in --python-version 3.10 --python-platform x86_64-manylinux_2_36 -o constraints.txt
+	uv pip compile setup.py --all-extras --python-version 3.10 --python-platform x86_64-manylinux_2_36 -o constraints.txt
 
 clean:
 	rm -rf outputs build
@@ -61,6 +63,9 @@ serve: $(STAMP)
 
 bench-serving: $(STAMP)
 	$(PY) bench/serving_bench.py
+
+bench-scale: $(STAMP)
+	$(PY) bench/scale_bench.py $(if $(SCALES),--scales $(SCALES)) $(if $(MODES),--modes $(MODES))
 
 bench-kubeflow: $(STAMP)
 	$(PY) bench/kubeflow_bench.py $(if $(filter command line environment,$(origin PIPELINE)),$(PIPELINE))

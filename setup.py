@@ -1,12 +1,31 @@
-"""Installs the project's packages; the pinned dependency set is constraints.txt (see the Makefile)."""
+"""The project's packages and what each part needs. `constraints.txt` pins every version (the Makefile and the
+Dockerfile install under it); this file only says *what* is needed, by part:
+
+    pip install -c constraints.txt .                    pipelines, components, data (TFX, Beam, reports)
+    pip install -c constraints.txt ".[serving]"         + the TF Serving-compatible server (make serve)
+    pip install -c constraints.txt ".[spark]"           + bulk scoring with Spark
+    pip install -c constraints.txt -e ".[serving,spark,dev]"   what `make` installs (dev: the tests)
+"""
 from setuptools import find_packages, setup
+
+EXTRAS = {
+    "serving": ["fastapi", "uvicorn"],  # gRPC and TF Serving's protos come with tfx (tensorflow-serving-api)
+    "spark": ["pyspark>=3.5,<3.6"],
+    "dev": ["pytest"],
+}
 
 setup(
     name="eat-tf2-tfx",
     version="0.1.0",
     description="Production TFX pipelines for the datasets of 'eat_tensorflow2_in_30_days'",
     python_requires=">=3.9,<3.11",
-    packages=find_packages(include=["pipelines", "pipelines.*", "components", "components.*", "data", "serving", "serving.*"]),
+    packages=find_packages(include=["pipelines", "pipelines.*", "components", "components.*", "data", "serving",
+                                    "serving.*"]),
     package_data={"data": ["manifests/*.tsv"], "pipelines": ["*/schema.pbtxt"]},
-    install_requires=["tfx[kfp]==1.16.0", "dill==0.3.1.1"],
+    install_requires=[
+        "tfx[kfp]==1.16.0",
+        "dill==0.3.1.1",  # import tfx.v1 fails without it: Beam ships dill only as an extra
+        "matplotlib",  # every local run writes a report with plots
+    ],
+    extras_require=EXTRAS,
 )

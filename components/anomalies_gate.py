@@ -44,6 +44,12 @@ def describe(anomalies_by_split: Dict[str, anomalies_pb2.Anomalies]) -> List[str
 
 @component
 def AnomaliesGate(anomalies: InputArtifact[standard_artifacts.ExampleAnomalies]):
+    """Raises DataAnomaliesError listing every anomaly; returns quietly when there are none.
+
+    inputs      anomalies (ExampleAnomalies, from ExampleValidator)
+    outputs     none (Transform depends on this node, so it runs only after the gate passed)
+    parameters  none
+    """
     problems = describe(read_anomalies(anomalies))
     if problems:
         raise DataAnomaliesError(

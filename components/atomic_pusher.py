@@ -60,6 +60,25 @@ def push_atomically(model_dir: str, base: str) -> str:
     return target
 
 
+class _PusherInternals:
+    """The one seam onto TFX's Pusher executor internals (tfx/components/pusher/executor.py, TFX 1.16): its
+    startup log and how it marks the PushedModel artifact pushed or not (the custom properties `pushed`,
+    `pushed_destination`, `pushed_version` that ML Metadata readers and the Evaluator's successors rely on).
+    They are private API; a TFX upgrade that renames them breaks here, and only here."""
+
+    def __init__(self, executor: "pusher_executor.Executor"):
+        self.executor = executor
+
+    def log_startup(self, input_dict, output_dict, exec_properties) -> None:
+        self.executor._log_startup(input_dict, output_dict, exec_properties)  # noqa: SLF001
+
+    def mark_pushed(self, model_push, destination: str, version: str) -> None:
+        self.executor._MarkPushed(model_push, pushed_destination=destination, pushed_version=version)  # noqa: SLF001
+
+    def mark_not_pushed(self, model_push) -> None:
+        self.executor._MarkNotPushed(model_push)  # noqa: SLF001
+
+
 class Executor(pusher_executor.Executor):
     def Do(self, input_dict: Dict[str, List[types.Artifact]], output_dict: Dict[str, List[types.Artifact]],
            exec_properties: Dict[str, Any]) -> None:
@@ -70,17 +89,26 @@ class Executor(pusher_executor.Executor):
             # Object stores have no atomic rename; TFX's own copy (saved_model.pb last) is the best there is.
             return super().Do(input_dict, output_dict, exec_properties)
 
-        self._log_startup(input_dict, output_dict, exec_properties)
+        tfx_internals = _PusherInternals(self)
+        tfx_internals.log_startup(input_dict, output_dict, exec_properties)
         model_push = artifact_utils.get_single_instance(output_dict[standard_component_specs.PUSHED_MODEL_KEY])
         if not self.CheckBlessing(input_dict):
-            self._MarkNotPushed(model_push)
+            tfx_internals.mark_not_pushed(model_push)
             return
         model_path = self.GetModelPath(input_dict)
         serving_path = push_atomically(model_path, base)
         logging.info("Model written to serving path %s.", serving_path)
         shutil.copytree(model_path, model_push.uri, dirs_exist_ok=True)  # the archive copy TFX keeps too
-        self._MarkPushed(model_push, pushed_destination=serving_path, pushed_version=os.path.basename(serving_path))
+        tfx_internals.mark_pushed(model_push, serving_path, os.path.basename(serving_path))
 
 
 class AtomicPusher(pusher_component.Pusher):
+    """TFX's Pusher with the executor above; the same interface.
+
+    inputs      model (Model), model_blessing (ModelBlessing, optional), infra_blessing (optional)
+    outputs     pushed_model (PushedModel): custom properties pushed (0/1), pushed_destination, pushed_version
+    parameters  push_destination (PushDestination): a local filesystem base directory gets the atomic push;
+                any other destination TFX's own copy
+    """
+
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)

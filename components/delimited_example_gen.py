@@ -136,6 +136,14 @@ class Executor(BaseExampleGenExecutor):
 
 
 class DelimitedExampleGen(example_gen_component.FileBasedExampleGen):
+    """See the module docstring.
+
+    inputs      none (reads the files under input_base)
+    outputs     examples (Examples): one split per (name, pattern), one tf.Example per line, columns as typed
+    parameters  input_base (str); columns (from `column()`, in file order); splits ((name, file pattern) pairs);
+                delimiter (default tab); skip_invalid (default False: a bad line stops the run)
+    """
+
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
 
     def __init__(self, input_base: str, columns: Sequence[Dict[str, Any]], splits: Sequence[Tuple[str, str]],

@@ -167,6 +167,7 @@ def raw_keys(spec: Sequence[ModelColumn]) -> List[str]:
 
 
 def transformed_names(spec: Sequence[ModelColumn]) -> List[str]:
+    """The names of the features `transform` writes for these columns (what the model's inputs are called)."""
     names: List[str] = []
     for col in spec:
         names.append(col.name)
@@ -307,6 +308,8 @@ def transform(spec: Sequence[ModelColumn], raw: Dict[str, Union[tf.Tensor, tf.Sp
 
 # --------------------------------------------------------------------------- Keras side
 def num_buckets(col: Categorical, tft_output=None) -> int:
+    """How many ids a categorical column's transformed feature can take (a vocabulary file's size is read from
+    the Transform output, so it needs `tft_output`)."""
     if isinstance(col, Bucketized):
         return len(col.boundaries) + 1
     if isinstance(col, CategoricalIdentity):
@@ -323,6 +326,7 @@ def num_buckets(col: Categorical, tft_output=None) -> int:
 
 
 def keras_inputs(spec: Sequence[ModelColumn]) -> Dict[str, tf.keras.Input]:
+    """One Keras Input per transformed feature, shape (1,): float32 for numeric columns, int64 for ids."""
     inputs = {}
     for name in transformed_names(spec):
         is_float = any(isinstance(c, Numeric) for c in spec if name in (c.name, c.name + MISSING_SUFFIX))

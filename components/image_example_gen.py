@@ -137,6 +137,14 @@ class Executor(BaseExampleGenExecutor):
 
 
 class ImageExampleGen(example_gen_component.FileBasedExampleGen):
+    """See the module docstring.
+
+    inputs      none (reads `<input_base>/<split folder>/<class>/<file>`)
+    outputs     examples (Examples): image_raw (bytes), label (int), path (str) per image, a split per folder
+    parameters  input_base (str); class_names (label i is folder class_names[i]); skip_invalid (default
+                False: an undecodable file stops the run); splits ((split name, folder) pairs)
+    """
+
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
 
     def __init__(self, input_base: str, class_names: Sequence[str], skip_invalid: bool = False,

@@ -71,6 +71,7 @@ def servable_versions(root, files=LocalFiles) -> List[int]:
 
 
 def newest_version(root, files=LocalFiles) -> Optional[int]:
+    """The newest servable version under `root`, or None when nothing is served yet."""
     versions = servable_versions(root, files)
     return versions[-1] if versions else None
 

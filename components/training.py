@@ -39,6 +39,8 @@ FilePatterns = Union[str, Sequence[str]]
 
 @dataclasses.dataclass(frozen=True)
 class TrainerSettings:
+    """Everything a training run depends on besides the data, JSON-friendly (TFX records it in ML Metadata)."""
+
     model_builder: str  # dotted path: build(tft_output) -> compiled Keras model
     label_key: str
     raw_feature_keys: List[str]  # what the raw serving signature takes
@@ -83,6 +85,7 @@ def check_keys(settings: Dict[str, Any], where: str = "Trainer custom_config") -
 
 
 def import_string(dotted: str) -> Callable:
+    """The function at a dotted path 'package.module.function'."""
     module, _, attr = dotted.rpartition(".")
     if not module:
         raise ValueError(f"{dotted!r} is not a dotted path 'package.module.function'")
@@ -143,6 +146,7 @@ class EpochLogger(tf.keras.callbacks.Callback):
 
 
 def callbacks_for(settings: "TrainerSettings", model_run_dir: str) -> list:
+    """TensorBoard logs, the epoch lines, and early stopping / learning-rate reduction when the settings ask."""
     callbacks = [tf.keras.callbacks.TensorBoard(log_dir=os.path.join(model_run_dir, "logs")),
                  EpochLogger(settings.epochs)]
     if settings.early_stopping_patience:
@@ -256,6 +260,7 @@ def train(settings: TrainerSettings, transform_output: str, train_files: FilePat
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """The command line of the module docstring; 0 when trained, 2 on bad settings."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--transform-output", required=True, help="Transform's transform_graph folder")
     parser.add_argument("--examples", required=True, help="Transform's transformed_examples folder (Split-*/)")

@@ -133,6 +133,14 @@ class Executor(BaseExampleGenExecutor):
 
 
 class WindowExampleGen(example_gen_component.FileBasedExampleGen):
+    """See the module docstring.
+
+    inputs      none (reads the one delimited file `file_pattern` under input_base)
+    outputs     examples (Examples): train and eval splits by time (the last `eval_windows` windows are eval),
+                features window ([window_size * len(value_columns)] floats), target, target_date
+    parameters  input_base, file_pattern, date_column, value_columns, window_size, eval_windows, delimiter
+    """
+
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
 
     def __init__(self, input_base: str, file_pattern: str, date_column: str, value_columns: Sequence[str],

@@ -17,7 +17,11 @@ Paths default to folders inside the project checkout, so nothing depends on wher
 | MAX_MSPE_RISE   | 0.05                      | regression: largest MSPE rise allowed against the last blessed  |
 | ENABLE_CACHE    | 1                         | reuse component outputs whose inputs did not change             |
 | WARM_START      | 0                         | retrain from the latest blessed model's weights                 |
-| BEAM_ARGS       | --direct_num_workers=1    | Beam pipeline args, space separated                             |
+| BEAM            | in_memory                 | in_memory, multiprocess or portable (pipelines/runners/beam.py) |
+| BEAM_WORKERS    | 2                         | worker processes for multiprocess and portable                  |
+| BEAM_JOB_PORT, BEAM_WORKER_POOL_PORT | 8099, 50000 | portable: the job service's and the worker pool's ports    |
+| BEAM_ARGS       |                           | more Beam pipeline args, space separated; with their own        |
+|                 |                           | --runner=... (Dataflow, Flink, Spark) they replace BEAM's       |
 """
 from __future__ import annotations
 
@@ -29,7 +33,7 @@ from typing import Mapping, Optional, Tuple
 
 from components.layout import PROJECT_ROOT
 from components.strategies import STRATEGIES
-DEFAULT_BEAM_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+BEAM_MODES = ("in_memory", "multiprocess", "portable")
 
 
 class ConfigError(ValueError):
@@ -52,9 +56,17 @@ class PipelineConfig:
     max_mspe_rise: float = 0.05
     enable_cache: bool = True
     warm_start: bool = False
-    beam_args: Tuple[str, ...] = DEFAULT_BEAM_ARGS
+    beam: str = "in_memory"
+    beam_workers: int = 2
+    beam_job_port: int = 8099  # Beam's default job port
+    beam_worker_pool_port: int = 50000  # the port Beam's SDK containers serve a worker pool on
+    beam_args: Tuple[str, ...] = ()  # BEAM_ARGS
 
     def __post_init__(self):
+        if self.beam not in BEAM_MODES:
+            raise ConfigError(f"BEAM={self.beam!r} is not one of {', '.join(BEAM_MODES)}")
+        if self.beam_workers < 1:
+            raise ConfigError(f"BEAM_WORKERS={self.beam_workers} must be a positive integer")
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"STRATEGY={self.strategy!r} is not one of {', '.join(STRATEGIES)}")
         for field in ("epochs", "batch_size"):
@@ -79,6 +91,21 @@ class PipelineConfig:
 
     def dataset_dir(self, dataset: str) -> Path:
         return Path(self.data_dir) / dataset
+
+    def beam_pipeline_args(self) -> list:
+        """What every Beam stage runs with: BEAM's arguments, then BEAM_ARGS (alone when they name a runner)."""
+        extra = list(self.beam_args)
+        if any(a.startswith("--runner") for a in extra):
+            return extra  # the user's own runner: Dataflow, Flink, Spark
+        if self.beam == "in_memory":
+            mode = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+        elif self.beam == "multiprocess":
+            mode = ["--direct_running_mode=multi_processing", f"--direct_num_workers={self.beam_workers}"]
+        else:  # portable: services that pipelines/runners/beam.py starts for the run
+            mode = ["--runner=PortableRunner", f"--job_endpoint=localhost:{self.beam_job_port}",
+                    "--environment_type=EXTERNAL", f"--environment_config=localhost:{self.beam_worker_pool_port}",
+                    f"--direct_num_workers={self.beam_workers}"]
+        return mode + extra
 
     def replace(self, **changes) -> "PipelineConfig":
         return dataclasses.replace(self, **changes)
@@ -111,10 +138,15 @@ def from_env(env: Optional[Mapping[str, str]] = None, **overrides) -> PipelineCo
             values[field] = Path(env[var]).expanduser().resolve()
     if env.get("STRATEGY"):
         values["strategy"] = env["STRATEGY"].strip()
+    if env.get("BEAM"):
+        values["beam"] = env["BEAM"].strip()
     for field, var, kind in (
         ("seed", "SEED", int),
         ("epochs", "EPOCHS", int),
         ("batch_size", "BATCH_SIZE", int),
+        ("beam_workers", "BEAM_WORKERS", int),
+        ("beam_job_port", "BEAM_JOB_PORT", int),
+        ("beam_worker_pool_port", "BEAM_WORKER_POOL_PORT", int),
         ("min_auc", "MIN_AUC", float),
         ("min_ks", "MIN_KS", float),
         ("max_auc_drop", "MAX_AUC_DROP", float),

@@ -62,6 +62,9 @@ def _overall_only(threshold: tfma.MetricThreshold) -> list:
 
 
 def eval_config(spec: DatasetSpec, config: PipelineConfig) -> tfma.EvalConfig:
+    """The Evaluator's TFMA config: the model read through its tf.Example signature, metrics per problem
+    (binary: AUC, KS, accuracy; regression: MSPE, MAE) overall and per `spec.slice_features`, with the absolute
+    bounds and the change thresholds against the baseline from `config`."""
     metrics = _binary_metrics(config) if spec.problem == "binary" else _regression_metrics(config)
     return tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(signature_name=layout.EXAMPLES_SIGNATURE, label_key=spec.label_key)],
@@ -112,6 +115,9 @@ def _regression_metrics(config: PipelineConfig) -> List[tfma.MetricConfig]:
 
 
 def trainer_settings(spec: DatasetSpec, config: PipelineConfig) -> dict:
+    """The Trainer's custom_config: components.training.TrainerSettings fields as JSON-friendly values, from
+    the spec, the run settings (epochs, batch size, strategy, seed override the spec's) and trainer_options.
+    ValueError names a trainer_options key TrainerSettings does not know."""
     check_trainer_keys(spec.trainer_options, f"{spec.name} spec's trainer_options")  # when the pipeline is built
     return {
         "model_builder": spec.model_builder,
@@ -214,5 +220,5 @@ def create_pipeline(spec: DatasetSpec, config: PipelineConfig, *, data_root=None
         components=create_components(spec, config, data_root, serving_root, project_root),
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata,
-        beam_pipeline_args=list(config.beam_args),
+        beam_pipeline_args=config.beam_pipeline_args(),
     )

@@ -10,6 +10,10 @@ PROBLEMS = ("binary", "regression")
 
 @dataclasses.dataclass(frozen=True)
 class DatasetSpec:
+    """One dataset's pipeline, declared: the factory (pipelines/factory.py) builds every component from it.
+    A fifth dataset is a package `pipelines/<name>/` with spec.py (SPEC), features.py (preprocessing_fn),
+    model.py (build_model), optionally report.py and schema.pbtxt, plus its name in registry.PIPELINES."""
+
     name: str  # pipeline name; also the model name under the serving directory
     dataset: str  # data/datasets.py entry fetched into DATA_DIR/<dataset>
     # (input folder, file pattern prefix) -> an ExampleGen component; the prefix is "span-{SPAN}/" when the

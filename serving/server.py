@@ -19,9 +19,12 @@ from pathlib import Path
 
 import uvicorn
 
+from components.keras_env import quiet_native_startup
 from pipelines import config as config_lib
-from serving import grpc_service, rest
-from serving.repository import Poller, Repository
+
+with quiet_native_startup():  # TensorFlow's start-up lines look like errors and are not (VERBOSE=1 shows them)
+    from serving import grpc_service, rest
+    from serving.repository import Poller, Repository
 
 DEFAULT_REST_PORT = 8501
 DEFAULT_GRPC_PORT = 8500

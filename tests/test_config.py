@@ -36,6 +36,8 @@ def test_keyword_overrides_win_over_environment():
     ({"MIN_AUC": "1.5"}, "MIN_AUC=1.5 must be within [0, 1]"),
     ({"EPOCHS": "0"}, "EPOCHS=0 must be a positive integer"),
     ({"ENABLE_CACHE": "maybe"}, "ENABLE_CACHE='maybe' is not 1/0, true/false"),
+    ({"BEAM": "flink"}, "BEAM='flink' is not one of in_memory, multiprocess, portable"),
+    ({"BEAM_WORKERS": "0"}, "BEAM_WORKERS=0 must be a positive integer"),
 ])
 def test_bad_values_name_the_variable(env, message):
     with pytest.raises(config.ConfigError) as err:
@@ -51,3 +53,16 @@ def test_seed_defaults_per_dataset_and_env_wins():
     assert trainer_settings(TITANIC, config.from_env({}))["seed"] == 42
     assert trainer_settings(COVID, config.from_env({}))["seed"] == 1
     assert trainer_settings(COVID, config.from_env({"SEED": "7"}))["seed"] == 7
+
+
+def test_beam_modes_give_the_runner_arguments():
+    assert config.from_env({}).beam_pipeline_args() == ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+    assert config.from_env({"BEAM": "multiprocess", "BEAM_WORKERS": "3"}).beam_pipeline_args() == [
+        "--direct_running_mode=multi_processing", "--direct_num_workers=3"]
+    portable = config.from_env({"BEAM": "portable", "BEAM_JOB_PORT": "9001", "BEAM_ARGS": "--max_num_records=5"})
+    assert portable.beam_pipeline_args() == [
+        "--runner=PortableRunner", "--job_endpoint=localhost:9001", "--environment_type=EXTERNAL",
+        "--environment_config=localhost:50000", "--direct_num_workers=2", "--max_num_records=5"]
+    # a runner of the user's own (Dataflow, Flink, Spark) replaces the mode's arguments
+    dataflow = "--runner=DataflowRunner --project=p --region=r --temp_location=gs://b/tmp"
+    assert config.from_env({"BEAM": "portable", "BEAM_ARGS": dataflow}).beam_pipeline_args() == dataflow.split()

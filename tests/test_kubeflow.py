@@ -80,9 +80,11 @@ def test_settings_from_environment():
 def test_dockerfile_installs_what_make_installs():
     dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
     makefile = (PROJECT_ROOT / "Makefile").read_text()
-    for install in ("-m pip install -r requirements.in -c constraints.txt", "-m pip install --no-deps -e ."):
-        assert install in dockerfile
-        assert install.replace("-m pip install", "-m pip install --quiet --disable-pip-version-check") in makefile
+    # the same declared parts under the same pins, less the tests' `dev` extra
+    assert '-m pip install -c constraints.txt ".[serving,spark]"' in dockerfile
+    assert '-m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[serving,spark,dev]"' in makefile
+    assert "editable_mode=compat" in makefile  # the checkout on sys.path, as /app is in the image
+    assert "-m pip install --no-deps -c constraints.txt -e ." in dockerfile and "pytest" not in dockerfile
     assert re.search(r"^FROM python:3\.10", dockerfile, re.M)  # the Python the constraints were resolved for
     assert "TF_USE_LEGACY_KERAS=1" in dockerfile
     for folder in ("components", "data", "pipelines", "serving"):

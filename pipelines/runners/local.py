@@ -1,11 +1,14 @@
 """Running a dataset's pipeline on the embedded orchestrator (local Beam + SQLite ML Metadata)."""
 from __future__ import annotations
 
+import contextlib
+
 from tfx import v1 as tfx
 
 from pipelines import config as config_lib
 from pipelines.factory import create_pipeline
 from pipelines.metadata.progress import Progress
+from pipelines.runners import beam
 from pipelines.spec import DatasetSpec
 
 
@@ -13,18 +16,27 @@ def run_local(spec: DatasetSpec, config=None) -> None:
     """What each `pipelines/<name>/local_runner.py` calls; the TFX CLI patches this LocalDagRunner.run."""
     config = config or config_lib.from_env()
     pipeline = create_pipeline(spec, config)
-    progress = Progress(spec.name, str(config.metadata_path(spec.name)))
-    progress.start()
-    try:
-        tfx.orchestration.LocalDagRunner().run(pipeline)
-    except Exception:
-        if getattr(tfx.orchestration.LocalDagRunner.run, "__wrapped__", None) is None:
-            _report(spec, config)  # what the failed run did get to, before the error goes on up
-        raise
-    finally:
-        progress.stop()
     if getattr(tfx.orchestration.LocalDagRunner.run, "__wrapped__", None) is not None:
-        return  # `tfx pipeline create/update` only reads the pipeline: the CLI patched run(), nothing ran
+        # `tfx pipeline create/update` only reads the pipeline: the CLI patched run(), nothing runs
+        tfx.orchestration.LocalDagRunner().run(pipeline)
+        return
+    with contextlib.ExitStack() as services:
+        if config.beam == "portable" and not any(a.startswith("--runner") for a in config.beam_args):
+            log_dir = config.pipeline_root(spec.name) / "logs" / "beam"
+            pids = services.enter_context(beam.portable_services(
+                config.beam_job_port, config.beam_worker_pool_port, log_dir))
+            print(f"[{spec.name}] Beam: job service (pid {pids['job_service']}) on port {config.beam_job_port}, "
+                  f"{config.beam_workers} SDK workers from the pool (pid {pids['worker_pool']}) on port "
+                  f"{config.beam_worker_pool_port}; logs in {log_dir}", flush=True)
+        progress = Progress(spec.name, str(config.metadata_path(spec.name)))
+        progress.start()
+        try:
+            tfx.orchestration.LocalDagRunner().run(pipeline)
+        except BaseException:
+            _report(spec, config)  # what the failed run did get to, before the error goes on up
+            raise
+        finally:
+            progress.stop()
     _report(spec, config)
 
 
