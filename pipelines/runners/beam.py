@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional
@@ -62,8 +64,6 @@ def check_worker_imports(env: Dict[str, str], cwd: Path) -> None:
 
 
 def _which(name: str, env: Dict[str, str]) -> str:
-    import shutil
-
     return shutil.which(name, path=env.get("PATH")) or "not found"
 
 
@@ -158,8 +158,6 @@ def portable_services(job_port: int, worker_pool_port: int, log_dir: Path, env: 
 
 
 def _main_thread() -> bool:
-    import threading
-
     return threading.current_thread() is threading.main_thread()
 
 
