@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 1
 
-.PHONY: run test bench bench-vs-keras bench-serving bench-kubeflow bench-scale forecast serve kubeflow retrain lineage verify-env data results lock venv clean
+.PHONY: run test bench bench-pipeline bench-vs-keras bench-serving bench-kubeflow bench-scale forecast serve kubeflow retrain lineage verify-env data results lock venv clean
 
 run: $(STAMP)
 	$(PY) -m pipelines.runners.run $(PIPELINE)
@@ -17,7 +17,11 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest tests
 
+# Every figure of the speed and quality targets, side by side on this machine (about 45 min); ONLY=titanic,...
 bench: $(STAMP)
+	$(PY) bench/all.py $(if $(ONLY),--only $(ONLY))
+
+bench-pipeline: $(STAMP)
 	$(PY) bench/pipeline_bench.py $(PIPELINE)
 
 data: $(STAMP)
@@ -58,11 +62,14 @@ forecast: $(STAMP)
 
 REST_PORT ?= 8501
 GRPC_PORT ?= 8500
+# One server process per core, at most two by default: under concurrency each process runs one request's Python
+# at a time (the GIL), so more cores need more processes; each holds its own copy of the models.
+SERVING_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n < 2 ? n : 2 )))
 serve: $(STAMP)
-	$(PY) -m serving.server --rest-port $(REST_PORT) --grpc-port $(GRPC_PORT)
+	$(PY) -m serving.server --rest-port $(REST_PORT) --grpc-port $(GRPC_PORT) --workers $(SERVING_WORKERS)
 
 bench-serving: $(STAMP)
-	$(PY) bench/serving_bench.py
+	$(PY) bench/serving_bench.py --workers $(SERVING_WORKERS)
 
 bench-scale: $(STAMP)
 	$(PY) bench/scale_bench.py $(if $(SCALES),--scales $(SCALES)) $(if $(MODES),--modes $(MODES))

@@ -16,23 +16,17 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Dict, Tuple
 
 import numpy as np
-import psutil
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(PROJECT_ROOT))
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import component_seconds, run_once  # noqa: E402
 from pipelines import config as config_lib  # noqa: E402
-from pipelines import registry  # noqa: E402
-from pipelines.metadata import results  # noqa: E402
 
 BEAM_STAGES = ("CsvExampleGen", "StatisticsGen", "Transform", "Evaluator")
 
@@ -66,46 +60,6 @@ def scaled_dataset(real: Path, k: int, out_root: Path) -> Path:
     return target
 
 
-def tree_rss(proc: psutil.Process) -> int:
-    total = 0
-    for p in [proc] + proc.children(recursive=True):
-        try:
-            total += p.memory_info().rss
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            pass
-    return total
-
-
-def run_once(env: dict, log: Path) -> Tuple[float, int]:
-    """(wall seconds, peak RSS of the process tree in bytes) of one run of the Titanic runner."""
-    started = time.monotonic()
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, str(registry.runner_path("titanic"))], env=env, cwd=PROJECT_ROOT,
-                                stdout=out, stderr=subprocess.STDOUT)
-        watched, peak = psutil.Process(proc.pid), 0
-        while proc.poll() is None:
-            try:
-                peak = max(peak, tree_rss(watched))
-            except psutil.NoSuchProcess:
-                pass
-            time.sleep(0.2)
-    if proc.returncode != 0:
-        sys.exit(f"run failed (log {log}):\n" + "".join(log.read_text().splitlines(keepends=True)[-30:]))
-    return time.monotonic() - started, peak
-
-
-def component_seconds(cfg: config_lib.PipelineConfig) -> Dict[str, float]:
-    store = results.open_store(cfg.metadata_path("titanic"))
-    seconds = {}
-    for context in store.get_contexts_by_type("node"):
-        node = context.name.split(".", 1)[1]
-        executions = sorted(store.get_executions_by_context(context.id), key=lambda e: e.id)
-        if executions:
-            e = executions[-1]
-            seconds[node] = (e.last_update_time_since_epoch - e.create_time_since_epoch) / 1000
-    return seconds
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scales", default="1,10,100")
@@ -129,8 +83,8 @@ def main(argv=None) -> int:
             env = dict(os.environ, OUTPUT_DIR=str(out), DATA_DIR=str(data.parent), BEAM=mode, BEAM_WORKERS="2",
                        EPOCHS=str(args.epochs), MIN_AUC="0", MIN_KS="0")
             print(f"{k}x ({rows} training rows), BEAM={mode} ...", flush=True)
-            wall, peak = run_once(env, out / "run.log")
-            per_component = component_seconds(config_lib.from_env(env))
+            wall, peak = run_once("titanic", env, out / "run.log")
+            per_component = component_seconds("titanic", config_lib.from_env(env))
             figures[(mode, k)] = {"wall": wall, "rss": peak, **per_component}
             print(f"    {wall:.1f} s, peak RSS {peak / 2**30:.2f} GB; "
                   + ", ".join(f"{n} {s:.1f}" for n, s in per_component.items()), flush=True)

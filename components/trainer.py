@@ -2,13 +2,13 @@
 the plain arguments of components/training.train, which does the work and can run without TFX."""
 from __future__ import annotations
 
-from tfx import v1 as tfx
+from tfx.components.trainer.fn_args_utils import FnArgs  # not tfx.v1: see pipelines/factory.py
 
 from components import training
 from components.keras_env import require_legacy_keras
 
 
-def run_fn(fn_args: tfx.components.FnArgs) -> None:
+def run_fn(fn_args: FnArgs) -> None:
     """Trains and exports the model TFX asks for.
 
     fn_args: TFX's trainer arguments: custom_config (the TrainerSettings, as the factory built them),

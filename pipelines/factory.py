@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import List, Optional
 
 import tensorflow_model_analysis as tfma
-from tfx import v1 as tfx
+# TFX's modules, not `tfx.v1`: importing tfx.v1 also imports its Google Cloud extensions (Vertex AI's SDK),
+# about 7 s of every process start (python -X importtime) for nothing a local or Kubeflow run uses.
+from tfx.components import (ExampleValidator, ImportSchemaGen, SchemaGen, StatisticsGen, Trainer,
+                            Transform)
+from tfx.orchestration import metadata as tfx_metadata
+from tfx.orchestration.pipeline import Pipeline
+from tfx.proto import pusher_pb2, trainer_pb2
 
 from components.anomalies_gate import AnomaliesGate
 from components.atomic_pusher import AtomicPusher
@@ -153,19 +159,19 @@ def create_components(spec: DatasetSpec, config: PipelineConfig, data_root=None,
     elif isinstance(data_root, Path):
         data_root = str(data_root)
     example_gen = spec.make_example_gen(data_root, SPAN_PREFIX if has_spans(data_root) else "")
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
     if spec.schema_file:
         schema_file = str(spec.schema_file)
         if project_root:
             schema_file = f"{project_root.rstrip('/')}/{Path(spec.schema_file).relative_to(PROJECT_ROOT).as_posix()}"
-        schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_file)
+        schema_gen = ImportSchemaGen(schema_file=schema_file)
     else:
-        schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
-    example_validator = tfx.components.ExampleValidator(
+        schema_gen = SchemaGen(statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
+    example_validator = ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     )
     anomalies_gate = AnomaliesGate(anomalies=example_validator.outputs["anomalies"])
-    transform = tfx.components.Transform(
+    transform = Transform(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=spec.preprocessing_fn,
@@ -174,13 +180,13 @@ def create_components(spec: DatasetSpec, config: PipelineConfig, data_root=None,
     transform.add_upstream_node(anomalies_gate)
     serving_root = serving_root or str(config.serving_root(spec.name))
     baseline = ServedBaseline(serving_root=serving_root, expected_version=_served_now(serving_root))
-    trainer = tfx.components.Trainer(
+    trainer = Trainer(
         run_fn=RUN_FN,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
-        train_args=tfx.proto.TrainArgs(splits=["train"]),
-        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+        train_args=trainer_pb2.TrainArgs(splits=["train"]),
+        eval_args=trainer_pb2.EvalArgs(splits=["eval"]),
         custom_config=trainer_settings(spec, config),
         base_model=baseline.outputs["model"] if config.warm_start else None,
     )
@@ -196,8 +202,8 @@ def create_components(spec: DatasetSpec, config: PipelineConfig, data_root=None,
     pusher = AtomicPusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(
+        push_destination=pusher_pb2.PushDestination(
+            filesystem=pusher_pb2.PushDestination.Filesystem(
                 base_directory=serving_root)
         ),
     ).with_id("Pusher")
@@ -207,14 +213,14 @@ def create_components(spec: DatasetSpec, config: PipelineConfig, data_root=None,
 
 def create_pipeline(spec: DatasetSpec, config: PipelineConfig, *, data_root=None, with_local_metadata: bool = True,
                     pipeline_root: Optional[str] = None, serving_root: Optional[str] = None,
-                    project_root: Optional[str] = None) -> tfx.dsl.Pipeline:
+                    project_root: Optional[str] = None) -> Pipeline:
     """`with_local_metadata=False` leaves ML Metadata to the orchestrator (Kubeflow brings its own); the roots
     may be object-store URIs there (see create_components for the rest)."""
     metadata = None
     if with_local_metadata:
         Path(config.metadata_path(spec.name)).parent.mkdir(parents=True, exist_ok=True)
-        metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(str(config.metadata_path(spec.name)))
-    return tfx.dsl.Pipeline(
+        metadata = tfx_metadata.sqlite_metadata_connection_config(str(config.metadata_path(spec.name)))
+    return Pipeline(
         pipeline_name=spec.name,
         pipeline_root=pipeline_root or str(config.pipeline_root(spec.name)),
         components=create_components(spec, config, data_root, serving_root, project_root),

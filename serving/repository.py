@@ -64,6 +64,8 @@ class LoadedModel:
     module: object  # what tf.saved_model.load returned
     signature_defs: Dict[str, object]  # name -> SignatureDef proto
     loaded_at: float
+    # signature name -> what inference.py derives from it once (its input specs); filled on first use
+    derived: Dict[str, object] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     def signature(self, name: str):
         try:
@@ -216,6 +218,15 @@ class Repository:
                 del self._old[key]  # a deleted version is not served from the cache either
             for key in [k for k in self._failed if not (self.root / k[0] / str(k[1])).is_dir()]:
                 del self._failed[key]
+
+    def loaded(self, name: str, version: Optional[int] = None) -> Optional[LoadedModel]:
+        """The model a request would get, when it is already in memory (no loading, no file system); None when
+        `get` would have to look further."""
+        with self._lock:
+            latest = self._latest.get(name)
+            if latest is not None and (version is None or latest.version == version):
+                return latest
+            return self._old.get((name, version)) if version is not None else None
 
     def get(self, name: str, version: Optional[int] = None) -> LoadedModel:
         """The model to answer with. May load an older version (seconds): call it off an event loop."""

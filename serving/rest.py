@@ -11,46 +11,55 @@ malformed path (a version that is not ASCII digits of an int64, an unknown verb)
 model, version or route, 405 for a method a route does not take, 413 for a request too large. Nothing a client
 sends makes a 500. Responses are JSON with `NaN`/`Infinity` literals where the model outputs them, as TF Serving
 writes them. Each response names the version that answered in `X-Model-Version` (TF Serving has no such field).
+
+A plain ASGI app, no web framework: the API is two routes, and a framework's routing, request objects and
+threadpool hops cost more per request than the model itself (bench/serving_bench.py). The work of a request
+(finding the model, parsing JSON, running the signature, writing JSON) runs in one hop to a thread pool, so the
+event loop only moves bytes and TensorFlow's kernels run on every core under concurrency.
 """
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import json
 import logging
 import re
-from typing import Optional, Tuple
-
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import ClientDisconnect
+from typing import Callable, List, Optional, Tuple
 
 from serving import inference
 from serving.repository import NotFound, Repository, parse_version, shown
 
 log = logging.getLogger("serving")
 DEFAULT_MAX_REQUEST_BYTES = 64 << 20
+DEFAULT_THREADS = 8
+INLINE_BYTES = 16 << 10  # requests up to this size skip the thread pool (see RestApp._route)
+PREFIX = "/v1/models/"
 _PATH = re.compile(r"^(?P<model>[^/:]+)(?:/versions/(?P<version>[^/:]+))?(?P<rest>/metadata|:[A-Za-z]*)?$")
 VERBS = (":predict", ":classify", ":regress")
+Answer = Tuple[int, bytes, List[Tuple[bytes, bytes]]]  # status, JSON body, extra headers
 
 
 class Malformed(ValueError):
     """A request path TF Serving would not match (400)."""
 
 
-class TFServingJSON(Response):
+class ClientGone(ConnectionError):
+    """The client disconnected before sending its whole request."""
+
+
+def render(content) -> bytes:
     """JSON as TF Serving writes it: NaN and Infinity as literals; ASCII-escaped so that any text, a lone
     surrogate a client sent included, can be written back."""
-
-    media_type = "application/json"
-
-    def render(self, content) -> bytes:
-        return json.dumps(content, allow_nan=True, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+    return json.dumps(content, allow_nan=True, ensure_ascii=True, separators=(",", ":")).encode("ascii")
 
 
-def _error(status: int, message: str) -> TFServingJSON:
-    return TFServingJSON({"error": message}, status_code=status)
+def _json(status: int, content, version: Optional[int] = None) -> Answer:
+    headers = [(b"x-model-version", str(version).encode())] if version is not None else []
+    return status, render(content), headers
+
+
+def _error(status: int, message: str) -> Answer:
+    return _json(status, {"error": message})
 
 
 def _parse_path(method: str, path: str) -> Tuple[str, Optional[int], str]:
@@ -65,86 +74,123 @@ def _parse_path(method: str, path: str) -> Tuple[str, Optional[int], str]:
     return match.group("model"), number, match.group("rest") or ""
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _read_body(scope, receive, limit: int) -> bytes:
     """The body, read in chunks into a list (linear in its size), refused once past `limit`."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
-        raise OverflowError(f"request of {declared} bytes is over the {limit}-byte limit")
+    for name, value in scope["headers"]:
+        if name == b"content-length" and value.isdigit() and int(value) > limit:
+            raise OverflowError(f"request of {value.decode()} bytes is over the {limit}-byte limit")
     chunks, size = [], 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone()
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise OverflowError(f"request is over the {limit}-byte limit")
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
-def create_app(repository: Repository, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES) -> FastAPI:
-    app = FastAPI(title="TF Serving-compatible REST API", docs_url=None, redoc_url=None, openapi_url=None)
+class RestApp:
+    """The ASGI app: `on_startup` callables run once the server listens (uvicorn's lifespan startup)."""
 
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException):
-        message = {404: f"Malformed request: {request.method} {shown(request.url.path, 200)}: no such route",
-                   405: f"{request.method} is not allowed on {shown(request.url.path, 200)}"}.get(
-            exc.status_code, str(exc.detail))
-        return _error(exc.status_code, message)
+    def __init__(self, repository: Repository, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+                 threads: int = DEFAULT_THREADS):
+        self.repository = repository
+        self.max_request_bytes = max_request_bytes
+        self.on_startup: List[Callable[[], None]] = []
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="rest")
 
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError):
-        return _error(400, "Malformed request")
-
-    @app.exception_handler(Exception)
-    async def internal_error(request: Request, exc: Exception):  # a bug, never the client's input
-        log.error("internal error on %s %s: %s", request.method, shown(request.url.path, 200),
-                  repository.redact(repr(exc)))
-        return _error(500, "internal error")
-
-    @app.get("/v1/models/{path:path}")
-    async def get_model(path: str):
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "lifespan":
+            return await self._lifespan(receive, send)
+        if scope["type"] != "http":  # a websocket: not part of the API
+            return await send({"type": "websocket.close", "code": 1008})
         try:
-            name, version, rest = _parse_path("GET", path)
+            status, body, headers = await self._route(scope, receive)
+        except Exception as exc:  # noqa: BLE001 - a bug, never the client's input: logged, and a clean 500
+            log.error("internal error on %s %s: %s", scope.get("method"), shown(scope.get("path", ""), 200),
+                      self.repository.redact(repr(exc)))
+            status, body, headers = _error(500, "internal error")
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode()), *headers]})
+        await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
+
+    async def _lifespan(self, receive, send):
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                for callback in self.on_startup:
+                    callback()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.pool.shutdown(wait=False)
+                return await send({"type": "lifespan.shutdown.complete"})
+
+    async def _route(self, scope, receive) -> Answer:
+        method, path = scope["method"], scope["path"]
+        if not path.startswith(PREFIX):
+            return _error(404, f"Malformed request: {method} {shown(path, 200)}: no such route")
+        if method not in ("GET", "HEAD", "POST"):
+            return _error(405, f"{method} is not allowed on {shown(path, 200)}")
+        try:
+            name, version, rest = _parse_path("POST" if method == "POST" else "GET", path[len(PREFIX):])
+        except Malformed as exc:
+            return _error(400, str(exc))
+        if method != "POST":
             if rest in VERBS:
                 return _error(405, f"{rest} takes POST")
-            if rest == "/metadata":
-                model = await run_in_threadpool(repository.get, name, version)
-                return TFServingJSON({
-                    "model_spec": {"name": name, "signature_name": "", "version": str(model.version)},
-                    "metadata": {"signature_def": {"signature_def": model.metadata_json()}},
-                }, headers={"X-Model-Version": str(model.version)})
-            return TFServingJSON({"model_version_status": await run_in_threadpool(repository.status, name, version)})
-        except Malformed as exc:
-            return _error(400, str(exc))
-        except NotFound as exc:
-            return _error(404, str(exc))
-
-    @app.post("/v1/models/{path:path}")
-    async def post_model(path: str, request: Request):
+            return await self._in_pool(self._describe, name, version, rest)
+        if rest not in VERBS:
+            return _error(400, f"Malformed request: POST /v1/models/{shown(path[len(PREFIX):], 200)}: expected "
+                               f":predict, :classify or :regress")
         try:
-            name, version, verb = _parse_path("POST", path)
-            if verb not in VERBS:
-                raise Malformed(f"Malformed request: POST /v1/models/{shown(path, 200)}: expected :predict, "
-                                f":classify or :regress")
-        except Malformed as exc:
-            return _error(400, str(exc))
-        try:
-            raw = await _read_body(request, max_request_bytes)
+            raw = await _read_body(scope, receive, self.max_request_bytes)
         except OverflowError as exc:
             return _error(413, str(exc))
-        except ClientDisconnect:
+        except ClientGone:
             log.info("client went away before sending the whole request (%s)", shown(path, 100))
             return _error(400, "client disconnected")
+        if len(raw) <= INLINE_BYTES and self.repository.loaded(name, version) is not None:
+            # A small request for a model in memory runs on the loop thread: handing it to a pool thread and back
+            # costs more than a batch-1 Titanic prediction (bench/serving_bench.py), and the GIL would keep the
+            # threads from running its Python parts at once anyway. Several processes (--workers) use more cores.
+            return self._predict(name, version, rest, raw)
+        return await self._in_pool(self._predict, name, version, rest, raw)
+
+    async def _in_pool(self, fn, *args) -> Answer:
         # Loading an older version takes seconds and the model runs for a while: both off the event loop.
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
+    def _describe(self, name: str, version: Optional[int], rest: str) -> Answer:
         try:
-            model = await run_in_threadpool(repository.get, name, version)
+            if rest == "/metadata":
+                model = self.repository.get(name, version)
+                return _json(200, {
+                    "model_spec": {"name": name, "signature_name": "", "version": str(model.version)},
+                    "metadata": {"signature_def": {"signature_def": model.metadata_json()}},
+                }, model.version)
+            return _json(200, {"model_version_status": self.repository.status(name, version)})
+        except NotFound as exc:
+            return _error(404, str(exc))
+
+    def _predict(self, name: str, version: Optional[int], verb: str, raw: bytes) -> Answer:
+        try:
+            model = self.repository.get(name, version)
         except NotFound as exc:
             return _error(404, str(exc))
         try:
-            payload = await run_in_threadpool(_answer, model, verb, raw)
+            return _json(200, _answer(model, verb, raw), model.version)
         except inference.BadRequest as exc:
             return _error(400, str(exc))
-        return TFServingJSON(payload, headers={"X-Model-Version": str(model.version)})
 
-    return app
+
+def create_app(repository: Repository, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+               threads: int = DEFAULT_THREADS) -> RestApp:
+    return RestApp(repository, max_request_bytes, threads)
 
 
 def _answer(model, verb: str, raw: bytes) -> dict:
@@ -168,11 +214,7 @@ def _answer_json(model, verb: str, body) -> dict:
         raise inference.BadRequest(f"\"signature_name\" must be a string, got {type(signature).__name__}")
     signature = signature or inference.DEFAULT_SIGNATURE
     if verb == ":predict":
-        try:
-            fn = model.signature(signature)
-        except KeyError as exc:
-            raise inference.BadRequest(str(exc.args[0])) from None
-        inputs, row_format = inference.rest_inputs(body, fn)
+        inputs, row_format = inference.rest_inputs(body, inference.signature_inputs(model, signature).specs)
         return inference.rest_outputs(inference.run(model, signature, inputs), row_format)
     serialized = inference.examples_from_json(body)
     if verb == ":classify":

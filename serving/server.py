@@ -1,20 +1,30 @@
-"""A TF Serving-compatible model server over the serving directory: REST (FastAPI + uvicorn) and gRPC.
+"""A TF Serving-compatible model server over the serving directory: REST (uvicorn, a plain ASGI app) and gRPC.
 
     python -m serving.server [--serving-root outputs/serving] [--rest-port 8501] [--grpc-port 8500]
-                             [--host 127.0.0.1] [--poll-seconds 2]     (or: make serve)
+                             [--host 127.0.0.1] [--poll-seconds 2] [--workers 1]     (or: make serve)
 
 Serves every model under the root, newest version by default, and picks up newly pushed versions while
 running. Binds 127.0.0.1 unless --host says otherwise. Port 0 picks a free port; the chosen ports are printed
 as `REST listening on http://HOST:PORT` and `gRPC listening on HOST:PORT`.
+
+--workers N runs N server processes on the same two ports (`make serve` uses one per core): Python's GIL lets
+one process run one request's Python at a time, so concurrent requests use more cores only in more processes.
+The REST socket is bound here and inherited; gRPC's is bound by each worker with SO_REUSEPORT (grpcio's default
+on Linux), after this process made sure no other program holds the port. Each worker loads the models and polls
+for new versions itself, so for up to --poll-seconds after a push, workers may answer with different versions.
 """
 from __future__ import annotations
 
 import argparse
+import collections
 import logging
 import os
 import signal
 import socket
+import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import uvicorn
@@ -22,18 +32,96 @@ import uvicorn
 from components.keras_env import quiet_native_startup
 from pipelines import config as config_lib
 
-with quiet_native_startup():  # TensorFlow's start-up lines look like errors and are not (VERBOSE=1 shows them)
-    from serving import grpc_service, rest
-    from serving.repository import Poller, Repository
-
 DEFAULT_REST_PORT = 8501
 DEFAULT_GRPC_PORT = 8500
+DEFAULT_MAX_REQUEST_MB = 64
+BANNERS = ("serving root ", "gRPC listening on ", "REST listening on ")
 
 
 def _free_port(host: str) -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def _bind_rest(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise SystemExit(f"error: cannot bind REST to {host}:{port}: {exc.strerror}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _grpc_port_free(host: str, port: int) -> int:
+    """`port` (a free one for 0), after checking that no program holds it: with SO_REUSEPORT, the workers'
+    bind would not notice another server on it."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise SystemExit(f"error: cannot bind gRPC to {host}:{port}: {exc.strerror}") from None
+        return probe.getsockname()[1]
+
+
+def _stop_with_parent() -> None:
+    """In a worker, before it runs: SIGTERM when this process dies, however it dies (Linux prctl
+    PR_SET_PDEATHSIG), so a killed server leaves no worker holding the ports."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except OSError:
+        pass  # not Linux: workers still stop when told to
+
+
+def run_workers(args) -> int:
+    """Starts --workers copies of this server on one REST socket and one gRPC port; stops them all when one
+    stops or this process is told to (SIGTERM, Ctrl-C)."""
+    rest_sock = _bind_rest(args.host, args.rest_port)
+    grpc_port = _grpc_port_free(args.host, args.grpc_port)
+    common = [sys.executable, "-m", "serving.server", "--serving-root", str(args.serving_root), "--host", args.host,
+              "--grpc-port", str(grpc_port), "--poll-seconds", str(args.poll_seconds),
+              "--max-request-mb", str(args.max_request_mb), "--rest-fd", str(rest_sock.fileno()), "--workers", "1"]
+    workers = [subprocess.Popen(common, pass_fds=(rest_sock.fileno(),), preexec_fn=_stop_with_parent,
+                                stdout=subprocess.PIPE, text=True) for _ in range(args.workers)]
+    rest_sock.close()  # the workers hold it now
+    banners = collections.Counter()
+    lock = threading.Lock()
+
+    def relay(worker):  # a banner line once, when every worker has said it: then all of them answer
+        for line in worker.stdout:
+            if not line.startswith(BANNERS):
+                print(line, end="", flush=True)
+                continue
+            with lock:
+                kind = next(b for b in BANNERS if line.startswith(b))
+                banners[kind] += 1
+                if banners[kind] == len(workers):
+                    print(line, end="", flush=True)
+
+    for worker in workers:
+        threading.Thread(target=relay, args=(worker,), daemon=True).start()
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    try:
+        while not stopping and all(w.poll() is None for w in workers):
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    for worker in workers:
+        if worker.poll() is None:
+            worker.terminate()
+    codes = [w.wait() for w in workers]
+    failed = [(i, c) for i, c in enumerate(codes) if c not in (0, -signal.SIGTERM)]
+    if failed and not stopping:
+        print(f"error: server worker(s) exited: {failed}", file=sys.stderr, flush=True)
+        return 1
+    return 0
 
 
 def main(argv=None) -> int:
@@ -44,8 +132,24 @@ def main(argv=None) -> int:
     parser.add_argument("--rest-port", type=int, default=int(os.environ.get("REST_PORT") or DEFAULT_REST_PORT))
     parser.add_argument("--grpc-port", type=int, default=int(os.environ.get("GRPC_PORT") or DEFAULT_GRPC_PORT))
     parser.add_argument("--poll-seconds", type=float, default=2.0)
-    parser.add_argument("--max-request-mb", type=float, default=rest.DEFAULT_MAX_REQUEST_BYTES / (1 << 20))
+    parser.add_argument("--max-request-mb", type=float, default=DEFAULT_MAX_REQUEST_MB)
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("SERVING_WORKERS") or 1),
+                        help="server processes (one per core uses every core under concurrency)")
+    parser.add_argument("--rest-fd", type=int, help=argparse.SUPPRESS)  # a worker: the REST socket it inherited
     args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+    if args.workers > 1:
+        return run_workers(args)  # this process only relays: it never imports TensorFlow
+    return serve(args)
+
+
+def serve(args) -> int:
+    """One server process: the repository, its poller, gRPC and REST."""
+    with quiet_native_startup():  # TensorFlow's start-up lines look like errors and are not (VERBOSE=1 shows them)
+        from serving import grpc_service, rest
+        from serving.repository import Poller, Repository
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     repository = Repository(args.serving_root)
@@ -60,19 +164,27 @@ def main(argv=None) -> int:
     grpc_server.start()
     print(f"gRPC listening on {args.host}:{grpc_port}", flush=True)
 
-    rest_port = args.rest_port or _free_port(args.host)
     app = rest.create_app(repository, int(args.max_request_mb * (1 << 20)))
-    server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=rest_port, log_level="warning",
-                                           access_log=False))
-    # printed once uvicorn has bound the port, so whoever waits for the line can connect at once
-    app.router.on_startup.append(lambda: print(f"REST listening on http://{args.host}:{rest_port}", flush=True))
+    # httptools and uvloop (the serving extra) parse HTTP and run the loop in C; h11's pure-Python parser would
+    # cost more per request than the model. No websockets: not part of TF Serving's API.
+    options = dict(log_level="warning", access_log=False, lifespan="on", ws="none")
+    sockets = None
+    if args.rest_fd is not None:
+        sockets = [socket.socket(fileno=args.rest_fd)]  # the family and type come from the socket itself
+        rest_port = sockets[0].getsockname()[1]
+        server = uvicorn.Server(uvicorn.Config(app, **options))
+    else:
+        rest_port = args.rest_port or _free_port(args.host)
+        server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=rest_port, **options))
+    # printed once uvicorn listens, so whoever waits for the line can connect at once
+    app.on_startup.append(lambda: print(f"REST listening on http://{args.host}:{rest_port}", flush=True))
 
     def stop(*_):
         server.should_exit = True
 
     signal.signal(signal.SIGTERM, stop)
     try:
-        server.run()
+        server.run(sockets=sockets)
     finally:
         poller.stop()
         grpc_server.stop(grace=2).wait()

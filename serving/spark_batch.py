@@ -4,8 +4,10 @@
     python -m serving.spark_batch --model-dir outputs/serving/titanic/1795940502 --input big.parquet \
         --output scored.parquet --master spark://host:7077
 
-The book's chapter 6-7 does this in Scala; here it is Python over the same SavedModel. Each partition loads
-the model once (mapInPandas) and scores its rows in batches through the `serving_raw` signature. Columns are
+The book's chapter 6-7 does this in Scala; here it is Python over the same SavedModel. Each executor's Python
+worker loads the model once and keeps it for every later task (Spark reuses Python workers:
+spark.python.worker.reuse, on by default); every Arrow batch (mapInPandas) is converted column by column, as
+whole arrays, and scored through the `serving_raw` signature in slices of --batch-size rows. Columns are
 matched to the signature's inputs by name: numbers become the input's dtype (an empty cell becomes NaN,
 "missing", for float inputs), text stays text. A one-value output becomes a double column named after the
 output; a longer one an array<double> column. Spark writes the output atomically (a failed job leaves no
@@ -22,7 +24,6 @@ from typing import Dict, Iterator
 import numpy as np
 
 from components.layout import RAW_SIGNATURE
-
 
 
 class ScoringError(ValueError):
@@ -45,38 +46,64 @@ def signature_io(model_dir: str, signature: str):
 
 
 def _column_to_array(series, dtype: str, name: str) -> np.ndarray:
-    if dtype == "string":
-        return np.array([v if isinstance(v, (bytes, bytearray)) else ("" if v is None or v != v else str(v)).encode()
-                         for v in series], dtype=object)
+    """A whole column as the array the signature's input takes; Python touches single values only where a
+    column holds something other than what its dtype says (text in a number column, numbers in a text one)."""
     import pandas as pd
 
-    numbers = pd.to_numeric(series, errors="coerce")
-    bad = series[numbers.isna() & series.notna() & (series.astype(str) != "")]
-    if len(bad):
-        raise ScoringError(f"column '{name}': {bad.iloc[0]!r} is not a number")
+    if dtype == "string":
+        text = series.where(series.notna(), "")
+        if pd.api.types.infer_dtype(text, skipna=False) not in ("string", "bytes", "empty"):
+            text = text.map(lambda v: v if isinstance(v, (bytes, bytearray)) else str(v))
+        return text.to_numpy(dtype=object)
+    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+        numbers = series
+    else:
+        numbers = pd.to_numeric(series, errors="coerce")
+        bad = series[numbers.isna() & series.notna() & (series.astype(str) != "")]
+        if len(bad):
+            raise ScoringError(f"column '{name}': {bad.iloc[0]!r} is not a number")
     if dtype.startswith("float"):
-        return numbers.to_numpy(dtype=np.float32 if dtype == "float32" else np.float64)
+        return numbers.to_numpy(dtype=np.float32 if dtype == "float32" else np.float64, na_value=np.nan)
     if numbers.isna().any():
         raise ScoringError(f"column '{name}': empty values, but the model needs an integer ({dtype}) there")
     return numbers.to_numpy(dtype=np.int64 if dtype == "int64" else np.int32)
 
 
+# (model folder, signature) -> (loaded module, signature function), per Python process: a module-level cache
+# reached through a module-level function, so cloudpickle ships a reference to it (not a copy) and an executor's
+# reused Python worker loads each model once, however many tasks and partitions it runs.
+_LOADED: Dict[tuple, tuple] = {}
+
+
+def loaded_signature(model_dir: str, signature: str):
+    key = (model_dir, signature)
+    if key not in _LOADED:
+        import tensorflow as tf
+
+        module = tf.saved_model.load(model_dir)
+        _LOADED[key] = (module, module.signatures[signature])
+    return _LOADED[key][1]
+
+
 def score_frames(model_dir: str, signature: str, inputs: Dict, outputs: Dict, batch_size: int):
-    """The function mapInPandas runs: loads the model once per partition, then scores every batch."""
+    """The function mapInPandas runs on each partition: every Arrow batch converted as whole columns, scored
+    in slices of `batch_size` rows, the outputs appended as columns."""
     def score(frames: Iterator):
         import tensorflow as tf
 
-        fn = tf.saved_model.load(model_dir).signatures[signature]
+        fn = loaded_signature(model_dir, signature)
         for frame in frames:
+            arrays = {k: _column_to_array(frame[k], dtype, k) for k, (dtype, _) in inputs.items()}
+            scored = {name: [] for name in outputs}
             for start in range(0, len(frame), batch_size):
-                chunk = frame.iloc[start:start + batch_size].copy()
-                feed = {k: tf.constant(_column_to_array(chunk[k], dtype, k)) for k, (dtype, _) in inputs.items()}
-                result = fn(**feed)
+                result = fn(**{k: tf.constant(a[start:start + batch_size]) for k, a in arrays.items()})
                 for name in outputs:
-                    values = result[name].numpy().astype(np.float64)
-                    per_row = values.reshape(len(chunk), -1)
-                    chunk[name] = per_row[:, 0] if per_row.shape[1] == 1 else list(per_row)
-                yield chunk
+                    scored[name].append(result[name].numpy())
+            for name in outputs:
+                per_row = (np.concatenate(scored[name]) if scored[name] else np.zeros((0, 1))).astype(np.float64)
+                per_row = per_row.reshape(len(frame), -1)
+                frame[name] = per_row[:, 0] if per_row.shape[1] == 1 else list(per_row)
+            yield frame
     return score
 
 
@@ -92,14 +119,51 @@ def latest_model_dir(model: str, version: str = None) -> str:
 
 def run(spark, model_dir: str, input_path: str, output_path: str, signature: str = RAW_SIGNATURE,
         batch_size: int = 1024, overwrite: bool = False) -> int:
+    """Scores `input_path` (CSV with a header, or Parquet) with the SavedModel's `signature` into the Parquet
+    folder `output_path`; returns the number of rows written. Row order is Spark's: keep a key column."""
+    inputs, outputs = signature_io(model_dir, signature)
+    cores = spark.sparkContext.defaultParallelism
+    conf, saved = spark.conf, {}
+    try:
+        df = _read(spark, input_path)
+        if df.rdd.getNumPartitions() < cores:
+            # Spark splits a file only into pieces of at least openCostInBytes (4 MB): a smaller table would be
+            # scored by one core. Smaller pieces for this job (Parquet splits at row groups), a shuffle only when
+            # the file still cannot be split (one row group, gzip).
+            size = _input_bytes(input_path)  # 0 where it cannot be told (a remote file system)
+            if size:
+                for key, value in (("spark.sql.files.maxPartitionBytes", max(1 << 16, size // cores + 1)),
+                                   ("spark.sql.files.openCostInBytes", 0)):
+                    saved[key] = conf.get(key, None)
+                    conf.set(key, str(value))
+                df = _read(spark, input_path)
+            if df.rdd.getNumPartitions() < cores:
+                df = df.repartition(cores)
+        return _score_and_write(df, model_dir, input_path, output_path, signature, inputs, outputs, batch_size,
+                                overwrite, spark)
+    finally:
+        for key, value in saved.items():
+            conf.unset(key) if value is None else conf.set(key, value)
+
+
+def _read(spark, input_path: str):
+    if input_path.endswith(".parquet") or os.path.isdir(input_path):
+        return spark.read.parquet(input_path)
+    # everything as text: the model's dtypes decide, not Spark's guesses
+    return spark.read.csv(input_path, header=True, inferSchema=False)
+
+
+def _input_bytes(input_path: str) -> int:
+    path = Path(input_path)
+    if path.is_dir():
+        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    return path.stat().st_size if path.exists() else 0
+
+
+def _score_and_write(df, model_dir, input_path, output_path, signature, inputs, outputs, batch_size, overwrite,
+                     spark) -> int:
     from pyspark.sql import types as T
 
-    inputs, outputs = signature_io(model_dir, signature)
-    if input_path.endswith(".parquet") or os.path.isdir(input_path):
-        df = spark.read.parquet(input_path)
-    else:
-        # everything as text: the model's dtypes decide, not Spark's guesses
-        df = spark.read.csv(input_path, header=True, inferSchema=False)
     missing = sorted(k for k in inputs if k not in df.columns)
     if missing:
         raise ScoringError(f"{input_path}: columns {missing} missing; the model takes {sorted(inputs)}")
@@ -121,7 +185,7 @@ def spark_session(master: str):
     from pyspark.sql import SparkSession
 
     return (SparkSession.builder.master(master).appName("tfx-book-batch-scoring")
-            .config("spark.sql.execution.arrow.maxRecordsPerBatch", "10000")
+            .config("spark.sql.execution.arrow.maxRecordsPerBatch", "32768")  # per-batch costs, amortised
             .config("spark.ui.enabled", "false").getOrCreate())
 
 

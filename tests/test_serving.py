@@ -326,3 +326,45 @@ def test_client_cli_rest_and_grpc(server, root, tmp_path):
     assert json.loads(by_csv.stdout)["predictions"][0][0] == pytest.approx(p_rest, abs=1e-6)
     down = client("titanic", "--features", "{}", "--port", "9")
     assert down.returncode == 1 and "cannot reach" in down.stderr
+
+
+# ------------------------------------------------------------------------------------------------ several workers
+def test_workers_share_both_ports_and_stop_together(root):
+    """--workers 2: one set of banner lines, once both answer; many fresh connections and a gRPC channel all get
+    the same answers from both processes; stopping the server leaves no worker behind."""
+    server = Server(root, "--workers", "2")
+    try:
+        assert sum(line.startswith("REST listening on ") for line in server.log_lines) == 1
+        workers = [p for p in _children(server.proc.pid)]
+        assert len(workers) == 2
+        answers = set()
+        for _ in range(40):  # urllib opens a new connection each time: the kernel spreads them over both workers
+            status, body, _ = http("POST", f"{server.rest}/v1/models/linear:predict", {"instances": [[1.0, 2.0]]})
+            assert status == 200
+            answers.add(json.dumps(body))
+        assert answers == {json.dumps({"predictions": [[10.0]]})}
+        with grpc_stubs(server) as (prediction, _):
+            request = predict_pb2.PredictRequest()
+            request.model_spec.name = "linear"
+            request.inputs["x"].CopyFrom(tf.make_tensor_proto([[1.0, 2.0]], dtype=tf.float32))
+            assert tf.make_ndarray(prediction.Predict(request, timeout=30).outputs["dense"]).tolist() == [[10.0]]
+    finally:
+        server.stop()
+    assert server.proc.returncode == 0
+    deadline = time.monotonic() + 20
+    while any(os.path.exists(f"/proc/{pid}") and _alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [pid for pid in workers if os.path.exists(f"/proc/{pid}") and _alive(pid)]
+
+
+def _children(pid: int):
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(c) for c in f.read().split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import contextlib
 
-from tfx import v1 as tfx
+# TFX's modules, not `tfx.v1`: importing tfx.v1 also imports its Google Cloud extensions (Vertex AI's SDK),
+# about 7 s of every process start (python -X importtime) for nothing a local or Kubeflow run uses.
+from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 
 from pipelines import config as config_lib
 from pipelines.factory import create_pipeline
@@ -16,9 +18,9 @@ def run_local(spec: DatasetSpec, config=None) -> None:
     """What each `pipelines/<name>/local_runner.py` calls; the TFX CLI patches this LocalDagRunner.run."""
     config = config or config_lib.from_env()
     pipeline = create_pipeline(spec, config)
-    if getattr(tfx.orchestration.LocalDagRunner.run, "__wrapped__", None) is not None:
+    if getattr(LocalDagRunner.run, "__wrapped__", None) is not None:
         # `tfx pipeline create/update` only reads the pipeline: the CLI patched run(), nothing runs
-        tfx.orchestration.LocalDagRunner().run(pipeline)
+        LocalDagRunner().run(pipeline)
         return
     with contextlib.ExitStack() as services:
         if config.beam == "portable" and not any(a.startswith("--runner") for a in config.beam_args):
@@ -31,7 +33,7 @@ def run_local(spec: DatasetSpec, config=None) -> None:
         progress = Progress(spec.name, str(config.metadata_path(spec.name)))
         progress.start()
         try:
-            tfx.orchestration.LocalDagRunner().run(pipeline)
+            LocalDagRunner().run(pipeline)
         except BaseException:
             _report(spec, config)  # what the failed run did get to, before the error goes on up
             raise

@@ -21,6 +21,7 @@ if os.environ.get("VERBOSE", "") in ("", "0"):
 
 import argparse
 import collections
+import json
 import re
 import subprocess
 import sys
@@ -106,6 +107,19 @@ def log_path(name: str, cfg: config_lib.PipelineConfig) -> Path:
     return Path(cfg.pipeline_root(name)) / "logs" / time.strftime("run-%Y%m%d-%H%M%S.log")
 
 
+def registered_as(local_home: Path, name: str) -> Optional[Tuple[str, str]]:
+    """(runner file, pipeline root) the TFX CLI keeps for `name`, or None. For the local engine that is all
+    `tfx pipeline create|update` keeps: it runs the file once to check it and writes pipeline_args.json (name,
+    root, file path); `tfx run create` then runs the file anew (tfx/tools/cli/handler/beam_handler.py:
+    create_pipeline, _save_pipeline, create_run). So when both are unchanged, an update is a second start of
+    TensorFlow that changes nothing, and is skipped."""
+    try:
+        args = json.loads((local_home / name / "pipeline_args.json").read_text())
+        return os.path.realpath(args["pipeline_dsl_path"]), os.path.realpath(args["pipeline_root"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def run_via_cli(name: str, cfg: config_lib.PipelineConfig, log_file: Optional[Path] = None,
                 verbose: Optional[bool] = None) -> int:
     env = tfx_env(cfg)
@@ -116,13 +130,18 @@ def run_via_cli(name: str, cfg: config_lib.PipelineConfig, log_file: Optional[Pa
     tfx_bin = str(Path(sys.executable).parent / "tfx")
     runner = str(registry.runner_path(name))
     exists = (Path(env["LOCAL_HOME"]) / name).is_dir()
-    started = _step(f"tfx pipeline {'update' if exists else 'create'} ({runner})")
-    rc, output = _call_teed([tfx_bin, "pipeline", "update" if exists else "create", "--engine", "local",
-                             "--pipeline_path", runner], env, log_file, verbose)
-    if rc != 0:
-        print("".join(output.splitlines(keepends=True)[-30:]), file=sys.stderr)
-        return rc
-    _done(started)
+    if exists and registered_as(Path(env["LOCAL_HOME"]), name) == (os.path.realpath(runner),
+                                                                     os.path.realpath(cfg.pipeline_root(name))):
+        print(f"==> tfx pipeline update: skipped, the CLI already has {name} from {runner} with this pipeline "
+              f"root (all it keeps; `tfx run create` runs the file anew)", flush=True)
+    else:
+        started = _step(f"tfx pipeline {'update' if exists else 'create'} ({runner})")
+        rc, output = _call_teed([tfx_bin, "pipeline", "update" if exists else "create", "--engine", "local",
+                                 "--pipeline_path", runner], env, log_file, verbose)
+        if rc != 0:
+            print("".join(output.splitlines(keepends=True)[-30:]), file=sys.stderr)
+            return rc
+        _done(started)
     started = _step(f"tfx run create --pipeline_name {name}")
     rc, output = _call_teed([tfx_bin, "run", "create", "--engine", "local", "--pipeline_name", name], env,
                             log_file, verbose)

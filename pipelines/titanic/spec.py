@@ -1,7 +1,7 @@
 """The Titanic pipeline: the book's split (train.csv / test.csv) read as the train and eval splits."""
 from pathlib import Path
 
-from tfx import v1 as tfx
+from tfx.proto import example_gen_pb2
 
 from components.csv_example_gen import CsvExampleGen
 from pipelines.spec import DatasetSpec
@@ -11,10 +11,10 @@ from pipelines.titanic import features
 def make_example_gen(input_base: str, prefix: str = ""):
     return CsvExampleGen(
         input_base=input_base,
-        input_config=tfx.proto.Input(
+        input_config=example_gen_pb2.Input(
             splits=[
-                tfx.proto.Input.Split(name="train", pattern=f"{prefix}train.csv"),
-                tfx.proto.Input.Split(name="eval", pattern=f"{prefix}test.csv"),
+                example_gen_pb2.Input.Split(name="train", pattern=f"{prefix}train.csv"),
+                example_gen_pb2.Input.Split(name="eval", pattern=f"{prefix}test.csv"),
             ]
         ),
     )
