@@ -15,8 +15,8 @@ from typing import List, Optional
 import tensorflow_model_analysis as tfma
 # TFX's modules, not `tfx.v1`: importing tfx.v1 also imports its Google Cloud extensions (Vertex AI's SDK),
 # about 7 s of every process start (python -X importtime) for nothing a local or Kubeflow run uses.
-from tfx.components import (ExampleValidator, ImportSchemaGen, SchemaGen, StatisticsGen, Trainer,
-                            Transform)
+from tfx.components import ExampleValidator, SchemaGen, StatisticsGen, Trainer, Transform
+from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
 from tfx.orchestration import metadata as tfx_metadata
 from tfx.orchestration.pipeline import Pipeline
 from tfx.proto import pusher_pb2, trainer_pb2

@@ -84,6 +84,25 @@ def test_make_run_prints_the_data_error_last_and_alone_and_still_writes_a_report
     assert last[-1] == f"eval split: 0 examples in {span / 'test.csv'} (a header line and no rows)"
     reports = list((tmp_path / "out" / "titanic" / "reports").glob("*/report.html"))
     assert len(reports) == 1 and "No evaluation in this run" in reports[0].read_text()
+    # again: the CLI already has this pipeline file and root, so `tfx pipeline update` is skipped; same error
+    again = subprocess.run([sys.executable, "-m", "pipelines.runners.run", "titanic"], cwd=PROJECT_ROOT, env=env,
+                           capture_output=True, text=True, timeout=900)
+    assert "==> tfx pipeline update: skipped" in again.stdout and "tfx pipeline create" not in again.stdout
+    assert again.returncode == 1 and again.stderr.strip().splitlines()[-1] == last[-1]
+
+
+def test_pipeline_update_is_skipped_only_for_the_same_file_and_root(tmp_path):
+    from pipelines.runners.run import registered_as
+
+    assert registered_as(tmp_path, "titanic") is None  # never created
+    (tmp_path / "titanic").mkdir()
+    (tmp_path / "titanic" / "pipeline_args.json").write_text('{"pipeline_name": "titanic", "pipeline_root": '
+                                                            f'"{tmp_path}/out/../out/titanic", "pipeline_dsl_path": '
+                                                            f'"{PROJECT_ROOT}/pipelines/titanic/local_runner.py"}}')
+    assert registered_as(tmp_path, "titanic") == (os.path.realpath(PROJECT_ROOT / "pipelines/titanic/local_runner.py"),
+                                                  os.path.realpath(tmp_path / "out" / "titanic"))
+    (tmp_path / "titanic" / "pipeline_args.json").write_text("{not json")
+    assert registered_as(tmp_path, "titanic") is None  # unreadable: update, as before
 
 
 def test_data_error_finds_the_message_among_tfx_output():
