@@ -20,6 +20,10 @@ SPEC = DatasetSpec(
     raw_feature_keys=[IMAGE_KEY],
     problem="binary",
     schema_file=None,  # inferred by SchemaGen: three plain features, nothing to curate
-    epochs=10,
+    epochs=15,  # at most: training stops when held-out training images stop improving (4 epochs)
     batch_size=100,
+    # every 10th training image held out (never the test images the Evaluator judges) to choose the epoch and
+    # halve the learning rate when validation loss stalls for 2 epochs
+    trainer_options={"holdout_every": 10, "early_stopping_patience": 4, "early_stopping_monitor": "val_loss",
+                     "reduce_lr_patience": 2, "reduce_lr_monitor": "val_loss"},
 )
