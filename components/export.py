@@ -49,7 +49,9 @@ def export_serving_model(model, tft_output, settings, export_dir: str) -> None:
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve_examples(serialized):
         parsed = tf.io.parse_example(serialized, spec)
-        return {output: model(model.tft_layer(parsed))}
+        # training=False said, not left to Keras: a layer whose call defaults to training=True (RandomFlip and
+        # the other random augmentation layers) would otherwise augment every served prediction
+        return {output: model(model.tft_layer(parsed), training=False)}
 
     def json_shape(key, feature):
         if key in settings.raw_shapes:
@@ -61,7 +63,7 @@ def export_serving_model(model, tft_output, settings, export_dir: str) -> None:
     @tf.function(input_signature=[{k: tf.TensorSpec(json_shape(k, s), s.dtype, name=k) for k, s in spec.items()}])
     def serve_raw(features):
         raw = {k: _raw_to_transform_input(features[k], spec[k]) for k in spec}
-        return {output: model(model.tft_layer(raw))}
+        return {output: model(model.tft_layer(raw), training=False)}
 
     raw_fn = serve_raw.get_concrete_function()
     exported = {layout.DEFAULT_SIGNATURE: raw_fn, layout.RAW_SIGNATURE: raw_fn,

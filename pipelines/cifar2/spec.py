@@ -25,5 +25,5 @@ SPEC = DatasetSpec(
     # every 10th training image held out (never the test images the Evaluator judges) to choose the epoch and
     # halve the learning rate when validation loss stalls for 2 epochs
     trainer_options={"holdout_every": 10, "early_stopping_patience": 4, "early_stopping_monitor": "val_loss",
-                     "reduce_lr_patience": 2, "reduce_lr_monitor": "val_loss"},
+                     "reduce_lr_patience": 2, "reduce_lr_monitor": "val_loss", "cache_examples": True},
 )

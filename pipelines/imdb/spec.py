@@ -24,5 +24,6 @@ SPEC = DatasetSpec(
     schema_file=None,
     epochs=6,  # at most: the net overfits after one or two epochs, so training stops on held-out reviews
     batch_size=20,
-    trainer_options={"holdout_every": 10, "early_stopping_patience": 1, "early_stopping_monitor": "val_loss"},
+    trainer_options={"holdout_every": 10, "early_stopping_patience": 1, "early_stopping_monitor": "val_loss",
+                     "cache_examples": True},
 )
