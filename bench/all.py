@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import statistics
 import subprocess
@@ -31,6 +32,7 @@ from pipelines import registry  # noqa: E402
 from pipelines.factory import trainer_settings  # noqa: E402
 from pipelines.metadata import results  # noqa: E402
 
+logging.getLogger("tensorflow").setLevel(logging.ERROR)  # TFMA's deprecation notes while reading results
 TITANIC_BOOK_EPOCHS = 30  # the book's chapter 1-1
 RSS_TARGET_GB = 2.0
 rows = []  # (figure, measured, target, met)
