@@ -22,6 +22,17 @@ def require_legacy_keras() -> None:
         )
 
 
+def keep_autograph_out_of_tf_keras() -> None:
+    """AutoGraph leaves Keras' own code alone: its rules say DoNotConvert('keras') (tensorflow/python/autograph/
+    core/config.py), written when Keras 2 lived in the `keras` package. The same code now lives in `tf_keras`,
+    which the rules do not name, so AutoGraph rewrote all of it (train step, optimizer, metrics, layers) the first
+    time a model was fitted or exported: 45 of the Titanic Trainer's 60 s. The rule Keras had, for its new name."""
+    from tensorflow.python.autograph.core import config
+
+    if not any(getattr(rule, "_prefix", None) == "tf_keras" for rule in config.CONVERSION_RULES):
+        config.CONVERSION_RULES = (config.DoNotConvert("tf_keras"),) + tuple(config.CONVERSION_RULES)
+
+
 # What TensorFlow 2.16's C++ side writes to stderr on every start of a CPU-only process, and is not a problem:
 # XLA registers its CUDA plugins a second time (tensorflow/tensorflow#62075: "Unable to register cuDNN factory"),
 # there is no GPU or TensorRT, and the CPU could use more instructions.
