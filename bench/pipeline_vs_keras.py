@@ -5,7 +5,6 @@
 Both run as fresh processes, one after the other; each wall time includes starting Python and TensorFlow.
 Target (issues #3, #4): pipeline <= 1.3x the plain script.
 """
-import json
 import os
 import subprocess
 import sys
@@ -13,10 +12,9 @@ import tempfile
 import time
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(PROJECT_ROOT))
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import PROJECT_ROOT, book_script  # noqa: E402
 from data.fetch import fetch  # noqa: E402
 from pipelines import config as config_lib  # noqa: E402
 from pipelines import registry  # noqa: E402
@@ -32,11 +30,7 @@ def main() -> int:
     epochs = trainer_settings(spec, cfg)["epochs"]
 
     print(f"{name}: plain Keras script, {epochs} epochs ...", flush=True)
-    proc = subprocess.run([sys.executable, str(PROJECT_ROOT / "bench" / "keras_baselines.py"), name, str(data),
-                           str(epochs)], capture_output=True, text=True)
-    if proc.returncode != 0:
-        sys.exit(proc.stderr[-4000:])
-    keras = json.loads(proc.stdout.strip().splitlines()[-1])
+    keras = book_script(name, data, epochs)
 
     print(f"{name}: whole pipeline from scratch, {epochs} epochs ...", flush=True)
     with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as out:
