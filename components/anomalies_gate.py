@@ -1,23 +1,34 @@
-"""Stops the run when ExampleValidator found anomalies, with a message that names each one.
+"""Stops the run when ExampleValidator found anomalies, with a message that names each one; and, when the
+data folder holds spans, when DriftCheck found drift and the dataset's drift action is "block".
 
 ExampleValidator only records anomalies (and a per-split `blessed` property); nothing downstream reads them,
 so on its own a dropped column or a new category would flow on into Transform and training. The factory
 makes Transform wait on this gate, so an anomaly ends the run before any training and nothing is pushed.
+Drift under "warn" is logged here and shown by the run summary, the report and `make lineage`.
 """
 
 import os
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
+from absl import logging
 from tensorflow_metadata.proto.v0 import anomalies_pb2
-from tfx.dsl.component.experimental.annotations import InputArtifact
+from tfx.dsl.component.experimental.annotations import InputArtifact, Parameter
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import artifact_utils, standard_artifacts
 
 SCHEMA_DIFF_FILE = "SchemaDiff.pb"
 
 
+DRIFT_ACTIONS = ("warn", "block", "off")
+
+
 class DataAnomaliesError(RuntimeError):
     """The data does not match the schema; the message lists every anomaly by split and feature."""
+
+
+class DataDriftError(RuntimeError):
+    """The new span drifted from the previous one and drift blocks this dataset; names feature, distance and
+    threshold."""
 
 
 def read_anomalies(artifact: standard_artifacts.ExampleAnomalies) -> Dict[str, anomalies_pb2.Anomalies]:
@@ -42,13 +53,23 @@ def describe(anomalies_by_split: Dict[str, anomalies_pb2.Anomalies]) -> List[str
     return lines
 
 
-@component
-def AnomaliesGate(anomalies: InputArtifact[standard_artifacts.ExampleAnomalies]):
-    """Raises DataAnomaliesError listing every anomaly; returns quietly when there are none.
+def drift_lines(drift_artifact) -> Tuple[List[str], dict]:
+    from components import drift_check
 
-    inputs      anomalies (ExampleAnomalies, from ExampleValidator)
+    result = drift_check.read_result(drift_artifact)
+    return [d.describe() for d in result["features"] if d.flagged], result
+
+
+@component
+def AnomaliesGate(anomalies: InputArtifact[standard_artifacts.ExampleAnomalies],
+                  drift: InputArtifact[standard_artifacts.ExampleAnomalies] = None,
+                  drift_action: Parameter[str] = "warn"):
+    """Raises DataAnomaliesError listing every anomaly, or DataDriftError listing every drifted feature
+    when drift_action is "block"; otherwise returns (drift is logged as a warning).
+
+    inputs      anomalies (ExampleAnomalies, from ExampleValidator), drift (optional, from DriftCheck)
     outputs     none (Transform depends on this node, so it runs only after the gate passed)
-    parameters  none
+    parameters  drift_action: warn, block or off
     """
     problems = describe(read_anomalies(anomalies))
     if problems:
@@ -56,3 +77,17 @@ def AnomaliesGate(anomalies: InputArtifact[standard_artifacts.ExampleAnomalies])
             "ExampleValidator found anomalies; stopping before Transform/Trainer, nothing will be pushed:\n  "
             + "\n  ".join(problems)
         )
+    if drift is None or drift_action == "off":
+        return
+    drifted, result = drift_lines(drift)
+    if not drifted:
+        return
+    where = (f"span {result['current_span']} against span {result['previous_span']} "
+             f"({result['split']} split)")
+    if drift_action == "block":
+        raise DataDriftError(
+            f"{where} drifted (DRIFT=block); stopping before Transform/Trainer, nothing will be pushed:\n  "
+            + "\n  ".join(drifted))
+    message = f"{where} drifted (DRIFT=warn: training goes on; DRIFT=block stops): " + "; ".join(drifted)
+    logging.warning(message)
+    print(f"[drift] WARNING {message}", flush=True)  # a project line: `make run` shows it as the run goes

@@ -17,6 +17,7 @@ Paths default to folders inside the project checkout, so nothing depends on wher
 | MAX_MSPE_RISE   | 0.05                      | regression: largest MSPE rise allowed against the last blessed  |
 | ENABLE_CACHE    | 1                         | reuse component outputs whose inputs did not change             |
 | WARM_START      | 0                         | retrain from the latest blessed model's weights                 |
+| DRIFT           | per dataset (warn)        | spans: warn on drift, block (stop before training) or off       |
 | BEAM            | in_memory                 | in_memory, multiprocess or portable (pipelines/runners/beam.py) |
 | BEAM_WORKERS    | 2                         | worker processes for multiprocess and portable                  |
 | BEAM_JOB_PORT, BEAM_WORKER_POOL_PORT | 8099, 50000 | portable: the job service's and the worker pool's ports    |
@@ -34,6 +35,7 @@ from typing import Mapping, Optional, Tuple
 from components.layout import PROJECT_ROOT
 from components.strategies import STRATEGIES
 BEAM_MODES = ("in_memory", "multiprocess", "portable")
+DRIFT_ACTIONS = ("warn", "block", "off")
 
 
 class ConfigError(ValueError):
@@ -61,12 +63,15 @@ class PipelineConfig:
     beam_job_port: int = 8099  # Beam's default job port
     beam_worker_pool_port: int = 50000  # the port Beam's SDK containers serve a worker pool on
     beam_args: Tuple[str, ...] = ()  # BEAM_ARGS
+    drift: Optional[str] = None  # DRIFT; None: the dataset spec's own drift_action
 
     def __post_init__(self):
         if self.beam not in BEAM_MODES:
             raise ConfigError(f"BEAM={self.beam!r} is not one of {', '.join(BEAM_MODES)}")
         if self.beam_workers < 1:
             raise ConfigError(f"BEAM_WORKERS={self.beam_workers} must be a positive integer")
+        if self.drift is not None and self.drift not in DRIFT_ACTIONS:
+            raise ConfigError(f"DRIFT={self.drift!r} is not one of {', '.join(DRIFT_ACTIONS)}")
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"STRATEGY={self.strategy!r} is not one of {', '.join(STRATEGIES)}")
         for field in ("epochs", "batch_size"):
@@ -140,6 +145,8 @@ def from_env(env: Optional[Mapping[str, str]] = None, **overrides) -> PipelineCo
         values["strategy"] = env["STRATEGY"].strip()
     if env.get("BEAM"):
         values["beam"] = env["BEAM"].strip()
+    if env.get("DRIFT"):
+        values["drift"] = env["DRIFT"].strip().lower()
     for field, var, kind in (
         ("seed", "SEED", int),
         ("epochs", "EPOCHS", int),

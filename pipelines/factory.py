@@ -8,6 +8,7 @@ Pipelines and on Vertex AI Pipelines.
 from __future__ import annotations
 
 import hashlib
+import json
 import importlib.util
 from pathlib import Path
 from typing import List, Optional
@@ -22,6 +23,7 @@ from tfx.orchestration.pipeline import Pipeline
 from tfx.proto import pusher_pb2, trainer_pb2
 
 from components.anomalies_gate import AnomaliesGate
+from components.drift_check import DriftCheck, previous_span_resolver
 from components.atomic_pusher import AtomicPusher
 from components.baseline_evaluator import Evaluator
 from components import layout
@@ -170,7 +172,8 @@ def create_components(spec: DatasetSpec, config: PipelineConfig, data_root=None,
     example_validator = ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     )
-    anomalies_gate = AnomaliesGate(anomalies=example_validator.outputs["anomalies"])
+    drift_nodes, drift_inputs = drift_check_nodes(spec, config, data_root, statistics_gen, schema_gen)
+    anomalies_gate = AnomaliesGate(anomalies=example_validator.outputs["anomalies"], **drift_inputs)
     transform = Transform(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
@@ -207,8 +210,31 @@ def create_components(spec: DatasetSpec, config: PipelineConfig, data_root=None,
                 base_directory=serving_root)
         ),
     ).with_id("Pusher")
-    return [example_gen, statistics_gen, schema_gen, example_validator, anomalies_gate, transform, trainer,
-            baseline, evaluator, pusher]
+    return [example_gen, statistics_gen, schema_gen, example_validator, *drift_nodes, anomalies_gate, transform,
+            trainer, baseline, evaluator, pusher]
+
+
+def drift_action(spec: DatasetSpec, config: PipelineConfig) -> str:
+    return config.drift or spec.drift_action
+
+
+def drift_check_nodes(spec: DatasetSpec, config: PipelineConfig, data_root, statistics_gen, schema_gen):
+    """([PreviousSpanStatistics resolver, DriftCheck], AnomaliesGate's drift inputs) when the data folder holds
+    spans and the dataset declares drift thresholds; ([], {}) otherwise (components/drift_check.py says why)."""
+    action = drift_action(spec, config)
+    if not spec.drift_thresholds or action == "off" or not has_spans(data_root):
+        return [], {}
+    previous = previous_span_resolver(statistics_gen.outputs["statistics"])
+    check = DriftCheck(
+        statistics=previous.outputs["current"],
+        examples=statistics_gen.inputs["examples"],
+        previous_statistics=previous.outputs["history"],
+        previous_examples=previous.outputs["history_examples"],
+        schema=schema_gen.outputs["schema"],
+        thresholds=json.dumps(dict(spec.drift_thresholds), sort_keys=True),
+        split=spec.drift_split,
+    )
+    return [previous, check], {"drift": check.outputs["drift"], "drift_action": action}
 
 
 def create_pipeline(spec: DatasetSpec, config: PipelineConfig, *, data_root=None, with_local_metadata: bool = True,

@@ -17,6 +17,7 @@ SPEC = DatasetSpec(
     model_builder="pipelines.cifar2.model.build_model",
     report_module="pipelines.cifar2.report",
     label_key=LABEL_KEY,
+    drift_thresholds={LABEL_KEY: 0.1},  # the class mix between spans (the raw text/images are unique per row)
     raw_feature_keys=[IMAGE_KEY],
     problem="binary",
     schema_file=None,  # inferred by SchemaGen: three plain features, nothing to curate

@@ -19,6 +19,7 @@ SPEC = DatasetSpec(
     model_builder="pipelines.imdb.model.build_model",
     report_module="pipelines.imdb.report",
     label_key=features.LABEL_KEY,
+    drift_thresholds={features.LABEL_KEY: 0.1},  # the class mix between spans (the raw text/images are unique per row)
     raw_feature_keys=[features.TEXT_KEY],
     problem="binary",
     schema_file=None,

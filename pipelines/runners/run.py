@@ -61,7 +61,7 @@ def tfx_env(cfg: config_lib.PipelineConfig) -> dict:
 
 # The errors that mean "your data is wrong", raised by the gates and ExampleGens with a message that says what to
 # fix: shown once more, last and alone, after whatever TFX printed around them.
-DATA_ERRORS = ("DataAnomaliesError", "CsvInputError", "InvalidLineError", "ImageLayoutError", "InvalidImageError",
+DATA_ERRORS = ("DataAnomaliesError", "DataDriftError", "CsvInputError", "InvalidLineError", "ImageLayoutError", "InvalidImageError",
                "SeriesError")
 _DATA_ERROR = re.compile(r"^(?:[\w.]+\.)?(" + "|".join(DATA_ERRORS) + r"): (.*)$")
 
