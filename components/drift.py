@@ -165,13 +165,18 @@ def distribution(feature: Optional[statistics_pb2.FeatureNameStatistics], top: i
 
 
 def plot_pair(plt, name: str, left: dict, right: dict, left_label: str, right_label: str, title: str):
-    """Two distributions of one feature side by side (same axes scale), as a matplotlib figure."""
+    """Two distributions of one feature side by side on the same axes (same value order for categories, same
+    range for numbers), so that what moved is what differs between the panels; a matplotlib figure."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3), sharey=True)
+    order = list(left.get("values", []))
+    order += [v for v in right.get("values", []) if v not in order]
+    numeric = [d for d in (left, right) if d.get("kind") == "numeric" and d["shares"]]
+    span = (min(d["edges"][0] for d in numeric), max(d["edges"][-1] for d in numeric)) if numeric else None
     for ax, dist, label in ((axes[0], left, left_label), (axes[1], right, right_label)):
         if dist.get("kind") == "categorical":
-            ax.bar(range(len(dist["values"])), dist["shares"])
-            ax.set_xticks(range(len(dist["values"])), [str(v)[:14] for v in dist["values"]], rotation=30,
-                          fontsize=8)
+            share = dict(zip(dist["values"], dist["shares"]))
+            ax.bar(range(len(order)), [share.get(v, 0.0) for v in order])
+            ax.set_xticks(range(len(order)), [str(v)[:14] for v in order], rotation=30, fontsize=8)
             ax.set_ylabel("share of values")
         elif dist.get("kind") == "numeric" and dist["shares"]:
             edges = dist["edges"]
@@ -179,11 +184,12 @@ def plot_pair(plt, name: str, left: dict, right: dict, left_label: str, right_la
             # density: a quantiles histogram has equal shares in unequal widths
             ax.bar(edges[:-1], [s / w for s, w in zip(dist["shares"], widths)], width=widths, align="edge",
                    edgecolor="white")
+            ax.set_xlim(*span)
             ax.set_ylabel("density")
         else:
             ax.text(0.5, 0.5, "no values", ha="center", va="center", transform=ax.transAxes)
         ax.set_title(f"{name}: {label}", fontsize=10)
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(title, fontsize=10, y=1.02)
     return fig
 
 

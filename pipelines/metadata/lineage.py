@@ -66,7 +66,7 @@ def data_lineage(store, raw_examples) -> dict:
     sizes = [part.split(":")[1] for part in fingerprint.split(",") if part.startswith("total_bytes:")]
     unchanged = None if not sizes or not total else sum(int(s) for s in sizes) == total
     return {"span": span, "input_base": input_base, "examples": raw_examples.uri, "ingested_fingerprint": fingerprint,
-            "files": files, "unchanged_since_ingestion": unchanged}
+            "files": files, "unchanged_since_ingestion": unchanged, "drift": results.drift_of(store, raw_examples)}
 
 
 def model_lineage(store, model) -> dict:
@@ -108,14 +108,18 @@ def pushes(store, pipeline: str) -> List[tuple]:
     return found
 
 
+def _versions(store, pipeline: str) -> dict:
+    by_version = {}
+    for v, e, a in pushes(store, pipeline):  # a later run that found the same model serving reports the same version
+        by_version.setdefault(v, (e, a))
+    return by_version
+
+
 def lineage(pipeline: str, cfg: config_lib.PipelineConfig, version: Optional[str] = None) -> dict:
     store = results.open_store(cfg.metadata_path(pipeline))
-    pushed = pushes(store, pipeline)
-    if not pushed:
+    by_version = _versions(store, pipeline)
+    if not by_version:
         raise LineageError(f"{pipeline}: no model has been pushed yet")
-    by_version = {}
-    for v, e, a in pushed:  # a later run that found the same model already serving reports the same version
-        by_version.setdefault(v, (e, a))
     version = version or max(by_version, key=int)
     if version not in by_version:
         raise LineageError(f"{pipeline}: version {version} was not pushed by this pipeline "
@@ -123,17 +127,32 @@ def lineage(pipeline: str, cfg: config_lib.PipelineConfig, version: Optional[str
     pusher, pushed_model = by_version[version]
     pusher_in = results.inputs_of(store, pusher)
     model, blessing = pusher_in["model"][0], pusher_in["model_blessing"][0]
+    serving_versions = layout.version_numbers(cfg.serving_root(pipeline))
+    head = {"pipeline": pipeline, "version": version, "pushed_to": custom(pushed_model, "pushed_destination"),
+            "serving_now": str(serving_versions[-1]) if serving_versions else None}
+    return {**head, **judged_model_lineage(store, model, blessing, by_version)}
+
+
+def last_run_lineage(pipeline: str, cfg: config_lib.PipelineConfig) -> dict:
+    """The lineage of the model the last run trained and judged, pushed or not (the run report's "why")."""
+    store = results.open_store(cfg.metadata_path(pipeline))
+    _, outputs = results.latest_outputs(store, pipeline, "Evaluator")
+    if not outputs.get("blessing"):
+        raise LineageError(f"{pipeline}: no model has been evaluated yet")
+    blessing = outputs["blessing"][0]
+    model = results.inputs_of(store, producer(store, blessing))["model"][0]
+    return {"pipeline": pipeline, **judged_model_lineage(store, model, blessing, _versions(store, pipeline))}
+
+
+def judged_model_lineage(store, model, blessing, by_version: dict) -> dict:
+    """A model's lineage, its evaluation, the baseline it was judged against (followed to the model and span
+    behind that served version, when this pipeline pushed it) and why it was retrained."""
     evaluator = producer(store, blessing)
     evaluation = results.outputs_of(store, evaluator)["evaluation"][0]
     evaluator_in = results.inputs_of(store, evaluator)
     baseline = (evaluator_in.get("baseline_model") or [None])[0]
     baseline_version = served_version(baseline) if baseline is not None else ""
-    serving_versions = layout.version_numbers(cfg.serving_root(pipeline))
     report = {
-        "pipeline": pipeline,
-        "version": version,
-        "pushed_to": custom(pushed_model, "pushed_destination"),
-        "serving_now": str(serving_versions[-1]) if serving_versions else None,
         **model_lineage(store, model),
         "evaluation": {"uri": evaluation.uri, "blessed": bool(custom(blessing, "blessed", 0)),
                        "metrics": results.load_metrics(evaluation.uri),
@@ -146,8 +165,53 @@ def lineage(pipeline: str, cfg: config_lib.PipelineConfig, version: Optional[str
         if baseline_version in by_version:
             base_model = results.inputs_of(store, by_version[baseline_version][0])["model"][0]
             base = model_lineage(store, base_model)
-            report["baseline"].update(model=base_model.uri, span=base["data"]["span"], data=base["data"])
+            report["baseline"].update(model=base_model.uri, span=base["data"]["span"], data=base["data"],
+                                      training=base["training"], schema=base["schema"])
+    report["why"] = why_retrained(report)
     return report
+
+
+def why_retrained(r: dict) -> dict:
+    """What this model had that the model it was judged against (the baseline) had not: a new span or changed
+    files, the new span's drift, other code, schema or settings; and how its metrics moved."""
+    data, base = r["data"], r.get("baseline") or {}
+    why = {"span": data["span"], "drift": results.drift_summary(data.get("drift")), "baseline_version": None,
+           "baseline_span": None, "changed": [], "metric_deltas": r["evaluation"]["change_vs_baseline"].get("overall", {})}
+    if not base:
+        why["changed"].append("first model: nothing was serving")
+        return why
+    why.update(baseline_version=base["served_version"], baseline_span=base.get("span"))
+    if not base.get("data"):
+        return why
+    if base["span"] != data["span"]:
+        why["changed"].append(f"new span {data['span']} (the baseline was trained on span {base['span']})")
+    elif {f.get("sha256") or f.get("sha256_of_sha256s") for f in data["files"]} != {
+            f.get("sha256") or f.get("sha256_of_sha256s") for f in base["data"]["files"]}:
+        why["changed"].append(f"span {data['span']} was ingested again with changed files")
+    if (r["training"].get("code_fingerprint") or "") != (base["training"].get("code_fingerprint") or ""):
+        why["changed"].append(f"code (fingerprint {base['training'].get('code_fingerprint')} -> "
+                              f"{r['training'].get('code_fingerprint')})")
+    if r["schema"].get("sha256") != base["schema"].get("sha256"):
+        why["changed"].append("schema")
+    settings = [f"{k} {base['training'].get(k)} -> {r['training'].get(k)}" for k in ("seed", "epochs_max", "batch_size",
+                "strategy") if base["training"].get(k) != r["training"].get(k)]
+    if settings:
+        why["changed"].append("settings (" + ", ".join(settings) + ")")
+    if not why["changed"]:
+        why["changed"].append("nothing in data, code, schema or settings (a rerun)")
+    return why
+
+
+def format_why(why: dict) -> List[str]:
+    lines = ["why retrained  " + "; ".join(why["changed"])]
+    if why["drift"]:
+        lines.append(f"               {why['drift']}")
+    if why["baseline_version"]:
+        deltas = ", ".join(f"{k} {v:+.4f}" for k, v in sorted(why["metric_deltas"].items()))
+        lines.append(f"               judged against served version {why['baseline_version']}"
+                     + (f" (span {why['baseline_span']})" if why["baseline_span"] is not None else "")
+                     + (f": {deltas}" if deltas else ""))
+    return lines
 
 
 def format_report(r: dict) -> str:
@@ -158,6 +222,8 @@ def format_report(r: dict) -> str:
     lines.append(f"data           span {d['span']} from {d['input_base']}"
                  + {True: "  (files unchanged since ingestion)", False: "  (FILES CHANGED since ingestion)",
                     None: ""}[d["unchanged_since_ingestion"]])
+    if results.drift_summary(d.get("drift")):
+        lines.append(f"drift          {results.drift_summary(d['drift'])}")
     for f in d["files"]:
         if "sha256" in f:
             lines.append(f"  {f['split']:<6} {f['path']}  {f['bytes']} bytes  sha256 {f['sha256']}")
@@ -188,6 +254,8 @@ def format_report(r: dict) -> str:
         lines.append(f"baseline       served version {b['served_version']}: {b['model']} trained on span {b['span']}")
     else:
         lines.append(f"baseline       served version {b['served_version']} (not pushed by this pipeline's metadata)")
+    if r.get("why"):
+        lines.extend(format_why(r["why"]))
     return "\n".join(lines)
 
 

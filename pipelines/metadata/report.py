@@ -2,9 +2,11 @@
 
     python -m pipelines.metadata.report titanic        (each local run also writes one and prints its path)
 
-Sections: data (StatisticsGen: counts, missing values, label balance), training (loss and metrics per epoch,
+Sections: data (StatisticsGen: counts, missing values, label balance), drift from the previous span (a table
+of distances and the distributions of each drifted feature), training (loss and metrics per epoch,
 train and validation), evaluation (metrics per slice against the baseline, blessed or not and why), ROC and KS
-curves (classifiers, from TFMA's confusion-matrix plot), example predictions, the dataset's own sections and the
+curves (classifiers, from TFMA's confusion-matrix plot), why the model was trained (new span, drift, what else
+changed, the baseline and the metric deltas), example predictions, the dataset's own sections and the
 lineage of the pushed model. A dataset shapes its part through `DatasetSpec.report_module`, a module of its own
 package with `examples_html(examples, predicted, label_key)` (cifar2 draws images, imdb shows text) and/or
 `sections(cfg)` (covid adds the forecast); this module never names a dataset.
@@ -79,6 +81,57 @@ def data_section(store, pipeline: str, label_key: str) -> str:
         parts += ["<h3>Label balance</h3>",
                   render.table(["split", f"mean of {label_key} (share of positives)"], [[s, v] for s, v in balance.items()])]
     return "\n".join(parts)
+
+
+def drift_section(store, pipeline: str) -> str:
+    """The new span against the previous one: a row per compared feature, and per drifted feature its two
+    distributions side by side."""
+    from components import drift as drift_lib
+
+    examples = results.latest_examples(store, pipeline)
+    found = results.drift_of(store, examples) if examples is not None else None
+    if not found or not found.get("compared"):
+        why = ("the first span: nothing to compare with" if found else
+               "the data folder holds no spans (span-1/, span-2/, ...), or DRIFT=off")
+        return f"<p>No span-to-span comparison in this run: {html.escape(why)}.</p>"
+    return distances_html(found["features"], found["split"], drift_lib.load_split(found["statistics"], found["split"]),
+                          drift_lib.load_split(found["previous_statistics"], found["split"]),
+                          f"span {found['current_span']}", f"span {found['previous_span']}", "drifted")
+
+
+def distances_html(features, split: str, current, reference, current_label: str, reference_label: str,
+                   word: str) -> str:
+    """A table of per-feature distances and, for each flagged feature, `reference` and `current` side by
+    side; used for drift (new span vs previous) and skew (serving traffic vs training data)."""
+    from components import drift as drift_lib
+
+    rows, attrs = [], []
+    for f in features:
+        verdict = "not comparable" if f["distance"] is None else (word.upper() if f["flagged"] else "ok")
+        rows.append([f["feature"], f["comparator"], "" if f["distance"] is None else float(f["distance"]),
+                     float(f["threshold"]), verdict])
+        attrs.append([f'data-feature="{html.escape(f["feature"])}" data-flagged="{str(f["flagged"]).lower()}"',
+                      "", "", "", ""])
+    flagged = [f for f in features if f["flagged"]]
+    parts = [f"<p>{current_label} against {reference_label}, {html.escape(split)} split: "
+             f"{len(flagged)} of {len(features)} features {word}.</p>",
+             render.table(["feature", "distance", "value", "threshold", "verdict"], rows, attrs)]
+    plt = render.pyplot()
+    now, before = drift_lib.feature_stats(current), drift_lib.feature_stats(reference)
+    for f in flagged:
+        name = f["feature"]
+        fig = drift_lib.plot_pair(plt, name, drift_lib.distribution(before.get(name)),
+                                  drift_lib.distribution(now.get(name)), reference_label, current_label,
+                                  f"{f['comparator']} distance {f['distance'] if f['distance'] is None else round(f['distance'], 4)} "
+                                  f"(threshold {f['threshold']:g})")
+        parts.append(f'<h3 data-plot="{html.escape(name)}">{html.escape(name)}</h3>' + render.png(fig))
+    return "\n".join(parts)
+
+
+def why_section(pipeline: str, cfg) -> str:
+    """What this run's model had that the model it was judged against had not, and how its metrics moved."""
+    story = lineage_lib.last_run_lineage(pipeline, cfg)
+    return f"<pre>{html.escape(chr(10).join(lineage_lib.format_why(story['why'])))}</pre>"
 
 
 def training_section(store, pipeline: str) -> str:
@@ -237,9 +290,12 @@ def write_report(pipeline: str, cfg: Optional[config_lib.PipelineConfig] = None)
         why = html.escape(str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__)
     evaluated = result is not None and result.evaluation_uri
     sections = [("Data", "data", _guarded(data_section, store, pipeline, spec.label_key)),
+                ("Drift from the previous span", "drift", _guarded(drift_section, store, pipeline)),
                 ("Training", "training", _guarded(training_section, store, pipeline)),
                 ("Evaluation", "evaluation", _guarded(evaluation_section, result) if evaluated
                  else f"<p>No evaluation in this run{': ' + why if result is None else ''}.</p>")]
+    if evaluated:
+        sections.append(("Why this model was trained", "why", _guarded(why_section, pipeline, cfg)))
     if spec.problem == "binary" and evaluated:
         sections.append(("ROC and KS curves", "curves", _guarded(curves_section, result)))
     sections.append(("Example predictions", "examples", _guarded(examples_section, store, pipeline, spec)))

@@ -125,6 +125,40 @@ def validation_failures(evaluation_uri: str) -> List[str]:
     return failures
 
 
+def drift_of(store, raw_examples) -> Optional[dict]:
+    """What DriftCheck found for these Examples (the newest check of them), or None: no spans, or drift off."""
+    from components import drift_check
+
+    consumers = [e.execution_id for e in store.get_events_by_artifact_ids([raw_examples.id])
+                 if e.type in INPUT_EVENTS]
+    checks = []
+    for execution in store.get_executions_by_id(consumers):
+        if (store.get_execution_types_by_id([execution.type_id])[0].name.endswith("DriftCheck")
+                and raw_examples.id in {a.id for a in inputs_of(store, execution).get("examples", [])}):
+            checks.extend(outputs_of(store, execution).get("drift", []))  # not a check *against* them
+    if not checks:
+        return None
+    artifact = max(checks, key=lambda a: a.id)
+    try:
+        found = drift_check.read_result(artifact)
+    except (OSError, ValueError):
+        return None
+    found["features"] = [dict(dataclasses.asdict(d), flagged=d.flagged) for d in found["features"]]
+    return found
+
+
+def drift_summary(drift: Optional[dict]) -> Optional[str]:
+    """One line: what drifted against which span, or that nothing did; None when there was no comparison."""
+    if not drift or not drift.get("compared"):
+        return None
+    flagged = [f for f in drift["features"] if f["flagged"]]
+    if not flagged:
+        return f"no feature drifted against span {drift['previous_span']} ({len(drift['features'])} compared)"
+    return (f"drift against span {drift['previous_span']}: " + ", ".join(
+        f"'{f['feature']}' {f['comparator']} {f['distance']:.4f} > {f['threshold']:g}" if f["distance"] is not None
+        else f"'{f['feature']}' not comparable" for f in flagged))
+
+
 @dataclasses.dataclass
 class RunResult:
     pipeline: str
@@ -138,6 +172,7 @@ class RunResult:
     model_uri: Optional[str]
     failures: List[str]
     baseline_version: Optional[str] = None  # the served version the model was judged against; None: no baseline
+    drift: Optional[dict] = None  # the ingested span against the previous one (DriftCheck); None: not compared
 
     def overall(self, name: str) -> Optional[float]:
         return self.metrics.get("overall", {}).get(name)
@@ -149,6 +184,7 @@ def last_run(pipeline: str, cfg: Optional[config_lib.PipelineConfig] = None) -> 
     _, eval_out = latest_outputs(store, pipeline, "Evaluator")
     _, push_out = latest_outputs(store, pipeline, "Pusher")
     _, train_out = latest_outputs(store, pipeline, "Trainer")
+    examples = latest_examples(store, pipeline)
     evaluation = (eval_out.get("evaluation") or [None])[0]
     blessing = (eval_out.get("blessing") or [None])[0]
     pushed = (push_out.get("pushed_model") or [None])[0]
@@ -166,7 +202,17 @@ def last_run(pipeline: str, cfg: Optional[config_lib.PipelineConfig] = None) -> 
         model_uri=model.uri if model is not None else None,
         failures=validation_failures(evaluation.uri) if evaluation is not None else [],
         baseline_version=(custom(blessing, "baseline_version", "") or None) if blessing is not None else None,
+        drift=drift_of(store, examples) if examples is not None else None,
     )
+
+
+def latest_examples(store, pipeline: str):
+    """The newest Examples an ExampleGen of the pipeline wrote (or found cached), or None."""
+    for context in store.get_contexts_by_type("node"):
+        if context.name.startswith(f"{pipeline}.") and context.name.endswith("ExampleGen"):
+            _, outputs = latest_outputs(store, pipeline, context.name.split(".", 1)[1])
+            return (outputs.get("examples") or [None])[0]
+    return None
 
 
 def format_result(result: RunResult) -> str:
@@ -186,6 +232,10 @@ def format_result(result: RunResult) -> str:
     for name, values in sorted(result.metrics.items()):
         if name != "overall" and "auc" in values:
             lines.append(f"  slice {name:<20} AUC {values['auc']:.4f}  KS {values.get('ks', float('nan')):.4f}  n={int(values.get('example_count', 0))}")
+    if drift_summary(result.drift):
+        flagged = any(f["flagged"] for f in result.drift["features"])
+        lines.append(f"  {'DRIFT' if flagged else 'drift':<14} span {result.drift['current_span']}: "
+                     + drift_summary(result.drift))
     lines.append("  baseline       " + (f"served version {result.baseline_version}" if result.baseline_version
                                          else "none (the first model: judged on absolute bounds only)"))
     lines.append(f"  blessed        {'yes' if result.blessed else 'no'}")
