@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 1
 
-.PHONY: run test bench bench-pipeline bench-vs-keras bench-serving bench-kubeflow bench-scale forecast serve kubeflow retrain lineage verify-env data results lock venv clean
+.PHONY: run test bench bench-pipeline bench-vs-keras bench-serving bench-kubeflow bench-scale forecast serve skew kubeflow retrain lineage verify-env data results lock venv clean
 
 run: $(STAMP)
 	$(PY) -m pipelines.runners.run $(PIPELINE)
@@ -65,8 +65,15 @@ GRPC_PORT ?= 8500
 # One server process per core, at most two by default: under concurrency each process runs one request's Python
 # at a time (the GIL), so more cores need more processes; each holds its own copy of the models.
 SERVING_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n < 2 ? n : 2 )))
+# LOG_REQUESTS=DIR logs the inputs of answered requests for `make skew` (serving/request_log.py); SERVE_ARGS: more
+# serving.server flags, e.g. SERVE_ARGS="--log-sample-rate 0.1 --log-max-mb 100"
 serve: $(STAMP)
-	$(PY) -m serving.server --rest-port $(REST_PORT) --grpc-port $(GRPC_PORT) --workers $(SERVING_WORKERS)
+	$(PY) -m serving.server --rest-port $(REST_PORT) --grpc-port $(GRPC_PORT) --workers $(SERVING_WORKERS) \
+	  $(if $(LOG_REQUESTS),--log-requests $(LOG_REQUESTS)) $(SERVE_ARGS)
+
+# The logged traffic (LOG_REQUESTS, default outputs/request_logs) against the served model's training data
+skew: $(STAMP)
+	$(PY) -m pipelines.metadata.skew $(PIPELINE) $(if $(LOG_REQUESTS),--logs $(LOG_REQUESTS)) $(if $(VERSION),--version $(VERSION))
 
 bench-serving: $(STAMP)
 	$(PY) bench/serving_bench.py --workers $(SERVING_WORKERS)

@@ -11,7 +11,12 @@ from typing import Any, Dict, List, Tuple
 import numpy as np
 import tensorflow as tf
 
+from components import layout
+from serving import request_log
+
 DEFAULT_SIGNATURE = "serving_default"
+# signatures whose one input is serialized tf.Examples: logged as they came
+SERIALIZED_SIGNATURES = frozenset({layout.EXAMPLES_SIGNATURE, layout.CLASSIFY_SIGNATURE, layout.REGRESS_SIGNATURE})
 
 
 class BadRequest(ValueError):
@@ -192,6 +197,9 @@ def run(model, signature_name: str, inputs: Dict[str, Any]) -> Dict[str, np.ndar
         outputs = signature.call({k: tf.constant(v, dtype=specs[k].dtype) for k, v in arrays.items()})
     except (tf.errors.InvalidArgumentError, ValueError, TypeError) as exc:
         raise BadRequest(f"the model rejected the input: {model_error(exc)}") from None
+    log = request_log.ACTIVE
+    if log is not None:  # answered requests only; a queue append, the writing happens on the log's own thread
+        log.record(getattr(model, "name", "model"), arrays, serialized=signature_name in SERIALIZED_SIGNATURES)
     return {k: v.numpy() for k, v in outputs.items()}
 
 

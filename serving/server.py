@@ -2,6 +2,8 @@
 
     python -m serving.server [--serving-root outputs/serving] [--rest-port 8501] [--grpc-port 8500]
                              [--host 127.0.0.1] [--poll-seconds 2] [--workers 1]     (or: make serve)
+                             [--log-requests DIR [--log-sample-rate R] [--log-max-mb M] [--log-file-mb F]
+                              [--log-rotate-seconds S]]            (or: make serve LOG_REQUESTS=DIR)
 
 Serves every model under the root, newest version by default, and picks up newly pushed versions while
 running. Binds 127.0.0.1 unless --host says otherwise. Port 0 picks a free port; the chosen ports are printed
@@ -12,6 +14,9 @@ one process run one request's Python at a time, so concurrent requests use more 
 The REST socket is bound here and inherited; gRPC's is bound by each worker with SO_REUSEPORT (grpcio's default
 on Linux), after this process made sure no other program holds the port. Each worker loads the models and polls
 for new versions itself, so for up to --poll-seconds after a push, workers may answer with different versions.
+
+--log-requests DIR logs the inputs of answered requests for `make skew` (serving/request_log.py: sampled,
+bounded, rotated, atomic TFRecord files of tf.Examples); each worker writes its own files.
 """
 from __future__ import annotations
 
@@ -35,7 +40,7 @@ from pipelines import config as config_lib
 DEFAULT_REST_PORT = 8501
 DEFAULT_GRPC_PORT = 8500
 DEFAULT_MAX_REQUEST_MB = 64
-BANNERS = ("serving root ", "gRPC listening on ", "REST listening on ")
+BANNERS = ("serving root ", "gRPC listening on ", "REST listening on ", "logging requests under ")
 
 
 def _free_port(host: str) -> int:
@@ -86,7 +91,8 @@ def run_workers(args) -> int:
     grpc_port = _grpc_port_free(args.host, args.grpc_port)
     common = [sys.executable, "-m", "serving.server", "--serving-root", str(args.serving_root), "--host", args.host,
               "--grpc-port", str(grpc_port), "--poll-seconds", str(args.poll_seconds),
-              "--max-request-mb", str(args.max_request_mb), "--rest-fd", str(rest_sock.fileno()), "--workers", "1"]
+              "--max-request-mb", str(args.max_request_mb), "--rest-fd", str(rest_sock.fileno()), "--workers", "1",
+              *_log_args(args)]
     workers = [subprocess.Popen(common, pass_fds=(rest_sock.fileno(),), preexec_fn=_stop_with_parent,
                                 stdout=subprocess.PIPE, text=True) for _ in range(args.workers)]
     rest_sock.close()  # the workers hold it now
@@ -124,6 +130,14 @@ def run_workers(args) -> int:
     return 0
 
 
+def _log_args(args) -> list:
+    if not args.log_requests:
+        return []
+    return ["--log-requests", str(args.log_requests), "--log-sample-rate", str(args.log_sample_rate),
+            "--log-max-mb", str(args.log_max_mb), "--log-file-mb", str(args.log_file_mb),
+            "--log-rotate-seconds", str(args.log_rotate_seconds)]
+
+
 def main(argv=None) -> int:
     cfg = config_lib.from_env()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -136,9 +150,21 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=int(os.environ.get("SERVING_WORKERS") or 1),
                         help="server processes (one per core uses every core under concurrency)")
     parser.add_argument("--rest-fd", type=int, help=argparse.SUPPRESS)  # a worker: the REST socket it inherited
+    logs = parser.add_argument_group("request logging (for `make skew`)")
+    logs.add_argument("--log-requests", type=Path, metavar="DIR", default=os.environ.get("LOG_REQUESTS") or None,
+                      help="log the inputs of answered requests under DIR/<model>/ as TFRecord files of tf.Examples")
+    logs.add_argument("--log-sample-rate", type=float, default=1.0, help="share of requests logged, in (0, 1]")
+    logs.add_argument("--log-max-mb", type=float, default=512.0, help="per model: oldest files go beyond this")
+    logs.add_argument("--log-file-mb", type=float, default=16.0, help="a file is closed at this size")
+    logs.add_argument("--log-rotate-seconds", type=float, default=60.0, help="and at this age")
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error("--workers must be at least 1")
+    if not 0.0 < args.log_sample_rate <= 1.0:
+        parser.error(f"--log-sample-rate {args.log_sample_rate} must be in (0, 1]")
+    for name in ("log_max_mb", "log_file_mb", "log_rotate_seconds"):
+        if not getattr(args, name) > 0:
+            parser.error(f"--{name.replace('_', '-')} {getattr(args, name)} must be positive")
     if args.workers > 1:
         return run_workers(args)  # this process only relays: it never imports TensorFlow
     return serve(args)
@@ -152,6 +178,15 @@ def serve(args) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
+    log = None
+    if args.log_requests:
+        from serving import request_log
+
+        log = request_log.RequestLog(args.log_requests, args.log_sample_rate, int(args.log_max_mb * (1 << 20)),
+                                     int(args.log_file_mb * (1 << 20)), args.log_rotate_seconds)
+        request_log.install(log)
+        print(f"logging requests under {args.log_requests} (sample rate {args.log_sample_rate:g}, at most "
+              f"{args.log_max_mb:g} MB per model)", flush=True)
     repository = Repository(args.serving_root)
     repository.refresh()
     names = repository.model_names()
@@ -188,6 +223,9 @@ def serve(args) -> int:
     finally:
         poller.stop()
         grpc_server.stop(grace=2).wait()
+        if log is not None:  # after the last request was answered: every logged request is in a complete file
+            log.close()
+            request_log.install(None)
     return 0
 
 
