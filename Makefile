@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 1
 
-.PHONY: run test bench bench-pipeline bench-vs-keras bench-serving bench-kubeflow bench-scale forecast serve skew kubeflow retrain lineage verify-env data results lock venv clean
+.PHONY: run test bench bench-pipeline bench-vs-keras bench-serving bench-drift bench-kubeflow bench-scale forecast serve skew kubeflow retrain lineage verify-env data results lock venv clean
 
 run: $(STAMP)
 	$(PY) -m pipelines.runners.run $(PIPELINE)
@@ -77,6 +77,9 @@ skew: $(STAMP)
 
 bench-serving: $(STAMP)
 	$(PY) bench/serving_bench.py --workers $(SERVING_WORKERS)
+
+bench-drift: $(STAMP)
+	$(PY) bench/drift_bench.py
 
 bench-scale: $(STAMP)
 	$(PY) bench/scale_bench.py $(if $(SCALES),--scales $(SCALES)) $(if $(MODES),--modes $(MODES))

@@ -7,7 +7,8 @@
 - cifar2, imdb: the book's script beside the pipeline from scratch for the same epochs (ratio target <= 1.3x);
   for cifar2 the eval accuracy over --seeds (the other seeds rerun in the same output folder: TFX reuses
   ExampleGen..Transform from its cache, so only the Trainer and Evaluator run again); mean and min.
-- serving: bench/serving_bench.py (REST and gRPC against in-process, concurrency, Spark).
+- serving: bench/serving_bench.py (REST and gRPC against in-process, concurrency, request logging, Spark).
+- drift: bench/drift_bench.py (what the span-to-span drift check adds to a Titanic run).
 Then one table: figure, measured, target, met. Each run is one sample on a shared, noisy machine: read ratios
 measured in the same run, and rerun before believing a small difference.
 """
@@ -118,15 +119,27 @@ def serving() -> None:
     share = figures["REST req/s concurrency 8"] / figures["in-process req/s concurrency 8"]
     row("REST req/s at concurrency 8 / in-process", f"{figures['REST req/s concurrency 8']:.0f} / "
         f"{figures['in-process req/s concurrency 8']:.0f} = {share:.0%}", ">= 50%", share >= 0.5)
+    ratio = figures["REST p50 batch 1 with request logging / without"]
+    row("REST p50 batch 1 with request logging / without", f"{ratio:.3f}x", "<= 1.10x", ratio <= 1.10)
     share = figures["Spark rows/s"] / figures["in-process rows/s"]
     row("Spark local[2] rows/s / in-process", f"{figures['Spark rows/s']:,.0f} / {figures['in-process rows/s']:,.0f}"
         f" = {share:.0%} (Spark's own floor, a model returning zeros: {figures['Spark floor s']:.1f} s "
         f"for {figures['Spark rows']:,} rows)", ">= 50%", share >= 0.5)
 
 
+def drift() -> None:
+    print("drift: bench/drift_bench.py ...", flush=True)
+    proc = subprocess.run([sys.executable, str(PROJECT_ROOT / "bench" / "drift_bench.py")], capture_output=True,
+                          text=True, cwd=PROJECT_ROOT)
+    if proc.returncode != 0:
+        sys.exit(f"drift bench failed:\n{proc.stderr[-4000:]}")
+    added = float(proc.stdout.split("RESULT drift_seconds=")[1].split()[0])
+    row("drift check added to a Titanic run", f"{added:+.2f} s (median of 3 alternating rounds)", "<= 3 s", added <= 3)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", default="titanic,cifar2,imdb,serving")
+    parser.add_argument("--only", default="titanic,cifar2,imdb,serving,drift")
     parser.add_argument("--seeds", default="42,1,2", help="cifar2's seeds for the accuracy mean and min")
     args = parser.parse_args(argv)
     parts = args.only.split(",")
@@ -140,6 +153,8 @@ def main(argv=None) -> int:
             versus_book("imdb", base, Path(scratch))
         if "serving" in parts:
             serving()
+        if "drift" in parts:
+            drift()
     width = max(len(r[0]) for r in rows)
     print(f"\n{'figure':<{width}}  {'measured':<60} {'target':<22} met")
     for figure, measured, target, met in rows:

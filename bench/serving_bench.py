@@ -5,6 +5,8 @@
 Needs a pushed Titanic model (`make run`). Starts the real server (--workers processes) on free loopback ports;
 for REST and gRPC, batch 1 and 64, concurrency 1 and 8, sends a bounded number of requests and prints p50/p99
 latency and requests/s, beside the same SavedModel called in process with ready tensors (goal: <= 2x at batch 1).
+Then REST p50 at batch 1 of a server logging every request (--log-requests) beside one that does not, measured
+in alternating rounds (goal: <= 1.10x), and whether every request was logged.
 REST clients keep their connection alive, as HTTP client pools do. Then scores the Titanic test set replicated to
 --spark-rows rows with Spark local[2] (after a small first job that starts Spark's Python workers and loads the
 model in each), beside one in-process loop over the same rows, and the same Spark job with a model that returns
@@ -37,10 +39,10 @@ ROW = {"Age": 22.0, "Fare": 7.25, "Pclass": 3, "SibSp": 1, "Parch": 0, "Sex": "m
 FLOATS, INTS = ("Age", "Fare"), ("Pclass", "SibSp", "Parch")
 
 
-def start_server(root: Path, workers: int):
+def start_server(root: Path, workers: int, *extra: str):
     proc = subprocess.Popen([sys.executable, "-m", "serving.server", "--serving-root", str(root), "--rest-port", "0",
-                             "--grpc-port", "0", "--workers", str(workers)], cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                             "--grpc-port", "0", "--workers", str(workers), *extra], cwd=PROJECT_ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     ports = {}
     for line in proc.stdout:
         if line.startswith("gRPC listening on "):
@@ -90,6 +92,61 @@ def run_load(call, requests: int, concurrency: int):
     with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
         list(pool.map(one, range(requests)))
     return stats(latencies, time.perf_counter() - started)
+
+
+def rest_caller(rest_url: str, body: bytes):
+    """A REST client that keeps one connection alive per thread, as HTTP client pools do."""
+    host, port = urllib.parse.urlsplit(rest_url).hostname, urllib.parse.urlsplit(rest_url).port
+    local = threading.local()
+
+    def call():
+        connection = getattr(local, "connection", None)
+        if connection is None:
+            connection = local.connection = http.client.HTTPConnection(host, port, timeout=60)
+        connection.request("POST", "/v1/models/titanic:predict", body, {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        response.read()
+        if response.status != 200:
+            raise RuntimeError(f"REST answered {response.status}")
+    return call
+
+
+def logging_overhead(root: Path, workers: int, requests: int, rounds: int = 5) -> dict:
+    """REST p50 at batch 1, concurrency 1, of a server logging every request (--log-requests, sample rate 1)
+    beside one that does not, both running at once and measured in alternating rounds (the machine's noise
+    hits both alike); and what the logging server wrote."""
+    from components.layout import RAW_SIGNATURE
+    from serving import request_log
+
+    body = json.dumps({"signature_name": RAW_SIGNATURE, "instances": [ROW]}).encode()
+    logs = root.parent / "request_logs"
+    plain, plain_ports = start_server(root, workers)
+    logging_, logging_ports = start_server(root, workers, "--log-requests", str(logs))
+    p50s = {"plain": [], "logging": []}
+    sent = []
+    try:
+        logged_call = rest_caller(logging_ports["rest"], body)
+
+        def counted():
+            logged_call()
+            sent.append(1)  # list.append is atomic: the concurrency-8 round counts right too
+
+        calls = {"plain": rest_caller(plain_ports["rest"], body), "logging": counted}
+        for call in calls.values():
+            run_load(call, 50, 1)  # warm: models loaded, connections open
+        for _ in range(rounds):
+            for name, call in calls.items():
+                p50s[name].append(run_load(call, requests, 1)[0])
+        rps = {name: run_load(call, requests, 8)[2] for name, call in calls.items()}
+    finally:
+        for proc in (plain, logging_):
+            proc.terminate()
+            proc.wait(timeout=30)
+    logged = len(request_log.read_examples(logs / "titanic"))
+    plain_p50, logging_p50 = float(np.median(p50s["plain"])), float(np.median(p50s["logging"]))
+    return {"plain p50": plain_p50, "logging p50": logging_p50, "ratio": logging_p50 / plain_p50,
+            "plain req/s conc 8": rps["plain"], "logging req/s conc 8": rps["logging"],
+            "logged": logged, "expected": len(sent)}
 
 
 def main() -> int:
@@ -161,6 +218,12 @@ def main() -> int:
             channel.close()
             proc.terminate()
             proc.wait(timeout=30)
+        o = logging_overhead(tmp, args.workers, args.requests)
+        figures["REST p50 batch 1 with request logging / without"] = o["ratio"]
+        print(f"\nrequest logging (--log-requests, every request): REST p50 batch 1 {o['logging p50']:.2f} ms vs "
+              f"{o['plain p50']:.2f} ms without = {o['ratio']:.3f}x (target <= 1.10x); concurrency 8: "
+              f"{o['logging req/s conc 8']:.0f} vs {o['plain req/s conc 8']:.0f} req/s; "
+              f"{o['logged']} of {o['expected']} requests logged", flush=True)
 
     if args.spark_rows:
         import pandas as pd
