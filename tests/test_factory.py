@@ -1,3 +1,4 @@
+import json
 import shutil
 
 import pytest
@@ -58,6 +59,20 @@ def test_one_factory_builds_the_whole_chain_for_any_runner(tmp_path):
     assert "AnomaliesGate" in {n.id for n in transform.upstream_nodes}
     kubeflow_style = factory.create_pipeline(SPEC, cfg, with_local_metadata=False)
     assert kubeflow_style.metadata_connection_config is None
+
+
+def test_spans_add_the_drift_check_before_the_gate(tmp_path):
+    (tmp_path / "titanic" / "span-1").mkdir(parents=True)
+    cfg = config_lib.PipelineConfig(output_dir=tmp_path / "out", data_dir=tmp_path)
+    nodes = {c.id: c for c in factory.create_pipeline(SPEC, cfg).components}
+    assert {"PreviousSpanStatistics", "DriftCheck"} <= set(nodes)
+    assert "DriftCheck" in {n.id for n in nodes["AnomaliesGate"].upstream_nodes}
+    assert nodes["AnomaliesGate"].exec_properties["drift_action"] == "warn"  # the spec's default
+    assert json.loads(nodes["DriftCheck"].exec_properties["thresholds"]) == dict(SPEC.drift_thresholds)
+    blocking = {c.id: c for c in factory.create_components(SPEC, cfg.replace(drift="block"))}
+    assert blocking["AnomaliesGate"].exec_properties["drift_action"] == "block"
+    assert not {"PreviousSpanStatistics", "DriftCheck"} & {c.id for c in factory.create_components(
+        SPEC, cfg.replace(drift="off"))}
 
 
 def test_a_misspelt_trainer_option_is_refused_when_the_pipeline_is_built(tmp_path):

@@ -1,5 +1,6 @@
 """Retraining on new spans: the last blessed model is the baseline; a bad batch changes nothing, a good one is
-pushed as a new version whose lineage names both spans."""
+pushed as a new version whose lineage names both spans and says why it was retrained; a span that drifted is
+flagged on exactly the features that moved, and stopped before training under DRIFT=block."""
 import csv
 import hashlib
 import json
@@ -16,6 +17,7 @@ from pipelines import config as config_lib
 from pipelines.metadata import lineage
 from pipelines.metadata import results
 from pipelines.factory import create_pipeline
+from pipelines.metadata.report import write_report
 from pipelines.titanic.spec import SPEC
 
 
@@ -40,6 +42,16 @@ def shuffled_labels(rows):
     return [dict(r, Survived=label) for r, label in zip(rows, labels)]
 
 
+def older_and_reversed(rows):
+    """Every passenger 20 years older, and the other sex."""
+    return [dict(r, Age=str(float(r["Age"]) + 20) if r["Age"] else "", Sex={"male": "female", "female": "male"}[r["Sex"]])
+            for r in rows]
+
+
+def flagged(drift):
+    return {f["feature"] for f in drift["features"] if f["flagged"]}
+
+
 def listing(cfg):
     root = cfg.serving_root("titanic")
     return sorted((str(p.relative_to(root)), p.stat().st_mtime_ns) for p in root.rglob("*"))
@@ -61,8 +73,10 @@ def test_spans_baseline_bad_batch_then_good_batch(cfg, titanic_data):
     run(cfg)
     first = results.last_run("titanic", cfg)
     assert first.blessed and first.pushed
+    assert first.drift["current_span"] == 1 and first.drift["compared"] is False  # nothing before span 1
     report = lineage.lineage("titanic", cfg)
     assert report["data"]["span"] == 1 and report["baseline"] is None
+    assert report["why"]["changed"] == ["first model: nothing was serving"]
 
     # span 2 with shuffled labels: trained, judged against the span-1 model, not blessed, nothing pushed
     before = listing(cfg)
@@ -71,6 +85,9 @@ def test_spans_baseline_bad_batch_then_good_batch(cfg, titanic_data):
     bad = results.last_run("titanic", cfg)
     assert bad.blessed is False and bad.pushed is False
     assert bad.overall("auc") < 0.7
+    # the features did not move (only the labels did): compared with span 1, nothing flagged
+    assert (bad.drift["current_span"], bad.drift["previous_span"], bad.drift["compared"]) == (2, 1, True)
+    assert flagged(bad.drift) == set() and len(bad.drift["features"]) == len(SPEC.drift_thresholds)
     assert any("overall auc" in f for f in bad.failures), bad.failures
     assert listing(cfg) == before
 
@@ -103,6 +120,9 @@ def test_spans_baseline_bad_batch_then_good_batch(cfg, titanic_data):
     assert report["evaluation"]["metrics"]["overall"]["auc"] == pytest.approx(good.overall("auc"))
     text = lineage.format_report(report)
     assert f"version {good.pushed_version}" in text and "span 2" in text and "trained on span 1" in text
+    assert report["why"]["changed"] == ["new span 2 (the baseline was trained on span 1)"]
+    assert report["why"]["baseline_version"] == first.pushed_version and "auc" in report["why"]["metric_deltas"]
+    assert "no feature drifted against span 1" in text and "why retrained  new span 2" in text
 
     # warm start: the Trainer starts from the latest blessed model's weights and records it
     warm = cfg.replace(warm_start=True)
@@ -119,6 +139,35 @@ def test_spans_baseline_bad_batch_then_good_batch(cfg, titanic_data):
     assert lineage.lineage("titanic", cfg, good.pushed_version)["baseline"]["span"] == 1
     with pytest.raises(lineage.LineageError, match="version 123 was not pushed"):
         lineage.lineage("titanic", cfg, "123")
+
+    # span 3 drifted (older passengers, the other sex): under DRIFT=block the run stops before Transform,
+    # naming exactly those features with distance and threshold; nothing trained, nothing pushed
+    before, trainings = listing(cfg), len(results.node_executions(store, "titanic", "Trainer"))
+    write_span(cfg.data_dir, 3, titanic_data, older_and_reversed)
+    with pytest.raises(Exception) as err:
+        run(cfg.replace(drift="block"))
+    message = str(err.value)
+    assert type(err.value).__name__ == "DataDriftError" and "span 3 against span 2" in message, message
+    assert re.search(r"'Age': Jensen-Shannon distance 0\.\d+ > threshold 0\.1\b", message), message
+    assert re.search(r"'Sex': L-infinity distance 0\.\d+ > threshold 0\.1\b", message), message
+    assert not [f for f in SPEC.drift_thresholds if f not in ("Age", "Sex") and f"'{f}'" in message], message
+    assert listing(cfg) == before and len(results.node_executions(store, "titanic", "Trainer")) == trainings
+
+    # warn (the default): the run goes on; the summary, the report and the lineage of the pushed model say so
+    # (bounds opened so that this model is pushed: the point here is what its lineage tells)
+    run(cfg.replace(min_auc=0.0, min_ks=0.0, max_auc_drop=1.0, epochs=2))
+    drifted = results.last_run("titanic", cfg)
+    assert drifted.pushed and flagged(drifted.drift) == {"Age", "Sex"}
+    summary = results.format_result(drifted)
+    assert "DRIFT          span 3: drift against span 2: 'Age' Jensen-Shannon" in summary, summary
+    page = write_report("titanic", cfg).read_text()
+    assert 'data-feature="Age" data-flagged="true"' in page and 'data-feature="Sex" data-flagged="true"' in page
+    assert 'data-feature="Fare" data-flagged="false"' in page and "2 of 7 features drifted" in page
+    assert re.findall(r'data-plot="(\w+)"', page) == ["Age", "Sex"]  # distributions of the drifted ones only
+    assert "why retrained  new span 3 (the baseline was trained on span 2)" in page
+    report = lineage.lineage("titanic", cfg)
+    assert report["version"] == drifted.pushed_version and flagged(report["data"]["drift"]) == {"Age", "Sex"}
+    assert "drift          drift against span 2: 'Age'" in lineage.format_report(report)
 
 
 def test_verify_env_reports_differences(tmp_path):

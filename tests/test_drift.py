@@ -1,0 +1,187 @@
+"""Drift and skew distances on the real Titanic data (TFDV's comparators, no pipeline), and the request log's
+promises (every request, whole files only, bounded) under concurrent writers."""
+import csv
+import math
+import os
+import random
+import threading
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from google.protobuf import text_format
+from tensorflow_metadata.proto.v0 import schema_pb2
+
+from components import drift
+from pipelines import spec as spec_lib
+from pipelines.titanic.spec import SPEC
+from serving import request_log
+
+
+@pytest.fixture(scope="module")
+def schema():
+    return text_format.Parse(SPEC.schema_file.read_text(), schema_pb2.Schema())
+
+
+@pytest.fixture(scope="module")
+def train_rows(titanic_data):
+    with open(titanic_data / "train.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def serialize(rows, schema):
+    """CSV rows as the pipeline's ExampleGen makes them: typed by the schema, an empty cell a missing value."""
+    kinds = {f.name: f.type for f in schema.feature}
+    out = []
+    for row in rows:
+        example = tf.train.Example()
+        for name, raw in row.items():
+            if name not in kinds or raw == "":
+                continue
+            feature = example.features.feature[name]
+            if kinds[name] == schema_pb2.INT:
+                feature.int64_list.value.append(int(raw))
+            elif kinds[name] == schema_pb2.FLOAT:
+                feature.float_list.value.append(float(raw))
+            else:
+                feature.bytes_list.value.append(raw.encode())
+        out.append(example.SerializeToString())
+    return out
+
+
+def stats(rows, schema):
+    return drift.statistics_of(serialize(rows, schema), schema)
+
+
+def older_and_reversed(row):
+    row = dict(row)
+    if row["Age"]:
+        row["Age"] = str(float(row["Age"]) + 20)
+    row["Sex"] = {"male": "female", "female": "male"}[row["Sex"]]
+    return row
+
+
+def test_shifted_age_and_reversed_sex_flag_exactly_those(schema, train_rows):
+    before = stats(train_rows, schema)
+    after = stats([older_and_reversed(r) for r in train_rows], schema)
+    distances = drift.compare(after, before, schema, SPEC.drift_thresholds)
+    assert {d.feature for d in drift.flagged(distances)} == {"Age", "Sex"}
+    by_name = {d.feature: d for d in distances}
+    assert by_name["Age"].comparator == drift.JENSEN_SHANNON and by_name["Sex"].comparator == drift.L_INFINITY
+    # the reversed mix moves each value's share by |p - (1 - p)|
+    male = sum(r["Sex"] == "male" for r in train_rows) / len(train_rows)
+    assert by_name["Sex"].distance == pytest.approx(abs(2 * male - 1), abs=1e-6)
+    assert "Age" in by_name["Age"].describe() and "> threshold 0.1" in by_name["Age"].describe()
+
+
+def test_unchanged_or_resampled_span_is_not_flagged(schema, train_rows, titanic_data):
+    before = stats(train_rows, schema)
+    same = drift.compare(stats(train_rows[::-1], schema), before, schema, SPEC.drift_thresholds)
+    assert all(d.distance == pytest.approx(0.0, abs=1e-9) for d in same) and not drift.flagged(same)
+    with open(titanic_data / "test.csv", newline="") as f:
+        other_passengers = list(csv.DictReader(f))
+    assert not drift.flagged(drift.compare(stats(other_passengers, schema), before, schema, SPEC.drift_thresholds))
+    rng = random.Random(0)
+    resample = [rng.choice(train_rows) for _ in train_rows]
+    assert not drift.flagged(drift.compare(stats(resample, schema), before, schema, SPEC.drift_thresholds))
+
+
+def test_skew_flags_shifted_fare_only(schema, train_rows):
+    training = stats(train_rows, schema)
+    rng = random.Random(1)
+    traffic = [rng.choice(train_rows) for _ in range(200)]
+    assert not drift.flagged(drift.compare(training, stats(traffic, schema), schema, SPEC.skew_thresholds, "skew"))
+    shifted = [dict(r, Fare=str(float(r["Fare"]) * 1.5)) for r in traffic]
+    flagged = drift.flagged(drift.compare(training, stats(shifted, schema), schema, SPEC.skew_thresholds, "skew"))
+    assert [d.feature for d in flagged] == ["Fare"]
+
+
+def test_thresholds_name_schema_features_and_fit_0_1(schema):
+    with pytest.raises(KeyError, match="'Salary': the schema has no such feature"):
+        drift.with_comparators(schema, {"Salary": 0.1}, drift.statistics_of([], schema), "drift")
+    with pytest.raises(ValueError, match=r"drift thresholds must be numbers in \(0, 1\]"):
+        spec_lib.DatasetSpec(**{**SPEC.__dict__, "drift_thresholds": {"Age": 2.0}})
+    with pytest.raises(ValueError, match="drift_action 'stop' is not one of"):
+        spec_lib.DatasetSpec(**{**SPEC.__dict__, "drift_action": "stop"})
+
+
+def test_drift_setting_is_checked():
+    from pipelines import config as config_lib
+
+    assert config_lib.from_env({"DRIFT": "Block"}).drift == "block"
+    with pytest.raises(config_lib.ConfigError, match="DRIFT='stop' is not one of warn, block, off"):
+        config_lib.from_env({"DRIFT": "stop"})
+
+
+# ------------------------------------------------------------------------------------------------ request log
+def test_logged_examples_keep_missing_values_missing():
+    arrays = {"Age": np.array([22.0, math.nan], np.float32), "Pclass": np.array([3, 1]),
+              "Sex": np.array([b"male", b""], dtype=object)}
+    first, second = (tf.train.Example.FromString(s) for s in request_log.examples_from_arrays(arrays))
+    assert list(first.features.feature["Age"].float_list.value) == [22.0]
+    assert list(first.features.feature["Sex"].bytes_list.value) == [b"male"]
+    assert list(second.features.feature["Age"].float_list.value) == []  # NaN: the signature's "missing"
+    assert list(second.features.feature["Sex"].bytes_list.value) == []
+    assert list(second.features.feature["Pclass"].int64_list.value) == [1]
+
+
+def test_eight_writers_lose_nothing_and_leave_only_whole_files(tmp_path):
+    log = request_log.RequestLog(tmp_path, file_bytes=4096, rotate_seconds=0.2, poll_seconds=0.01)
+    sent = []
+
+    def client(n):
+        for i in range(150):
+            fare = float(n * 1000 + i)
+            log.record("titanic", {"Fare": np.array([fare, fare + 0.5], np.float32)})
+            sent.extend([fare, fare + 0.5])
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    seen_partial = False
+    while any(t.is_alive() for t in threads):
+        # a reader at any moment finds complete files only, whatever is being written
+        for path in request_log.complete_files(tmp_path / "titanic"):
+            assert not path.name.endswith(".partial")
+            for record in tf.data.TFRecordDataset([str(path)]):
+                tf.train.Example.FromString(record.numpy())
+        seen_partial = seen_partial or any(p.name.endswith(".partial") for p in (tmp_path / "titanic").glob(".*"))
+    log.close()
+    assert not [p for p in (tmp_path / "titanic").iterdir() if not request_log.FILE_PATTERN.match(p.name)]
+    files = request_log.complete_files(tmp_path / "titanic")
+    assert len(files) > 1  # rotated by size
+    logged = [tf.train.Example.FromString(r).features.feature["Fare"].float_list.value[0]
+              for r in request_log.read_examples(tmp_path / "titanic")]
+    assert sorted(logged) == sorted(sent) and log.logged == len(sent) == 2400 and log.dropped == 0
+
+
+def test_log_is_bounded_and_sampled(tmp_path):
+    log = request_log.RequestLog(tmp_path, max_bytes=20_000, file_bytes=5_000, poll_seconds=0.01)
+    for i in range(2000):
+        log.record("m", {"x": np.array([float(i)], np.float32)})
+    log.close()
+    files = request_log.complete_files(tmp_path / "m")
+    assert sum(p.stat().st_size for p in files) <= 20_000 and len(files) >= 3
+    kept = [tf.train.Example.FromString(r).features.feature["x"].float_list.value[0]
+            for r in request_log.read_examples(tmp_path / "m")]
+    assert kept == sorted(kept) and kept[-1] == 1999.0  # the oldest files went, the newest stayed
+
+    sampled = request_log.RequestLog(tmp_path / "s", sample_rate=0.25, poll_seconds=0.01)
+    random.seed(3)
+    for i in range(4000):
+        sampled.record("m", {"x": np.array([float(i)], np.float32)})
+    sampled.close()
+    assert 800 < sampled.logged < 1200
+    with pytest.raises(ValueError, match="sample-rate"):
+        request_log.RequestLog(tmp_path, sample_rate=0.0)
+
+
+def test_stale_partial_of_a_killed_server_is_removed(tmp_path):
+    folder = tmp_path / "titanic"
+    folder.mkdir()
+    dead = folder / ".requests-20260101T000000.000000Z-999999999-000001.tfrecord.partial"
+    dead.write_bytes(b"half a record")
+    mine = folder / f".requests-20260101T000000.000000Z-{os.getpid()}-000001.tfrecord.partial"
+    mine.write_bytes(b"being written")
+    request_log.RequestLog(tmp_path).close()
+    assert not dead.exists() and mine.exists()
