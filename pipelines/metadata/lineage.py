@@ -5,7 +5,9 @@
 For one pushed version (default: the newest): the data span(s) and their files (sha256 now, and whether they
 still match what ExampleGen fingerprinted), the schema, the Transform graph, the training run (strategy,
 seed, epochs, steps), the evaluation metrics and blessing, the baseline it was compared with (and that
-model's span), the code version and the packages it was trained with; and which version is serving.
+model's span), the code version and the packages it was trained with; which version is serving; the span's
+drift against the span before it (DriftCheck), and why it was retrained: what it had that its baseline had not
+(a new span, changed files, code, schema or settings) and how its metrics moved.
 """
 from __future__ import annotations
 
