@@ -25,6 +25,7 @@ import math
 import os
 import random
 import re
+import struct
 import threading
 import time
 from pathlib import Path
@@ -217,13 +218,22 @@ def complete_files(folder) -> List[Path]:
 
 
 def read_examples(folder) -> List[bytes]:
-    """Every logged serialized tf.Example of one model's folder, oldest file first."""
-    import tensorflow as tf
-
-    files = complete_files(folder)
-    if not files:
-        return []
-    return [r.numpy() for r in tf.data.TFRecordDataset([str(p) for p in files])]
+    """Every logged serialized tf.Example of one model's folder, oldest file first. TFRecord framing read
+    directly (8-byte little-endian length, its 4-byte CRC, the data, its CRC): files are renamed into place only
+    when complete, and tf.data would print an OUT_OF_RANGE warning at the end of every file."""
+    records = []
+    for path in complete_files(folder):
+        with open(path, "rb") as f:
+            while True:
+                header = f.read(12)
+                if not header:
+                    break
+                length = struct.unpack("<Q", header[:8])[0] if len(header) == 12 else -1
+                data = f.read(length) if length >= 0 else b""
+                if length < 0 or len(data) != length or len(f.read(4)) != 4:
+                    raise ValueError(f"{path}: truncated TFRecord file (a complete log file never is)")
+                records.append(data)
+    return records
 
 
 def install(log: Optional[RequestLog]) -> None:

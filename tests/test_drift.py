@@ -185,3 +185,16 @@ def test_stale_partial_of_a_killed_server_is_removed(tmp_path):
     mine.write_bytes(b"being written")
     request_log.RequestLog(tmp_path).close()
     assert not dead.exists() and mine.exists()
+
+
+def test_reader_takes_whole_records_and_refuses_a_cut_file(tmp_path):
+    log = request_log.RequestLog(tmp_path, poll_seconds=0.01)
+    for i in range(3):
+        log.record("m", {"x": np.array([float(i)], np.float32)})
+    log.close()
+    (path,) = request_log.complete_files(tmp_path / "m")
+    assert [r for r in request_log.read_examples(tmp_path / "m")] == [
+        r.numpy() for r in tf.data.TFRecordDataset([str(path)])]  # the same records TensorFlow reads
+    path.write_bytes(path.read_bytes()[:-3])
+    with pytest.raises(ValueError, match="truncated TFRecord file"):
+        request_log.read_examples(tmp_path / "m")

@@ -129,7 +129,7 @@ def main(argv=None) -> int:
     cfg = config_lib.from_env()
     try:
         found = skew(args.pipeline, cfg, args.logs, args.version)
-    except (SkewError, FileNotFoundError) as exc:
+    except (SkewError, FileNotFoundError, ValueError) as exc:  # ValueError: a log file cut short by hand
         print(f"error: {exc}", file=sys.stderr)
         return 1
     path = write_report(found, cfg)
