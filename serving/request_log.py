@@ -14,7 +14,8 @@ tf.Examples for the tf.Example signatures. `make skew` reads them (pipelines/met
 - Atomic: a file is written under a hidden name (`.requests-....partial`) and renamed when complete (rotated
   every --log-file-mb or --log-rotate-seconds, and at shutdown), so a reader never sees half a file.
 - Bounded: per model, the oldest complete files are deleted while the folder holds more than --log-max-mb;
-  the queue holds at most MAX_PENDING requests (more are dropped and counted, never waited for).
+  the queue holds at most MAX_PENDING requests and MAX_PENDING_BYTES of their arrays (more are dropped and
+  counted, never waited for).
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ import numpy as np
 
 LOG = logging.getLogger("serving.request_log")
 MAX_PENDING = 100_000
+MAX_PENDING_BYTES = 256 << 20  # of array data waiting for the writer: a flood of large requests is dropped, not held
 FILE_PATTERN = re.compile(r"^requests-\d{8}T\d{6}\.\d{6}Z-\d+-\d+\.tfrecord$")
 _PARTIAL = re.compile(r"^\.requests-.*-(\d+)-\d+\.tfrecord\.partial$")
 
@@ -109,6 +111,8 @@ class RequestLog:
         self.logged = 0  # examples written
         self.dropped = 0  # requests not logged because the queue was full
         self._pending: collections.deque = collections.deque()
+        self._pending_bytes = 0
+        self._bytes_lock = threading.Lock()
         self._open: Dict[str, _OpenFile] = {}
         self._seq = 0
         self._stop = threading.Event()
@@ -122,10 +126,13 @@ class RequestLog:
         holds serialized tf.Examples, logged as they came."""
         if self.sample_rate < 1.0 and random.random() >= self.sample_rate:
             return
-        if len(self._pending) >= MAX_PENDING:
-            self.dropped += 1
-            return
-        self._pending.append((model, arrays, serialized))
+        size = sum(getattr(a, "nbytes", 0) for a in arrays.values())
+        with self._bytes_lock:
+            if len(self._pending) >= MAX_PENDING or self._pending_bytes + size > MAX_PENDING_BYTES:
+                self.dropped += 1
+                return
+            self._pending_bytes += size
+        self._pending.append((model, arrays, serialized, size))
 
     # ---------------------------------------------------------------- the writer thread
     def _run(self) -> None:
@@ -137,7 +144,9 @@ class RequestLog:
 
     def _drain(self) -> None:
         while self._pending:
-            model, arrays, serialized = self._pending.popleft()
+            model, arrays, serialized, size = self._pending.popleft()
+            with self._bytes_lock:
+                self._pending_bytes -= size
             try:
                 records = (list(next(iter(arrays.values()))) if serialized else examples_from_arrays(arrays))
                 self._write(model, records)

@@ -165,6 +165,13 @@ def main(argv=None) -> int:
     for name in ("log_max_mb", "log_file_mb", "log_rotate_seconds"):
         if not getattr(args, name) > 0:
             parser.error(f"--{name.replace('_', '-')} {getattr(args, name)} must be positive")
+    if args.log_requests:  # here, before any worker starts: one clear error instead of one per worker
+        try:
+            args.log_requests.mkdir(parents=True, exist_ok=True)
+            if not os.access(args.log_requests, os.W_OK):
+                raise PermissionError(13, "not writable")
+        except OSError as exc:
+            parser.error(f"--log-requests {args.log_requests}: {exc.strerror or exc}")
     if args.workers > 1:
         return run_workers(args)  # this process only relays: it never imports TensorFlow
     return serve(args)
@@ -182,8 +189,11 @@ def serve(args) -> int:
     if args.log_requests:
         from serving import request_log
 
-        log = request_log.RequestLog(args.log_requests, args.log_sample_rate, int(args.log_max_mb * (1 << 20)),
-                                     int(args.log_file_mb * (1 << 20)), args.log_rotate_seconds)
+        try:
+            log = request_log.RequestLog(args.log_requests, args.log_sample_rate, int(args.log_max_mb * (1 << 20)),
+                                         int(args.log_file_mb * (1 << 20)), args.log_rotate_seconds)
+        except OSError as exc:
+            raise SystemExit(f"error: cannot log requests under {args.log_requests}: {exc.strerror or exc}") from None
         request_log.install(log)
         print(f"logging requests under {args.log_requests} (sample rate {args.log_sample_rate:g}, at most "
               f"{args.log_max_mb:g} MB per model)", flush=True)

@@ -4,6 +4,8 @@ import csv
 import math
 import os
 import random
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -14,6 +16,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 
 from components import drift
 from pipelines import spec as spec_lib
+from pipelines.config import PROJECT_ROOT
 from pipelines.titanic.spec import SPEC
 from serving import request_log
 
@@ -196,3 +199,22 @@ def test_reader_takes_whole_records_and_refuses_a_cut_file(tmp_path):
     path.write_bytes(path.read_bytes()[:-3])
     with pytest.raises(ValueError, match="truncated TFRecord file"):
         request_log.read_examples(tmp_path / "m")
+
+
+def test_a_flood_is_dropped_and_counted_not_held(tmp_path, monkeypatch):
+    monkeypatch.setattr(request_log, "MAX_PENDING_BYTES", 1000)
+    log = request_log.RequestLog(tmp_path, poll_seconds=3600)  # the writer sleeps: everything stays queued
+    big = {"x": np.zeros((1, 150), np.float32)}  # one example of 150 values: 600 bytes
+    log.record("m", big)
+    log.record("m", big)
+    assert log.dropped == 1
+    log.close()
+    assert log.logged == 1 and len(request_log.read_examples(tmp_path / "m")) == 1
+
+
+def test_server_refuses_a_log_folder_it_cannot_write(tmp_path):
+    (tmp_path / "file").write_text("")
+    proc = subprocess.run([sys.executable, "-m", "serving.server", "--serving-root", str(tmp_path), "--workers", "2",
+                           "--log-requests", str(tmp_path / "file" / "logs")], capture_output=True, text=True,
+                          timeout=120, cwd=PROJECT_ROOT)
+    assert proc.returncode == 2 and "--log-requests" in proc.stderr and "Not a directory" in proc.stderr
