@@ -19,9 +19,6 @@ from tfx.types import artifact_utils, standard_artifacts
 SCHEMA_DIFF_FILE = "SchemaDiff.pb"
 
 
-DRIFT_ACTIONS = ("warn", "block", "off")
-
-
 class DataAnomaliesError(RuntimeError):
     """The data does not match the schema; the message lists every anomaly by split and feature."""
 

@@ -21,6 +21,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence
 
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
 
+DRIFT_ACTIONS = ("warn", "block", "off")  # what a drifted span does to the run (DatasetSpec, DRIFT=)
 L_INFINITY = "L-infinity"
 JENSEN_SHANNON = "Jensen-Shannon"
 RESULT_FILE = "drift.json"
@@ -42,6 +43,9 @@ class FeatureDistance:
     @property
     def flagged(self) -> bool:
         return self.distance is None or self.distance > self.threshold
+
+    def as_dict(self) -> dict:
+        return dict(dataclasses.asdict(self), flagged=self.flagged)
 
     def describe(self) -> str:
         if self.distance is None:
@@ -128,6 +132,16 @@ def load_split(statistics_uri: str, split: str) -> statistics_pb2.DatasetFeature
     return load_stats_binary(path)
 
 
+def load_schema(schema_uri: str) -> schema_pb2.Schema:
+    """The schema a SchemaGen / ImportSchemaGen artifact holds (its one .pbtxt file)."""
+    from tensorflow_data_validation import load_schema_text
+
+    files = sorted(f for f in os.listdir(schema_uri) if f.endswith(".pbtxt"))
+    if not files:
+        raise FileNotFoundError(f"no schema .pbtxt in {schema_uri}")
+    return load_schema_text(os.path.join(schema_uri, files[0]))
+
+
 def statistics_of(serialized_examples: Sequence[bytes],
                   schema: Optional[schema_pb2.Schema] = None) -> statistics_pb2.DatasetFeatureStatisticsList:
     """TFDV statistics of serialized tf.Examples, in this process (no Beam): the examples are decoded to an
@@ -195,7 +209,7 @@ def plot_pair(plt, name: str, left: dict, right: dict, left_label: str, right_la
 
 # ------------------------------------------------------------------------------------------- results as JSON
 def to_json(distances: Sequence[FeatureDistance], **context) -> str:
-    return json.dumps({**context, "features": [dict(dataclasses.asdict(d), flagged=d.flagged) for d in distances]},
+    return json.dumps({**context, "features": [d.as_dict() for d in distances]},
                       indent=2, sort_keys=True)
 
 

@@ -10,9 +10,9 @@ Why a Resolver with its own strategy: a component's input channel from Statistic
 statistics only (TFX's compiler gives a producer's output channel every context of the producer, the
 pipeline run's included: tfx/dsl/compiler/compiler.py `_generate_input_spec_for_outputs`), while an unbound
 `Channel(type=ExampleStatistics)` holds every run's. The strategy gets both and picks, from the history, the
-newest statistics of the newest span older than the current one (StatisticsGen copies its Examples' span onto
-the statistics: tfx/components/statistics_gen/executor.py). A re-ingested span (same span number, new files)
-is compared with the span before it, as a first ingestion of it was.
+newest statistics of the newest span older than the current one, reading each statistics' span from the
+Examples it was computed from (see `_input_spans`). A re-ingested span (same span number, new files) is
+compared with the span before it, as a first ingestion of it was.
 """
 
 import json
@@ -33,8 +33,9 @@ CURRENT, HISTORY, HISTORY_EXAMPLES = "current", "history", "history_examples"
 def _input_spans(store, statistics: List[types.Artifact]) -> Dict[int, tuple]:
     """{statistics artifact id: (producer execution type, span, id of the Examples it was computed from)}.
 
-    The span is read from the Examples: TFX 1.16's ExampleGen keeps it as a custom property, which the
-    `span` property StatisticsGen copies from (Examples.span) does not see, so the statistics say span 0."""
+    The span is read from the Examples: TFX 1.16's ExampleGen keeps it as a custom property, while StatisticsGen
+    copies the `span` property (tfx/components/statistics_gen/executor.py: `statistics_artifact.span =
+    examples.span`), which is unset there, so every statistics artifact says span 0."""
     from ml_metadata.proto import metadata_store_pb2
 
     ids = [a.id for a in statistics]
@@ -86,15 +87,6 @@ def previous_span_resolver(statistics_channel) -> resolver.Resolver:
     ).with_id("PreviousSpanStatistics")
 
 
-def _schema(artifact):
-    from tensorflow_data_validation import load_schema_text
-
-    files = [f for f in os.listdir(artifact.uri) if f.endswith(".pbtxt")]
-    if not files:
-        raise FileNotFoundError(f"no schema .pbtxt in {artifact.uri}")
-    return load_schema_text(os.path.join(artifact.uri, files[0]))
-
-
 def _span(examples) -> Optional[int]:
     if examples is None or not examples.has_custom_property("span"):
         return None
@@ -140,7 +132,7 @@ def DriftCheck(
     else:
         current = drift_lib.load_split(statistics.uri, split)
         previous = drift_lib.load_split(previous_statistics.uri, split)
-        distances = drift_lib.compare(current, previous, _schema(schema), limits, "drift")
+        distances = drift_lib.compare(current, previous, drift_lib.load_schema(schema.uri), limits, "drift")
         context.update(previous_span=_span(previous_examples), previous_statistics=previous_statistics.uri,
                        compared=True)
     drift.split_names = artifact_utils.encode_split_names([split])

@@ -32,10 +32,10 @@ import shlex
 from pathlib import Path
 from typing import Mapping, Optional, Tuple
 
+from components.drift import DRIFT_ACTIONS
 from components.layout import PROJECT_ROOT
 from components.strategies import STRATEGIES
 BEAM_MODES = ("in_memory", "multiprocess", "portable")
-DRIFT_ACTIONS = ("warn", "block", "off")
 
 
 class ConfigError(ValueError):

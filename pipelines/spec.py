@@ -5,8 +5,9 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
 
+from components.drift import DRIFT_ACTIONS
+
 PROBLEMS = ("binary", "regression")
-DRIFT_ACTIONS = ("warn", "block", "off")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -111,13 +111,10 @@ def training_inputs(store, pipeline: str, version: str):
     model = results.inputs_of(store, by_version[version][0])["model"][0]
     transform_graph = results.inputs_of(store, producer(store, model))["transform_graph"][0]
     transform_in = results.inputs_of(store, producer(store, transform_graph))
-    examples = transform_in["examples"][0]
-    consumers = [e.execution_id for e in store.get_events_by_artifact_ids([examples.id]) if e.type in results.INPUT_EVENTS]
-    for execution in sorted(store.get_executions_by_id(consumers), key=lambda e: -e.id):
-        if store.get_execution_types_by_id([execution.type_id])[0].name.endswith("StatisticsGen"):
-            found = results.outputs_of(store, execution).get("statistics")
-            if found:
-                return found[0], transform_in["schema"][0]
+    for execution in results.consumers(store, transform_in["examples"][0], "StatisticsGen", "examples"):
+        found = results.outputs_of(store, execution).get("statistics")
+        if found:
+            return found[0], transform_in["schema"][0]
     raise LineageError(f"{pipeline}: no statistics of the data version {version} was trained on")
 
 

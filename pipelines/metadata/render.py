@@ -5,7 +5,17 @@ from __future__ import annotations
 import base64
 import html
 import io
+import os
+from pathlib import Path
 from typing import List, Optional
+
+
+def write_atomically(path: Path, text: str) -> Path:
+    """Writes under a hidden name, then renames: a reader never sees half a page."""
+    tmp = path.parent / f".{path.name}.tmp"
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
 
 
 def pyplot():

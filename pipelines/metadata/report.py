@@ -308,11 +308,7 @@ def write_report(pipeline: str, cfg: Optional[config_lib.PipelineConfig] = None)
             f"<style>{STYLE}</style></head><body><h1>{pipeline}: run {run_id(store, pipeline)}</h1>\n{body}</body></html>")
     folder = cfg.pipeline_root(pipeline) / "reports" / run_id(store, pipeline)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "report.html"
-    tmp = folder / ".report.html.tmp"
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return render.write_atomically(folder / "report.html", page)
 
 
 def main(argv=None) -> int:

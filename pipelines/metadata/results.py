@@ -125,17 +125,23 @@ def validation_failures(evaluation_uri: str) -> List[str]:
     return failures
 
 
+def consumers(store, artifact, kind: str, key: str) -> List[metadata_store_pb2.Execution]:
+    """The executions of a component `kind` (its type name's last part, e.g. "StatisticsGen") that read the
+    artifact as their input `key`, newest first."""
+    ids = [e.execution_id for e in store.get_events_by_artifact_ids([artifact.id]) if e.type in INPUT_EVENTS]
+    found = [e for e in store.get_executions_by_id(ids)
+             if store.get_execution_types_by_id([e.type_id])[0].name.endswith(kind)
+             and artifact.id in {a.id for a in inputs_of(store, e).get(key, [])}]
+    return sorted(found, key=lambda e: -e.id)
+
+
 def drift_of(store, raw_examples) -> Optional[dict]:
     """What DriftCheck found for these Examples (the newest check of them), or None: no spans, or drift off."""
     from components import drift_check
 
-    consumers = [e.execution_id for e in store.get_events_by_artifact_ids([raw_examples.id])
-                 if e.type in INPUT_EVENTS]
     checks = []
-    for execution in store.get_executions_by_id(consumers):
-        if (store.get_execution_types_by_id([execution.type_id])[0].name.endswith("DriftCheck")
-                and raw_examples.id in {a.id for a in inputs_of(store, execution).get("examples", [])}):
-            checks.extend(outputs_of(store, execution).get("drift", []))  # not a check *against* them
+    for execution in consumers(store, raw_examples, "DriftCheck", "examples"):  # not a check *against* them
+        checks.extend(outputs_of(store, execution).get("drift", []))
     if not checks:
         return None
     artifact = max(checks, key=lambda a: a.id)
@@ -143,7 +149,7 @@ def drift_of(store, raw_examples) -> Optional[dict]:
         found = drift_check.read_result(artifact)
     except (OSError, ValueError):
         return None
-    found["features"] = [dict(dataclasses.asdict(d), flagged=d.flagged) for d in found["features"]]
+    found["features"] = [d.as_dict() for d in found["features"]]
     return found
 
 

@@ -16,7 +16,6 @@ Exit status: 0 when it ran (skewed or not), 1 when it could not (no logs, no pus
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import html
 import json
 import os
@@ -30,7 +29,7 @@ from components import layout
 from pipelines import config as config_lib
 from pipelines import registry
 from pipelines.metadata import lineage as lineage_lib
-from pipelines.metadata import results
+from pipelines.metadata import render, results
 
 FEW_EXAMPLES = 100
 SKEWED = 3
@@ -47,7 +46,6 @@ def logs_root(cfg: config_lib.PipelineConfig, logs: Optional[str] = None) -> Pat
 def skew(pipeline: str, cfg: config_lib.PipelineConfig, logs: Optional[str] = None,
          version: Optional[str] = None) -> dict:
     """{pipeline, version, logs, examples, training_statistics, features: [FeatureDistance as dict], ...}."""
-    from tensorflow_data_validation import load_schema_text
     from serving import request_log
 
     spec = registry.get_spec(pipeline)
@@ -68,15 +66,14 @@ def skew(pipeline: str, cfg: config_lib.PipelineConfig, logs: Optional[str] = No
         statistics, schema_artifact = lineage_lib.training_inputs(store, pipeline, version)
     except lineage_lib.LineageError as exc:
         raise SkewError(str(exc)) from None
-    schema_file = next(p for p in sorted(Path(schema_artifact.uri).iterdir()) if p.suffix == ".pbtxt")
-    schema = load_schema_text(str(schema_file))
+    schema = drift_lib.load_schema(schema_artifact.uri)
     training = drift_lib.load_split(statistics.uri, spec.drift_split)
     serving = drift_lib.statistics_of(serialized, schema)
     distances = drift_lib.compare(training, serving, schema, thresholds, "skew")
     return {"pipeline": pipeline, "version": version, "logs": str(folder), "examples": len(serialized),
             "log_files": len(request_log.complete_files(folder)), "training_statistics": statistics.uri,
             "split": spec.drift_split,
-            "features": [dict(dataclasses.asdict(d), flagged=d.flagged) for d in distances],
+            "features": [d.as_dict() for d in distances],
             "_stats": (training, serving)}
 
 
@@ -96,11 +93,8 @@ def write_report(found: dict, cfg: config_lib.PipelineConfig) -> Path:
             f"<p>{found['examples']} logged examples from {found['log_files']} file(s) in "
             f"{html.escape(found['logs'])}; training statistics {html.escape(found['training_statistics'])}.</p>"
             f"{note}<section id=\"skew\">{body}</section></body></html>")
-    for name, text in (("report.html", page), ("skew.json", json.dumps(found, indent=2, sort_keys=True))):
-        tmp = folder / f".{name}.tmp"
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, folder / name)
-    return folder / "report.html"
+    render.write_atomically(folder / "skew.json", json.dumps(found, indent=2, sort_keys=True))
+    return render.write_atomically(folder / "report.html", page)
 
 
 def format_table(found: dict) -> str:
