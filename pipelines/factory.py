@@ -16,7 +16,7 @@ from typing import List, Optional
 import tensorflow_model_analysis as tfma
 # TFX's modules, not `tfx.v1`: importing tfx.v1 also imports its Google Cloud extensions (Vertex AI's SDK),
 # about 7 s of every process start (python -X importtime) for nothing a local or Kubeflow run uses.
-from tfx.components import ExampleValidator, SchemaGen, StatisticsGen, Trainer, Transform
+from tfx.components import ExampleValidator, SchemaGen, StatisticsGen, Trainer
 from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
 from tfx.orchestration import metadata as tfx_metadata
 from tfx.orchestration.pipeline import Pipeline
@@ -26,6 +26,7 @@ from components.anomalies_gate import AnomaliesGate
 from components.drift_check import DriftCheck, previous_span_resolver
 from components.atomic_pusher import AtomicPusher
 from components.baseline_evaluator import Evaluator
+from components.fixed_batch_transform import Transform
 from components import layout
 from components.served_baseline import ServedBaseline
 from components.training import check_keys as check_trainer_keys
