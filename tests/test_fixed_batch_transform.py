@@ -89,9 +89,9 @@ def run_transform(executor_class, transform_run, out_dir, clock_step, monkeypatc
         examples[split] = [tf.train.Example.FromString(r.numpy()).SerializeToString(deterministic=True)
                            for r in tf.data.TFRecordDataset(sorted(files), compression_type="GZIP")]
     graph = outputs["transform_graph"][0].uri
-    vocabularies = {p: tf.io.gfile.GFile(p).read() for p in
-                    sorted(tf.io.gfile.glob(f"{graph}/transform_fn/assets/*"))}
-    return {p.rsplit("/", 1)[-1]: v for p, v in vocabularies.items()}, examples
+    vocabularies = {p.rsplit("/", 1)[-1]: tf.io.gfile.GFile(p).read()
+                    for p in tf.io.gfile.glob(f"{graph}/transform_fn/assets/*")}
+    return vocabularies, examples
 
 
 def changed_features(a, b):
