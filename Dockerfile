@@ -16,7 +16,7 @@ ENV TF_USE_LEGACY_KERAS=1 \
 # Dependencies first (their layer survives code edits): what setup.py declares for the runtime parts, pinned;
 # the `dev` extra (the test tools) stays out of the image.
 COPY constraints.txt setup.py pyproject.toml ./
-RUN mkdir pipelines components data serving && python -m pip install -c constraints.txt ".[serving,spark]" \
+RUN mkdir pipelines components data serving && python -m pip install -c constraints.txt ".[serving,spark,s3]" \
     && python -m pip uninstall -y eat-tf2-tfx && rmdir pipelines components data serving
 
 COPY components ./components

@@ -9,13 +9,22 @@ STAMP := $(VENV)/.installed-stamp
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 1
 
-.PHONY: run test bench bench-pipeline bench-vs-keras bench-serving bench-drift bench-kubeflow bench-scale forecast serve skew kubeflow retrain lineage verify-env data results lock venv clean
+.PHONY: run test test-fast test-full bench bench-pipeline bench-vs-keras bench-serving bench-drift bench-kubeflow bench-scale forecast serve skew kubeflow retrain lineage verify-env data results lock venv clean
 
 run: $(STAMP)
 	$(PY) -m pipelines.runners.run $(PIPELINE)
 
+# Three tiers (README, "Tests"): test-fast (no pipeline run, minutes), test (what CI runs: every guarantee end to
+# end), test-full (+ the slow variants: run it when a change touches setup.py, constraints.txt, the Dockerfile,
+# pipelines/runners/ or Beam code). PYTEST_ARGS: more pytest arguments, e.g. PYTEST_ARGS="-k serving -x"
+test-fast: $(STAMP)
+	TEST_TIER=fast $(PY) -m pytest tests -m "not pipeline and not slow" $(PYTEST_ARGS)
+
 test: $(STAMP)
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests -m "not slow" $(PYTEST_ARGS)
+
+test-full: $(STAMP)
+	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 # Every figure of the speed and quality targets, side by side on this machine (about 45 min); ONLY=titanic,...
 bench: $(STAMP)
@@ -43,7 +52,7 @@ $(STAMP): constraints.txt setup.py pyproject.toml
 	  rm -rf $(VENV); "$$interp" -m venv $(VENV); \
 	fi
 	@echo "==> installing pinned dependencies (constraints.txt) into $(VENV)"
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[serving,spark,dev]" \
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[serving,spark,s3,dev]" \
 	  --config-settings editable_mode=compat
 	@touch $(STAMP)
 

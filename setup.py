@@ -4,7 +4,8 @@ Dockerfile install under it); this file only says *what* is needed, by part:
     pip install -c constraints.txt .                    pipelines, components, data (TFX, Beam, reports)
     pip install -c constraints.txt ".[serving]"         + the TF Serving-compatible server (make serve)
     pip install -c constraints.txt ".[spark]"           + bulk scoring with Spark
-    pip install -c constraints.txt -e ".[serving,spark,dev]"   what `make` installs (dev: the tests)
+    pip install -c constraints.txt ".[s3]"              + s3:// roots (AWS S3, MinIO): TensorFlow and Beam
+    pip install -c constraints.txt -e ".[serving,spark,s3,dev]"   what `make` installs (dev: the tests)
 """
 from setuptools import find_packages, setup
 
@@ -13,7 +14,10 @@ EXTRAS = {
     # than a small model); gRPC and TF Serving's protos come with tfx (tensorflow-serving-api)
     "serving": ["uvicorn", "httptools", "uvloop"],
     "spark": ["pyspark>=3.5,<3.6"],
-    "dev": ["pytest"],
+    # TensorFlow 2.16 has no S3 file system of its own (tensorflow-io registers s3://); Beam's S3 needs boto3
+    "s3": ["tensorflow-io", "apache-beam[aws]"],
+    # moto in server mode is the tests' S3 (what MinIO speaks); flask and flask-cors are its server's
+    "dev": ["pytest", "pytest-timeout", "moto[s3]", "flask", "flask-cors"],
 }
 
 setup(

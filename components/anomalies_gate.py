@@ -13,6 +13,7 @@ from typing import Dict, List, Tuple
 from absl import logging
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx.dsl.component.experimental.annotations import InputArtifact, Parameter
+from tfx.dsl.io import fileio
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import artifact_utils, standard_artifacts
 
@@ -32,7 +33,7 @@ def read_anomalies(artifact: standard_artifacts.ExampleAnomalies) -> Dict[str, a
     found = {}
     for split in artifact_utils.decode_split_names(artifact.split_names):
         path = os.path.join(artifact_utils.get_split_uri([artifact], split), SCHEMA_DIFF_FILE)
-        with open(path, "rb") as f:
+        with fileio.open(path, "rb") as f:  # any file system TensorFlow reads: the run's root may be gs:// or s3://
             found[split] = anomalies_pb2.Anomalies.FromString(f.read())
     return found
 

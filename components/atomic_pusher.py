@@ -1,35 +1,63 @@
-"""A Pusher whose serving directory never holds a partial model version.
+"""A Pusher whose serving directory never holds a partial model version where a model server would load it.
 
-TFX's Pusher copies the SavedModel straight into `<base>/<version>/` (saved_model.pb last), so a model server
-polling the folder, or a crash mid-copy, can meet a half-written version. Here the copy goes to a hidden
-`<base>/.incoming-<version>-*` folder (TF Serving only loads numeric folder names) and becomes `<base>/<version>`
-with one rename. Versions are Unix timestamps as in TFX, bumped past the newest existing one so that two pushes
-in the same second, or a clock that went back, still give a new, larger version. A model identical to the
-newest version (a rerun re-evaluating the same model against itself as baseline) is not pushed a second time.
+TFX's Pusher copies the SavedModel straight into `<base>/<version>/` (saved_model.pb last), with the current Unix
+time as the version. Here:
+
+- On a local file system the copy goes to a hidden `<base>/.incoming-<version>-*` folder (TF Serving only loads
+  numeric folder names) and becomes `<base>/<version>` with one rename: no reader ever sees it partial.
+- On an object store (gs://, s3://, MinIO) there is no rename: a "folder" is a key prefix that exists as soon as
+  its first object does, and TF Serving lists versions by prefix (tensorflow_serving/sources/storage_path/
+  file_system_storage_path_source.cc, PollFileSystemForServable: GetChildren, first path component). The version's
+  files are copied with saved_model.pb last, so every reader that waits for saved_model.pb (this project's server
+  and ServedBaseline: components/layout.py; TF Serving's SavedModel loader, which fails without it) sees the version
+  only whole. TF Serving may try such a folder while it is being copied: the load fails, its
+  AvailabilityPreservingPolicy (model_servers/main.cc:25) keeps the previous version serving, and the load is
+  retried (max_num_load_retries 5, every 60 s: model_servers/server.h:68-69). README, "Kubeflow", says how to
+  avoid even the attempt (a model config that names versions).
+
+Versions are Unix timestamps as in TFX, bumped past the newest existing one so that two pushes in the same second,
+or a clock that went back, still give a new, larger version. A model identical to the newest version (a rerun
+re-evaluating the same model against itself as baseline) is not pushed a second time.
+
+Component
+    inputs      model (Model), model_blessing (ModelBlessing, optional), infra_blessing (optional)
+    outputs     pushed_model (PushedModel): custom properties pushed (0/1), pushed_destination, pushed_version
+    parameters  serving_root (str, may be a runtime parameter): where versions go; or push_destination
+                (PushDestination.filesystem.base_directory) as TFX's Pusher takes it
 """
 from __future__ import annotations
 
 import filecmp
 import os
+import posixpath
 import shutil
 import tempfile
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from absl import logging
 from tfx import types
 from tfx.components.pusher import component as pusher_component
 from tfx.components.pusher import executor as pusher_executor
-from tfx.dsl.components.base import executor_spec
+from tfx.dsl.components.base import base_component, executor_spec
+from tfx.dsl.io import fileio
 from tfx.proto import pusher_pb2
-from tfx.types import artifact_utils, standard_component_specs
+from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
+from tfx.types.component_spec import ExecutionParameter
 from tfx.utils import proto_utils
 
 from components import layout
 
+SERVING_ROOT = "serving_root"
+
+
+def is_remote(path: str) -> bool:
+    return "://" in path
+
 
 def next_version(base: str) -> int:
-    return max([int(time.time())] + [v + 1 for v in layout.version_numbers(base)])
+    files = fileio if is_remote(base) else layout.LocalFiles
+    return max([int(time.time())] + [v + 1 for v in layout.version_numbers(base, files)])
 
 
 def same_tree(a: str, b: str) -> bool:
@@ -40,9 +68,32 @@ def same_tree(a: str, b: str) -> bool:
     return not mismatch and not errors and all(same_tree(os.path.join(a, d), os.path.join(b, d)) for d in cmp.common_dirs)
 
 
+def _files(root: str) -> Dict[str, str]:
+    """{path relative to root: full path} of every file under `root`, through TensorFlow's file systems."""
+    found = {}
+    for folder, _, names in fileio.walk(root):
+        for name in names:
+            full = posixpath.join(folder, name) if is_remote(root) else os.path.join(folder, name)
+            found[os.path.relpath(full, root) if not is_remote(root) else full[len(root.rstrip("/")) + 1:]] = full
+    return found
+
+
+def same_remote_tree(a: str, b: str) -> bool:
+    left, right = _files(a), _files(b)
+    if set(left) != set(right):
+        return False
+    for rel in left:
+        with fileio.open(left[rel], "rb") as f, fileio.open(right[rel], "rb") as g:
+            if f.read() != g.read():
+                return False
+    return True
+
+
 def push_atomically(model_dir: str, base: str) -> str:
     """Copies the SavedModel in `model_dir` to a new version under `base` (unless the newest version already
     holds exactly these files); returns the version's path."""
+    if is_remote(base) or is_remote(model_dir):
+        return _push_to_object_store(model_dir, base)
     os.makedirs(base, exist_ok=True)
     versions = layout.version_numbers(base)
     if versions and same_tree(model_dir, os.path.join(base, str(versions[-1]))):
@@ -57,6 +108,24 @@ def push_atomically(model_dir: str, base: str) -> str:
         os.rename(payload, target)  # atomic on one filesystem; fails rather than merges if target exists
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _push_to_object_store(model_dir: str, base: str) -> str:
+    base = base.rstrip("/")
+    newest = layout.newest_version(base, files=fileio)
+    if newest is not None and same_remote_tree(model_dir, f"{base}/{newest}"):
+        logging.info("Model is identical to serving version %s; not pushing it again.", newest)
+        return f"{base}/{newest}"
+    version = next_version(base)
+    target = f"{base}/{version}"
+    files = _files(model_dir)
+    # saved_model.pb last: a reader that waits for it never loads a partial version (module docstring)
+    for rel in sorted(files, key=lambda r: (r == layout.SAVED_MODEL, r)):
+        destination = f"{target}/{rel.replace(os.sep, '/')}"
+        if not is_remote(destination):
+            os.makedirs(os.path.dirname(destination), exist_ok=True)
+        fileio.copy(files[rel], destination, overwrite=False)
     return target
 
 
@@ -79,16 +148,20 @@ class _PusherInternals:
         self.executor._MarkNotPushed(model_push)  # noqa: SLF001
 
 
+def serving_root(exec_properties: Dict[str, Any]) -> str:
+    if exec_properties.get(SERVING_ROOT):
+        return exec_properties[SERVING_ROOT]
+    destination = pusher_pb2.PushDestination()
+    proto_utils.json_to_proto(exec_properties[standard_component_specs.PUSH_DESTINATION_KEY], destination)
+    if destination.WhichOneof("destination") != "filesystem":
+        raise NotImplementedError(f"push destination {destination.WhichOneof('destination')} is not supported")
+    return destination.filesystem.base_directory
+
+
 class Executor(pusher_executor.Executor):
     def Do(self, input_dict: Dict[str, List[types.Artifact]], output_dict: Dict[str, List[types.Artifact]],
            exec_properties: Dict[str, Any]) -> None:
-        destination = pusher_pb2.PushDestination()
-        proto_utils.json_to_proto(exec_properties[standard_component_specs.PUSH_DESTINATION_KEY], destination)
-        base = destination.filesystem.base_directory
-        if destination.WhichOneof("destination") != "filesystem" or "://" in base:
-            # Object stores have no atomic rename; TFX's own copy (saved_model.pb last) is the best there is.
-            return super().Do(input_dict, output_dict, exec_properties)
-
+        base = serving_root(exec_properties)
         tfx_internals = _PusherInternals(self)
         tfx_internals.log_startup(input_dict, output_dict, exec_properties)
         model_push = artifact_utils.get_single_instance(output_dict[standard_component_specs.PUSHED_MODEL_KEY])
@@ -98,17 +171,32 @@ class Executor(pusher_executor.Executor):
         model_path = self.GetModelPath(input_dict)
         serving_path = push_atomically(model_path, base)
         logging.info("Model written to serving path %s.", serving_path)
-        shutil.copytree(model_path, model_push.uri, dirs_exist_ok=True)  # the archive copy TFX keeps too
-        tfx_internals.mark_pushed(model_push, serving_path, os.path.basename(serving_path))
+        if is_remote(model_push.uri) or is_remote(model_path):
+            for rel, path in sorted(_files(model_path).items()):  # the archive copy TFX keeps too
+                fileio.makedirs(posixpath.dirname(f"{model_push.uri}/{rel}"))
+                fileio.copy(path, f"{model_push.uri}/{rel}", overwrite=True)
+        else:
+            shutil.copytree(model_path, model_push.uri, dirs_exist_ok=True)
+        tfx_internals.mark_pushed(model_push, serving_path, posixpath.basename(serving_path.rstrip("/")))
+
+
+class AtomicPusherSpec(standard_component_specs.PusherSpec):
+    PARAMETERS = {**standard_component_specs.PusherSpec.PARAMETERS,
+                  SERVING_ROOT: ExecutionParameter(type=str, optional=True)}
 
 
 class AtomicPusher(pusher_component.Pusher):
-    """TFX's Pusher with the executor above; the same interface.
+    """See the module docstring: TFX's Pusher's interface, plus `serving_root` (a str or a RuntimeParameter, for
+    a serving root chosen per run)."""
 
-    inputs      model (Model), model_blessing (ModelBlessing, optional), infra_blessing (optional)
-    outputs     pushed_model (PushedModel): custom properties pushed (0/1), pushed_destination, pushed_version
-    parameters  push_destination (PushDestination): a local filesystem base directory gets the atomic push;
-                any other destination TFX's own copy
-    """
-
+    SPEC_CLASS = AtomicPusherSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
+
+    def __init__(self, model: types.BaseChannel, model_blessing: Optional[types.BaseChannel] = None,
+                 serving_root=None, push_destination: Optional[pusher_pb2.PushDestination] = None):
+        if serving_root is None and push_destination is None:
+            raise ValueError("AtomicPusher needs serving_root or push_destination")
+        spec = AtomicPusherSpec(model=model, model_blessing=model_blessing, push_destination=push_destination,
+                                serving_root=serving_root,
+                                pushed_model=types.Channel(type=standard_artifacts.PushedModel))
+        base_component.BaseComponent.__init__(self, spec=spec)

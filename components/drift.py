@@ -126,8 +126,10 @@ def load_split(statistics_uri: str, split: str) -> statistics_pb2.DatasetFeature
     """One split of a StatisticsGen output (its `Split-<name>/FeatureStats.pb`)."""
     from tensorflow_data_validation import load_stats_binary
 
+    from tfx.dsl.io import fileio
+
     path = os.path.join(statistics_uri, f"Split-{split}", STATS_FILE)
-    if not os.path.exists(path) and "://" not in path:
+    if not fileio.exists(path):
         raise FileNotFoundError(f"no statistics for split '{split}' at {path}")
     return load_stats_binary(path)
 
@@ -135,8 +137,9 @@ def load_split(statistics_uri: str, split: str) -> statistics_pb2.DatasetFeature
 def load_schema(schema_uri: str) -> schema_pb2.Schema:
     """The schema a SchemaGen / ImportSchemaGen artifact holds (its one .pbtxt file)."""
     from tensorflow_data_validation import load_schema_text
+    from tfx.dsl.io import fileio
 
-    files = sorted(f for f in os.listdir(schema_uri) if f.endswith(".pbtxt"))
+    files = sorted(f for f in fileio.listdir(schema_uri) if f.endswith(".pbtxt"))
     if not files:
         raise FileNotFoundError(f"no schema .pbtxt in {schema_uri}")
     return load_schema_text(os.path.join(schema_uri, files[0]))

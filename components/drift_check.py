@@ -23,6 +23,7 @@ from tfx import types
 from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
 from tfx.dsl.component.experimental.decorators import component
 from tfx.dsl.components.common import resolver
+from tfx.dsl.io import fileio
 from tfx.types import artifact_utils, channel, standard_artifacts
 
 from components import drift
@@ -99,7 +100,7 @@ def result_path(artifact) -> str:
 
 def read_result(artifact) -> dict:
     """What DriftCheck wrote: {current_span, previous_span, split, compared, features: [FeatureDistance]}."""
-    with open(result_path(artifact)) as f:
+    with fileio.open(result_path(artifact), "r") as f:
         return drift.from_json(f.read())
 
 
@@ -136,8 +137,8 @@ def DriftCheck(
         context.update(previous_span=_span(previous_examples), previous_statistics=previous_statistics.uri,
                        compared=True)
     drift.split_names = artifact_utils.encode_split_names([split])
-    os.makedirs(drift.uri, exist_ok=True)
-    with open(result_path(drift), "w") as f:
+    fileio.makedirs(drift.uri)
+    with fileio.open(result_path(drift), "w") as f:
         f.write(drift_lib.to_json(distances, **context))
     flagged = drift_lib.flagged(distances)
     drift.set_int_custom_property("drifted_features", len(flagged))

@@ -12,7 +12,9 @@ Evaluator and Trainer read a Model artifact with), so the baseline is an ordinar
 and a rollback of the serving folder mid-run cannot pull it away from the Evaluator.
 
 Component
-    inputs      none
+    inputs      candidate (Model, optional): the model about to be judged. Not read; it keys the step in the
+                orchestrators' caches, so a new candidate always gets a fresh look at the serving root (KFP 2.4
+                keys a task on its inputs only: cacheutils/cache.go).
     outputs     model (Model): the served SavedModel, or an empty folder when nothing is served yet (the first
                 run); custom property `served_version` ("" when empty). `holds_model()` tells the two apart.
     parameters  serving_root (str): where the Pusher writes, `<root>/<version>/saved_model.pb`; a local path or
@@ -20,12 +22,13 @@ Component
                 expected_version (str): the newest version when a local run was built. It is part of TFX's
                 cache key, so a local rerun reuses this step (and everything downstream) while the served
                 version is unchanged, and re-runs it once it changed; the executor always reads the serving
-                root itself. On Kubeflow it is "" and the package turns caching off for this step.
+                root itself. On Kubeflow it is "": the package gives this task the run's id as a parameter
+                instead (pipelines/runners/kubeflow.py), so KFP's cache never reuses it.
 """
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from absl import logging
 from tfx import types
@@ -85,7 +88,7 @@ class ServedBaselineSpec(types.ComponentSpec):
         "serving_root": ExecutionParameter(type=str),
         "expected_version": ExecutionParameter(type=str, optional=True),
     }
-    INPUTS: Dict[str, ChannelParameter] = {}
+    INPUTS: Dict[str, ChannelParameter] = {"candidate": ChannelParameter(type=standard_artifacts.Model, optional=True)}
     OUTPUTS = {"model": ChannelParameter(type=standard_artifacts.Model)}
 
 
@@ -95,7 +98,7 @@ class ServedBaseline(base_component.BaseComponent):
     SPEC_CLASS = ServedBaselineSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
-    def __init__(self, serving_root: str, expected_version: str = ""):
+    def __init__(self, serving_root, expected_version: str = "", candidate: Optional[types.BaseChannel] = None):
         super().__init__(spec=ServedBaselineSpec(
-            serving_root=serving_root, expected_version=expected_version,
+            serving_root=serving_root, expected_version=expected_version, candidate=candidate,
             model=types.Channel(type=standard_artifacts.Model)))

@@ -6,6 +6,7 @@ Paths default to folders inside the project checkout, so nothing depends on wher
 |-----------------|---------------------------|-----------------------------------------------------------------|
 | OUTPUT_DIR      | outputs/                  | pipeline roots, ML Metadata, serving directory                  |
 | DATA_DIR        | data/raw/                 | fetched datasets (`<DATA_DIR>/<dataset>/...`)                   |
+| DATA_ROOT       |                           | read this folder instead, as is: not fetched, no manifest       |
 | SERVING_DIR     | $OUTPUT_DIR/serving       | pushed models land in `<SERVING_DIR>/<pipeline>/<version>/`     |
 | STRATEGY        | default                   | default, mirrored, multi_worker_mirrored or tpu                 |
 | SEED            | per dataset (42)          | seeds Python, NumPy, TF and data shuffling                      |
@@ -20,7 +21,7 @@ Paths default to folders inside the project checkout, so nothing depends on wher
 | DRIFT           | per dataset (warn)        | spans: warn on drift, block (stop before training) or off       |
 | BEAM            | in_memory                 | in_memory, multiprocess or portable (pipelines/runners/beam.py) |
 | BEAM_WORKERS    | 2                         | worker processes for multiprocess and portable                  |
-| BEAM_JOB_PORT, BEAM_WORKER_POOL_PORT | 8099, 50000 | portable: the job service's and the worker pool's ports    |
+| BEAM_JOB_PORT, BEAM_WORKER_POOL_PORT | 8099, 50000 | portable: the services' ports (0: free ones, no cache) |
 | BEAM_ARGS       |                           | more Beam pipeline args, space separated; with their own        |
 |                 |                           | --runner=... (Dataflow, Flink, Spark) they replace BEAM's       |
 """
@@ -46,6 +47,7 @@ class ConfigError(ValueError):
 class PipelineConfig:
     output_dir: Path = PROJECT_ROOT / "outputs"
     data_dir: Path = PROJECT_ROOT / "data" / "raw"
+    data_root: Optional[Path] = None  # DATA_ROOT: the folder the run reads, the user's own, never fetched into
     serving_dir: Optional[Path] = None
     strategy: str = "default"
     seed: Optional[int] = None  # None: the dataset spec's own default
@@ -70,6 +72,9 @@ class PipelineConfig:
             raise ConfigError(f"BEAM={self.beam!r} is not one of {', '.join(BEAM_MODES)}")
         if self.beam_workers < 1:
             raise ConfigError(f"BEAM_WORKERS={self.beam_workers} must be a positive integer")
+        for field in ("beam_job_port", "beam_worker_pool_port"):
+            if not 0 <= getattr(self, field) <= 65535:
+                raise ConfigError(f"{field.upper()}={getattr(self, field)} must be a port number (0: a free one)")
         if self.drift is not None and self.drift not in DRIFT_ACTIONS:
             raise ConfigError(f"DRIFT={self.drift!r} is not one of {', '.join(DRIFT_ACTIONS)}")
         if self.strategy not in STRATEGIES:
@@ -95,7 +100,8 @@ class PipelineConfig:
         return Path(self.serving_dir or Path(self.output_dir) / "serving") / name
 
     def dataset_dir(self, dataset: str) -> Path:
-        return Path(self.data_dir) / dataset
+        """The folder a run reads: DATA_ROOT when set, else the fetched dataset under DATA_DIR."""
+        return Path(self.data_root) if self.data_root else Path(self.data_dir) / dataset
 
     def beam_pipeline_args(self) -> list:
         """What every Beam stage runs with: BEAM's arguments, then BEAM_ARGS (alone when they name a runner)."""
@@ -138,7 +144,8 @@ def from_env(env: Optional[Mapping[str, str]] = None, **overrides) -> PipelineCo
     """The defaults, then environment variables, then explicit keyword overrides."""
     env = os.environ if env is None else env
     values = {}
-    for field, var in (("output_dir", "OUTPUT_DIR"), ("data_dir", "DATA_DIR"), ("serving_dir", "SERVING_DIR")):
+    for field, var in (("output_dir", "OUTPUT_DIR"), ("data_dir", "DATA_DIR"), ("serving_dir", "SERVING_DIR"),
+                       ("data_root", "DATA_ROOT")):
         if env.get(var):
             values[field] = Path(env[var]).expanduser().resolve()
     if env.get("STRATEGY"):

@@ -20,7 +20,7 @@ from tfx.components import ExampleValidator, SchemaGen, StatisticsGen, Trainer
 from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
 from tfx.orchestration import metadata as tfx_metadata
 from tfx.orchestration.pipeline import Pipeline
-from tfx.proto import pusher_pb2, trainer_pb2
+from tfx.proto import trainer_pb2
 
 from components.anomalies_gate import AnomaliesGate
 from components.drift_check import DriftCheck, previous_span_resolver
@@ -143,10 +143,11 @@ def trainer_settings(spec: DatasetSpec, config: PipelineConfig) -> dict:
     }
 
 
-def _served_now(serving_root: str) -> str:
+def _served_now(serving_root) -> str:
     """The newest served version, for a local serving root known when the pipeline is built (see
-    components/served_baseline.py: it keys the cache); "" for a remote root, read only when the step runs."""
-    if "://" in serving_root:
+    components/served_baseline.py: it keys the cache); "" for a remote root or a runtime parameter, read only when
+    the step runs."""
+    if not isinstance(serving_root, str) or "://" in serving_root:
         return ""
     version = layout.newest_version(serving_root)
     return "" if version is None else str(version)
@@ -183,34 +184,36 @@ def create_components(spec: DatasetSpec, config: PipelineConfig, data_root=None,
     )
     transform.add_upstream_node(anomalies_gate)
     serving_root = serving_root or str(config.serving_root(spec.name))
-    baseline = ServedBaseline(serving_root=serving_root, expected_version=_served_now(serving_root))
-    trainer = Trainer(
-        run_fn=RUN_FN,
-        examples=transform.outputs["transformed_examples"],
-        transform_graph=transform.outputs["transform_graph"],
-        schema=schema_gen.outputs["schema"],
-        train_args=trainer_pb2.TrainArgs(splits=["train"]),
-        eval_args=trainer_pb2.EvalArgs(splits=["eval"]),
-        custom_config=trainer_settings(spec, config),
-        base_model=baseline.outputs["model"] if config.warm_start else None,
-    )
-    if not config.warm_start:
-        # read the serving root as late as possible: the baseline is what is served when the model is judged
-        baseline.add_upstream_node(trainer)
+
+    def trainer(base_model=None):
+        return Trainer(
+            run_fn=RUN_FN,
+            examples=transform.outputs["transformed_examples"],
+            transform_graph=transform.outputs["transform_graph"],
+            schema=schema_gen.outputs["schema"],
+            train_args=trainer_pb2.TrainArgs(splits=["train"]),
+            eval_args=trainer_pb2.EvalArgs(splits=["eval"]),
+            custom_config=trainer_settings(spec, config),
+            base_model=base_model,
+        )
+
+    # The baseline is read as late as possible, after training: it is what is served when the model is judged.
+    # A warm start needs its weights first, so there it runs before the Trainer.
+    if config.warm_start:
+        baseline = ServedBaseline(serving_root=serving_root, expected_version=_served_now(serving_root))
+        trainer = trainer(base_model=baseline.outputs["model"])
+    else:
+        trainer = trainer()
+        baseline = ServedBaseline(serving_root=serving_root, expected_version=_served_now(serving_root),
+                                  candidate=trainer.outputs["model"])
     evaluator = Evaluator(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
         baseline_model=baseline.outputs["model"],
         eval_config=eval_config(spec, config),
     )
-    pusher = AtomicPusher(
-        model=trainer.outputs["model"],
-        model_blessing=evaluator.outputs["blessing"],
-        push_destination=pusher_pb2.PushDestination(
-            filesystem=pusher_pb2.PushDestination.Filesystem(
-                base_directory=serving_root)
-        ),
-    ).with_id("Pusher")
+    pusher = AtomicPusher(model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
+                          serving_root=serving_root).with_id("Pusher")
     return [example_gen, statistics_gen, schema_gen, example_validator, *drift_nodes, anomalies_gate, transform,
             trainer, baseline, evaluator, pusher]
 

@@ -61,6 +61,16 @@ class Server:
             self.proc.kill()
 
 
+def wait_until(condition, timeout_s: float, what: str, context=lambda: "") -> None:
+    """Polls `condition` until true; past the deadline the test fails saying what it waited for (and `context()`,
+    e.g. the server's last lines): no wait in the suite is without an end."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout_s:.0f} s for {what}; {context()}")
+        time.sleep(0.05)
+
+
 def http(method, url, body=None, raw=None):
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
     request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})

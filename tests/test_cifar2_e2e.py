@@ -20,11 +20,10 @@ def subset(cifar2_subset):
 
 
 @pytest.fixture(scope="module")
-def cfg(tmp_path_factory, subset, run_pipeline):
-    # Bounds off: two epochs on 60 images test the plumbing, not the model (bench/ measures quality).
-    cfg = config_lib.PipelineConfig(output_dir=tmp_path_factory.mktemp("cifar2_e2e"), data_dir=subset.parent,
-                                    epochs=2, batch_size=20, min_auc=0.0, min_ks=0.0)
-    return run_pipeline(SPEC, cfg)
+def cfg(cifar2_run):
+    """The shared cifar2 run on the subset (tests/shared_runs.py: bounds off, two epochs: the plumbing is under test
+    here, quality in bench/)."""
+    return cifar2_run
 
 
 def test_components_ran_and_model_pushed(cfg, assert_every_node_ran_once):
@@ -55,7 +54,8 @@ def test_pushed_model_classifies_jpeg_bytes(cfg, subset, run_python):
     assert out["raw"] == pytest.approx(out["example"], abs=1e-6)
 
 
-def test_corrupt_jpeg_stops_the_run_naming_the_file(cfg, subset, tmp_path):
+def test_corrupt_jpeg_stops_the_run_naming_the_file(cfg, subset, tmp_path, fork):
+    cfg = fork(cfg)
     bad = tmp_path / "cifar2"
     shutil.copytree(subset, bad)
     (bad / "train" / "automobile" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")

@@ -16,14 +16,10 @@ from pipelines.factory import create_pipeline
 
 
 @pytest.fixture(scope="module")
-def cfg(tmp_path_factory, run_pipeline):
-    from data.fetch import fetch
-
-    data = fetch("covid", tmp_path_factory.mktemp("data"), log=lambda m: None)
-    # 30 epochs instead of up to 500 and a loose bound: the plumbing is under test here, quality in bench/.
-    cfg = config_lib.PipelineConfig(output_dir=tmp_path_factory.mktemp("covid_e2e"), data_dir=data.parent,
-                                    epochs=30, max_mspe=100.0)
-    return run_pipeline(SPEC, cfg)
+def cfg(covid_run):
+    """The shared covid run (tests/shared_runs.py: 30 epochs instead of up to 500 and a loose bound, the plumbing
+    is under test here, quality in bench/)."""
+    return covid_run
 
 
 def test_components_ran_and_regression_metrics_were_judged(cfg, assert_every_node_ran_once):
@@ -34,7 +30,8 @@ def test_components_ran_and_regression_metrics_were_judged(cfg, assert_every_nod
     assert {"mean_absolute_error", "mean_squared_error", "mean_squared_percentage_error"} <= set(result.metrics["overall"])
 
 
-def test_a_tight_mspe_bound_blocks_the_push(cfg):
+def test_a_tight_mspe_bound_blocks_the_push(cfg, fork):
+    cfg = fork(cfg)
     before = sorted(os.listdir(cfg.serving_root("covid")))
     strict = cfg.replace(max_mspe=1e-6)
     tfx.orchestration.LocalDagRunner().run(create_pipeline(SPEC, strict))
@@ -45,7 +42,7 @@ def test_a_tight_mspe_bound_blocks_the_push(cfg):
 
 
 def test_forecast_command_writes_100_non_negative_days(cfg):
-    env = dict(os.environ, OUTPUT_DIR=str(cfg.output_dir), DATA_DIR=str(cfg.data_dir))
+    env = dict(os.environ, OUTPUT_DIR=str(cfg.output_dir), DATA_ROOT=str(cfg.data_root))
     proc = subprocess.run([sys.executable, "-m", "pipelines.covid.forecast"], cwd=PROJECT_ROOT, env=env,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

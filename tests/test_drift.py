@@ -7,6 +7,7 @@ import random
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -129,31 +130,47 @@ def test_logged_examples_keep_missing_values_missing():
 
 
 def test_eight_writers_lose_nothing_and_leave_only_whole_files(tmp_path):
+    """While eight threads log, a reader keeps reading every file the log calls complete: each one whole (a cut
+    record would fail TFRecord's framing), until it has read three of them mid-write; then nothing is lost."""
     log = request_log.RequestLog(tmp_path, file_bytes=4096, rotate_seconds=0.2, poll_seconds=0.01)
-    sent = []
+    sent, stop = [], threading.Event()
 
     def client(n):
-        for i in range(150):
-            fare = float(n * 1000 + i)
+        for i in range(20000):  # bounded; the reader stops them far sooner
+            if stop.is_set():
+                return
+            fare = float(n * 100000 + i)
             log.record("titanic", {"Fare": np.array([fare, fare + 0.5], np.float32)})
             sent.extend([fare, fare + 0.5])
+            time.sleep(0.001)
 
     threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
     for t in threads:
         t.start()
-    while any(t.is_alive() for t in threads):
-        # a reader at any moment finds complete files only, whatever is being written
-        for path in request_log.complete_files(tmp_path / "titanic"):
-            assert not path.name.endswith(".partial")
-            for record in tf.data.TFRecordDataset([str(path)]):
-                tf.train.Example.FromString(record.numpy())
+    read_while_writing = set()
+    deadline = time.monotonic() + 120
+    try:
+        while len(read_while_writing) < 3:
+            assert time.monotonic() < deadline, "no three complete log files appeared in 120 s of logging"
+            assert all(t.is_alive() for t in threads), "the writers finished before three files were read"
+            for path in request_log.complete_files(tmp_path / "titanic"):
+                if path not in read_while_writing:
+                    with open(path, "rb") as f:
+                        framed = f.read()
+                    for record in tf.data.TFRecordDataset([str(path)]):  # raises on a cut record
+                        tf.train.Example.FromString(record.numpy())
+                    assert framed and framed == path.read_bytes()  # renamed into place whole, never appended to
+                    read_while_writing.add(path)
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=60)
     log.close()
     assert not [p for p in (tmp_path / "titanic").iterdir() if not request_log.FILE_PATTERN.match(p.name)]
-    files = request_log.complete_files(tmp_path / "titanic")
-    assert len(files) > 1  # rotated by size
     logged = [tf.train.Example.FromString(r).features.feature["Fare"].float_list.value[0]
               for r in request_log.read_examples(tmp_path / "titanic")]
-    assert sorted(logged) == sorted(sent) and log.logged == len(sent) == 2400 and log.dropped == 0
+    assert sorted(logged) == sorted(sent) and log.logged == len(sent) and log.dropped == 0
 
 
 def test_log_is_bounded_and_sampled(tmp_path):

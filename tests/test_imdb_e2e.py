@@ -18,11 +18,10 @@ def subset(imdb_subset):
 
 
 @pytest.fixture(scope="module")
-def cfg(tmp_path_factory, subset, run_pipeline):
-    # Bounds off: two epochs on 400 reviews test the plumbing, not the model (bench/ measures quality).
-    cfg = config_lib.PipelineConfig(output_dir=tmp_path_factory.mktemp("imdb_e2e"), data_dir=subset.parent,
-                                    epochs=2, min_auc=0.0, min_ks=0.0)
-    return run_pipeline(SPEC, cfg)
+def cfg(imdb_run):
+    """The shared imdb run on the subset (tests/shared_runs.py: bounds off, two epochs: the plumbing is under test
+    here, quality in bench/)."""
+    return imdb_run
 
 
 def test_components_ran_and_model_pushed(cfg, assert_every_node_ran_once):
@@ -52,7 +51,8 @@ def test_pushed_model_scores_any_raw_text(cfg, subset, run_python):
     assert out["raw"] == pytest.approx(out["example"], abs=1e-6)
 
 
-def test_malformed_line_stops_the_run_naming_file_and_line(cfg, subset, tmp_path):
+def test_malformed_line_stops_the_run_naming_file_and_line(cfg, subset, tmp_path, fork):
+    cfg = fork(cfg)
     bad = tmp_path / "imdb"
     bad.mkdir()
     lines = (subset / "train.csv").read_text(encoding="utf-8").splitlines(keepends=True)

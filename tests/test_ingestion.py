@@ -49,6 +49,7 @@ def test_good_csv_files_pass_and_a_missing_one_is_named(tmp_path):
         check_split("train", [], str(tmp_path / "nope.csv"))
 
 
+@pytest.mark.pipeline
 @pytest.mark.parametrize("broken, message", [
     ({"test.csv": HEADER}, "eval split: 0 examples in {root}/test.csv"),
     ({"train.csv": b""}, "train split: {root}/train.csv is empty"),
@@ -68,6 +69,7 @@ def test_the_pipeline_stops_at_ingestion_and_trains_nothing(tmp_path, titanic_da
     assert not cfg.serving_root("titanic").exists()
 
 
+@pytest.mark.pipeline
 def test_make_run_prints_the_data_error_last_and_alone_and_still_writes_a_report(tmp_path, titanic_data):
     data = tmp_path / "data"
     shutil.copytree(titanic_data, data / "titanic")
@@ -118,6 +120,7 @@ def test_data_error_finds_the_message_among_tfx_output():
     assert data_error("ValueError: something else\n") is None
 
 
+@pytest.mark.pipeline
 def test_an_empty_review_file_is_named(imdb_subset, tmp_path):
     from pipelines.imdb.spec import SPEC as IMDB
 

@@ -6,30 +6,57 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from pipelines.metadata import results
 from pipelines.config import PROJECT_ROOT
 from pipelines.factory import trainer_settings
 from pipelines.titanic.spec import SPEC
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+pytestmark = pytest.mark.slow  # the longer tier's: two TF processes training together
+
+
+def free_ports(n):
+    """n ports the OS reports free. TensorFlow's gRPC server refuses SO_REUSEPORT (grpc_server_lib.cc sets
+    NoReusePortOption, to detect conflicts), so a port cannot be held for it while it starts: a port taken in
+    between makes a worker fail to bind, and the test then starts both again on new ports (at most 3 times)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def train_on_two_workers(code):
+    for attempt in range(3):
+        cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
+        workers = []
+        for index in range(2):
+            env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
+            workers.append(subprocess.Popen([sys.executable, "-c", code], cwd=PROJECT_ROOT, env=env,
+                                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        try:
+            outputs = [w.communicate(timeout=600)[0] for w in workers]
+        finally:
+            for w in workers:
+                if w.poll() is None:
+                    w.kill()
+                    w.wait()
+        lost_port = any("Address already in use" in o or "Failed to add port" in o for o in outputs)
+        if not lost_port or attempt == 2:
+            return workers, outputs
 
 
 def test_two_workers_train_and_the_chief_exports(titanic_run, tmp_path, run_fn_code):
     store = results.open_store(titanic_run.metadata_path("titanic"))
     _, transform = results.latest_outputs(store, "titanic", "Transform")
     settings = trainer_settings(SPEC, titanic_run.replace(strategy="multi_worker_mirrored", epochs=3))
-    cluster = {"worker": [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]}
     code = run_fn_code(transform, settings, tmp_path / "serving_model", tmp_path / "model_run")
-    workers = []
-    for index in range(2):
-        env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
-        workers.append(subprocess.Popen([sys.executable, "-c", code], cwd=PROJECT_ROOT, env=env,
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-    outputs = [w.communicate(timeout=600)[0] for w in workers]
+    workers, outputs = train_on_two_workers(code)
     assert [w.returncode for w in workers] == [0, 0], "\n".join(o[-3000:] for o in outputs)
 
     chief = json.loads((tmp_path / "model_run" / "training_run.json").read_text())

@@ -7,7 +7,11 @@ container. It is slow (a full TFX install, a few minutes from the package cache)
 import subprocess
 import sys
 
+import pytest
+
 from pipelines.config import PROJECT_ROOT
+
+pytestmark = pytest.mark.slow  # the longer tier's: run it when setup.py, constraints.txt or the Dockerfile change
 
 IMPORT_ALL = r"""
 import importlib, pkgutil, sys

@@ -57,9 +57,8 @@ def listing(cfg):
     return sorted((str(p.relative_to(root)), p.stat().st_mtime_ns) for p in root.rglob("*"))
 
 
-@pytest.fixture(scope="module")
-def cfg(tmp_path_factory):
-    base = tmp_path_factory.mktemp("retrain")
+def new_cfg(tmp_path_factory, name):
+    base = tmp_path_factory.mktemp(name)
     # a training-order change moves AUC by a point or two; this scenario is about the baseline, not noise
     return config_lib.PipelineConfig(output_dir=base / "out", data_dir=base / "data", max_auc_drop=0.05)
 
@@ -68,7 +67,57 @@ def run(cfg):
     tfx.orchestration.LocalDagRunner().run(create_pipeline(SPEC, cfg))
 
 
-def test_spans_baseline_bad_batch_then_good_batch(cfg, titanic_data):
+@pytest.mark.pipeline
+def test_span_1_then_span_2_is_judged_against_the_first_model_and_a_drifted_span_3_is_blocked(
+        tmp_path_factory, titanic_data):
+    """What `make test` keeps of retraining: a first model, a new span trained, judged against it, pushed, with
+    its lineage; then a drifted span stopped before training under DRIFT=block."""
+    cfg = new_cfg(tmp_path_factory, "retrain")
+    write_span(cfg.data_dir, 1, titanic_data)
+    run(cfg)
+    first = results.last_run("titanic", cfg)
+    assert first.blessed and first.pushed
+    assert first.drift["current_span"] == 1 and first.drift["compared"] is False  # nothing before span 1
+    report = lineage.lineage("titanic", cfg)
+    assert report["data"]["span"] == 1 and report["baseline"] is None
+    assert report["why"]["changed"] == ["first model: nothing was serving"]
+
+    span2 = write_span(cfg.data_dir, 2, titanic_data, lambda rows: rows[::-1])
+    run(cfg)
+    good = results.last_run("titanic", cfg)
+    assert good.blessed and good.pushed and good.pushed_version != first.pushed_version
+    assert (good.drift["current_span"], good.drift["previous_span"], good.drift["compared"]) == (2, 1, True)
+    assert flagged(good.drift) == set() and len(good.drift["features"]) == len(SPEC.drift_thresholds)
+    assert sorted(os.listdir(cfg.serving_root("titanic"))) == sorted([first.pushed_version, good.pushed_version])
+    assert "auc" in good.changes["overall"]  # it was compared with a baseline
+    report = lineage.lineage("titanic", cfg)
+    assert report["version"] == good.pushed_version == report["serving_now"]
+    assert report["data"]["span"] == 2 and report["baseline"]["span"] == 1
+    assert report["baseline"]["served_version"] == first.pushed_version == good.baseline_version
+    files = {f["split"]: f for f in report["data"]["files"]}
+    assert files["train"]["sha256"] == hashlib.sha256((span2 / "train.csv").read_bytes()).hexdigest()
+    assert report["why"]["changed"] == ["new span 2 (the baseline was trained on span 1)"]
+
+    # span 3 drifted (older passengers, the other sex): under DRIFT=block the run stops before Transform,
+    # naming exactly those features with distance and threshold; nothing trained, nothing pushed
+    store = results.open_store(cfg.metadata_path("titanic"))
+    before, trainings = listing(cfg), len(results.node_executions(store, "titanic", "Trainer"))
+    write_span(cfg.data_dir, 3, titanic_data, older_and_reversed)
+    with pytest.raises(Exception) as err:
+        run(cfg.replace(drift="block"))
+    message = str(err.value)
+    assert type(err.value).__name__ == "DataDriftError" and "span 3 against span 2" in message, message
+    assert re.search(r"'Age': Jensen-Shannon distance 0\.\d+ > threshold 0\.1\b", message), message
+    assert re.search(r"'Sex': L-infinity distance 0\.\d+ > threshold 0\.1\b", message), message
+    assert not [f for f in SPEC.drift_thresholds if f not in ("Age", "Sex") and f"'{f}'" in message], message
+    assert listing(cfg) == before and len(results.node_executions(store, "titanic", "Trainer")) == trainings
+
+
+@pytest.mark.slow
+def test_spans_baseline_bad_batch_then_good_batch(tmp_path_factory, titanic_data):
+    """The whole story (the longer tier): a bad batch blessed against nothing, its fix re-ingested, warm start,
+    drift under warn shown in the summary, the report and the lineage."""
+    cfg = new_cfg(tmp_path_factory, "retrain_all")
     write_span(cfg.data_dir, 1, titanic_data)
     run(cfg)
     first = results.last_run("titanic", cfg)

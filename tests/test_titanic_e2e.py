@@ -1,7 +1,7 @@
-"""The Titanic pipeline end to end on LocalDagRunner: real components, real Beam, real ML Metadata.
-
-Runs in order: a first run, a rerun (fully cached), a run with an impossible AUC bound (no push), a batch with
-a column missing (stops before training), and a from-scratch rerun in a fresh process (same metrics).
+"""The Titanic pipeline end to end: the session's shared run (started as `make run` starts it: the TFX CLI on the
+local engine, real components, real Beam, real ML Metadata), then, on a private fork of it, a rerun (fully cached),
+a run with an impossible AUC bound (no push) and a batch with a column missing (stops before training); and two
+trainings from scratch in fresh processes on the run's Transform output (the same weights, bit for bit).
 """
 import csv
 import json
@@ -16,6 +16,9 @@ from pipelines.metadata import results
 from pipelines.factory import trainer_settings
 from pipelines.titanic.spec import SPEC
 from pipelines.config import PROJECT_ROOT
+
+import shared_runs
+
 
 @pytest.fixture(scope="module")
 def run(run_pipeline):
@@ -35,6 +38,13 @@ def serving_listing(cfg):
 @pytest.fixture(scope="module")
 def cfg(titanic_run):
     return titanic_run
+
+
+@pytest.fixture(scope="module")
+def forked(titanic_run, tmp_path_factory):
+    """The reruns below go on in order on one private copy of the shared run (its ML Metadata and serving folder),
+    so the shared run, which other tests read, never changes."""
+    return shared_runs.fork(titanic_run, tmp_path_factory.mktemp("titanic_fork"))
 
 
 def test_every_component_ran_and_the_model_was_blessed_and_pushed(cfg, states):
@@ -106,10 +116,11 @@ def test_pushed_model_serves_both_signatures_alike_in_plain_tensorflow(cfg, tita
     assert roc_auc_score(out["labels"], out["example"]) == pytest.approx(result.overall("auc"), abs=0.005)
 
 
-def test_rerun_with_nothing_changed_is_fully_cached(cfg, run, states):
+def test_rerun_with_nothing_changed_is_fully_cached(forked, run, states):
     """The first rerun has one new input: the first model is now served, so ServedBaseline copies it and the
     Evaluator compares the model with itself once (and the Pusher sees it is already serving). From then on all
     is cached."""
+    cfg = forked
     before = serving_listing(cfg)
     run(cfg)
     nodes = list(states(cfg))
@@ -123,7 +134,8 @@ def test_rerun_with_nothing_changed_is_fully_cached(cfg, run, states):
     assert serving_listing(cfg) == before
 
 
-def test_impossible_threshold_blesses_nothing_and_pushes_nothing(cfg, run, states):
+def test_impossible_threshold_blesses_nothing_and_pushes_nothing(forked, run, states):
+    cfg = forked
     before = serving_listing(cfg)
     strict = cfg.replace(min_auc=0.999)
     run(strict)
@@ -136,7 +148,8 @@ def test_impossible_threshold_blesses_nothing_and_pushes_nothing(cfg, run, state
     assert serving_listing(cfg) == before
 
 
-def test_missing_column_stops_before_training(cfg, titanic_data, tmp_path, run, states):
+def test_missing_column_stops_before_training(forked, titanic_data, tmp_path, run, states):
+    cfg = forked
     bad = tmp_path / "titanic"
     bad.mkdir()
     for name in ("train.csv", "test.csv"):
@@ -158,37 +171,39 @@ def test_missing_column_stops_before_training(cfg, titanic_data, tmp_path, run, 
     assert serving_listing(cfg) == before
 
 
-def test_same_seed_from_scratch_gives_the_same_metrics_and_weights(cfg, tmp_path):
-    """Two more runs from nothing, each in a fresh process through the runner file the TFX CLI uses: the same
-    metrics as this module's run, and bit for bit the same weights as each other (CPU, op determinism on).
-    (Against a run inside this long-lived test process the weights agree to the last float bit or so only.)"""
-    import subprocess
-
+def _trained_weights(model_dir: Path) -> dict:
     import tensorflow as tf
 
-    runs = []
-    for name in ("again", "and_again"):
-        out = tmp_path / name
-        env = dict(os.environ, OUTPUT_DIR=str(out), DATA_DIR=str(cfg.data_dir), ENABLE_CACHE="0")
-        proc = subprocess.run([sys.executable, str(PROJECT_ROOT / "pipelines" / "titanic" / "local_runner.py")],
-                              cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=900)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        runs.append(results.last_run("titanic", cfg.replace(output_dir=out)))
-    first = results.last_run("titanic", cfg)
-    assert runs[0].metrics == runs[1].metrics == first.metrics
-
-    readers = [tf.train.load_checkpoint(str(Path(r.model_uri) / "Format-Serving" / "variables" / "variables"))
-               for r in runs]
-    names = sorted(readers[0].get_variable_to_shape_map())
-    assert names == sorted(readers[1].get_variable_to_shape_map()) and len(names) > 10
-    for name in names:
+    reader = tf.train.load_checkpoint(str(model_dir / "variables" / "variables"))
+    weights = {}
+    for name in sorted(reader.get_variable_to_shape_map()):
         if name == "_CHECKPOINTABLE_OBJECT_GRAPH":  # the object structure, not a weight
             continue
-        a, b = readers[0].get_tensor(name), readers[1].get_tensor(name)
-        if isinstance(a, bytes):  # string values (e.g. lookup table keys)
-            assert a == b, name
-        else:
-            assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), name
+        value = reader.get_tensor(name)
+        weights[name] = value if isinstance(value, bytes) else (value.dtype.str, value.tobytes())
+    return weights
+
+
+def test_same_seed_from_scratch_gives_the_same_weights_bit_for_bit(cfg, tmp_path, run_python, run_fn_code):
+    """Two more trainings from nothing, each in a fresh process, with the run's own Trainer settings on its
+    Transform output: the same loss curve and bit for bit the same weights as each other and as the shared run's
+    model (which `make run` also trained in a fresh process; CPU, op determinism on)."""
+    store = results.open_store(cfg.metadata_path("titanic"))
+    _, transform = results.latest_outputs(store, "titanic", "Transform")
+    _, trainer = results.latest_outputs(store, "titanic", "Trainer")
+    settings = trainer_settings(SPEC, cfg)
+    for name in ("again", "and_again"):
+        proc = run_python(run_fn_code(transform, settings, tmp_path / name / "model", tmp_path / name / "run"))
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    shared_model = Path(trainer["model"][0].uri) / "Format-Serving"
+    shared_record = json.loads((Path(trainer["model_run"][0].uri) / "training_run.json").read_text())
+    weights = [_trained_weights(tmp_path / name / "model") for name in ("again", "and_again")]
+    assert len(weights[0]) > 10
+    assert weights[0] == weights[1] == _trained_weights(shared_model)
+    for name in ("again", "and_again"):
+        record = json.loads((tmp_path / name / "run" / "training_run.json").read_text())
+        assert record["history"] == shared_record["history"]
+
 
 def test_trainer_run_fn_trains_on_two_mirrored_replicas(cfg, tmp_path, run_python, run_fn_code):
     """The real run_fn on this pipeline's transformed examples, under `mirrored` with two logical CPUs."""

@@ -112,7 +112,7 @@ def main(argv=None) -> int:
         path = model_dir(cfg, args.version)
         from data.fetch import fetch
 
-        data_file = fetch(SPEC.dataset, cfg.data_dir) / FILE_NAME
+        data_file = (Path(cfg.data_root) if cfg.data_root else fetch(SPEC.dataset, cfg.data_dir)) / FILE_NAME
         dates, daily = daily_increments(read_series(str(data_file), "date", features.COLUMNS))
     except (ForecastError, config_lib.ConfigError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)

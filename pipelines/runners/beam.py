@@ -15,6 +15,9 @@ Portable mode starts both services for the run and stops them when it ends, on f
 is the leader of its own process group, which holds the workers it starts, and the whole group is terminated
 (then killed). Their ports are fixed (BEAM_JOB_PORT 8099, BEAM_WORKER_POOL_PORT 50000, Beam's own defaults)
 because TFX's cache key includes the Beam arguments: ports that changed per run would make nothing cacheable.
+Port 0 asks for free ports instead (nothing of such a run is reused by the next): each is taken from the OS and
+held, with SO_REUSEPORT, until the service has bound it too (Beam's gRPC servers bind with SO_REUSEPORT, gRPC's
+default on Linux), so no other program can take it in between.
 """
 from __future__ import annotations
 
@@ -117,17 +120,45 @@ def _group_alive(pgid: int) -> bool:
         return True
 
 
+def hold_free_port() -> socket.socket:
+    """A socket bound to a free loopback port with SO_REUSEPORT and not listening: the port stays ours until the
+    socket is closed, and a gRPC server (which binds with SO_REUSEPORT) can bind it meanwhile."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(("localhost", 0))
+    return sock
+
+
 @contextlib.contextmanager
 def portable_services(job_port: int, worker_pool_port: int, log_dir: Path, env: Optional[Dict[str, str]] = None,
                       worker_python_dir: Optional[Path] = None) -> Iterator[Dict[str, int]]:
     """Beam's Python job service and external worker pool, for the duration of the block.
 
-    Yields {"job_service": pid, "worker_pool": pid}. Both leave logs in `log_dir`. SIGTERM (a CI cancelling the
-    run) is turned into the same unwinding as Ctrl-C, so the services never outlive the run."""
+    Yields {"job_service": pid, "worker_pool": pid, "job_port": port, "worker_pool_port": port} (port 0 given:
+    the free port taken). Both leave logs in `log_dir`. SIGTERM (a CI cancelling the run) is turned into the same
+    unwinding as Ctrl-C, so the services never outlive the run."""
+    held: Dict[int, socket.socket] = {}
+    ports = []
     for port, var in ((job_port, "BEAM_JOB_PORT"), (worker_pool_port, "BEAM_WORKER_POOL_PORT")):
-        if not _port_free(port):
+        if port == 0:
+            sock = hold_free_port()
+            port = sock.getsockname()[1]
+            held[port] = sock
+        elif not _port_free(port):
             raise BeamServiceError(f"port {port} is in use (another portable run, or another service): "
                                    f"set {var} to a free port")
+        ports.append(port)
+    try:
+        with _services(ports[0], ports[1], log_dir, env, worker_python_dir, held) as pids:
+            yield {**pids, "job_port": ports[0], "worker_pool_port": ports[1]}
+    finally:
+        for sock in held.values():
+            sock.close()
+
+
+@contextlib.contextmanager
+def _services(job_port: int, worker_pool_port: int, log_dir: Path, env: Optional[Dict[str, str]],
+              worker_python_dir: Optional[Path], held: Dict[int, socket.socket]) -> Iterator[Dict[str, int]]:
     env = worker_env(env, worker_python_dir)
     # The services and workers run in the log folder, not the checkout: `python -c` puts its folder on sys.path,
     # and a worker must find the project because it is installed, as on a cluster, not by accident.
@@ -149,6 +180,8 @@ def portable_services(job_port: int, worker_pool_port: int, log_dir: Path, env: 
                                         cwd=log_dir)
             started.append(proc)
             _wait_listening(port, proc, name, log)
+            if port in held:  # the service has bound it: ours can go
+                held.pop(port).close()
         yield {"job_service": started[0].pid, "worker_pool": started[1].pid}
     finally:
         for proc in reversed(started):

@@ -8,12 +8,16 @@
    implemented").
 2. Placeholders: in a container's command and args, KFP's launcher substitutes only `{{$}}` and the input/output
    artifact `.uri`/`.path`, input parameter and output parameter `.output_file` placeholders of the component's
-   own inputs and outputs (backend/src/v2/component/launcher_v2.go, getPlaceholders); in a task's constant
-   parameters, the driver substitutes the pipeline/task name and id placeholders. Anything else reaches the
-   program as literal text.
+   own inputs and outputs (backend/src/v2/component/launcher_v2.go, getPlaceholders 736-820); in a task's
+   constant parameters, KFP 2.5's driver replaces a constant that is exactly one of five job and task
+   placeholders (driver/driver.go:1640-1655) and 2.4's none; `{{$.pipeline_root}}` is replaced by neither.
+   Anything else reaches the program as literal text. The `kfp_` parameters the package adds for KFP's cache are
+   consumed by the entrypoint (pipelines/runners/kfp_entrypoint.py), where literal text is harmless.
 3. References: a task's `componentInputParameter` must be a pipeline parameter (the run's runtime config sets
    it, or its default does), a `taskOutputArtifact` an output of a task that exists.
 4. Leaks: no path of the machine that compiled it (the checkout) may appear: it does not exist in the image.
+5. The Kubernetes platform spec (a second YAML document, kfp-kubernetes' format) must parse as KFP's PlatformSpec
+   and name executors that exist.
 """
 from __future__ import annotations
 
@@ -21,10 +25,13 @@ import re
 from typing import Iterable, List
 
 PLACEHOLDER = re.compile(r"\{\{\$[^}]*\}\}|\{\{[^}]*\}\}")
-# resolved by KFP's driver in a task's constant parameters: the pipeline job and task placeholders kfp's own
-# DSL offers (kfp/dsl/__init__.py: PIPELINE_JOB_NAME_PLACEHOLDER ... PIPELINE_ROOT_PLACEHOLDER)
-DRIVER_PLACEHOLDERS = {"{{$.pipeline_job_name}}", "{{$.pipeline_job_resource_name}}", "{{$.pipeline_job_uuid}}",
-                       "{{$.pipeline_task_name}}", "{{$.pipeline_task_uuid}}", "{{$.pipeline_root}}"}
+# replaced by KFP's driver in a task's constant parameters, when the constant is exactly one of them
+DRIVER_PLACEHOLDERS = {
+    "2.4": set(),
+    "2.5": {"{{$.pipeline_job_name}}", "{{$.pipeline_job_resource_name}}", "{{$.pipeline_job_uuid}}",
+            "{{$.pipeline_task_name}}", "{{$.pipeline_task_uuid}}"},
+}
+OWN_PARAMETER_PREFIX = "kfp_"
 IMPLEMENTED_EXECUTORS = ("container", "importer")
 
 
@@ -54,8 +61,11 @@ def _strings(value) -> Iterable[str]:
             yield from _strings(v)
 
 
-def problems(spec: dict, forbidden_paths: Iterable[str] = ()) -> List[str]:
+def problems(spec: dict, forbidden_paths: Iterable[str] = (), kfp_version: str = "2.5") -> List[str]:
+    """Everything the backend of `kfp_version` would refuse or fail on; `spec["_platform"]` is the platform
+    spec document, when the package has one."""
     found: List[str] = []
+    resolved = DRIVER_PLACEHOLDERS[kfp_version]
     components = spec.get("components", {})
     executors = spec.get("deploymentSpec", {}).get("executors", {})
     root = spec.get("root", {})
@@ -90,11 +100,14 @@ def problems(spec: dict, forbidden_paths: Iterable[str] = ()) -> List[str]:
             if "componentInputParameter" in value and value["componentInputParameter"] not in pipeline_parameters:
                 found.append(f"task {task_name!r}: parameter {name!r} reads pipeline parameter "
                              f"{value['componentInputParameter']!r}, which the pipeline does not declare")
+            constant = value.get("runtimeValue", {}).get("constant")
+            if name.startswith(OWN_PARAMETER_PREFIX) or constant in resolved:
+                continue
             for text in _strings(value.get("runtimeValue", {})):
                 for placeholder in PLACEHOLDER.findall(text):
-                    if placeholder not in DRIVER_PLACEHOLDERS:
-                        found.append(f"task {task_name!r}: parameter {name!r} holds placeholder {placeholder}, "
-                                     f"which neither KFP's driver nor the runtime config resolves")
+                    found.append(f"task {task_name!r}: parameter {name!r} holds placeholder {placeholder}, "
+                                 f"which KFP {kfp_version}'s driver does not replace (it replaces only a constant "
+                                 f"that is exactly one of {sorted(resolved) or 'none'})")
         for name, value in sorted(inputs.get("artifacts", {}).items()):
             source = value.get("taskOutputArtifact")
             if source is None:
@@ -105,7 +118,19 @@ def problems(spec: dict, forbidden_paths: Iterable[str] = ()) -> List[str]:
             if source.get("outputArtifactKey") not in outputs:
                 found.append(f"task {task_name!r}: input artifact {name!r} comes from "
                              f"{source.get('producerTask')}.{source.get('outputArtifactKey')}, which does not exist")
-    text = "\n".join(_strings(spec))
+    platform = spec.get("_platform") or {}
+    if platform:
+        from google.protobuf import json_format
+        from kfp.pipeline_spec import pipeline_spec_pb2
+
+        try:
+            json_format.ParseDict(platform, pipeline_spec_pb2.PlatformSpec())
+        except json_format.ParseError as exc:
+            found.append(f"the platform spec does not parse as KFP's PlatformSpec: {exc}")
+        named = platform.get("platforms", {}).get("kubernetes", {}).get("deploymentSpec", {}).get("executors", {})
+        for label in sorted(set(named) - set(executors)):
+            found.append(f"the platform spec configures executor {label!r}, which the package does not have")
+    text = "\n".join(_strings({k: v for k, v in spec.items() if k != "_platform"}))
     for path in forbidden_paths:
         if path and path in text:
             found.append(f"the package holds the path {path!r} of the machine that compiled it")

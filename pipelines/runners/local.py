@@ -25,10 +25,16 @@ def run_local(spec: DatasetSpec, config=None) -> None:
     with contextlib.ExitStack() as services:
         if config.beam == "portable" and not any(a.startswith("--runner") for a in config.beam_args):
             log_dir = config.pipeline_root(spec.name) / "logs" / "beam"
-            pids = services.enter_context(beam.portable_services(
+            started = services.enter_context(beam.portable_services(
                 config.beam_job_port, config.beam_worker_pool_port, log_dir))
-            print(f"[{spec.name}] Beam: job service (pid {pids['job_service']}) on port {config.beam_job_port}, "
-                  f"{config.beam_workers} SDK workers from the pool (pid {pids['worker_pool']}) on port "
+            if (started["job_port"], started["worker_pool_port"]) != (config.beam_job_port,
+                                                                     config.beam_worker_pool_port):
+                # free ports taken for port 0: the Beam stages must be sent there
+                config = config.replace(beam_job_port=started["job_port"],
+                                        beam_worker_pool_port=started["worker_pool_port"])
+                pipeline = create_pipeline(spec, config)
+            print(f"[{spec.name}] Beam: job service (pid {started['job_service']}) on port {config.beam_job_port}, "
+                  f"{config.beam_workers} SDK workers from the pool (pid {started['worker_pool']}) on port "
                   f"{config.beam_worker_pool_port}; logs in {log_dir}", flush=True)
         progress = Progress(spec.name, str(config.metadata_path(spec.name)))
         progress.start()

@@ -169,13 +169,21 @@ def main(argv=None) -> int:
     spec = registry.get_spec(args.pipeline)
     total = time.monotonic()
 
-    started = _step(f"data: {spec.dataset}")
-    try:
-        fetch(spec.dataset, cfg.data_dir)
-    except (FetchError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    _done(started)
+    if cfg.data_root:
+        # the user's own folder: read where it is, never copied or checked against a manifest (lineage records
+        # the sha256 of every file the run read)
+        print(f"\n==> data: {cfg.data_root} (DATA_ROOT, read as is)", flush=True)
+        if not Path(cfg.data_root).is_dir():
+            print(f"error: DATA_ROOT={cfg.data_root} is not a folder", file=sys.stderr)
+            return 1
+    else:
+        started = _step(f"data: {spec.dataset}")
+        try:
+            fetch(spec.dataset, cfg.data_dir)
+        except (FetchError, OSError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        _done(started)
 
     log_file = log_path(args.pipeline, cfg)
     rc = run_via_cli(args.pipeline, cfg, log_file)
