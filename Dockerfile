@@ -25,3 +25,15 @@ COPY pipelines ./pipelines
 COPY serving ./serving
 RUN python -m pip install --no-deps -c constraints.txt -e . --config-settings editable_mode=compat \
     && python -c "import tfx.v1, pipelines.factory, components.trainer, serving.server"
+
+# Run as a user without privileges (clusters with the "restricted" Pod Security Standard refuse root pods). The
+# code and the installed packages stay root's, read-only to it; it writes only where a task must: its HOME, /tmp
+# (Beam's and TensorFlow's temporary files, the launcher's /tmp/kfp_outputs), and the folders KFP's launcher
+# downloads input artifacts into (/gcs, /minio, /s3, /oci: backend/src/v2/component/launcher_v2.go LocalPathForURI).
+# A numeric USER lets Kubernetes check runAsNonRoot without reading /etc/passwd.
+RUN useradd --uid 10001 --user-group --home-dir /home/app --create-home --shell /usr/sbin/nologin app \
+    && mkdir -p /gcs /minio /s3 /oci && chown 10001:10001 /gcs /minio /s3 /oci \
+    && python -m compileall -q /app/components /app/data /app/pipelines /app/serving \
+    && chmod -R a-w,a+rX /app
+ENV HOME=/home/app
+USER 10001:10001

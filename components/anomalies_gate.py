@@ -17,14 +17,16 @@ from tfx.dsl.io import fileio
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import artifact_utils, standard_artifacts
 
+from components.data_errors import DataError
+
 SCHEMA_DIFF_FILE = "SchemaDiff.pb"
 
 
-class DataAnomaliesError(RuntimeError):
+class DataAnomaliesError(DataError):
     """The data does not match the schema; the message lists every anomaly by split and feature."""
 
 
-class DataDriftError(RuntimeError):
+class DataDriftError(DataError):
     """The new span drifted from the previous one and drift blocks this dataset; names feature, distance and
     threshold."""
 

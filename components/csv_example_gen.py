@@ -24,11 +24,13 @@ from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
+from components.data_errors import DataError
+
 BOM = b"\xef\xbb\xbf"
 _HEAD_BYTES = 1 << 16
 
 
-class CsvInputError(ValueError):
+class CsvInputError(DataError):
     """A CSV file TFX's reader would misread; the message names split, file and the problem."""
 
 

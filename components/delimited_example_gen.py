@@ -24,10 +24,12 @@ from tfx.types import standard_component_specs
 
 from components import example_gen_config
 
+from components.data_errors import DataError
+
 TYPES = ("int", "float", "string")
 
 
-class InvalidLineError(ValueError):
+class InvalidLineError(DataError):
     """A line of an input file does not fit the declared columns; the message is `file:line: why`."""
 
 

@@ -36,8 +36,9 @@ def export_serving_model(model, tft_output, settings, export_dir: str) -> None:
     """The signatures of components/signatures.py over the same transform graph and model: raw features
     (`serving_default`, also named `serving_raw`: one tensor per raw feature, a value per example ([batch]), or
     for features with more values their shape ([batch, *shape], or settings.raw_shapes)); serialized
-    tf.Examples (`serving_examples`, for TFMA); and for a binary classifier TF Serving's `classify` and
-    `regress`."""
+    tf.Examples (`serving_examples`, for TFMA); for a classifier TF Serving's `classify` (`scores` per class,
+    `classes` their names: settings.label_classes, or "0", "1"), and for a binary one `regress` too. A multi-class
+    model's raw signature answers with `scores` and `classes` as classify does."""
     model.tft_layer = tft_output.transform_features_layer()
     raw_spec = tft_output.raw_feature_spec()
     missing = [k for k in settings.raw_feature_keys if k not in raw_spec]
@@ -65,25 +66,39 @@ def export_serving_model(model, tft_output, settings, export_dir: str) -> None:
         raw = {k: _raw_to_transform_input(features[k], spec[k]) for k in spec}
         return {output: model(model.tft_layer(raw), training=False)}
 
-    raw_fn = serve_raw.get_concrete_function()
+    classes = [str(c) for c in settings.label_classes] or ["0", "1"]
+
+    def classify_outputs(p):
+        """TF Serving's classify convention: `scores` one per class, `classes` their names, for every example."""
+        scores = tf.stack([1.0 - tf.reshape(p, [-1]), tf.reshape(p, [-1])], axis=1) if output == "probability" else p
+        names = tf.tile(tf.constant([classes]), [tf.shape(scores)[0], 1])
+        return {"scores": scores, "classes": names}
+
+    if output == "probabilities":  # multi-class: the raw signature answers as classify does
+        @tf.function(input_signature=[{k: tf.TensorSpec(json_shape(k, s), s.dtype, name=k) for k, s in spec.items()}])
+        def serve_raw_classes(features):
+            return classify_outputs(serve_raw(features)[output])
+
+        raw_fn = serve_raw_classes.get_concrete_function()
+    else:
+        raw_fn = serve_raw.get_concrete_function()
     exported = {layout.DEFAULT_SIGNATURE: raw_fn, layout.RAW_SIGNATURE: raw_fn,
                 layout.EXAMPLES_SIGNATURE: serve_examples.get_concrete_function()}
     methods = {}
-    if output == "probability":  # a binary classifier: P(class 1) per example
+    if output in ("probability", "probabilities"):  # classifiers: TF Serving's Classify
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=signatures.METHOD_INPUT)])
         def classify(serialized):
-            p = tf.reshape(serve_examples(serialized)[output], [-1])
-            scores = tf.stack([1.0 - p, p], axis=1)
-            classes = tf.tile(tf.constant([["0", "1"]]), [tf.shape(p)[0], 1])
-            return {"classes": classes, "scores": scores}
+            return classify_outputs(serve_examples(serialized)[output])
 
+        exported[layout.CLASSIFY_SIGNATURE] = classify.get_concrete_function()
+        methods[layout.CLASSIFY_SIGNATURE] = signatures.CLASSIFY_METHOD
+    if output == "probability":  # a binary classifier's P(class 1), as TF Serving's Regress gives one value each
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=signatures.METHOD_INPUT)])
         def regress(serialized):
             return {"outputs": tf.reshape(serve_examples(serialized)[output], [-1])}
 
-        exported[layout.CLASSIFY_SIGNATURE] = classify.get_concrete_function()
         exported[layout.REGRESS_SIGNATURE] = regress.get_concrete_function()
-        methods = {layout.CLASSIFY_SIGNATURE: signatures.CLASSIFY_METHOD, layout.REGRESS_SIGNATURE: signatures.REGRESS_METHOD}
+        methods[layout.REGRESS_SIGNATURE] = signatures.REGRESS_METHOD
     tf.saved_model.save(model, export_dir, signatures=exported)
     if methods:
         signatures.set_method_names(export_dir, methods)

@@ -1,4 +1,4 @@
-"""The book's nine feature-column kinds (chapter 5-2) as one declarative spec.
+"""The book's nine feature-column kinds (chapter 5-2) as one declarative spec, and free text.
 
 A spec is a list of *model columns* (Numeric, Indicator, Embedding); Indicator and Embedding wrap a
 *categorical column* (Bucketized, CategoricalIdentity, VocabularyList, VocabularyFile, HashBucket, Crossed), as
@@ -145,7 +145,29 @@ class Embedding:
         return self.categorical.name
 
 
-ModelColumn = Union[Numeric, Indicator, Embedding]
+@dataclasses.dataclass(frozen=True)
+class Text:
+    """Free text: lower-cased, punctuation removed, split on spaces; the `vocab_size` most frequent tokens of the
+    training data (one tf.Transform vocabulary) become ids, the first `max_tokens` of each value kept; the model
+    averages their trainable `dimension`-wide embeddings (a bag of words)."""
+
+    key: str
+    vocab_size: int = 20000
+    max_tokens: int = 100
+    dimension: int = 16
+
+    @property
+    def name(self) -> str:
+        return f"{self.key}_tokens"
+
+    @property
+    def vocab_filename(self) -> str:
+        return f"vocab_{self.key}_tokens"
+
+
+TEXT_PAD_ID, TEXT_OOV_ID = 0, 1  # vocabulary token i gets id i + 2
+
+ModelColumn = Union[Numeric, Indicator, Embedding, Text]
 
 
 def raw_keys(spec: Sequence[ModelColumn]) -> List[str]:
@@ -153,7 +175,10 @@ def raw_keys(spec: Sequence[ModelColumn]) -> List[str]:
     keys: List[str] = []
 
     def visit(col):
-        if isinstance(col, (Indicator, Embedding)):
+        if isinstance(col, Text):
+            if col.key not in keys:
+                keys.append(col.key)
+        elif isinstance(col, (Indicator, Embedding)):
             visit(col.categorical)
         elif isinstance(col, Crossed):
             for c in col.columns:
@@ -289,12 +314,32 @@ class _TransformBuilder:
         raise TypeError(f"not a categorical column: {col!r}")
 
 
+def _text_ids(col: Text, raw) -> tf.Tensor:
+    """[batch, max_tokens] int64: vocabulary ids shifted past PAD and OOV, unknown tokens -> OOV, then padding."""
+    text = tf.strings.lower(_densify(raw, "") if raw.dtype == tf.string else _as_string(raw), encoding="utf-8")
+    text = tf.strings.regex_replace(text, r"[^\w\s]", " ")
+    tokens = tf.strings.split(text)
+    vocabulary = tft.vocabulary(tokens.to_sparse(), top_k=col.vocab_size, vocab_filename=col.vocab_filename)
+    kept = tokens[:, :col.max_tokens].to_sparse()
+    looked_up = tft.apply_vocabulary(kept, vocabulary, default_value=-1)
+    values = tf.where(looked_up.values < 0, tf.constant(TEXT_OOV_ID, tf.int64), looked_up.values + 2)
+    sparse = tf.SparseTensor(looked_up.indices, values, looked_up.dense_shape)
+    batch = tf.shape(tokens.row_lengths(), out_type=tf.int64)[0]
+    padded = tf.sparse.to_dense(tf.sparse.reset_shape(sparse, tf.stack([batch, col.max_tokens])),
+                                default_value=TEXT_PAD_ID)
+    return tf.reshape(padded, [-1, col.max_tokens])
+
+
 def transform(spec: Sequence[ModelColumn], raw: Dict[str, Union[tf.Tensor, tf.SparseTensor]]) -> Dict[str, tf.Tensor]:
-    """tf.Transform outputs for the spec: floats for numeric columns, int64 ids for categorical ones."""
+    """tf.Transform outputs for the spec: floats for numeric columns, int64 ids for categorical ones, [batch,
+    max_tokens] ids for text."""
     builder = _TransformBuilder(raw)
     outputs: Dict[str, tf.Tensor] = {}
+    texts: Dict[str, tf.Tensor] = {}
     for col in spec:
-        if isinstance(col, Numeric):
+        if isinstance(col, Text):
+            texts[col.name] = _text_ids(col, builder.raw(col.key))
+        elif isinstance(col, Numeric):
             outputs.update(builder.numeric(col))
         elif isinstance(col, (Indicator, Embedding)):
             outputs[col.name] = builder.ids(col.categorical)
@@ -303,7 +348,7 @@ def transform(spec: Sequence[ModelColumn], raw: Dict[str, Union[tf.Tensor, tf.Sp
                 f"{col!r} is not a model column: wrap categorical columns in Indicator(...) or Embedding(...)"
             )
     # [batch, 1] so every transformed feature is a FixedLenFeature of shape [1], what keras_inputs declares.
-    return {name: tf.expand_dims(t, -1) for name, t in outputs.items()}
+    return {**{name: tf.expand_dims(t, -1) for name, t in outputs.items()}, **texts}
 
 
 # --------------------------------------------------------------------------- Keras side
@@ -328,7 +373,12 @@ def num_buckets(col: Categorical, tft_output=None) -> int:
 def keras_inputs(spec: Sequence[ModelColumn]) -> Dict[str, tf.keras.Input]:
     """One Keras Input per transformed feature, shape (1,): float32 for numeric columns, int64 for ids."""
     inputs = {}
+    for col in spec:
+        if isinstance(col, Text):
+            inputs[col.name] = tf.keras.Input(shape=(col.max_tokens,), name=col.name, dtype=tf.int64)
     for name in transformed_names(spec):
+        if name in inputs:
+            continue
         is_float = any(isinstance(c, Numeric) for c in spec if name in (c.name, c.name + MISSING_SUFFIX))
         inputs[name] = tf.keras.Input(shape=(1,), name=name, dtype=tf.float32 if is_float else tf.int64)
     return inputs
@@ -353,6 +403,13 @@ def encode(spec: Sequence[ModelColumn], inputs: Dict[str, tf.Tensor], tft_output
             n = num_buckets(col.categorical, tft_output)
             emb = tf.keras.layers.Embedding(n, col.dimension, name=f"{col.name}_embedding")(inputs[col.name])
             parts.append(tf.keras.layers.Reshape((col.dimension,))(emb))
+        elif isinstance(col, Text):
+            if tft_output is None:
+                raise ValueError(f"{col.name}: the vocabulary size is known only from the Transform output")
+            n = tft_output.vocabulary_size_by_name(col.vocab_filename) + 2
+            emb = tf.keras.layers.Embedding(n, col.dimension, mask_zero=True, name=f"{col.name}_embedding")(
+                inputs[col.name])
+            parts.append(tf.keras.layers.GlobalAveragePooling1D(name=f"{col.name}_mean")(emb))
         else:
             raise TypeError(f"{col!r} is not a model column")
     return tf.keras.layers.Concatenate(name="features")(parts) if len(parts) > 1 else parts[0]

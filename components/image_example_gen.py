@@ -30,6 +30,8 @@ from tfx.types import standard_component_specs
 
 from components import example_gen_config
 
+from components.data_errors import DataError
+
 IMAGE_KEY = "image_raw"
 LABEL_KEY = "label"
 PATH_KEY = "path"
@@ -37,11 +39,11 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 DEFAULT_SPLITS = (("train", "train"), ("eval", "test"))
 
 
-class ImageLayoutError(ValueError):
+class ImageLayoutError(DataError):
     """The input folder is not laid out as <split>/<class>/<images>."""
 
 
-class InvalidImageError(ValueError):
+class InvalidImageError(DataError):
     """A file under the input folder is not a decodable image."""
 
 

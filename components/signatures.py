@@ -1,17 +1,19 @@
 """The served model's signatures, and the method names TF Serving's Classify and Regress require. The names are
 constants of components/layout.py; components/export.py builds the functions.
 
-| signature         | takes                                   | gives                          | method   |
-|-------------------|-----------------------------------------|--------------------------------|----------|
-| serving_default   | one JSON-friendly tensor per raw feature | probability / prediction       | predict  |
-| serving_raw       | the same (the name older clients used)  | the same                       | predict  |
-| serving_examples  | `examples`: serialized tf.Examples      | probability / prediction       | predict  |
-| classify          | `inputs`: serialized tf.Examples        | `classes` ["0","1"], `scores`  | classify |
-| regress           | `inputs`: serialized tf.Examples        | `outputs`: one value each      | regress  |
+| signature         | takes                                   | gives                                  | method   |
+|-------------------|-----------------------------------------|----------------------------------------|----------|
+| serving_default   | one JSON-friendly tensor per raw feature | probability / prediction; multi-class: | predict  |
+|                   |                                         | `scores` and `classes` as classify     |          |
+| serving_raw       | the same (the name older clients used)  | the same                               | predict  |
+| serving_examples  | `examples`: serialized tf.Examples      | probability / probabilities / prediction | predict |
+| classify          | `inputs`: serialized tf.Examples        | `classes` (the label names), `scores`  | classify |
+| regress           | `inputs`: serialized tf.Examples        | `outputs`: one value each (binary)     | regress  |
 
 `serving_default` is what a request without `signature_name` reaches: raw values, as the book's chapter 6-6 posts
-them. The Evaluator reads `serving_examples`. `classify` and `regress` exist for binary classifiers (a regression
-signature must give one value per example, which the covid model's three counts are not).
+them. The Evaluator reads `serving_examples`. `classify` exists for classifiers (binary: classes "0", "1" or the
+declared label names), `regress` for binary ones (a regression signature must give one value per example, which
+the covid model's three counts are not).
 
 `tf.saved_model.save` writes every signature with the predict method name, and TF Serving refuses Classify and
 Regress on such a signature (tensorflow_serving/servables/tensorflow/classifier.cc, regressor.cc: "Expected

@@ -44,7 +44,8 @@ class TrainerSettings:
     model_builder: str  # dotted path: build(tft_output) -> compiled Keras model
     label_key: str
     raw_feature_keys: List[str]  # what the raw serving signature takes
-    output_name: str = "probability"
+    output_name: str = "probability"  # probability (binary), probabilities (multiclass) or prediction
+    label_classes: List[str] = dataclasses.field(default_factory=list)  # classification: the served `classes`
     epochs: int = 10
     batch_size: int = 32
     strategy: str = "default"

@@ -28,10 +28,12 @@ from tfx.utils import proto_utils
 
 from components import example_gen_config
 
+from components.data_errors import DataError
+
 WINDOW_KEY, TARGET_KEY, DATE_KEY = "window", "target", "target_date"
 
 
-class SeriesError(ValueError):
+class SeriesError(DataError):
     """The table is not a valid daily series; the message names the file and row."""
 
 

@@ -10,3 +10,7 @@ import warnings  # noqa: E402
 # google-cloud libraries that TFX imports warn at every start that they will stop supporting Python 3.10;
 # TFX 1.16 supports nothing newer, so the warning is noise for this project.
 warnings.filterwarnings("ignore", message="You are using a non-supported Python version", category=FutureWarning)
+
+# PIPELINES_PATH: more folders whose packages are pipelines too (`pipelines.<name>`), e.g. your own, kept outside this
+# checkout; `make new-pipeline` writes into this folder unless told otherwise.
+__path__.extend(p for p in os.environ.get("PIPELINES_PATH", "").split(os.pathsep) if p and p not in __path__)

@@ -16,6 +16,9 @@ Paths default to folders inside the project checkout, so nothing depends on wher
 | MAX_AUC_DROP    | 0.01                      | largest AUC drop allowed against the last blessed model         |
 | MAX_MSPE        | 0.5                       | regression (covid): the eval MSPE a model must stay under       |
 | MAX_MSPE_RISE   | 0.05                      | regression: largest MSPE rise allowed against the last blessed  |
+| MIN_ACCURACY, MIN_MACRO_AUC | 0, 0.5        | multi-class: bounds on accuracy and macro one-vs-rest AUC       |
+| MAX_MSE, MAX_MSE_RISE, MIN_R2 | none, 0.1, none | regression (mse): bound on MSE, its rise (a fraction), R²  |
+| (a pipeline's spec may set its own bounds, `bounds=`; a variable set here still wins)                 |
 | ENABLE_CACHE    | 1                         | reuse component outputs whose inputs did not change             |
 | WARM_START      | 0                         | retrain from the latest blessed model's weights                 |
 | DRIFT           | per dataset (warn)        | spans: warn on drift, block (stop before training) or off       |
@@ -58,6 +61,11 @@ class PipelineConfig:
     max_auc_drop: float = 0.01
     max_mspe: float = 0.5
     max_mspe_rise: float = 0.05
+    min_accuracy: float = 0.0
+    min_macro_auc: float = 0.5
+    max_mse: Optional[float] = None  # None: no absolute bound
+    max_mse_rise: float = 0.1  # relative: the candidate's MSE may be at most 10% above the baseline's
+    min_r2: Optional[float] = None
     enable_cache: bool = True
     warm_start: bool = False
     beam: str = "in_memory"
@@ -66,6 +74,7 @@ class PipelineConfig:
     beam_worker_pool_port: int = 50000  # the port Beam's SDK containers serve a worker pool on
     beam_args: Tuple[str, ...] = ()  # BEAM_ARGS
     drift: Optional[str] = None  # DRIFT; None: the dataset spec's own drift_action
+    explicit: Tuple[str, ...] = ()  # the fields set from the environment or by `replace`: they win over a spec's
 
     def __post_init__(self):
         if self.beam not in BEAM_MODES:
@@ -83,11 +92,11 @@ class PipelineConfig:
             value = getattr(self, field)
             if value is not None and value < 1:
                 raise ConfigError(f"{field.upper()}={value} must be a positive integer")
-        for field in ("min_auc", "min_ks"):
+        for field in ("min_auc", "min_ks", "min_accuracy", "min_macro_auc"):
             if not 0.0 <= getattr(self, field) <= 1.0:
                 raise ConfigError(f"{field.upper()}={getattr(self, field)} must be within [0, 1]")
-        for field in ("max_auc_drop", "max_mspe", "max_mspe_rise"):
-            if getattr(self, field) < 0:
+        for field in ("max_auc_drop", "max_mspe", "max_mspe_rise", "max_mse", "max_mse_rise"):
+            if getattr(self, field) is not None and getattr(self, field) < 0:
                 raise ConfigError(f"{field.upper()}={getattr(self, field)} must be >= 0")
 
     def pipeline_root(self, name: str) -> Path:
@@ -119,7 +128,15 @@ class PipelineConfig:
         return mode + extra
 
     def replace(self, **changes) -> "PipelineConfig":
+        given = set(changes.pop("explicit", ()))
+        changes["explicit"] = tuple(sorted(set(self.explicit) | given | set(changes)))
         return dataclasses.replace(self, **changes)
+
+    def bound(self, name: str, spec_bounds: Mapping[str, float]):
+        """An Evaluator bound: set in the environment (or by `replace`), else the spec's own, else the default."""
+        if name in self.explicit or name not in spec_bounds:
+            return getattr(self, name)
+        return spec_bounds[name]
 
 
 def _parse(env: Mapping[str, str], name: str, kind):
@@ -166,6 +183,11 @@ def from_env(env: Optional[Mapping[str, str]] = None, **overrides) -> PipelineCo
         ("max_auc_drop", "MAX_AUC_DROP", float),
         ("max_mspe", "MAX_MSPE", float),
         ("max_mspe_rise", "MAX_MSPE_RISE", float),
+        ("min_accuracy", "MIN_ACCURACY", float),
+        ("min_macro_auc", "MIN_MACRO_AUC", float),
+        ("max_mse", "MAX_MSE", float),
+        ("max_mse_rise", "MAX_MSE_RISE", float),
+        ("min_r2", "MIN_R2", float),
         ("enable_cache", "ENABLE_CACHE", bool),
         ("warm_start", "WARM_START", bool),
     ):
@@ -175,4 +197,5 @@ def from_env(env: Optional[Mapping[str, str]] = None, **overrides) -> PipelineCo
     if env.get("BEAM_ARGS"):
         values["beam_args"] = tuple(shlex.split(env["BEAM_ARGS"]))
     values.update(overrides)
+    values["explicit"] = tuple(sorted(set(values) - {"explicit"}))
     return PipelineConfig(**values)

@@ -36,10 +36,13 @@ from pipelines.spec import DatasetSpec
 RUN_FN = "components.trainer.run_fn"
 KS_MODULE = "components.ks_metric"
 MSPE_MODULE = "components.regression_metrics"
+R2_MODULE = "components.regression_metrics"
 _COMPONENTS_DIR = Path(__file__).resolve().parent.parent / "components"
 
 
 SPAN_PREFIX = "span-{SPAN}/"
+# what the served model's signatures call their output, per problem (components/export.py)
+OUTPUT_NAMES = {"binary": "probability", "multiclass": "probabilities", "regression": "prediction"}
 
 
 def has_spans(data_root) -> bool:
@@ -71,43 +74,88 @@ def _overall_only(threshold: tfma.MetricThreshold) -> list:
 
 
 def eval_config(spec: DatasetSpec, config: PipelineConfig) -> tfma.EvalConfig:
-    """The Evaluator's TFMA config: the model read through its tf.Example signature, metrics per problem
-    (binary: AUC, KS, accuracy; regression: MSPE, MAE) overall and per `spec.slice_features`, with the absolute
-    bounds and the change thresholds against the baseline from `config`."""
-    metrics = _binary_metrics(config) if spec.problem == "binary" else _regression_metrics(config)
+    """The Evaluator's TFMA config: the model read through its tf.Example signature, metrics per problem overall and
+    per `spec.slice_features`, with absolute bounds and change thresholds against the baseline (config.bound: the
+    environment's, else the spec's own, else the defaults):
+    binary      AUC (bound, change), KS (bound), accuracy, confusion matrices (the report's ROC and KS curves)
+    multiclass  accuracy (bound), macro one-vs-rest AUC (bound, change), AUC per class, the confusion matrix
+    regression  mse: MSE (bound, relative change), MAE, R² (bound); mspe (covid): MSPE (bound, change), MSE, MAE
+    """
+    bound = lambda name: config.bound(name, spec.bounds)  # noqa: E731
+    if spec.problem == "binary":
+        specs = [tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name="ExampleCount"), *_binary_metrics(bound)])]
+    elif spec.problem == "multiclass":
+        specs = _multiclass_specs(bound, len(spec.label_classes))
+    else:
+        metrics = _mspe_metrics(bound) if spec.regression_metric == "mspe" else _mse_metrics(bound)
+        specs = [tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name="ExampleCount"), *metrics])]
     return tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(signature_name=layout.EXAMPLES_SIGNATURE, label_key=spec.label_key)],
         slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[f]) for f in spec.slice_features],
-        metrics_specs=[tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name="ExampleCount"), *metrics])],
+        metrics_specs=specs,
     )
 
 
-def _binary_metrics(config: PipelineConfig) -> List[tfma.MetricConfig]:
+def _no_worse(allowed: float) -> float:
     # TFMA compares with the baseline as candidate - baseline >= absolute; a tiny negative value lets an
     # identical retrain (same data, seed and code) through when no drop at all is allowed.
-    allowed_drop = -max(config.max_auc_drop, 1e-10)
+    return -max(allowed, 1e-10)
+
+
+def _at_least(value: float, change_from_baseline: Optional[float] = None) -> List[tfma.PerSliceMetricThreshold]:
+    threshold = tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(lower_bound={"value": value}))
+    if change_from_baseline is not None:
+        threshold.change_threshold.CopyFrom(tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": _no_worse(change_from_baseline)}))
+    return _overall_only(threshold)
+
+
+def _binary_metrics(bound) -> List[tfma.MetricConfig]:
     return [
         tfma.MetricConfig(class_name="BinaryAccuracy"),
         tfma.MetricConfig(class_name="ConfusionMatrixPlot"),  # the report's ROC and KS curves
-        tfma.MetricConfig(
-            class_name="AUC",
-            per_slice_thresholds=_overall_only(tfma.MetricThreshold(
-                value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.min_auc}),
-                change_threshold=tfma.GenericChangeThreshold(
-                    direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": allowed_drop}),
-            )),
-        ),
-        tfma.MetricConfig(
-            class_name="KolmogorovSmirnov",
-            module=KS_MODULE,
-            per_slice_thresholds=_overall_only(tfma.MetricThreshold(
-                value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.min_ks}))),
-        ),
+        tfma.MetricConfig(class_name="AUC", per_slice_thresholds=_at_least(bound("min_auc"), bound("max_auc_drop"))),
+        tfma.MetricConfig(class_name="KolmogorovSmirnov", module=KS_MODULE,
+                          per_slice_thresholds=_at_least(bound("min_ks"))),
     ]
 
 
-def _regression_metrics(config: PipelineConfig) -> List[tfma.MetricConfig]:
-    """Lower is better: MSPE (the training loss) has an upper bound and may rise at most max_mspe_rise."""
+def _multiclass_specs(bound, classes: int) -> List[tfma.MetricsSpec]:
+    """Labels are class indices, predictions one probability per class. TFMA applies a metric's thresholds to every
+    key the spec makes of it, so the per-class AUCs (binarized, reported) and the macro AUC (aggregated over equal
+    class weights, judged) are two specs."""
+    ids = list(range(classes))
+    return [
+        tfma.MetricsSpec(metrics=[
+            tfma.MetricConfig(class_name="ExampleCount"),
+            tfma.MetricConfig(class_name="SparseCategoricalAccuracy",
+                              per_slice_thresholds=_at_least(bound("min_accuracy"))),
+            tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),
+        ]),
+        tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name="AUC")],
+                         binarize=tfma.BinarizationOptions(class_ids={"values": ids})),
+        tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name="AUC", per_slice_thresholds=_at_least(
+            bound("min_macro_auc"), bound("max_auc_drop")))],
+            aggregate=tfma.AggregationOptions(macro_average=True, class_weights={i: 1.0 for i in ids})),
+    ]
+
+
+def _mse_metrics(bound) -> List[tfma.MetricConfig]:
+    """Lower is better: MSE may rise at most max_mse_rise (a fraction) above the baseline's, and stay under max_mse
+    when one is set; R² at least min_r2 when one is set."""
+    mse = tfma.MetricThreshold(change_threshold=tfma.GenericChangeThreshold(
+        direction=tfma.MetricDirection.LOWER_IS_BETTER, relative={"value": max(bound("max_mse_rise"), 1e-10)}))
+    if bound("max_mse") is not None:
+        mse.value_threshold.CopyFrom(tfma.GenericValueThreshold(upper_bound={"value": bound("max_mse")}))
+    r2 = tfma.MetricConfig(class_name="R2Score", module=R2_MODULE)
+    if bound("min_r2") is not None:
+        r2.per_slice_thresholds.extend(_at_least(bound("min_r2")))
+    return [tfma.MetricConfig(class_name="MeanAbsoluteError"),
+            tfma.MetricConfig(class_name="MeanSquaredError", per_slice_thresholds=_overall_only(mse)), r2]
+
+
+def _mspe_metrics(bound) -> List[tfma.MetricConfig]:
+    """Lower is better: MSPE (covid's training loss) has an upper bound and may rise at most max_mspe_rise."""
     return [
         tfma.MetricConfig(class_name="MeanAbsoluteError"),
         tfma.MetricConfig(class_name="MeanSquaredError"),
@@ -115,9 +163,10 @@ def _regression_metrics(config: PipelineConfig) -> List[tfma.MetricConfig]:
             class_name="MeanSquaredPercentageError",
             module=MSPE_MODULE,
             per_slice_thresholds=_overall_only(tfma.MetricThreshold(
-                value_threshold=tfma.GenericValueThreshold(upper_bound={"value": config.max_mspe}),
+                value_threshold=tfma.GenericValueThreshold(upper_bound={"value": bound("max_mspe")}),
                 change_threshold=tfma.GenericChangeThreshold(
-                    direction=tfma.MetricDirection.LOWER_IS_BETTER, absolute={"value": max(config.max_mspe_rise, 1e-10)}),
+                    direction=tfma.MetricDirection.LOWER_IS_BETTER,
+                    absolute={"value": max(bound("max_mspe_rise"), 1e-10)}),
             )),
         ),
     ]
@@ -132,7 +181,8 @@ def trainer_settings(spec: DatasetSpec, config: PipelineConfig) -> dict:
         "model_builder": spec.model_builder,
         "label_key": spec.label_key,
         "raw_feature_keys": list(spec.raw_feature_keys),
-        "output_name": "probability" if spec.problem == "binary" else "prediction",
+        "output_name": OUTPUT_NAMES[spec.problem],
+        "label_classes": list(spec.label_classes),
         "epochs": config.epochs or spec.epochs,
         "batch_size": config.batch_size or spec.batch_size,
         "strategy": config.strategy,
@@ -158,15 +208,15 @@ def create_components(spec: DatasetSpec, config: PipelineConfig, data_root=None,
     """`data_root`: a path, URI or RuntimeParameter (default: the fetched dataset); `serving_root`: where the
     Pusher writes (default: config); `project_root`: where this checkout's files are when the pipeline runs
     elsewhere (a container image), for files the components read, like a curated schema."""
-    if data_root is None:
-        data_root = str(config.dataset_dir(spec.dataset))
+    if data_root is None:  # DATA_ROOT, else the spec's own folder (a scaffolded pipeline), else the fetched dataset
+        data_root = str(config.data_root or spec.data_root or config.dataset_dir(spec.dataset))
     elif isinstance(data_root, Path):
         data_root = str(data_root)
     example_gen = spec.make_example_gen(data_root, SPAN_PREFIX if has_spans(data_root) else "")
     statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
     if spec.schema_file:
         schema_file = str(spec.schema_file)
-        if project_root:
+        if project_root and Path(spec.schema_file).resolve().is_relative_to(PROJECT_ROOT):
             schema_file = f"{project_root.rstrip('/')}/{Path(spec.schema_file).relative_to(PROJECT_ROOT).as_posix()}"
         schema_gen = ImportSchemaGen(schema_file=schema_file)
     else:

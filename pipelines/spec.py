@@ -7,14 +7,19 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 from components.drift import DRIFT_ACTIONS
 
-PROBLEMS = ("binary", "regression")
+PROBLEMS = ("binary", "multiclass", "regression")
+# Evaluator bounds a spec may set for itself (pipelines/config.py has the defaults; a variable set in the
+# environment still wins): what `make new-pipeline` drafts from a baseline on the user's table
+BOUNDS = ("min_auc", "min_ks", "max_auc_drop", "min_accuracy", "min_macro_auc", "max_mse", "max_mse_rise", "min_r2",
+          "max_mspe", "max_mspe_rise")
 
 
 @dataclasses.dataclass(frozen=True)
 class DatasetSpec:
     """One dataset's pipeline, declared: the factory (pipelines/factory.py) builds every component from it.
     A fifth dataset is a package `pipelines/<name>/` with spec.py (SPEC), features.py (preprocessing_fn),
-    model.py (build_model), optionally report.py and schema.pbtxt, plus its name in registry.PIPELINES."""
+    model.py (build_model), optionally report.py and schema.pbtxt; the registry finds it (`make new-pipeline`
+    drafts one from a table)."""
 
     name: str  # pipeline name; also the model name under the serving directory
     dataset: str  # data/datasets.py entry fetched into DATA_DIR/<dataset>
@@ -42,6 +47,14 @@ class DatasetSpec:
     # {raw feature: threshold} for `make skew` (serving traffic against the training data); None: the drift
     # thresholds. A sample of requests is noisier than a span, so a dataset may allow more here.
     skew_thresholds: Optional[Mapping[str, float]] = None
+    # The user's own folder, read as is (never fetched, no manifest); None: the fetched dataset `dataset`
+    data_root: Optional[str] = None
+    # classification: the class names in class-index order (the served `classes`); binary: [negative, positive]
+    label_classes: Sequence[str] = ()
+    # {bound: value} for this pipeline's Evaluator (see BOUNDS); the environment's MIN_AUC etc. win
+    bounds: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    # regression: the metric the bounds judge: "mse" (MSE, MAE, R²) or "mspe" (covid's percentage error)
+    regression_metric: str = "mse"
 
     def __post_init__(self):
         if self.problem not in PROBLEMS:
@@ -54,3 +67,11 @@ class DatasetSpec:
                 raise ValueError(f"{self.name}: {what} thresholds must be numbers in (0, 1], got {bad}")
         if self.schema_file is not None and not Path(self.schema_file).is_file():
             raise FileNotFoundError(f"{self.name}: schema file {self.schema_file} does not exist")
+        unknown = set(self.bounds) - set(BOUNDS)
+        if unknown:
+            raise ValueError(f"{self.name}: unknown bounds {sorted(unknown)} (known: {', '.join(BOUNDS)})")
+        if self.problem == "multiclass" and len(self.label_classes) < 3:
+            raise ValueError(f"{self.name}: a multiclass problem needs label_classes (3 or more), got "
+                             f"{list(self.label_classes)}")
+        if self.regression_metric not in ("mse", "mspe"):
+            raise ValueError(f"{self.name}: regression_metric {self.regression_metric!r} is not mse or mspe")

@@ -12,6 +12,11 @@ Works against this project's server or a real TensorFlow Serving (both speak the
 """
 from __future__ import annotations
 
+if __name__ == "__main__":  # a command: only the project's own lines (components/quiet.py; VERBOSE=1 shows all)
+    from components import quiet
+
+    quiet.quiet_command()
+
 import argparse
 import base64
 import csv

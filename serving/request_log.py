@@ -16,6 +16,9 @@ tf.Examples for the tf.Example signatures. `make skew` reads them (pipelines/met
 - Bounded: per model, the oldest complete files are deleted while the folder holds more than --log-max-mb;
   the queue holds at most MAX_PENDING requests and MAX_PENDING_BYTES of their arrays (more are dropped and
   counted, never waited for).
+- Private: logged requests are personal data (for Titanic: a person's age, sex, fare, ticket). Folders are made
+  0700 and files 0600 whatever the umask, and a log folder others can write is refused
+  (components/private_files.py).
 """
 from __future__ import annotations
 
@@ -33,6 +36,8 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional
 
 import numpy as np
+
+from components import private_files
 
 LOG = logging.getLogger("serving.request_log")
 MAX_PENDING = 100_000
@@ -54,6 +59,7 @@ class _OpenFile:
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
         self.final = folder / f"requests-{stamp}-{os.getpid()}-{seq:06d}.tfrecord"
         self.partial = folder / f".{self.final.name}.partial"
+        private_files.create_private_file(self.partial)  # 0600 before a byte is in it
         self.writer = tf.io.TFRecordWriter(str(self.partial))
         self.bytes = 0
         self.records = 0
@@ -101,8 +107,7 @@ class RequestLog:
             raise ValueError("--log-max-mb and --log-file-mb must be positive")
         if rotate_seconds <= 0:
             raise ValueError(f"--log-rotate-seconds {rotate_seconds} must be positive")
-        self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory = private_files.private_folder(directory)
         self.sample_rate = sample_rate
         self.max_bytes = max_bytes
         self.file_bytes = min(file_bytes, max_bytes)
@@ -156,8 +161,7 @@ class RequestLog:
     def _write(self, model: str, records: Iterable[bytes]) -> None:
         current = self._open.get(model)
         if current is None:
-            folder = self.directory / _safe(model)
-            folder.mkdir(parents=True, exist_ok=True)
+            folder = private_files.private_folder(self.directory / _safe(model))
             self._seq += 1
             current = self._open[model] = _OpenFile(folder, self._seq)
         for record in records:

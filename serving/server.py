@@ -34,7 +34,7 @@ from pathlib import Path
 
 import uvicorn
 
-from components.keras_env import quiet_native_startup
+from components.quiet import quiet_native_startup
 from pipelines import config as config_lib
 
 DEFAULT_REST_PORT = 8501
@@ -93,8 +93,9 @@ def run_workers(args) -> int:
               "--grpc-port", str(grpc_port), "--poll-seconds", str(args.poll_seconds),
               "--max-request-mb", str(args.max_request_mb), "--rest-fd", str(rest_sock.fileno()), "--workers", "1",
               *_log_args(args)]
-    workers = [subprocess.Popen(common, pass_fds=(rest_sock.fileno(),), preexec_fn=_stop_with_parent,
-                                stdout=subprocess.PIPE, text=True) for _ in range(args.workers)]
+    workers = [subprocess.Popen(common + ["--worker-name", f"worker {i + 1}/{args.workers}"],
+                                pass_fds=(rest_sock.fileno(),), preexec_fn=_stop_with_parent,
+                                stdout=subprocess.PIPE, text=True) for i in range(args.workers)]
     rest_sock.close()  # the workers hold it now
     banners = collections.Counter()
     lock = threading.Lock()
@@ -150,6 +151,7 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=int(os.environ.get("SERVING_WORKERS") or 1),
                         help="server processes (one per core uses every core under concurrency)")
     parser.add_argument("--rest-fd", type=int, help=argparse.SUPPRESS)  # a worker: the REST socket it inherited
+    parser.add_argument("--worker-name", default="", help=argparse.SUPPRESS)  # a worker: "worker 2/4" in its logs
     logs = parser.add_argument_group("request logging (for `make skew`)")
     logs.add_argument("--log-requests", type=Path, metavar="DIR", default=os.environ.get("LOG_REQUESTS") or None,
                       help="log the inputs of answered requests under DIR/<model>/ as TFRecord files of tf.Examples")
@@ -166,10 +168,14 @@ def main(argv=None) -> int:
         if not getattr(args, name) > 0:
             parser.error(f"--{name.replace('_', '-')} {getattr(args, name)} must be positive")
     if args.log_requests:  # here, before any worker starts: one clear error instead of one per worker
+        from components.private_files import NotPrivate, private_folder
+
         try:
-            args.log_requests.mkdir(parents=True, exist_ok=True)
+            private_folder(args.log_requests)
             if not os.access(args.log_requests, os.W_OK):
                 raise PermissionError(13, "not writable")
+        except NotPrivate as exc:
+            parser.error(f"--log-requests {exc}")
         except OSError as exc:
             parser.error(f"--log-requests {args.log_requests}: {exc.strerror or exc}")
     if args.workers > 1:
@@ -183,7 +189,9 @@ def serve(args) -> int:
         from serving import grpc_service, rest
         from serving.repository import Poller, Repository
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # with --workers N every worker loads every model: each line says which worker it is
+    who = f" [{args.worker_name}]" if args.worker_name else ""
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s %(levelname)s{who} %(name)s: %(message)s")
 
     log = None
     if args.log_requests:

@@ -40,7 +40,7 @@ def test_kubernetes_manifests_are_consistent():
     container = pod["containers"][0]
     assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"grpc": DEFAULT_GRPC_PORT,
                                                                            "http": DEFAULT_REST_PORT}
-    assert {m["mountPath"] for m in container["volumeMounts"]} == {"/models", "/config"}
+    assert {m["mountPath"] for m in container["volumeMounts"]} == {"/models", "/config", "/tmp"}
     assert kinds["Deployment"]["spec"]["selector"]["matchLabels"] == kinds["Service"]["spec"]["selector"]
     assert {p["name"]: p["targetPort"] for p in kinds["Service"]["spec"]["ports"]} == {"grpc": DEFAULT_GRPC_PORT,
                                                                                        "http": DEFAULT_REST_PORT}
@@ -95,3 +95,36 @@ def test_spark_scoring_names_missing_columns(titanic_run, tmp_path):
     finally:
         spark.stop()
     assert not (tmp_path / "out.parquet").exists()
+
+
+# ---- the image and the pods run without privileges ("restricted" Pod Security Standard) ----
+def test_the_image_runs_as_a_numeric_non_root_user_with_the_code_read_only():
+    dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
+    users = re.findall(r"^USER\s+(\S+)", dockerfile, re.M)
+    assert users, "the image sets no USER: it would run as root"
+    uid = users[-1].split(":")[0]
+    assert uid.isdigit() and int(uid) != 0  # numeric: runAsNonRoot can be checked without /etc/passwd
+    last_user = dockerfile.rindex("USER ")
+    assert "COPY" not in dockerfile[last_user:] and "RUN" not in dockerfile[last_user:]
+    assert "chmod -R a-w,a+rX /app" in dockerfile  # the code: readable, not writable
+    assert re.search(r"chown \d+:\d+ /gcs /minio /s3 /oci", dockerfile)  # where KFP's launcher downloads inputs
+    assert "ENV HOME=/home/app" in dockerfile
+
+
+def _restricted(pod_security, container_security):
+    assert pod_security["runAsNonRoot"] is True and int(pod_security["runAsUser"]) != 0
+    assert pod_security["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container_security["allowPrivilegeEscalation"] is False
+    assert container_security["capabilities"] == {"drop": ["ALL"]}
+    assert container_security["readOnlyRootFilesystem"] is True
+
+
+def test_the_serving_manifests_meet_the_restricted_pod_security_standard():
+    docs = {d["kind"]: d for d in yaml.safe_load_all((DEPLOY / "kubernetes.yaml").read_text())}
+    pod = docs["Deployment"]["spec"]["template"]["spec"]
+    _restricted(pod["securityContext"], pod["containers"][0]["securityContext"])
+    mounts = {m["mountPath"]: m for m in pod["containers"][0]["volumeMounts"]}
+    assert mounts["/models"]["readOnly"] and "/tmp" in mounts  # read-only root, a writable /tmp
+    for service in yaml.safe_load_all((DEPLOY / "kserve.yaml").read_text()):
+        predictor = service["spec"]["predictor"]
+        _restricted(predictor["securityContext"], predictor["tensorflow"]["securityContext"])

@@ -4,6 +4,7 @@ import csv
 import math
 import os
 import random
+import stat
 import subprocess
 import sys
 import threading
@@ -235,3 +236,42 @@ def test_server_refuses_a_log_folder_it_cannot_write(tmp_path):
                            "--log-requests", str(tmp_path / "file" / "logs")], capture_output=True, text=True,
                           timeout=120, cwd=PROJECT_ROOT)
     assert proc.returncode == 2 and "--log-requests" in proc.stderr and "Not a directory" in proc.stderr
+
+
+def test_logged_requests_are_their_owners_only_whatever_the_umask(tmp_path):
+    """A logged request is a person's data: folders 0700, files 0600, under the usual umask 022 and a lax 000."""
+    for umask in (0o022, 0o000):
+        old = os.umask(umask)
+        try:
+            root = tmp_path / f"umask-{umask:03o}" / "logs"
+            log = request_log.RequestLog(root, rotate_seconds=0.05, poll_seconds=0.01)
+            log.record("titanic", {"Fare": np.array([7.25], np.float32)})
+            deadline = time.monotonic() + 60
+            while not request_log.complete_files(root / "titanic"):
+                assert time.monotonic() < deadline, "no log file written"
+                time.sleep(0.02)
+            log.close()
+        finally:
+            os.umask(old)
+        for folder in (root.parent, root, root / "titanic"):
+            assert stat.S_IMODE(folder.stat().st_mode) == 0o700, (umask, folder)
+        files = list((root / "titanic").iterdir())
+        assert files and {stat.S_IMODE(p.stat().st_mode) for p in files} == {0o600}, umask
+
+
+def test_a_log_folder_others_can_write_is_refused_with_one_line(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o777)
+    proc = subprocess.run([sys.executable, "-m", "serving.server", "--serving-root", str(tmp_path),
+                           "--log-requests", str(shared)], capture_output=True, text=True, timeout=120,
+                          cwd=PROJECT_ROOT)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].endswith(
+        f"--log-requests {shared} is writable by others (mode 0777); it would hold personal data: use a folder only "
+        f"you can write (chmod 700 {shared})")
+    readable = tmp_path / "readable"
+    readable.mkdir(mode=0o755)
+    os.chmod(readable, 0o755)
+    request_log.RequestLog(readable).close()  # ours and only readable by others: tightened, not refused
+    assert stat.S_IMODE(readable.stat().st_mode) == 0o700

@@ -57,7 +57,44 @@ def _raw_rows(name: str, rng):
         rows = [{"window": rng.uniform(1, 100, 24).astype(np.float32), "target": rng.uniform(1, 100, 3).astype(np.float32)}
                 for _ in range(ROWS)]
         return feature_spec, rows, {"window": rng.uniform(1, 100, (2, 8, 3)).astype(np.float32)}
-    raise AssertionError(f"no fake rows for {name}: add them when adding a dataset")
+    return _rows_from_schema(registry.get_spec(name), rng)
+
+
+def _rows_from_schema(spec, rng):
+    """Fake rows for any pipeline with a schema (a scaffolded one): each feature as its schema types it, optional
+    ones sometimes missing; the label a class index or a value as the problem has it."""
+    import tensorflow as tf
+    from tensorflow_metadata.proto.v0 import schema_pb2
+    from tensorflow_transform.tf_metadata import schema_utils
+    from tfx.utils import io_utils
+
+    assert spec.schema_file, f"{spec.name}: no schema to derive fake rows from; add its rows here"
+    schema = io_utils.parse_pbtxt_file(str(spec.schema_file), schema_pb2.Schema())
+    feature_spec = schema_utils.schema_as_feature_spec(schema).feature_spec
+    words = [b"alpha", b"beta", b"gamma", b"delta", b"a longer piece of text with several words"]
+
+    def value(name, dtype, i):
+        if name == spec.label_key:
+            return [i % max(len(spec.label_classes), 2)] if spec.problem != "regression" else [float(rng.normal())]
+        if dtype == tf.string:
+            return [words[(i + len(name)) % len(words)]]
+        if dtype == tf.int64:
+            return [int(rng.integers(0, 5))]
+        return [float(rng.normal())]
+
+    rows = []
+    for i in range(ROWS):
+        row = {}
+        for name, feature in feature_spec.items():
+            optional = isinstance(feature, tf.io.VarLenFeature)
+            row[name] = [] if optional and name != spec.label_key and i % 5 == 4 else value(name, feature.dtype, i)
+        rows.append(row)
+    serve = {}
+    for name in spec.raw_feature_keys:
+        dtype = feature_spec[name].dtype
+        serve[name] = ([b"alpha", b""] if dtype == tf.string else [1, 2] if dtype == tf.int64
+                       else [0.5, float("nan")])
+    return feature_spec, rows, serve
 
 
 def _analyze(spec, feature_spec, rows, out_dir) -> str:

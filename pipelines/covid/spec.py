@@ -22,6 +22,7 @@ SPEC = DatasetSpec(
     label_key=TARGET_KEY,
     raw_feature_keys=[WINDOW_KEY],
     problem="regression",
+    regression_metric="mspe",  # the book's loss: counts grow by orders of magnitude, so errors are relative
     schema_file=None,
     epochs=500,  # at most, as the book: EarlyStopping and ReduceLROnPlateau on the training loss
     batch_size=38,  # the book's: all training windows in one batch

@@ -11,6 +11,11 @@ drift against the span before it (DriftCheck), and why it was retrained: what it
 """
 from __future__ import annotations
 
+if __name__ == "__main__":  # a command: only the project's own lines (components/quiet.py; VERBOSE=1 shows all)
+    from components import quiet
+
+    quiet.quiet_command()
+
 import argparse
 import hashlib
 import json

@@ -10,8 +10,13 @@ from pathlib import Path
 from typing import List, Optional
 
 
-def write_atomically(path: Path, text: str) -> Path:
-    """Writes under a hidden name, then renames: a reader never sees half a page."""
+def write_atomically(path: Path, text: str, private: bool = False) -> Path:
+    """Writes under a hidden name, then renames: a reader never sees half a page. `private`: the page shows people's
+    data (rows, distributions of logged requests): a 0600 file, for its owner only (components/private_files.py)."""
+    if private:
+        from components.private_files import write_private
+
+        return write_private(path, text.encode("utf-8"))
     tmp = path.parent / f".{path.name}.tmp"
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)

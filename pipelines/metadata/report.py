@@ -31,6 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from components import layout
+from components.private_files import private_folder
 from pipelines import config as config_lib
 from pipelines import registry
 from pipelines.metadata import lineage as lineage_lib
@@ -306,9 +307,9 @@ def write_report(pipeline: str, cfg: Optional[config_lib.PipelineConfig] = None)
     body = "\n".join(f'<section id="{sid}"><h2>{title}</h2>\n{content}</section>' for title, sid, content in sections)
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{pipeline} run report</title>"
             f"<style>{STYLE}</style></head><body><h1>{pipeline}: run {run_id(store, pipeline)}</h1>\n{body}</body></html>")
-    folder = cfg.pipeline_root(pipeline) / "reports" / run_id(store, pipeline)
-    folder.mkdir(parents=True, exist_ok=True)
-    return render.write_atomically(folder / "report.html", page)
+    # the page shows rows of the data with their predictions: its owner's only
+    folder = private_folder(cfg.pipeline_root(pipeline) / "reports" / run_id(store, pipeline), tighten=True)
+    return render.write_atomically(folder / "report.html", page, private=True)
 
 
 def main(argv=None) -> int:

@@ -4,6 +4,11 @@
 """
 from __future__ import annotations
 
+if __name__ == "__main__":  # a command: only the project's own lines (components/quiet.py; VERBOSE=1 shows all)
+    from components import quiet
+
+    quiet.quiet_command()
+
 import argparse
 import dataclasses
 import json

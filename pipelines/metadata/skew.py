@@ -15,6 +15,11 @@ Exit status: 0 when it ran (skewed or not), 1 when it could not (no logs, no pus
 """
 from __future__ import annotations
 
+if __name__ == "__main__":  # a command: only the project's own lines (components/quiet.py; VERBOSE=1 shows all)
+    from components import quiet
+
+    quiet.quiet_command()
+
 import argparse
 import html
 import json
@@ -26,6 +31,7 @@ from typing import Optional
 
 from components import drift as drift_lib
 from components import layout
+from components.private_files import private_folder
 from pipelines import config as config_lib
 from pipelines import registry
 from pipelines.metadata import lineage as lineage_lib
@@ -81,8 +87,9 @@ def write_report(found: dict, cfg: config_lib.PipelineConfig) -> Path:
     from pipelines.metadata.report import STYLE, distances_html
 
     training, serving = found.pop("_stats")
-    folder = Path(cfg.pipeline_root(found["pipeline"])) / "skew" / time.strftime("%Y%m%d-%H%M%S")
-    folder.mkdir(parents=True, exist_ok=True)
+    # distributions of logged requests (people's data, the top values of each feature included): owner only
+    folder = private_folder(Path(cfg.pipeline_root(found["pipeline"])) / "skew" / time.strftime("%Y%m%d-%H%M%S"),
+                            tighten=True)
     body = distances_html(found["features"], found["split"], serving, training,
                           f"serving traffic ({found['examples']} examples)", "training data", "skewed")
     note = (f"<p>Only {found['examples']} logged examples: distances between small samples are noisy.</p>"
@@ -93,8 +100,8 @@ def write_report(found: dict, cfg: config_lib.PipelineConfig) -> Path:
             f"<p>{found['examples']} logged examples from {found['log_files']} file(s) in "
             f"{html.escape(found['logs'])}; training statistics {html.escape(found['training_statistics'])}.</p>"
             f"{note}<section id=\"skew\">{body}</section></body></html>")
-    render.write_atomically(folder / "skew.json", json.dumps(found, indent=2, sort_keys=True))
-    return render.write_atomically(folder / "report.html", page)
+    render.write_atomically(folder / "skew.json", json.dumps(found, indent=2, sort_keys=True), private=True)
+    return render.write_atomically(folder / "report.html", page, private=True)
 
 
 def format_table(found: dict) -> str:

@@ -14,6 +14,11 @@ file systems, so it reads a listing, not the data: seconds even for cifar2's 12,
 """
 from __future__ import annotations
 
+if __name__ == "__main__":  # a command: only the project's own lines (components/quiet.py; VERBOSE=1 shows all)
+    from components import quiet
+
+    quiet.quiet_command()
+
 import hashlib
 import os
 import sys
@@ -50,7 +55,6 @@ def main(argv=None) -> int:
     if len(args) != 1:
         print("usage: python -m pipelines.runners.data_fingerprint <data-root>", file=sys.stderr)
         return 2
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from pipelines.runners import object_store
 
     if args[0].startswith("s3://"):
@@ -58,10 +62,14 @@ def main(argv=None) -> int:
         import tensorflow_io  # noqa: F401 - registers s3:// with TensorFlow
     try:
         print(fingerprint(args[0]))
+        code = 0
     except (FileNotFoundError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+        code = 1
+    # With tensorflow-io loaded the interpreter's shutdown can abort (kfp_entrypoint's docstring, 6.): done here.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

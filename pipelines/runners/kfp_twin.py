@@ -58,6 +58,11 @@ Vertex-only lifecycle hooks (the backend ignores them too).
 """
 from __future__ import annotations
 
+if __name__ == "__main__":  # a command: only the project's own lines (components/quiet.py; VERBOSE=1 shows all)
+    from components import quiet
+
+    quiet.quiet_command()
+
 import argparse
 import concurrent.futures
 import dataclasses

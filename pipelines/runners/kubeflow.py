@@ -24,6 +24,11 @@ baked into the image, so compiling needs no bucket and works offline.
 """
 from __future__ import annotations
 
+if __name__ == "__main__":  # a command: only the project's own lines (components/quiet.py; VERBOSE=1 shows all)
+    from components import quiet
+
+    quiet.quiet_command()
+
 import argparse
 import dataclasses
 import os

@@ -59,20 +59,22 @@ def tfx_env(cfg: config_lib.PipelineConfig) -> dict:
     return env
 
 
-# The errors that mean "your data is wrong", raised by the gates and ExampleGens with a message that says what to
-# fix: shown once more, last and alone, after whatever TFX printed around them.
-DATA_ERRORS = ("DataAnomaliesError", "DataDriftError", "CsvInputError", "InvalidLineError", "ImageLayoutError", "InvalidImageError",
-               "SeriesError")
-_DATA_ERROR = re.compile(r"^(?:[\w.]+\.)?(" + "|".join(DATA_ERRORS) + r"): (.*)$")
+# The errors that mean "your data is wrong" (components/data_errors.py, DataError and whatever derives from it), raised
+# by the gates and ExampleGens with a message that says what to fix: shown once more, last and alone, after whatever
+# TFX printed around them. Found by class, not by a list of names: the last `module.Class: message` line whose class
+# is a DataError (asking imports only that module, and only once a run has failed).
+_ERROR_LINE = re.compile(r"^([A-Za-z_][\w.]*)\.([A-Za-z_]\w*): (.*)$")
 
 
 def data_error(output: str) -> Optional[str]:
     """The last data error's message (its first line and the indented lines that continue it), or None."""
+    from components.data_errors import is_data_error
+
     lines = output.splitlines()
     for i in range(len(lines) - 1, -1, -1):
-        match = _DATA_ERROR.match(lines[i].strip())
-        if match:
-            message = [match.group(2)]
+        match = _ERROR_LINE.match(lines[i].strip())
+        if match and match.group(2).endswith("Error") and is_data_error(match.group(1), match.group(2)):
+            message = [match.group(3)]
             for line in lines[i + 1:]:
                 if not line.startswith("  ") or line.strip().startswith(("File ", "Traceback")):
                     break
@@ -169,12 +171,14 @@ def main(argv=None) -> int:
     spec = registry.get_spec(args.pipeline)
     total = time.monotonic()
 
-    if cfg.data_root:
+    own_data = cfg.data_root or spec.data_root
+    if own_data:
         # the user's own folder: read where it is, never copied or checked against a manifest (lineage records
         # the sha256 of every file the run read)
-        print(f"\n==> data: {cfg.data_root} (DATA_ROOT, read as is)", flush=True)
-        if not Path(cfg.data_root).is_dir():
-            print(f"error: DATA_ROOT={cfg.data_root} is not a folder", file=sys.stderr)
+        where = "DATA_ROOT" if cfg.data_root else f"pipelines/{spec.name}/spec.py"
+        print(f"\n==> data: {own_data} ({where}, read as is)", flush=True)
+        if not Path(own_data).is_dir():
+            print(f"error: the data folder {own_data} (from {where}) is not a folder", file=sys.stderr)
             return 1
     else:
         started = _step(f"data: {spec.dataset}")
