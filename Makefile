@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 1
 
-.PHONY: run test test-fast test-full bench bench-pipeline bench-vs-keras bench-serving bench-drift bench-kubeflow bench-scale forecast serve skew kubeflow retrain lineage verify-env data results lock venv clean
+.PHONY: run test test-fast test-full new-pipeline bench bench-pipeline bench-vs-keras bench-serving bench-drift bench-kubeflow bench-scale forecast serve skew kubeflow retrain lineage verify-env data results lock venv clean
 
 run: $(STAMP)
 	$(PY) -m pipelines.runners.run $(PIPELINE)
@@ -35,6 +35,13 @@ bench-pipeline: $(STAMP)
 
 data: $(STAMP)
 	$(PY) -m data.fetch $(PIPELINE)
+
+# Your own table as a pipeline: pipelines/$(NAME)/ drafted from the files in DATA, LABEL the column to predict
+new-pipeline: $(STAMP)
+	@if [ -z "$(NAME)" ] || [ -z "$(DATA)" ] || [ -z "$(LABEL)" ]; then \
+	  echo "usage: make new-pipeline NAME=<name> DATA=<folder> LABEL=<column> [TASK=binary|multiclass|regression]" >&2; \
+	  exit 2; fi
+	$(PY) -m pipelines.tools.new_pipeline "$(NAME)" "$(DATA)" "$(LABEL)" $(if $(TASK),--task $(TASK))
 
 results: $(STAMP)
 	$(PY) -m pipelines.metadata.results $(PIPELINE)

@@ -19,6 +19,7 @@ import os
 from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import apache_beam as beam
+from absl import logging
 import tensorflow as tf
 from tfx.components.example_gen import component as example_gen_component
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
@@ -65,8 +66,8 @@ def typed(raw: str, kind: str, column: str):
     return raw
 
 
-def parse_row(row: Dict[str, str], settings: Dict[str, Any]) -> tf.train.Example:
-    """One csv.DictReader row to a tf.Example; ValueError says what is wrong with it."""
+def parse_row(row: Dict[str, str], settings: Dict[str, Any]) -> Optional[tf.train.Example]:
+    """One csv.DictReader row to a tf.Example (None for a row without a label); ValueError says what is wrong."""
     markers = settings.get("missing", MISSING)
     label = settings.get("label", {})
     feature = {}
@@ -77,7 +78,7 @@ def parse_row(row: Dict[str, str], settings: Dict[str, Any]) -> tf.train.Example
             raise ValueError(f"the row has no value for column {name!r} (fewer fields than the header)")
         if name == label.get("name"):
             if is_missing(raw, markers):
-                raise ValueError(f"the label {name!r} is missing")
+                return None  # nothing to learn from, nothing to judge: the row is skipped and counted
             classes = label.get("classes")
             if classes:
                 value = raw.strip()
@@ -116,7 +117,7 @@ def read_table(path: str, settings: Dict[str, Any]) -> Iterator[tf.train.Example
     if absent:
         raise TableInputError(f"{path}: no column {absent[0]!r} in the header (it has {header})",
                               file=path, field=absent[0])
-    rows = 0
+    rows = unlabeled = 0
     while True:
         try:
             values = next(reader)
@@ -132,10 +133,16 @@ def read_table(path: str, settings: Dict[str, Any]) -> Iterator[tf.train.Example
             example = parse_row(dict(zip(header, values)), settings)
         except ValueError as exc:
             raise TableInputError(f"{path}:{reader.line_num}: {exc}", file=path) from None
+        if example is None:
+            unlabeled += 1
+            continue
         rows += 1
         yield example
+    if unlabeled:
+        logging.warning("TableExampleGen: %s: %d row(s) without a label skipped", path, unlabeled)
+        beam.metrics.Metrics.counter("TableExampleGen", "unlabeled_rows_skipped").inc(unlabeled)
     if rows == 0:
-        raise TableInputError(f"{path}: 0 examples (a header line and no rows)", file=path)
+        raise TableInputError(f"{path}: 0 examples (a header line and no labeled rows)", file=path)
 
 
 class _ReadFile(beam.DoFn):

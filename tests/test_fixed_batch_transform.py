@@ -11,6 +11,8 @@ import itertools
 import random
 
 import pytest
+
+pytestmark = pytest.mark.slow  # the longer tier's: Transform twice under fake clocks (about 3 minutes)
 import tensorflow as tf
 from apache_beam.transforms import util as beam_util
 from google.protobuf import message

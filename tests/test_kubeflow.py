@@ -90,18 +90,14 @@ def test_task_environment_and_the_s3_secret_go_into_the_package(packages):
     assert set(sent.platforms["kubernetes"].deployment_spec.executors) == set(executors)
 
 
-def test_make_kubeflow_prints_a_ready_submission_and_refuses_an_image_it_cannot_name(tmp_path):
+def test_make_kubeflow_prints_a_ready_submission_and_refuses_an_image_it_cannot_name(tmp_path, monkeypatch, capsys):
     import subprocess
     import sys
 
-    def make_kubeflow(**env):
-        return subprocess.run([sys.executable, "-m", "pipelines.runners.kubeflow", "titanic", "--output-dir",
-                               str(tmp_path)], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600,
-                              env=dict(os.environ, **env))
-
-    proc = make_kubeflow(KFP_IMAGE="ghcr.io/team/eat-tf2-tfx:1.0", KFP_IMAGE_DIGEST="sha256:" + "a" * 64,
-                         KFP_PIPELINE_ROOT="s3://mlpipeline/v2/artifacts", KFP_DATA_ROOT="s3://data",
-                         KFP_SERVING_ROOT="s3://serving")
+    env = dict(os.environ, KFP_IMAGE="ghcr.io/team/eat-tf2-tfx:1.0", KFP_IMAGE_DIGEST="sha256:" + "a" * 64,
+               KFP_PIPELINE_ROOT="s3://mlpipeline/v2/artifacts", KFP_DATA_ROOT="s3://data", KFP_SERVING_ROOT="s3://serving")
+    proc = subprocess.run([sys.executable, "-m", "pipelines.runners.kubeflow", "titanic", "--output-dir", str(tmp_path)],
+                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert f"compiled titanic -> {tmp_path / 'titanic.yaml'} (image ghcr.io/team/eat-tf2-tfx:1.0@sha256:" in proc.stdout
     assert 'data_root = "s3://data/titanic"' in proc.stdout and '"serving-root": "s3://serving/titanic"' in proc.stdout
@@ -113,16 +109,24 @@ def test_make_kubeflow_prints_a_ready_submission_and_refuses_an_image_it_cannot_
     assert doc["defaultPipelineRoot"] == "s3://mlpipeline/v2/artifacts"
     assert {e["container"]["image"] for e in doc["deploymentSpec"]["executors"].values()} == {
         "ghcr.io/team/eat-tf2-tfx:1.0@sha256:" + "a" * 64}
+
+    for var in ("KFP_IMAGE", "KFP_IMAGE_DIGEST", "KFP_ENV", "KFP_PIPELINE_ROOT", "KFP_DATA_ROOT", "KFP_SERVING_ROOT"):
+        monkeypatch.delenv(var, raising=False)
     for env, message in (({}, "KFP_IMAGE is not set"),
                          ({"KFP_IMAGE": "eat-tf2-tfx:latest"}, "names no registry: the cluster would pull "
                                                                "docker.io/library/eat-tf2-tfx:latest"),
                          ({"KFP_IMAGE": "ghcr.io/t/i:1", "KFP_IMAGE_DIGEST": "sha256:nope"}, "is not sha256:<64"),
                          ({"KFP_IMAGE": "ghcr.io/t/i:1", "KFP_ENV": "NOEQUALS"}, "KFP_ENV: 'NOEQUALS' is not NAME=VALUE")):
-        bad = make_kubeflow(**{"KFP_IMAGE": "", **env})
-        assert bad.returncode == 2 and message in bad.stderr, (env, bad.stderr[-500:])
-    unpinned = make_kubeflow(KFP_IMAGE="ghcr.io/team/eat-tf2-tfx:1.0")
-    assert unpinned.returncode == 0 and "not pinned by digest" in unpinned.stderr
-    assert "<s3:// or gs:// folder for artifacts>" in unpinned.stdout  # no root given: a placeholder, not a bucket
+        with monkeypatch.context() as m:
+            for k, v in env.items():
+                m.setenv(k, v)
+            assert kubeflow_runner.main(["titanic", "--output-dir", str(tmp_path / "bad")]) == 2
+        assert message in capsys.readouterr().err, env
+    monkeypatch.setenv("KFP_IMAGE", "ghcr.io/team/eat-tf2-tfx:1.0")
+    assert kubeflow_runner.main(["titanic", "--output-dir", str(tmp_path / "unpinned")]) == 0
+    out, err = capsys.readouterr()
+    assert "not pinned by digest" in err
+    assert "<s3:// or gs:// folder for artifacts>" in out  # no root given: a placeholder, not a bucket
 
 
 def test_settings_from_environment():

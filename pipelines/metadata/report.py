@@ -215,6 +215,44 @@ def curves_section(result: results.RunResult) -> str:
     return render.png(fig)
 
 
+def confusion_section(result: results.RunResult, classes) -> str:
+    """A multi-class model's confusion matrix on the eval split (TFMA's MultiClassConfusionMatrixPlot: the predicted
+    class is the most probable one), as a table and a heat map, and each class's one-vs-rest AUC."""
+    eval_result = results.load_eval_result(result.evaluation_uri)
+    entries = None
+    for slice_key, plots in eval_result.plots:
+        if not slice_key and plots:
+            for by_sub_key in plots.values():
+                found = by_sub_key.get("", {}).get("multiClassConfusionMatrixAtThresholds")
+                if found and found.get("matrices"):
+                    entries = found["matrices"][0].get("entries", [])
+    if entries is None:
+        return "<p>No confusion matrix in this evaluation.</p>"
+    k = len(classes)
+    matrix = np.zeros((k, k))
+    for entry in entries:  # TFMA leaves out zero fields: a missing class id is class 0
+        actual, predicted = entry.get("actualClassId", 0), entry.get("predictedClassId", 0)
+        if 0 <= actual < k and 0 <= predicted < k:
+            matrix[actual, predicted] += entry.get("numWeightedExamples", 0.0)
+    names = [html.escape(str(c)) for c in classes]
+    rows = "".join(f"<tr><th>{names[i]}</th>" + "".join(f"<td>{int(matrix[i, j])}</td>" for j in range(k))
+                   + f"<td>{result.overall(f'auc_class_{i}') or float('nan'):.4f}</td></tr>" for i in range(k))
+    table = (f'<table class="confusion"><tr><th>actual \\ predicted</th>{"".join(f"<th>{n}</th>" for n in names)}'
+             f"<th>AUC (one vs rest)</th></tr>{rows}</table>")
+    plt = render.pyplot()
+    fig, ax = plt.subplots(figsize=(1.2 + 0.6 * k, 1 + 0.6 * k))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set(xticks=range(k), yticks=range(k), xlabel="predicted", ylabel="actual",
+           title=f"accuracy {result.overall('sparse_categorical_accuracy') or float('nan'):.4f}, "
+                 f"macro AUC {result.overall('macro_auc') or float('nan'):.4f}")
+    ax.set_xticklabels([str(c) for c in classes], rotation=45, ha="right")
+    ax.set_yticklabels([str(c) for c in classes])
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, int(matrix[i, j]), ha="center", va="center", fontsize=8)
+    return table + render.png(fig)
+
+
 def examples_section(store, pipeline: str, spec) -> str:
     _, gen_out = results.latest_outputs(store, pipeline, example_gen_node(store, pipeline))
     _, trainer_out = results.latest_outputs(store, pipeline, "Trainer")
@@ -231,6 +269,25 @@ def examples_section(store, pipeline: str, spec) -> str:
     if hasattr(hooks, "examples_html"):
         return hooks.examples_html(examples, predicted, spec.label_key)
     label, keys = spec.label_key, list(spec.raw_feature_keys)
+    if spec.label_classes:  # classes by name: the label's and the most probable one, with its probability
+        classes = list(spec.label_classes)
+
+        def named(value):
+            try:
+                return classes[int(value)]
+            except (TypeError, ValueError, IndexError):
+                return value
+
+        def guess(p):
+            p = np.ravel(p)
+            if len(p) == 1:  # binary: P(second class)
+                return f"{classes[int(p[0] >= 0.5)]} ({max(p[0], 1 - p[0]):.3f})"
+            return f"{classes[int(np.argmax(p))]} ({float(np.max(p)):.3f})"
+
+        rows = [[named(render.feature_value(e, label)), guess(p)] + [render.short(render.feature_value(e, k))
+                                                                      for k in keys]
+                for e, p in zip(examples, predicted)]
+        return render.table([label, "predicted (probability)"] + keys, rows)
     rows = [[render.feature_value(e, label), float(np.ravel(p)[0])] + [render.short(render.feature_value(e, k))
                                                                           for k in keys]
             for e, p in zip(examples, predicted)]
@@ -299,6 +356,8 @@ def write_report(pipeline: str, cfg: Optional[config_lib.PipelineConfig] = None)
         sections.append(("Why this model was trained", "why", _guarded(why_section, pipeline, cfg)))
     if spec.problem == "binary" and evaluated:
         sections.append(("ROC and KS curves", "curves", _guarded(curves_section, result)))
+    if spec.problem == "multiclass" and evaluated:
+        sections.append(("Confusion matrix", "confusion", _guarded(confusion_section, result, spec.label_classes)))
     sections.append(("Example predictions", "examples", _guarded(examples_section, store, pipeline, spec)))
     hooks = dataset_hooks(spec)
     for title, sid, render_section in (hooks.sections(cfg) if hasattr(hooks, "sections") else []):

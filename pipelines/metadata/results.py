@@ -96,11 +96,26 @@ def load_metrics(evaluation_uri: str, diffs: bool = False) -> Dict[str, Dict[str
     for slice_key, by_output in result.slicing_metrics:
         values = {}
         for by_sub_key in by_output.values():
-            for name, value in by_sub_key.get("", {}).items():
-                if "doubleValue" in value and name.endswith(DIFF_SUFFIX) == diffs:
-                    values[name[: -len(DIFF_SUFFIX)] if diffs else name] = float(value["doubleValue"])
+            for sub_key, by_name in by_sub_key.items():
+                for name, value in by_name.items():
+                    if "doubleValue" in value and name.endswith(DIFF_SUFFIX) == diffs:
+                        name = name[: -len(DIFF_SUFFIX)] if diffs else name
+                        values[metric_name(name, sub_key)] = float(value["doubleValue"])
         metrics[slice_name(slice_key)] = values
     return metrics
+
+
+def metric_name(name: str, sub_key: str = "") -> str:
+    """A readable key for TFMA's: "auc"; a class's one-vs-rest "auc_class_2" (sub key "classId:2"); an aggregate
+    ("macro_average: true\n_auc") "macro_auc"."""
+    if "\n_" in name:  # TFMA's text form of the aggregation, then "_" and the metric
+        aggregation, metric = name.split("\n_", 1)
+        name = f"{aggregation.split(':')[0].replace('_average', '')}_{metric}"
+    if sub_key.startswith("classId:"):
+        name = f"{name}_class_{sub_key.split(':', 1)[1]}"
+    elif sub_key:
+        name = f"{name}_{sub_key.replace(':', '_')}"
+    return name
 
 
 def validation_failures(evaluation_uri: str) -> List[str]:
@@ -229,8 +244,9 @@ def latest_examples(store, pipeline: str):
 def format_result(result: RunResult) -> str:
     lines = [f"== {result.pipeline}: last run =="]
     for metric, label in (("auc", "AUC"), ("ks", "KS"), ("binary_accuracy", "accuracy"),
+                          ("sparse_categorical_accuracy", "accuracy"), ("macro_auc", "macro AUC"),
                           ("mean_squared_percentage_error", "MSPE"), ("mean_absolute_error", "MAE"),
-                          ("mean_squared_error", "MSE"), ("example_count", "eval examples")):
+                          ("mean_squared_error", "MSE"), ("r2", "R²"), ("example_count", "eval examples")):
         value = result.overall(metric)
         change = result.changes.get("overall", {}).get(metric)
         if value is None:

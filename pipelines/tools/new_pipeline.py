@@ -617,9 +617,13 @@ def scaffold(name: str, data: Path, label: str, task: str = "auto", out_root: Pa
     if target_profile.distinct < 2:
         raise ScaffoldError(f"LABEL={label!r} is constant ({target_profile.present[0]!r}) in {train_file}: "
                             f"there is nothing to predict")
-    if target_profile.missing:
-        raise ScaffoldError(f"LABEL={label!r} is missing on {target_profile.missing} row(s) of {train_file}: "
-                            f"a label is needed on every row")
+    unlabeled = target_profile.missing
+    if unlabeled:  # rows without a label teach nothing: the pipeline skips them too (TableExampleGen counts them)
+        label_index = header.index(label)
+        train_rows = [r for r in train_rows if not is_missing(r[label_index])]
+        eval_rows = [r for r in eval_rows if not is_missing(r[label_index])]
+        profiles = profile(header, train_rows)
+        target_profile = profiles[label]
     label_index = header.index(label)
     every_label = Profile(label, target_profile.kind, target_profile.present + [
         r[label_index].strip() for r in eval_rows if not is_missing(r[label_index])], 0, 0)
@@ -652,7 +656,8 @@ def scaffold(name: str, data: Path, label: str, task: str = "auto", out_root: Pa
 
     log(f"[new-pipeline] {name} from {layout.root}: {where}; {dialect.describe()}; missing values read from "
         f"{', '.join(repr(m) for m in MISSING if m)} and empty cells; {len(train_rows)} training rows, "
-        f"{len(eval_rows)} eval rows" + (f"; span folders: the newest, {layout.sample_dir.name}, drafted from"
+        f"{len(eval_rows)} eval rows" + (f"; {unlabeled} row(s) without a label skipped" if unlabeled else "")
+        + (f"; span folders: the newest, {layout.sample_dir.name}, drafted from"
                                          if layout.spans else ""))
     width = max(len(c.column) for c in choices + [Choice(label, "", "", "")])
     log(f"[new-pipeline] {'column':<{width}}  {'use':<9}  why")

@@ -1,0 +1,266 @@
+"""`make new-pipeline`: a pipeline drafted from a table the test writes (scikit-learn's bundled datasets, offline),
+then run end to end as `make run` runs it, served, compiled for Kubeflow. The drafted packages go to a temporary
+PIPELINES_PATH folder, never into the checkout."""
+import csv
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import pipelines
+from pipelines import config as config_lib
+from pipelines import registry
+from pipelines.config import PROJECT_ROOT
+from pipelines.metadata import results
+from pipelines.tools import new_pipeline
+
+
+def write_table(folder: Path, name: str, header, rows, delimiter=",", quote_all=False) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / name, "w", newline="") as f:
+        writer = csv.writer(f, delimiter=delimiter, quoting=csv.QUOTE_ALL if quote_all else csv.QUOTE_MINIMAL)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return folder
+
+
+def wine_table(folder: Path) -> Path:
+    """Three cultivars by name, one file (split by hash), 8% of the numbers missing as NA, an id column."""
+    from sklearn import datasets
+
+    wine = datasets.load_wine()
+    rng = np.random.default_rng(0)
+    names = ["barolo", "grignolino", "barbera"]
+    rows = [[f"w{i:04d}"] + ["NA" if rng.random() < 0.08 else f"{v:.3f}" for v in x] + [names[y]]
+            for i, (x, y) in enumerate(zip(wine.data, wine.target))]
+    return write_table(folder, "wine.csv", ["wine_id"] + [n.replace("/", "_") for n in wine.feature_names]
+                       + ["cultivar"], rows)
+
+
+def cancer_table(folder: Path) -> Path:
+    """Binary, train.csv and test.csv, semicolon-separated."""
+    from sklearn import datasets
+
+    data = datasets.load_breast_cancer()
+    order = np.random.default_rng(1).permutation(len(data.target))
+    header = [n.replace(" ", "_") for n in data.feature_names] + ["diagnosis"]
+    labels = ["malignant", "benign"]
+    rows = [[f"{v:.4f}" for v in data.data[i]] + [labels[data.target[i]]] for i in order]
+    cut = int(len(rows) * 0.7)
+    write_table(folder, "train.csv", header, rows[:cut], ";")
+    return write_table(folder, "test.csv", header, rows[cut:], ";")
+
+
+def diabetes_table(folder: Path) -> Path:
+    """Regression, tab-separated, every header name and value quoted, a category column."""
+    from sklearn import datasets
+
+    data = datasets.load_diabetes()
+    header = ["patient_id"] + list(data.feature_names) + ["group", "progression"]
+    rows = [[1000 + i] + [f"{v:.5f}" for v in data.data[i]] + [["a", "b", "c"][i % 3], f"{data.target[i]:.1f}"]
+            for i in range(len(data.target))]
+    return write_table(folder, "data.tsv", header, rows, "\t", quote_all=True)
+
+
+@pytest.fixture()
+def drafts(tmp_path, monkeypatch):
+    """A PIPELINES_PATH folder for drafted packages: found by this process and by every process it starts."""
+    folder = tmp_path / "drafts"
+    folder.mkdir()
+    monkeypatch.setenv("PIPELINES_PATH", str(folder))
+    monkeypatch.setattr(pipelines, "__path__", list(pipelines.__path__) + [str(folder)])
+    return folder
+
+
+def scaffold(name, data, label, drafts, task="auto"):
+    lines = []
+    new_pipeline.scaffold(name, data, label, task, out_root=drafts, log=lines.append)
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------- drafting
+def test_a_multiclass_table_with_missing_values(tmp_path, drafts):
+    said = scaffold("t_wine", wine_table(tmp_path / "wine"), "cultivar", drafts)
+    assert "wine.csv, split by hash 2:1; comma-separated, header names unquoted" in said
+    assert "cultivar" in said and "multiclass: 3 values" in said
+    assert "wine_id" in said and "an identifier" in said  # left out, and said why
+    assert "a 0/1 flag says which" in said  # missing numbers
+    assert "baseline (scikit-learn logistic regression, same split): accuracy" in said
+    assert sorted(p.name for p in (drafts / "t_wine").iterdir()) == [
+        "__init__.py", "features.py", "local_runner.py", "model.py", "schema.pbtxt", "spec.py"]
+    assert "t_wine" in registry.discover()
+    spec = registry.get_spec("t_wine")
+    assert spec.problem == "multiclass" and list(spec.label_classes) == ["barbera", "barolo", "grignolino"]
+    assert spec.data_root == str((tmp_path / "wine").resolve()) and "wine_id" not in spec.raw_feature_keys
+    assert spec.bounds["min_accuracy"] > 0.5 and 0.5 < spec.bounds["min_macro_auc"] <= 1
+    features = (drafts / "t_wine" / "features.py").read_text()
+    assert 'fc.Numeric("alcohol")' in features and "# left out: 'wine_id'" in features
+    assert not list(PROJECT_ROOT.joinpath("pipelines").glob("t_wine"))  # nothing written into the checkout
+
+
+def test_binary_semicolon_train_and_test_files(tmp_path, drafts):
+    said = scaffold("t_cancer", cancer_table(tmp_path / "cancer"), "diagnosis", drafts)
+    assert "train.csv (train) and test.csv (eval); semicolon-separated" in said
+    spec = registry.get_spec("t_cancer")
+    assert spec.problem == "binary" and list(spec.label_classes) == ["benign", "malignant"]
+    assert "P('malignant') is the served probability" in said
+    assert spec.bounds["min_auc"] > 0.9
+
+
+def test_regression_tab_separated_quoted_headers(tmp_path, drafts):
+    said = scaffold("t_diabetes", diabetes_table(tmp_path / "diabetes"), "progression", drafts)
+    assert "tab-separated, header names quoted" in said and "regression: a number with" in said
+    spec = registry.get_spec("t_diabetes")
+    assert spec.problem == "regression" and spec.bounds["max_mse"] > 0
+    assert "patient_id" not in spec.raw_feature_keys and "group" in spec.raw_feature_keys
+    assert 'fc.Indicator(fc.VocabularyFile("group"))' in (drafts / "t_diabetes" / "features.py").read_text()
+
+
+def test_task_can_be_overridden(tmp_path, drafts):
+    scaffold("t_wine_r", wine_table(tmp_path / "wine"), "magnesium", drafts, task="regression")
+    assert registry.get_spec("t_wine_r").problem == "regression"
+
+
+@pytest.mark.parametrize("case, message", [
+    ("no_column", "LABEL='nope' is not a column of"),
+    ("constant", "is constant ('same')"),
+    ("empty", "is empty; expected a header line"),
+    ("not_utf8", "is not UTF-8 text"),
+    ("header_only", "a header line and no rows"),
+    ("two_files", "expected train.* and test.*"),
+    ("missing_folder", "does not exist"),
+])
+def test_bad_input_is_one_clear_error(case, message, tmp_path, drafts):
+    data = tmp_path / "data"
+    data.mkdir()
+    label = "y"
+    if case == "no_column":
+        write_table(data, "t.csv", ["x", "y"], [[1, 0], [2, 1]])
+        label = "nope"
+    elif case == "constant":
+        write_table(data, "t.csv", ["x", "y"], [[1, "same"], [2, "same"]])
+    elif case == "empty":
+        (data / "t.csv").write_text("")
+    elif case == "not_utf8":
+        (data / "t.csv").write_bytes("x,y\n1,\xe9t\xe9\n".encode("latin-1") * 50 + b"2,b\n")
+    elif case == "header_only":
+        (data / "t.csv").write_text("x,y\n")
+    elif case == "two_files":
+        write_table(data, "a.csv", ["x", "y"], [[1, 0]])
+        write_table(data, "b.csv", ["x", "y"], [[1, 0]])
+    elif case == "missing_folder":
+        data = tmp_path / "nowhere"
+    proc = subprocess.run([sys.executable, "-m", "pipelines.tools.new_pipeline", "t_bad", str(data), label,
+                           "--into", str(drafts)], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert message in proc.stderr, proc.stderr
+    assert not (drafts / "t_bad").exists() and not list(drafts.glob(".t_bad*"))  # nothing half-written
+
+
+def test_an_existing_pipeline_is_never_overwritten(tmp_path, drafts):
+    data = wine_table(tmp_path / "wine")
+    scaffold("t_once", data, "cultivar", drafts)
+    before = (drafts / "t_once" / "spec.py").read_text()
+    with pytest.raises(new_pipeline.ScaffoldError, match="exists already; it is not overwritten"):
+        scaffold("t_once", data, "cultivar", drafts)
+    with pytest.raises(new_pipeline.ScaffoldError, match="a pipeline named 'titanic' exists already"):
+        scaffold("titanic", data, "cultivar", drafts)
+    with pytest.raises(new_pipeline.ScaffoldError, match="lower-case Python identifier"):
+        scaffold("Bad-Name", data, "cultivar", drafts)
+    assert (drafts / "t_once" / "spec.py").read_text() == before
+
+
+def test_the_drafted_model_builds_and_fits_on_rows_from_its_schema(tmp_path, drafts):
+    """The fast model test of tests/test_models.py, on a drafted package: its fake rows come from its schema."""
+    import test_models
+
+    scaffold("t_fast", wine_table(tmp_path / "wine"), "cultivar", drafts)
+    test_models.test_model_builds_and_fits_one_batch("t_fast", tmp_path / "model")
+
+
+# ---------------------------------------------------------------------------------------------------- end to end
+def make_run(name, out, **env):
+    return subprocess.run([sys.executable, "-m", "pipelines.runners.run", name], cwd=PROJECT_ROOT,
+                          env=dict(os.environ, OUTPUT_DIR=str(out), **env), capture_output=True, text=True,
+                          timeout=1800)
+
+
+def baseline_of(name) -> dict:
+    """The scikit-learn baseline the draft recorded in its spec's docstring."""
+    import importlib
+
+    doc = importlib.import_module(f"pipelines.{name}.spec").__doc__
+    found = doc.split("baseline on the same split (scikit-learn): ", 1)[1].split(".\n", 1)[0]
+    return {k: float(v) for k, v in (item.split() for item in found.split(", "))}
+
+
+@pytest.mark.pipeline
+def test_a_multiclass_pipeline_end_to_end(tmp_path, drafts, run_python):
+    """Drafted, run by `make run`, blessed and pushed with accuracy near the baseline's; served with scores and
+    class names (raw signature and :classify); its report has the confusion matrix; `make kubeflow` compiles it and
+    the package passes the open-source KFP check."""
+    scaffold("t_wine_e2e", wine_table(tmp_path / "wine"), "cultivar", drafts)
+    out = tmp_path / "out"
+    proc = make_run("t_wine_e2e", out)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    cfg = config_lib.PipelineConfig(output_dir=out)
+    result = results.last_run("t_wine_e2e", cfg)
+    assert result.blessed and result.pushed
+    assert {"sparse_categorical_accuracy", "macro_auc", "auc_class_0", "auc_class_2"} <= set(result.metrics["overall"])
+    assert result.overall("sparse_categorical_accuracy") >= baseline_of("t_wine_e2e")["accuracy"] - 0.03
+    assert "accuracy" in proc.stdout and "macro AUC" in proc.stdout  # the run summary
+    page = sorted((out / "t_wine_e2e" / "reports").glob("*/report.html"))[-1].read_text()
+    assert '<section id="confusion">' in page and "barolo" in page.split('<section id="confusion">')[1]
+
+    code = textwrap.dedent(f"""
+        import json, tensorflow as tf
+        model = tf.saved_model.load({result.pushed_destination!r})
+        raw = model.signatures["serving_default"]
+        names = sorted(raw.structured_input_signature[1])
+        args = {{k: tf.constant([float("nan")] * 2, spec.dtype) if spec.dtype.is_floating else
+                tf.constant([1, 2], spec.dtype) for k, spec in raw.structured_input_signature[1].items()}}
+        out = raw(**args)
+        ex = tf.train.Example()
+        print(json.dumps({{"outputs": sorted(out), "classes": [c.decode() for c in out["classes"].numpy()[0]],
+                          "scores": out["scores"].numpy().tolist(),
+                          "classify": sorted(model.signatures["classify"](inputs=tf.constant([ex.SerializeToString()])))}}))
+    """)
+    served = run_python(code)
+    assert served.returncode == 0, served.stderr[-3000:]
+    answer = json.loads(served.stdout.strip().splitlines()[-1])
+    assert answer["outputs"] == ["classes", "scores"] and answer["classify"] == ["classes", "scores"]
+    assert answer["classes"] == ["barbera", "barolo", "grignolino"]
+    assert all(abs(sum(row) - 1) < 1e-4 for row in answer["scores"])
+
+    from pipelines.runners import kfp_package_check
+    from pipelines.runners import kubeflow as kubeflow_runner
+
+    import yaml
+
+    package = kubeflow_runner.compile_pipeline("t_wine_e2e", tmp_path / "kfp", kubeflow_runner.KubeflowSettings(
+        image="registry.example.com/eat-tf2-tfx:1", project_root="/app"))
+    spec = next(yaml.safe_load_all(package.read_text()))
+    assert kfp_package_check.problems(spec) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("table, label, metric", [(cancer_table, "diagnosis", "auc"),
+                                                  (diabetes_table, "progression", "mse")])
+def test_binary_and_regression_pipelines_end_to_end(table, label, metric, tmp_path, drafts):
+    name = f"t_{table.__name__.split('_')[0]}_e2e"
+    scaffold(name, table(tmp_path / "data"), label, drafts)
+    proc = make_run(name, tmp_path / "out")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = results.last_run(name, config_lib.PipelineConfig(output_dir=tmp_path / "out"))
+    assert result.blessed and result.pushed
+    found = baseline_of(name)
+    if metric == "auc":
+        assert result.overall("auc") >= found["auc"] - 0.03
+    else:
+        assert result.overall("mean_squared_error") <= found["mse"] * 1.10
+        assert "r2" in result.metrics["overall"]
