@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 1
 
-.PHONY: run test test-fast test-full new-pipeline bench bench-pipeline bench-vs-keras bench-serving bench-drift bench-kubeflow bench-scale forecast serve skew kubeflow retrain lineage verify-env data results lock venv clean
+.PHONY: run test test-fast test-full new-pipeline bench bench-pipeline bench-vs-keras bench-serving bench-drift bench-kubeflow bench-scale forecast serve promote rollback skew kubeflow retrain lineage verify-env data results lock venv clean
 
 run: $(STAMP)
 	$(PY) -m pipelines.runners.run $(PIPELINE)
@@ -83,9 +83,27 @@ GRPC_PORT ?= 8500
 SERVING_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n < 2 ? n : 2 )))
 # LOG_REQUESTS=DIR logs the inputs of answered requests for `make skew` (serving/request_log.py); SERVE_ARGS: more
 # serving.server flags, e.g. SERVE_ARGS="--log-sample-rate 0.1 --log-max-mb 100"
+# With <serving root>/models.config (written by `make promote` or a PUSH_LABEL=canary run) the server serves what it
+# lists, labels included, re-reading it every 2 s; without it, every model folder, newest version. Metrics are
+# always on (serving/deploy/monitoring.config); BATCHING=1 merges concurrent requests (serving/deploy/batching.config).
+SERVING_ROOT ?= $(or $(SERVING_DIR),$(or $(OUTPUT_DIR),outputs)/serving)
+MODEL_CONFIG ?= $(SERVING_ROOT)/models.config
 serve: $(STAMP)
-	$(PY) -m serving.server --rest-port $(REST_PORT) --grpc-port $(GRPC_PORT) --workers $(SERVING_WORKERS) \
+	$(PY) -m serving.server --serving-root $(SERVING_ROOT) --rest-port $(REST_PORT) --grpc-port $(GRPC_PORT) \
+	  --workers $(SERVING_WORKERS) --monitoring_config_file serving/deploy/monitoring.config \
+	  $(if $(wildcard $(MODEL_CONFIG)),--model_config_file $(MODEL_CONFIG) --model_config_file_poll_wait_seconds 2 \
+	    --allow_version_labels_for_unavailable_models) \
+	  $(if $(filter 1 true yes,$(BATCHING)),--enable_batching --batching_parameters_file serving/deploy/batching.config) \
 	  $(if $(LOG_REQUESTS),--log-requests $(LOG_REQUESTS)) $(SERVE_ARGS)
+
+# Labels (serving/promotion.py): LABEL=canary serves VERSION beside stable; LABEL=stable gives it the traffic;
+# rollback points stable at the version before. Each is recorded in the pipeline's ML Metadata.
+promote: $(STAMP)
+	@test -n "$(VERSION)" || { echo "usage: make promote PIPELINE=<name> VERSION=<version> LABEL=stable|canary"; exit 2; }
+	$(PY) -m serving.promotion promote $(PIPELINE) $(VERSION) $(or $(LABEL),stable)
+
+rollback: $(STAMP)
+	$(PY) -m serving.promotion rollback $(PIPELINE)
 
 # The logged traffic (LOG_REQUESTS, default outputs/request_logs) against the served model's training data
 skew: $(STAMP)

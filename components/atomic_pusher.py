@@ -24,10 +24,15 @@ Component
     outputs     pushed_model (PushedModel): custom properties pushed (0/1), pushed_destination, pushed_version
     parameters  serving_root (str, may be a runtime parameter): where versions go; or push_destination
                 (PushDestination.filesystem.base_directory) as TFX's Pusher takes it
+                push_label (str, optional): "stable" or "canary" (serving/promotion.py): the pushed version
+                takes that label in `<serving root>/../models.config` where the file gives the model labels (or
+                gets them: a first canary); recorded as custom properties serving_label, serving_previous,
+                serving_labels. Local serving roots only: on an object store the labels are `make promote`'s.
 """
 from __future__ import annotations
 
 import filecmp
+import json
 import os
 import posixpath
 import shutil
@@ -49,6 +54,7 @@ from tfx.utils import proto_utils
 from components import layout
 
 SERVING_ROOT = "serving_root"
+PUSH_LABEL = "push_label"
 
 
 def is_remote(path: str) -> bool:
@@ -177,12 +183,33 @@ class Executor(pusher_executor.Executor):
                 fileio.copy(path, f"{model_push.uri}/{rel}", overwrite=True)
         else:
             shutil.copytree(model_path, model_push.uri, dirs_exist_ok=True)
-        tfx_internals.mark_pushed(model_push, serving_path, posixpath.basename(serving_path.rstrip("/")))
+        version = posixpath.basename(serving_path.rstrip("/"))
+        tfx_internals.mark_pushed(model_push, serving_path, version)
+        label = exec_properties.get(PUSH_LABEL) or ""
+        if label and not is_remote(base):
+            self._label(base, int(version), label, model_push)
+
+    @staticmethod
+    def _label(base: str, version: int, label: str, model_push) -> None:
+        from serving import promotion
+
+        root, name = os.path.dirname(os.path.abspath(base)), os.path.basename(os.path.abspath(base))
+        labels = promotion.labels_of(root, name)
+        if label == "stable" and not labels:
+            return  # no labels: the newest version serves, as without a config file
+        done = promotion.assign(root, name, version, label, say=lambda line: logging.info("%s", line))
+        model_push.set_string_custom_property("serving_label", label)
+        model_push.set_string_custom_property("serving_previous", "" if done["previous"] is None
+                                              else str(done["previous"]))
+        model_push.set_string_custom_property("serving_labels", json.dumps(done["labels"], sort_keys=True))
+        print(f"[push] {name} version {version} is {label}; labels now "
+              + ", ".join(f"{k} -> {v}" for k, v in sorted(done["labels"].items())), flush=True)
 
 
 class AtomicPusherSpec(standard_component_specs.PusherSpec):
     PARAMETERS = {**standard_component_specs.PusherSpec.PARAMETERS,
-                  SERVING_ROOT: ExecutionParameter(type=str, optional=True)}
+                  SERVING_ROOT: ExecutionParameter(type=str, optional=True),
+                  PUSH_LABEL: ExecutionParameter(type=str, optional=True)}
 
 
 class AtomicPusher(pusher_component.Pusher):
@@ -193,10 +220,11 @@ class AtomicPusher(pusher_component.Pusher):
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
     def __init__(self, model: types.BaseChannel, model_blessing: Optional[types.BaseChannel] = None,
-                 serving_root=None, push_destination: Optional[pusher_pb2.PushDestination] = None):
+                 serving_root=None, push_destination: Optional[pusher_pb2.PushDestination] = None,
+                 push_label: Optional[str] = None):
         if serving_root is None and push_destination is None:
             raise ValueError("AtomicPusher needs serving_root or push_destination")
         spec = AtomicPusherSpec(model=model, model_blessing=model_blessing, push_destination=push_destination,
-                                serving_root=serving_root,
+                                serving_root=serving_root, push_label=push_label,
                                 pushed_model=types.Channel(type=standard_artifacts.PushedModel))
         base_component.BaseComponent.__init__(self, spec=spec)

@@ -39,6 +39,7 @@ from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import io_utils
 
 from components import layout
+from serving import promotion
 
 SERVED_VERSION = "served_version"
 SERVING_FORMAT = "Format-Serving"  # tfx.utils.path_utils.serving_model_path's folder for a Model artifact
@@ -68,7 +69,11 @@ class Executor(base_executor.BaseExecutor):
            exec_properties: Dict[str, Any]) -> None:
         root = exec_properties["serving_root"]
         model = artifact_utils.get_single_instance(output_dict["model"])
-        version = layout.newest_version(root, files=fileio)  # any file system TF reads
+        # the `stable` version where the serving root's model config labels the model (serving/promotion.py: a
+        # canary is judged against what takes the traffic, not against another canary); else the newest version,
+        # on any file system TF reads
+        version = (promotion.stable_version(root) if "://" not in str(root)
+                   else layout.newest_version(root, files=fileio))
         if version is None:
             model.set_string_custom_property(SERVED_VERSION, "")
             logging.info("No model is served under the serving root yet: no baseline (first model).")

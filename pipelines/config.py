@@ -40,6 +40,7 @@ from components.drift import DRIFT_ACTIONS
 from components.layout import PROJECT_ROOT
 from components.strategies import STRATEGIES
 BEAM_MODES = ("in_memory", "multiprocess", "portable")
+PUSH_LABELS = ("stable", "canary")
 
 
 class ConfigError(ValueError):
@@ -74,6 +75,9 @@ class PipelineConfig:
     beam_worker_pool_port: int = 50000  # the port Beam's SDK containers serve a worker pool on
     beam_args: Tuple[str, ...] = ()  # BEAM_ARGS
     drift: Optional[str] = None  # DRIFT; None: the dataset spec's own drift_action
+    # PUSH_LABEL: the serving label a pushed model takes (serving/promotion.py). "stable": it takes the traffic,
+    # as without labels; "canary": it serves beside the stable version, which keeps its label
+    push_label: str = "stable"
     explicit: Tuple[str, ...] = ()  # the fields set from the environment or by `replace`: they win over a spec's
 
     def __post_init__(self):
@@ -84,6 +88,8 @@ class PipelineConfig:
         for field in ("beam_job_port", "beam_worker_pool_port"):
             if not 0 <= getattr(self, field) <= 65535:
                 raise ConfigError(f"{field.upper()}={getattr(self, field)} must be a port number (0: a free one)")
+        if self.push_label not in PUSH_LABELS:
+            raise ConfigError(f"PUSH_LABEL={self.push_label!r} is not one of {', '.join(PUSH_LABELS)}")
         if self.drift is not None and self.drift not in DRIFT_ACTIONS:
             raise ConfigError(f"DRIFT={self.drift!r} is not one of {', '.join(DRIFT_ACTIONS)}")
         if self.strategy not in STRATEGIES:
@@ -171,6 +177,8 @@ def from_env(env: Optional[Mapping[str, str]] = None, **overrides) -> PipelineCo
         values["beam"] = env["BEAM"].strip()
     if env.get("DRIFT"):
         values["drift"] = env["DRIFT"].strip().lower()
+    if env.get("PUSH_LABEL"):
+        values["push_label"] = env["PUSH_LABEL"].strip().lower()
     for field, var, kind in (
         ("seed", "SEED", int),
         ("epochs", "EPOCHS", int),

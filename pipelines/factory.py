@@ -29,6 +29,7 @@ from components.baseline_evaluator import Evaluator
 from components.fixed_batch_transform import Transform
 from components import layout
 from components.served_baseline import ServedBaseline
+from serving import promotion
 from components.training import check_keys as check_trainer_keys
 from pipelines.config import PROJECT_ROOT, PipelineConfig
 from pipelines.spec import DatasetSpec
@@ -199,7 +200,7 @@ def _served_now(serving_root) -> str:
     the step runs."""
     if not isinstance(serving_root, str) or "://" in serving_root:
         return ""
-    version = layout.newest_version(serving_root)
+    version = promotion.stable_version(str(serving_root))
     return "" if version is None else str(version)
 
 
@@ -263,7 +264,7 @@ def create_components(spec: DatasetSpec, config: PipelineConfig, data_root=None,
         eval_config=eval_config(spec, config),
     )
     pusher = AtomicPusher(model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
-                          serving_root=serving_root).with_id("Pusher")
+                          serving_root=serving_root, push_label=config.push_label).with_id("Pusher")
     return [example_gen, statistics_gen, schema_gen, example_validator, *drift_nodes, anomalies_gate, transform,
             trainer, baseline, evaluator, pusher]
 

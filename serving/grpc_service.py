@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import logging
+import time
 from typing import Optional
 
 import grpc
@@ -17,6 +18,8 @@ from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
 
 
 from serving import inference
+from serving.batching import BatchRefused
+from serving.metrics import METRICS
 from serving.repository import NotFound, Repository
 
 log = logging.getLogger("serving")
@@ -83,26 +86,45 @@ def tensor_to_value(name: str, proto) -> object:
 
 
 def handles_errors(method):
-    """Bad input is INVALID_ARGUMENT, an unknown model or version NOT_FOUND, as TF Serving answers them; anything
-    else is a bug: logged, and INTERNAL without details (never 'Exception calling application')."""
+    """Bad input is INVALID_ARGUMENT, an unknown model, version or label NOT_FOUND, as TF Serving answers them;
+    anything else is a bug: logged, and INTERNAL without details (never 'Exception calling application').
+    Predict, Classify and Regress are counted and timed as TF Serving does (prediction_service_impl.cc:40-60):
+    every request counted by status, latency for answered ones, entrypoint GRPC."""
+    counted = method.__name__ in ("Predict", "Classify", "Regress")
+
     @functools.wraps(method)
     def wrapper(self, request, context):
+        started = time.perf_counter()
+        code, message = "OK", ""
         try:
             return method(self, request, context)
         except inference.BadRequest as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            code, message = exc.code, str(exc)
+        except BatchRefused as exc:
+            code, message = exc.code, str(exc)
         except NotFound as exc:
-            context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+            code, message = "NOT_FOUND", str(exc)
         except RecursionError:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "request is nested too deeply")
+            code, message = "INVALID_ARGUMENT", "request is nested too deeply"
         except Exception as exc:  # noqa: BLE001 - the one place that turns a bug into a clean status
             log.error("internal error in %s: %s", method.__name__, self.repository.redact(repr(exc)))
-            context.abort(grpc.StatusCode.INTERNAL, "internal error")
+            code, message = "INTERNAL", "internal error"
+        finally:
+            if counted:
+                spec = request.model_spec
+                name = spec.name if self.repository.is_served(spec.name) else "<unknown>"
+                METRICS.request(name, method.__name__, "GRPC", code, (time.perf_counter() - started) * 1e6,
+                                signature=spec.signature_name or inference.DEFAULT_SIGNATURE)
+        context.abort(getattr(grpc.StatusCode, code), message)
     return wrapper
 
 
 def _version(model_spec) -> Optional[int]:
-    return model_spec.version.value if model_spec.HasField("version") else None
+    return model_spec.version.value if model_spec.WhichOneof("version_choice") == "version" else None
+
+
+def _label(model_spec) -> Optional[str]:
+    return model_spec.version_label if model_spec.WhichOneof("version_choice") == "version_label" else None
 
 
 def _fill_spec(spec, model, signature_name: str = "") -> None:
@@ -132,9 +154,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         self.repository = repository
 
     def _model(self, model_spec):
-        if model_spec.HasField("version_label"):
-            raise inference.BadRequest("version labels are not configured on this server; name a version number")
-        return self.repository.get(model_spec.name, _version(model_spec))
+        return self.repository.get(model_spec.name, _version(model_spec), _label(model_spec))
 
     @handles_errors
     def Predict(self, request, context):
@@ -196,7 +216,8 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
 
     @handles_errors
     def GetModelStatus(self, request, context):
-        entries = self.repository.status(request.model_spec.name, _version(request.model_spec))
+        entries = self.repository.status(request.model_spec.name, _version(request.model_spec),
+                                         _label(request.model_spec))
         response = get_model_status_pb2.GetModelStatusResponse()
         for entry in entries:
             status = response.model_version_status.add()

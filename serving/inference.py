@@ -6,6 +6,10 @@ Inputs are checked against the signature (names, dtypes, shapes) before the mode
 from __future__ import annotations
 
 import base64
+import json
+import logging
+import math
+import time
 from typing import Any, Dict, List, Tuple
 
 import numpy as np
@@ -13,6 +17,9 @@ import tensorflow as tf
 
 from components import layout
 from serving import request_log
+from serving.metrics import METRICS
+
+log = logging.getLogger("serving")
 
 DEFAULT_SIGNATURE = "serving_default"
 # signatures whose one input is serialized tf.Examples: logged as they came
@@ -20,7 +27,19 @@ SERIALIZED_SIGNATURES = frozenset({layout.EXAMPLES_SIGNATURE, layout.CLASSIFY_SI
 
 
 class BadRequest(ValueError):
-    pass
+    """The client's request cannot be answered: HTTP 400; gRPC `code` (INVALID_ARGUMENT unless said otherwise)."""
+    code = "INVALID_ARGUMENT"
+
+
+class SignatureNotFound(BadRequest):
+    """predict_util.cc: an unknown signature key is FAILED_PRECONDITION (HTTP 400 in http_server.cc)."""
+    code = "FAILED_PRECONDITION"
+
+
+def shown_text(text: str, limit: int = 80) -> str:
+    text = str(text)
+    text = text if len(text) <= limit else text[:limit] + "..."
+    return text if text.isprintable() else text.encode("unicode_escape", "backslashreplace").decode("ascii")
 
 
 def input_specs(fn) -> Dict[str, tf.TensorSpec]:
@@ -31,24 +50,61 @@ class _Inputs:
     """A signature's inputs, derived once per loaded model: reading `structured_input_signature` and comparing
     TensorShapes cost more per request than a small model's whole run."""
 
-    def __init__(self, fn):
+    def __init__(self, fn, model_name: str = "", signature_name: str = ""):
         self.fn = fn
+        self.where = f"{model_name} signature {signature_name}"
         self.specs = input_specs(fn)
         self.names = sorted(self.specs)
         self.dims = {k: _dims(s) for k, s in self.specs.items()}
-        # Inputs whose dtype and shape run() has checked can go to the function flat, in the order nest.flatten
-        # gives a dict (sorted keys), skipping the binding and re-checking of ConcreteFunction.__call__ (half a
-        # millisecond, a third of a batch-1 Titanic call). `_call_flat(tensor_inputs, captured_inputs)` is how
-        # __call__ itself ends (tensorflow/python/eager/polymorphic_function/concrete_function.py; a loaded
-        # SavedModel's functions override it in tensorflow/python/saved_model/load.py to feed their captures).
+        # Inputs whose dtype and shape run() has checked can go to the function flat, skipping the binding and
+        # re-checking of ConcreteFunction.__call__ (half a millisecond, a third of a batch-1 Titanic call).
+        # `_call_flat(tensor_inputs, captured_inputs)` is how __call__ itself ends (tensorflow/python/eager/
+        # polymorphic_function/concrete_function.py; a loaded SavedModel's functions override it in tensorflow/
+        # python/saved_model/load.py to feed their captures). The flat order is the order of the function's
+        # parameters (its function_type, which __call__ binds by), not the order the signature declares nor
+        # `structured_input_signature`'s dict order; the first call of each loaded signature runs both ways and
+        # keeps the flat path only if they agree.
         args, kwargs = fn.structured_input_signature
         flat = not args and all(isinstance(s, tf.TensorSpec) for s in kwargs.values()) and hasattr(fn, "_call_flat")
-        self.flat_order = sorted(kwargs) if flat else None
+        order = None
+        function_type = getattr(fn, "function_type", None)
+        if function_type is not None and set(function_type.parameters) == set(kwargs):
+            order = list(function_type.parameters)
+        self.flat_order = (order or sorted(kwargs)) if flat else None
+        self.checked = False
 
     def call(self, tensors: Dict[str, tf.Tensor]):
         if self.flat_order is None:
             return self.fn(**tensors)
-        return self.fn._call_flat([tensors[k] for k in self.flat_order], self.fn.captured_inputs)
+        if self.checked:
+            return self.fn._call_flat([tensors[k] for k in self.flat_order], self.fn.captured_inputs)
+        structured = self.fn(**tensors)  # an error here is the input's, and the client's answer
+        try:
+            same = _same_outputs(self.fn._call_flat([tensors[k] for k in self.flat_order], self.fn.captured_inputs),
+                                 structured)
+        except Exception:  # noqa: BLE001 - a flat call TensorFlow refuses is a disagreement too
+            same = False
+        if not same:
+            log.warning("%s: the flat call disagrees with the structured call; using the structured call",
+                        self.where)
+            self.flat_order = None
+        self.checked = True
+        return structured
+
+
+def _same_outputs(a, b) -> bool:
+    if not isinstance(a, dict) or not isinstance(b, dict) or set(a) != set(b):
+        return False
+    for key in a:
+        x, y = np.asarray(a[key]), np.asarray(b[key])
+        if x.shape != y.shape or x.dtype != y.dtype:
+            return False
+        if x.dtype.kind in "fc":
+            if not np.array_equal(x, y, equal_nan=True):
+                return False
+        elif not np.array_equal(x, y):
+            return False
+    return True
 
 
 def signature_inputs(model, signature_name: str) -> _Inputs:
@@ -56,9 +112,9 @@ def signature_inputs(model, signature_name: str) -> _Inputs:
     if derived is None:
         try:
             fn = model.signature(signature_name)
-        except KeyError as exc:
-            raise BadRequest(str(exc.args[0])) from None
-        derived = model.derived[signature_name] = _Inputs(fn)
+        except KeyError:
+            raise SignatureNotFound(f"Serving signature key \"{shown_text(signature_name)}\" not found.") from None
+        derived = model.derived[signature_name] = _Inputs(fn, getattr(model, "name", ""), signature_name)
     return derived
 
 
@@ -96,24 +152,98 @@ def decode_b64(value):
     return value
 
 
-def _integers(name: str, value: Any, dtype: tf.DType) -> np.ndarray:
-    """Integers within the dtype's range. Python's ints are unbounded and JSON allows 1e30 or Infinity: each is
-    refused by name rather than wrapped, rounded or left to overflow. A number with an integral value (3.0) is
-    accepted, as TF Serving's JSON reader accepts it for an integer tensor."""
-    info = np.iinfo(dtype.as_numpy_dtype)
-    out_of_range = BadRequest(f"input '{name}': a value is outside {dtype.name}'s range [{info.min}, {info.max}]")
+# What TF Serving's JSON reader accepts for each dtype (tensorflow_serving/util/json_tensor.cc AddValueToTensor):
+# floats take any JSON number; int8/16/32 and uint8 only a JSON integer that fits an int32 (rapidjson IsInt: 3.0 is
+# a double, true is not a number); int64 only one that fits an int64; bool only true/false; string only text or
+# {"b64": ...}. null, and any other kind, is "JSON Value: <v> Type: <kind> is not of expected type: <dtype>".
+_INT32 = (-(1 << 31), (1 << 31) - 1)
+_JSON_RANGES = {tf.int8: _INT32, tf.int16: _INT32, tf.int32: _INT32, tf.uint8: _INT32, tf.int64: (-(1 << 63), (1 << 63) - 1),
+                tf.uint32: (0, (1 << 32) - 1), tf.uint64: (0, (1 << 64) - 1)}
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _json_kind(value) -> str:
+    if value is None:
+        return "Null"
+    if value is True or value is False:
+        return "True" if value else "False"
+    return {dict: "Object", list: "Array", str: "String"}.get(type(value), "Number")
+
+
+def dtype_string(dtype) -> str:
+    """TensorFlow's DataTypeString, the name TF Serving's messages use ("float", not "float32")."""
+    from tensorflow.core.framework import types_pb2
+
+    return types_pb2.DataType.Name(tf.as_dtype(dtype).as_datatype_enum)[3:].lower()
+
+
+def type_error(name: str, value, dtype: tf.DType) -> BadRequest:
     try:
-        as_float = np.array(value, dtype=np.float64)  # ValueError/TypeError for ragged lists or non-numbers
-    except OverflowError:
-        raise out_of_range from None
-    if not np.all(np.isfinite(as_float)):
-        raise BadRequest(f"input '{name}': expected integers ({dtype.name}), got Infinity or NaN")
-    if np.any(as_float != np.floor(as_float)):
-        raise BadRequest(f"input '{name}': expected integers ({dtype.name}), got fractions")
-    exact = [int(v) for v in np.array(value, dtype=object).reshape(as_float.shape).ravel()]
-    if any(v < info.min or v > info.max for v in exact):
-        raise out_of_range
-    return np.array(exact, dtype=dtype.as_numpy_dtype).reshape(as_float.shape)
+        shown_value = json.dumps(value, allow_nan=True)[:200]
+    except (TypeError, ValueError):
+        shown_value = repr(value)[:200]
+    return BadRequest(f"input '{name}': JSON Value: {shown_value} Type: {_json_kind(value)} is not of expected "
+                      f"type: {dtype_string(dtype)}")
+
+
+def _leaves(value, out: list) -> list:
+    if type(value) is list:
+        for v in value:
+            _leaves(v, out)
+    else:
+        out.append(value)
+    return out
+
+
+def check_json_values(name: str, value, dtype: tf.DType) -> None:
+    """Refuses, naming the first offending value, what TF Serving's JSON reader refuses for `dtype`."""
+    leaves = _leaves(value, [])
+    kinds = set(map(type, leaves))
+    if dtype.is_floating:
+        if kinds <= {float, int}:
+            if dtype == tf.float32 or dtype == tf.float16 or dtype == tf.bfloat16:
+                limit = _FLOAT32_MAX if dtype == tf.float32 else float(dtype.max)
+                for v in leaves:  # a finite number float32 cannot hold would silently become Infinity
+                    if v > limit or v < -limit:
+                        if not math.isinf(v):
+                            raise BadRequest(f"input '{name}': JSON Value: {v!r} is outside {dtype.name}'s range")
+            return
+        bad = next(v for v in leaves if type(v) not in (float, int))
+    elif dtype.is_integer:
+        low, high = _JSON_RANGES.get(dtype, (-(1 << 63), (1 << 63) - 1))
+        if kinds <= {int}:
+            for v in leaves:
+                if v < low or v > high:
+                    raise type_error(name, v, dtype)
+            return
+        bad = next(v for v in leaves if type(v) is not int)
+    elif dtype == tf.bool:
+        if kinds <= {bool}:
+            return
+        bad = next(v for v in leaves if type(v) is not bool)
+    elif dtype == tf.string:
+        if kinds <= {str, bytes}:
+            return
+        bad = next((v for v in leaves if not (type(v) in (str, bytes) or (
+            type(v) is dict and set(v) == {"b64"} and type(v["b64"]) is str))), None)
+        if bad is None:
+            return
+    else:
+        raise BadRequest(f"input '{name}': dtype {dtype.name} is not supported over JSON")
+    raise type_error(name, bad, dtype)
+
+
+def _integers(name: str, value: Any, dtype: tf.DType) -> np.ndarray:
+    """JSON integers (check_json_values ran) within the dtype's own range: a uint8 input takes 0..255, though
+    TF Serving's reader would take any int32 and wrap it."""
+    info = np.iinfo(dtype.as_numpy_dtype)
+    try:
+        array = np.array(value, dtype=object)
+    except ValueError:
+        raise BadRequest(f"input '{name}': not a rectangular array (rows of different lengths)") from None
+    if array.size and (array.min() < info.min or array.max() > info.max):
+        raise BadRequest(f"input '{name}': a value is outside {dtype.name}'s range [{info.min}, {info.max}]")
+    return array.astype(dtype.as_numpy_dtype)
 
 
 _UNSET = object()
@@ -124,13 +254,18 @@ def to_array(name: str, value: Any, spec: tf.TensorSpec, dims=_UNSET) -> np.ndar
     BadRequest naming the input. `dims`: _dims(spec), when the caller has it already."""
     if dims is _UNSET:
         dims = _dims(spec)
-    if isinstance(value, np.ndarray) and (value.dtype == object if spec.dtype == tf.string
-                                          else value.dtype == spec.dtype.as_numpy_dtype):
-        array = value  # a TensorProto of the input's own dtype (strings: its bytes): nothing to convert or check
+    if isinstance(value, np.ndarray):
+        if value.dtype != (object if spec.dtype == tf.string else spec.dtype.as_numpy_dtype):
+            # TF Serving's gRPC Predict hands the TensorProto to the session as it is: a dtype other than the
+            # signature's fails there (tensorflow/core/common_runtime/direct_session.cc: "Expects arg[i] to be
+            # <dtype> but <dtype> is provided")
+            raise BadRequest(f"input '{name}': Expects arg to be {dtype_string(spec.dtype)} but "
+                             f"{dtype_string(value.dtype) if value.dtype != object else 'string'} is provided")
+        array = value
     elif spec.dtype.is_integer and (array := _small_ints(value, spec.dtype)) is not None:
         pass
     else:
-        array = _general_array(name, decode_b64(value), spec)
+        array = _general_array(name, value, spec)
     if not _shape_fits(dims, array.shape):
         raise BadRequest(f"input '{name}': shape {list(array.shape)} does not match the signature's "
                          f"{[d if d is not None else -1 for d in spec.shape.as_list()]}")
@@ -138,24 +273,18 @@ def to_array(name: str, value: Any, spec: tf.TensorSpec, dims=_UNSET) -> np.ndar
 
 
 def _general_array(name: str, value: Any, spec: tf.TensorSpec) -> np.ndarray:
+    check_json_values(name, value, spec.dtype)
     try:
         if spec.dtype == tf.string:
-            array = np.array(_encode_strings(value), dtype=object)
-        elif spec.dtype.is_floating or spec.dtype.is_integer or spec.dtype == tf.bool:
-            if _has_strings(value):
-                raise BadRequest(f"input '{name}': expected {spec.dtype.name} values, got text")
-            if spec.dtype.is_integer:
-                array = _integers(name, value, spec.dtype)
-            else:
-                # beyond float32's range a number becomes +-Infinity, as TF Serving's JSON reader makes it
-                with np.errstate(over="ignore"):
-                    array = np.array(value, dtype=spec.dtype.as_numpy_dtype)
+            array = np.array(_encode_strings(decode_b64(value)), dtype=object)
+        elif spec.dtype.is_integer:
+            array = _integers(name, value, spec.dtype)
         else:
-            raise BadRequest(f"input '{name}': dtype {spec.dtype.name} is not supported over JSON")
+            array = np.array(value, dtype=spec.dtype.as_numpy_dtype)
     except BadRequest as exc:
         message = str(exc)
         raise BadRequest(message if message.startswith(f"input '{name}'") else f"input '{name}': {message}") from None
-    except (ValueError, TypeError, OverflowError) as exc:  # ragged lists, None, objects
+    except (ValueError, TypeError, OverflowError) as exc:  # ragged lists
         raise BadRequest(f"input '{name}': not a rectangular {spec.dtype.name} array ({exc})") from None
     if array.dtype == object and array.ndim and any(isinstance(v, (list, np.ndarray)) for v in array.ravel()):
         raise BadRequest(f"input '{name}': not a rectangular array (rows of different lengths)")
@@ -175,14 +304,12 @@ def _encode_strings(value):
     raise BadRequest(f"expected text or {{\"b64\": ...}}, got {type(value).__name__} {value!r:.40}")
 
 
-def _has_strings(value) -> bool:
-    if isinstance(value, list):
-        return any(_has_strings(v) for v in value)
-    return isinstance(value, (str, bytes))
+BATCHER = None  # a serving.batching.BatchScheduler when the server runs with --enable_batching
 
 
-def run(model, signature_name: str, inputs: Dict[str, Any]) -> Dict[str, np.ndarray]:
-    """Calls a signature with {input name: batch value}; returns {output name: array}."""
+def run(model, signature_name: str, inputs: Dict[str, Any], api: str = "Predict") -> Dict[str, np.ndarray]:
+    """Calls a signature with {input name: batch value}; returns {output name: array}. `api` names the call in
+    the runtime latency metric (Predict, Classify, Regress, as TF Serving's)."""
     signature = signature_inputs(model, signature_name)
     specs = signature.specs
     if len(inputs) != len(specs) or any(k not in specs for k in inputs):
@@ -193,14 +320,27 @@ def run(model, signature_name: str, inputs: Dict[str, Any]) -> Dict[str, np.ndar
     sizes = {a.shape[0] if a.ndim else None for a in arrays.values()}
     if len(sizes) > 1:
         raise BadRequest(f"inputs have different batch sizes: {sorted(str(s) for s in sizes)}")
-    try:
-        outputs = signature.call({k: tf.constant(v, dtype=specs[k].dtype) for k, v in arrays.items()})
-    except (tf.errors.InvalidArgumentError, ValueError, TypeError) as exc:
-        raise BadRequest(f"the model rejected the input: {model_error(exc)}") from None
+
+    def call(batch: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        started = time.perf_counter()
+        try:
+            outputs = signature.call({k: tf.constant(v, dtype=specs[k].dtype) for k, v in batch.items()})
+        except (tf.errors.InvalidArgumentError, ValueError, TypeError) as exc:
+            raise BadRequest(f"the model rejected the input: {model_error(exc)}") from None
+        result = {k: v.numpy() for k, v in outputs.items()}
+        METRICS.runtime(getattr(model, "name", "model"), api, (time.perf_counter() - started) * 1e6)
+        return result
+
+    batcher = BATCHER
+    if batcher is None:
+        result = call(arrays)
+    else:  # merged with concurrent requests to the same version and signature (serving/batching.py)
+        result = batcher.run((getattr(model, "name", "model"), getattr(model, "version", 0), signature_name),
+                             arrays, call)
     log = request_log.ACTIVE
     if log is not None:  # answered requests only; a queue append, the writing happens on the log's own thread
         log.record(getattr(model, "name", "model"), arrays, serialized=signature_name in SERIALIZED_SIGNATURES)
-    return {k: v.numpy() for k, v in outputs.items()}
+    return result
 
 
 def model_error(exc: Exception) -> str:
@@ -273,19 +413,45 @@ def rest_outputs(outputs: Dict[str, np.ndarray], row_format: bool) -> dict:
 
 
 # ---------------------------------------------------------------- classify / regress (tf.Example signature)
+_KIND_NAMES = {"int64_list": "int64", "float_list": "float", "bytes_list": "bytes"}
+
+
 def _feature(name: str, value) -> tf.train.Feature:
-    values = value if isinstance(value, list) else [value]
-    values = [decode_b64(v) for v in values]
-    if all(isinstance(v, bool) for v in values) or not values:
-        return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v) for v in values]))
-    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-        return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
-    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-        return tf.train.Feature(float_list=tf.train.FloatList(value=values))
-    if all(isinstance(v, (str, bytes)) for v in values):
-        return tf.train.Feature(bytes_list=tf.train.BytesList(
-            value=[v.encode("utf-8") if isinstance(v, str) else v for v in values]))
-    raise BadRequest(f"feature '{name}': values must be all numbers or all text, got {value!r:.60}")
+    """A JSON feature value as TF Serving makes it (json_tensor.cc AddValueToFeature): the first element sets the
+    list's kind and every other must agree; true/false are int64 1/0; a JSON integer beyond int64 but within uint64
+    is refused, one beyond uint64 is a double (rapidjson parses it so); null, objects other than {"b64": ...} and
+    nested lists are refused; a string that is not valid Unicode (a lone surrogate) is a parse error there."""
+    values = value if type(value) is list else [value]
+    kind, items = None, []
+    for v in values:
+        if v is True or v is False:
+            this, item = "int64_list", int(v)
+        elif type(v) is int:
+            if -(1 << 63) <= v < (1 << 63):
+                this, item = "int64_list", v
+            elif 0 < v < (1 << 64):
+                raise BadRequest(f"Feature: {name} has uint64_t element. Only int64_t is supported.")
+            else:
+                this, item = "float_list", float(v)
+        elif type(v) is float:
+            this, item = "float_list", v
+        elif type(v) is str:
+            try:
+                this, item = "bytes_list", v.encode("utf-8")
+            except UnicodeEncodeError:
+                raise BadRequest(f"JSON Parse error: The surrogate pair in string is invalid (feature {name})") from None
+        elif type(v) is dict and set(v) == {"b64"} and type(v["b64"]) is str:
+            this, item = "bytes_list", decode_b64(v)
+        else:
+            raise BadRequest(f"Feature: {name} has element with unexpected JSON type: {_json_kind(v)}")
+        if kind is not None and this != kind:
+            raise BadRequest(f"Unexpected element type in feature: {name} expecting type: {_KIND_NAMES[kind]}")
+        kind = this
+        items.append(item)
+    if kind is None:
+        return tf.train.Feature()
+    return tf.train.Feature(**{kind: getattr(tf.train, {"int64_list": "Int64List", "float_list": "FloatList",
+                                                        "bytes_list": "BytesList"}[kind])(value=items)})
 
 
 def examples_from_json(body: Any) -> List[bytes]:
@@ -298,6 +464,12 @@ def examples_from_json(body: Any) -> List[bytes]:
     for n, example in enumerate(body["examples"]):
         if not isinstance(example, dict):
             raise BadRequest(f"example {n} is not an object of features")
+        for key in (*context, *example):
+            try:
+                key.encode("utf-8")
+            except UnicodeEncodeError:
+                raise BadRequest(f"JSON Parse error: The surrogate pair in string is invalid (a feature name of "
+                                 f"example {n})") from None
         features = {k: _feature(k, v) for k, v in {**context, **example}.items()}
         serialized.append(tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString())
     return serialized
@@ -326,7 +498,7 @@ def method_signature_outputs(model, signature_name: str, serialized: List[bytes]
     if not set(definition.outputs) or not set(definition.outputs) <= set(METHOD_OUTPUTS[method]):
         raise BadRequest(f"{kind} signature {signature_name!r} must have outputs among "
                          f"{list(METHOD_OUTPUTS[method])}, found {sorted(definition.outputs)}")
-    return run(model, signature_name, {"inputs": serialized})
+    return run(model, signature_name, {"inputs": serialized}, method.capitalize())
 
 
 def classify(outputs: Dict[str, np.ndarray]) -> List[List[Tuple[str, float]]]:

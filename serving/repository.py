@@ -1,20 +1,27 @@
-"""The models under a serving root, as TF Serving sees them: `<root>/<model>/<numeric version>/saved_model.pb`.
+"""The models a server serves, as TF Serving serves them: `<base path>/<numeric version>/saved_model.pb`.
 
-Resolution (the one place REST and gRPC turn a request into a folder): a request names one of the model folders
-discovered under the root, or gets NotFound. A requested name is never joined onto a path: `../x`, `/proc`, a
-name of 10 000 bytes simply is not one of the discovered names. Every model and version folder must also *really*
-lie inside the real serving root: a symlink that leaves it is refused, and logged once. TF Serving does the same in
-its own way: it serves only the models it was configured with.
+Which models: with a model config file (--model_config_file, serving/tf_serving_config.py), exactly the models it
+lists, each at its base_path with its version policy and labels, re-read while serving when the file changes
+(--model_config_file_poll_wait_seconds); without one, every model folder under the serving root with TF Serving's
+default policy, the newest version.
 
-Loading: the newest version of each model is loaded eagerly and kept current by `refresh()` (a poller calls it):
-a new version is loaded first and then swapped in with one assignment, so a request that already holds the old
-`LoadedModel` finishes on it. When the served version disappears (a rollback deletes it), the newest remaining
-version is loaded *before* the deleted one is let go, as TF Serving loads before it unloads, so no request fails
-in between. A version folder that is not (yet) a loadable SavedModel is skipped with a logged reason and retried
-when its files change. Older versions load on request, one load per version at a time, and stay in a small
-cache, which forgets a version whose folder was deleted.
+Which versions: those the model's policy names (latest N, all, specific) among the version folders on disk, and
+only those; a request for any other version is NOT_FOUND, as TF Serving answers it. `refresh()` (a poller calls it)
+loads newly aspired versions first and then swaps the served set with one assignment, so a request that already
+holds a `LoadedModel` finishes on it, and a version is let go only once its successor serves (TF Serving's
+AvailabilityPreservingPolicy: model_servers/main.cc:25). A version folder that is not (yet) a loadable SavedModel is
+skipped with a logged reason (the next one down serves) and retried when its files change.
 
-Messages and logs name models and versions, never the server's absolute paths.
+Labels (version_labels): a label may point only at a version that is available when the config is applied
+(model_servers/server_core.cc:549-612, UpdateModelVersionLabelMap), unless --allow_version_labels_for_unavailable_
+models, which allows it for a new label or one whose version does not change; a config whose labels break the rule
+is refused as a whole and the previous labels stay. An unknown label is NOT_FOUND "Unrecognized servable version
+label: ..." (server_core.cc:891).
+
+Resolution is the one place REST and gRPC turn a request into a folder: a request names a served model or gets
+NotFound; a name is never joined onto a path. Discovered model and version folders must *really* lie inside the
+serving root: a symlink that leaves it is refused, and logged once. Messages and logs name models and versions,
+never the server's absolute paths.
 """
 from __future__ import annotations
 
@@ -32,9 +39,10 @@ from google.protobuf import json_format
 from tensorflow.core.protobuf import saved_model_pb2
 
 from components import layout
+from serving import tf_serving_config
+from serving.tf_serving_config import ModelConfig
 
 log = logging.getLogger("serving")
-OLD_VERSIONS_CACHED = 4
 MAX_NAME_BYTES = 255  # a file name; longer cannot be a model folder
 
 
@@ -106,21 +114,36 @@ def _fingerprint(path: Path) -> Tuple:
 
 
 class Repository:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, model_config_file: Optional[Path] = None,
+                 allow_labels_for_unavailable: bool = False):
         self.root = Path(root)
         self._real_root = os.path.realpath(self.root)
-        self._latest: Dict[str, LoadedModel] = {}
-        self._old: "collections.OrderedDict[Tuple[str, int], LoadedModel]" = collections.OrderedDict()
+        self.model_config_file = Path(model_config_file) if model_config_file else None
+        self.allow_labels_for_unavailable = allow_labels_for_unavailable
+        self._configured: Optional[List[ModelConfig]] = None  # from the config file; None: discovery
+        self._config_text = None  # what was last logged about the file, so a bad file is logged once
+        self._served: Dict[str, Dict[int, LoadedModel]] = {}  # name -> version -> loaded, swapped whole
+        self._labels: Dict[str, Dict[str, int]] = {}
         self._failed: Dict[Tuple[str, int], Tuple[Tuple, str]] = {}  # version -> (fingerprint, reason)
         self._lock = threading.Lock()
-        self._loading: Dict[Tuple[str, int], threading.Lock] = collections.defaultdict(threading.Lock)
+        self._refresh_lock = threading.Lock()
         self._refused: set = set()
+        self.on_load = lambda name, version, seconds, ok: None  # metrics hook
+        self.config_poll_seconds = 0.0  # re-read the config file at most this often (0: never, TF Serving's default)
+        self._config_read_at = time.monotonic()
+        if self.model_config_file is not None:
+            self._configured = tf_serving_config.read_model_config(self.model_config_file)  # ConfigError at start
+            self._labels = {m.name: dict(m.labels) for m in self._configured if m.labels}
 
     # ---- paths, never shown
     def redact(self, text: str) -> str:
         """`text` with the serving root's absolute paths replaced, for messages and logs."""
-        for prefix in sorted({str(self.root), str(self.root.resolve()), self._real_root}, key=len, reverse=True):
-            text = text.replace(prefix, "<serving root>")
+        prefixes = {str(self.root), str(self.root.resolve()), self._real_root}
+        for model in self._configured or []:
+            prefixes.add(model.base_path)
+        for prefix in sorted(prefixes, key=len, reverse=True):
+            text = text.replace(prefix, "<serving root>" if prefix.startswith(self._real_root) or prefix in (
+                str(self.root), str(self.root.resolve())) else "<base path>")
         return text
 
     def _inside(self, path: Path, what: str) -> bool:
@@ -132,162 +155,263 @@ class Repository:
             log.warning("refusing %s: it is a link to a place outside the serving root", what)
         return False
 
-    # ---- discovery: the resolver
-    def model_names(self) -> List[str]:
+    # ---- what is served
+    def model_configs(self) -> List[ModelConfig]:
+        """The configured models, or those discovered under the serving root (TF Serving's default policy)."""
+        if self._configured is not None:
+            return list(self._configured)
         try:
             entries = list(os.scandir(self.root))
         except OSError:
             return []
-        return sorted(e.name for e in entries
-                      if not e.name.startswith(".") and len(e.name.encode("utf-8", "surrogateescape")) <= MAX_NAME_BYTES
-                      and e.is_dir() and self._inside(Path(e.path), f"model {shown(e.name)!r}"))
+        return [tf_serving_config.default_model(e.name, str(self.root / e.name)) for e in sorted(entries, key=lambda e: e.name)
+                if not e.name.startswith(".") and len(e.name.encode("utf-8", "surrogateescape")) <= MAX_NAME_BYTES
+                and e.is_dir() and self._inside(Path(e.path), f"model {shown(e.name)!r}")]
 
-    def model_dir(self, name: str, missing: str) -> Path:
-        """The folder of a discovered model; NotFound(`missing`) for any other name."""
-        if not isinstance(name, str) or name not in self.model_names():
-            raise NotFound(missing)
-        return self.root / name
+    def model_names(self) -> List[str]:
+        return [m.name for m in self.model_configs()]
 
-    def _versions_in(self, folder: Path, name: str) -> List[int]:
+    def _config_of(self, name: str) -> Optional[ModelConfig]:
+        if not isinstance(name, str):
+            return None
+        return next((m for m in self.model_configs() if m.name == name), None)
+
+    def _versions_in(self, model: ModelConfig) -> List[int]:
+        folder = Path(model.base_path)
         try:
             entries = list(os.scandir(folder))
         except OSError:
             return []
         found = []
         for e in entries:
-            if layout.parse_version(e.name) is not None and e.is_dir() \
-                    and self._inside(Path(e.path), f"{shown(name)} version {e.name}"):
-                found.append(int(e.name))
+            if layout.parse_version(e.name) is None or not e.is_dir():
+                continue
+            if self._configured is None and not self._inside(Path(e.path), f"{shown(model.name)} version {e.name}"):
+                continue  # discovered models stay inside the root; configured base paths are the operator's
+            found.append(int(e.name))
         return sorted(found)
 
     def versions(self, name: str) -> List[int]:
-        try:
-            return self._versions_in(self.model_dir(name, ""), name)
-        except NotFound:
-            return []
+        model = self._config_of(name)
+        return self._versions_in(model) if model else []
 
     # ---- loading
-    def _load(self, name: str, version: int) -> LoadedModel:
-        path = self.root / name / str(version)
+    def _load(self, model: ModelConfig, version: int) -> LoadedModel:
+        path = Path(model.base_path) / str(version)
         fingerprint = _fingerprint(path)
-        failed = self._failed.get((name, version))
+        failed = self._failed.get((model.name, version))
         if failed and failed[0] == fingerprint:
             raise RuntimeError(failed[1])
+        started = time.monotonic()
         try:
-            loaded = load(name, version, path)
+            loaded = load(model.name, version, path)
         except Exception as exc:  # a half-written or corrupt version must not stop the server
             reason = self.redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
-            self._failed[(name, version)] = (fingerprint, reason)
-            log.warning("not serving %s version %s: %s", shown(name), version, reason)
+            self._failed[(model.name, version)] = (fingerprint, reason)
+            log.warning("not serving %s version %s: %s", shown(model.name), version, reason)
+            self.on_load(model.name, version, time.monotonic() - started, False)
             raise RuntimeError(reason) from None
-        self._failed.pop((name, version), None)
+        self._failed.pop((model.name, version), None)
+        self.on_load(model.name, version, time.monotonic() - started, True)
         return loaded
+
+    def _read_config(self) -> Optional[List[ModelConfig]]:
+        """The config file as it is now, or None (logged once per content) when it cannot be read or parsed:
+        TF Serving's poll reads and re-applies the file every time (server.cc PollFilesystemAndReloadConfig)."""
+        try:
+            text = self.model_config_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            if self._config_text != ("unreadable", exc.strerror):
+                log.error("Failed to read ModelServerConfig file: %s; keeping the current config", exc.strerror)
+            self._config_text = ("unreadable", exc.strerror)
+            return None
+        try:
+            configured = tf_serving_config.read_model_config(self.model_config_file)
+        except tf_serving_config.ConfigError as exc:
+            if self._config_text != ("bad", text):
+                log.error("Failed to read ModelServerConfig file: %s; keeping the current config", exc)
+            self._config_text = ("bad", text)
+            return None
+        return configured
+
+    def start(self) -> None:
+        """The first load, as TF Serving's first config: the labels are checked before any version is loaded,
+        so a label is refused at start-up unless --allow_version_labels_for_unavailable_models (server_core.cc
+        ReloadConfig: UpdateModelVersionLabelMap runs before AddModelsViaModelConfigList)."""
+        if self._configured is not None:
+            problem = self._label_problem(self._configured, {}, {})
+            if problem:
+                raise tf_serving_config.ConfigError(
+                    f"{problem} (TF Serving checks labels before it loads anything: start with "
+                    f"--allow_version_labels_for_unavailable_models, or add the labels once the versions serve)")
+        self.refresh()
 
     def refresh(self) -> None:
-        """Loads the newest loadable version of every model; call it periodically."""
-        names = self.model_names()
-        for name in names:
-            versions = self._versions_in(self.root / name, name)
-            current = self._latest.get(name)
-            still_there = current is not None and current.version in versions
-            candidates = [v for v in reversed(versions) if not still_there or v > current.version]
-            for version in candidates:
-                with self._lock:
-                    cached = self._old.get((name, version))
-                try:
-                    loaded = cached or self._load(name, version)
-                except RuntimeError:
-                    continue
-                with self._lock:
-                    self._latest[name] = loaded  # the swap: requests holding the old object finish on it
-                    self._old.pop((name, version), None)
-                log.info("serving %s version %s (was %s)", shown(name), version,
-                         current.version if current else "none")
-                break
-            else:
-                if current is not None and not still_there:
+        """Re-reads the config file (when there is one) and applies it, labels first, as TF Serving's ReloadConfig
+        does: a config whose labels point at versions not available (and not allowed) is refused as a whole,
+        its models included, and tried again at the next poll. Then loads what each policy aspires and lets go
+        what it no longer does; call it periodically."""
+        with self._refresh_lock:
+            now = time.monotonic()
+            if (self.model_config_file is not None and self.config_poll_seconds > 0
+                    and now - self._config_read_at >= self.config_poll_seconds * 0.999):
+                self._config_read_at = now
+                configured = self._read_config()
+                if configured is not None:
                     with self._lock:
-                        self._latest.pop(name, None)
-                    log.warning("%s version %s was removed and no other version loads; not serving %s",
-                                shown(name), current.version, shown(name))
-        with self._lock:
-            for name in [n for n in self._latest if n not in names]:
-                log.warning("model %s was removed; no longer serving it", shown(name))
-                del self._latest[name]
-            for key in [k for k in self._old if not (self.root / k[0] / str(k[1])).is_dir()]:
-                del self._old[key]  # a deleted version is not served from the cache either
-            for key in [k for k in self._failed if not (self.root / k[0] / str(k[1])).is_dir()]:
-                del self._failed[key]
-
-    def loaded(self, name: str, version: Optional[int] = None) -> Optional[LoadedModel]:
-        """The model a request would get, when it is already in memory (no loading, no file system); None when
-        `get` would have to look further."""
-        with self._lock:
-            latest = self._latest.get(name)
-            if latest is not None and (version is None or latest.version == version):
-                return latest
-            return self._old.get((name, version)) if version is not None else None
-
-    def get(self, name: str, version: Optional[int] = None) -> LoadedModel:
-        """The model to answer with. May load an older version (seconds): call it off an event loop."""
-        wanted = f"Latest({shown(name)})" if version is None else f"Specific({shown(name)}, {version})"
-        missing = f"Servable not found for request: {wanted}"
-        self.model_dir(name, missing)
-        with self._lock:
-            latest = self._latest.get(name)
-        if version is None or (latest is not None and latest.version == version):
-            if latest is None:
-                raise NotFound(missing)
-            return latest
-        if version not in self.versions(name):
-            raise NotFound(missing)
-        key = (name, version)
-        with self._loading[key]:  # one load per version at a time; the others wait for it
+                        available = {name: set(versions) for name, versions in self._served.items()}
+                        old = {name: dict(labels) for name, labels in self._labels.items()}
+                    problem = self._label_problem(configured, available, old)
+                    if problem:
+                        if self._config_text != ("refused", problem):
+                            log.error("PollFilesystemAndReloadConfig failed to ReloadConfig: %s; the previous "
+                                      "config stays in force", problem)
+                        self._config_text = ("refused", problem)
+                    else:
+                        before = sorted(m.name for m in self._configured or [])
+                        if configured != self._configured:
+                            log.info("model config applied: models %s (were %s)", sorted(m.name for m in configured),
+                                     before)
+                        self._configured = configured
+                        self._config_text = None
+                        with self._lock:
+                            self._labels = {m.name: dict(m.labels) for m in configured if m.labels}
+            models = self.model_configs()
+            for model in models:
+                self._refresh_model(model)
             with self._lock:
-                if key in self._old:
-                    self._old.move_to_end(key)
-                    return self._old[key]
+                names = {m.name for m in models}
+                for name in [n for n in self._served if n not in names]:
+                    log.warning("model %s is no longer configured or present; no longer serving it", shown(name))
+                    del self._served[name]
+                    self._labels.pop(name, None)
+                for key in [k for k in self._failed if k[0] not in names]:
+                    del self._failed[key]
+
+    def _refresh_model(self, model: ModelConfig) -> None:
+        on_disk = self._versions_in(model)
+        with self._lock:
+            current = dict(self._served.get(model.name, {}))
+        if model.policy[0] == "latest":
+            # the newest N versions that load: a broken or half-written newest folder is skipped (logged, retried
+            # when its files change) and the next one down serves
+            candidates, limit = list(reversed(on_disk)), model.policy[1]
+        else:
+            candidates, limit = list(reversed(model.aspired(on_disk))), len(on_disk)
+        served: Dict[int, LoadedModel] = {}
+        for version in candidates:
+            if len(served) == limit:
+                break
+            if version in current:
+                served[version] = current[version]
+                continue
             try:
-                loaded = self._load(name, version)
-            except RuntimeError as exc:
-                raise NotFound(f"{missing}: {exc}") from None
-            with self._lock:
-                self._old[key] = loaded
-                while len(self._old) > OLD_VERSIONS_CACHED:
-                    self._old.popitem(last=False)
-        return loaded
+                served[version] = self._load(model, version)
+            except RuntimeError:
+                continue
+            log.info("serving %s version %s", shown(model.name), version)
+        for version in sorted(set(current) - set(served)):
+            log.info("%s version %s is no longer served (unloaded once its requests finish)", shown(model.name),
+                     version)
+        with self._lock:
+            self._served[model.name] = served  # the swap: requests holding an old LoadedModel finish on it
+        for key in [k for k in self._failed if k[0] == model.name and k[1] not in on_disk]:
+            del self._failed[key]
 
-    def status(self, name: str, version: Optional[int] = None) -> List[dict]:
-        """TF Serving's model_version_status entries. AVAILABLE means loaded and answering: the served version
-        and older ones in the cache. Asked for one version, the status loads it to tell the truth; listing all,
-        an older version not loaded is END (TF Serving's word for unloaded) and loads when a request names it."""
+    def _label_problem(self, models: List[ModelConfig], available: Dict[str, set], old: Dict[str, Dict[str, int]]
+                       ) -> Optional[str]:
+        """TF Serving's rule for a config's labels (server_core.cc UpdateModelVersionLabelMap): each must point at
+        an available version, unless --allow_version_labels_for_unavailable_models and the label is new or keeps
+        its version. Returns TF Serving's message for the first label that breaks it."""
+        for model in models:
+            for label, version in model.labels:
+                existing = old.get(model.name, {}).get(label)
+                allowed = self.allow_labels_for_unavailable and (existing is None or existing == version)
+                if not allowed and version not in available.get(model.name, set()):
+                    return (f"Request to assign label to version {version} of model {shown(model.name)}, which is "
+                            f"not currently available for inference")
+        return None
+
+    # ---- requests
+    def labels(self, name: str) -> Dict[str, int]:
+        with self._lock:
+            return dict(self._labels.get(name, {}))
+
+    def version_for_label(self, name: str, label: str) -> int:
+        with self._lock:
+            version = self._labels.get(name, {}).get(label) if isinstance(name, str) else None
+        if version is None:  # an unknown model too: server_core.cc:874-891 looks the pair up in one map
+            raise NotFound(f"Unrecognized servable version label: {shown(str(label))}")
+        return version
+
+    def served_model(self, name: str, missing: str) -> ModelConfig:
+        model = self._config_of(name)
+        if model is None:
+            raise NotFound(missing)
+        return model
+
+    def loaded(self, name: str, version: Optional[int] = None, label: Optional[str] = None) -> Optional[LoadedModel]:
+        """The model a request would get, when it is in memory (no file system); None otherwise."""
+        with self._lock:
+            versions = self._served.get(name) if isinstance(name, str) else None
+            if not versions:
+                return None
+            if label is not None:
+                version = self._labels.get(name, {}).get(label)
+                if version is None:
+                    return None
+            return versions[max(versions)] if version is None else versions.get(version)
+
+    def get(self, name: str, version: Optional[int] = None, label: Optional[str] = None) -> LoadedModel:
+        """The model to answer with: the newest served version, the one named, or the one a label points at."""
+        if label is not None:
+            with self._lock:  # the label and its version read together: a relabel between the two cannot strand it
+                version = self._labels.get(name, {}).get(label) if isinstance(name, str) else None
+                found = self._served.get(name, {}).get(version) if version is not None else None
+            if version is None:  # an unknown model too: server_core.cc:874-891 looks the pair up in one map
+                raise NotFound(f"Unrecognized servable version label: {shown(str(label))}")
+        else:
+            found = self.loaded(name, version)
+        if found is None:
+            wanted = f"Latest({shown(str(name))})" if version is None else f"Specific({shown(str(name))}, {version})"
+            raise NotFound(f"Servable not found for request: {wanted}")
+        return found
+
+    def status(self, name: str, version: Optional[int] = None, label: Optional[str] = None) -> List[dict]:
+        """TF Serving's model_version_status entries for the versions the model's policy names: AVAILABLE when
+        loaded and answering, LOADING while aspired and not yet loaded, END with the reason when it could not be."""
+        if label is not None:
+            version = self.version_for_label(name, label)
         missing = (f"Could not find any versions of model {shown(name)}" if version is None
                    else f"Could not find version {version} of model {shown(name)}")
-        self.model_dir(name, missing)
-        versions = self.versions(name)
-        if not versions or (version is not None and version not in versions):
-            raise NotFound(missing)
-        if version is not None:
-            try:
-                self.get(name, version)
-            except NotFound:
-                pass  # reported below as END with its reason
+        model = self.served_model(name, missing)
+        on_disk = self._versions_in(model)
         with self._lock:
-            latest = self._latest.get(name)
-            loaded = {v for (n, v) in self._old if n == name} | ({latest.version} if latest else set())
+            served = set(self._served.get(name, {}))
+        aspired = sorted(set(model.aspired(on_disk)) | served) if model.policy[0] != "latest" else sorted(
+            served | set(on_disk[-model.policy[1]:]))
+        if version is not None:
+            aspired = [version] if version in aspired else []
+        if not aspired:
+            raise NotFound(missing)
         entries = []
-        for v in ([version] if version is not None else sorted(versions, reverse=True)):
+        for v in sorted(aspired, reverse=True):
             failed = self._failed.get((name, v))
-            if v in loaded:
+            if v in served:
                 state, code, message = "AVAILABLE", "OK", ""
             elif failed:
                 state, code, message = "END", "UNKNOWN", f"could not be loaded: {failed[1]}"
-            elif latest is None or v > latest.version:
-                state, code, message = "LOADING", "OK", ""
             else:
-                state, code, message = "END", "OK", ""
+                state, code, message = "LOADING", "OK", ""
             entries.append({"version": str(v), "state": state, "status": {"error_code": code, "error_message": message}})
         return entries
+
+    def is_served(self, name) -> bool:
+        return isinstance(name, str) and bool(self._served.get(name))
+
+    def served_versions(self) -> Dict[str, List[int]]:
+        with self._lock:
+            return {name: sorted(versions) for name, versions in self._served.items()}
 
 
 class Poller(threading.Thread):

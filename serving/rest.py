@@ -1,10 +1,14 @@
 """TF Serving's REST API (paths, JSON, status codes) over a Repository, as a FastAPI app.
 
-    GET  /v1/models/{m}[/versions/{v}]             model status
-    GET  /v1/models/{m}[/versions/{v}]/metadata    signatures
-    POST /v1/models/{m}[/versions/{v}]:predict     {"instances": [...]} or {"inputs": ...}
-    POST /v1/models/{m}[/versions/{v}]:classify    {"examples": [...]} (a classify signature)
-    POST /v1/models/{m}[/versions/{v}]:regress     {"examples": [...]} (a regress signature)
+    GET  /v1/models/{m}[/versions/{v}|/labels/{l}]             model status
+    GET  /v1/models/{m}[/versions/{v}|/labels/{l}]/metadata    signatures
+    POST /v1/models/{m}[/versions/{v}|/labels/{l}]:predict     {"instances": [...]} or {"inputs": ...}
+    POST /v1/models/{m}[/versions/{v}|/labels/{l}]:classify    {"examples": [...]} (a classify signature)
+    POST /v1/models/{m}[/versions/{v}|/labels/{l}]:regress     {"examples": [...]} (a regress signature)
+    GET  <monitoring path>                                     Prometheus text (--monitoring_config_file)
+
+The paths are TF Serving's (model_servers/http_rest_api_util.cc:32-35, kPredictionApiGegex and
+kModelStatusApiRegex). A label is resolved to its version once, when the request arrives (serving/repository.py).
 
 Every error is `{"error": "..."}`, as TF Serving writes them (model_servers/http_rest_api_handler.cc): 400 for a
 malformed path (a version that is not ASCII digits of an int64, an unknown verb) or bad input, 404 for an unknown
@@ -23,10 +27,14 @@ import asyncio
 import concurrent.futures
 import json
 import logging
+import math
 import re
+import time
 from typing import Callable, List, Optional, Tuple
 
 from serving import inference
+from serving.batching import BatchRefused
+from serving.metrics import METRICS
 from serving.repository import NotFound, Repository, parse_version, shown
 
 log = logging.getLogger("serving")
@@ -34,7 +42,12 @@ DEFAULT_MAX_REQUEST_BYTES = 64 << 20
 DEFAULT_THREADS = 8
 INLINE_BYTES = 16 << 10  # requests up to this size skip the thread pool (see RestApp._route)
 PREFIX = "/v1/models/"
-_PATH = re.compile(r"^(?P<model>[^/:]+)(?:/versions/(?P<version>[^/:]+))?(?P<rest>/metadata|:[A-Za-z]*)?$")
+_PATH = re.compile(r"^(?P<model>[^/:]+)(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
+                   r"(?P<rest>/metadata|:[A-Za-z]*)?$")
+# TF Serving's status code names (error::Code_Name) for the HTTP statuses this server answers with, for metrics
+STATUS_NAMES = {200: "OK", 400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 405: "UNIMPLEMENTED", 413: "RESOURCE_EXHAUSTED",
+                500: "INTERNAL", 503: "UNAVAILABLE"}
+HTTP_STATUS = {"INVALID_ARGUMENT": 400, "FAILED_PRECONDITION": 400, "UNAVAILABLE": 503, "RESOURCE_EXHAUSTED": 429}
 VERBS = (":predict", ":classify", ":regress")
 Answer = Tuple[int, bytes, List[Tuple[bytes, bytes]]]  # status, JSON body, extra headers
 
@@ -62,7 +75,8 @@ def _error(status: int, message: str) -> Answer:
     return _json(status, {"error": message})
 
 
-def _parse_path(method: str, path: str) -> Tuple[str, Optional[int], str]:
+def _parse_path(method: str, path: str) -> Tuple[str, Optional[int], Optional[str], str]:
+    """(model, version, label, "/metadata" or ":verb" or "") from the path after /v1/models/."""
     match = _PATH.match(path)
     if not match or (match.group("rest") or "").startswith(":") and match.group("rest") not in VERBS:
         raise Malformed(f"Malformed request: {method} /v1/models/{shown(path, 200)}")
@@ -71,7 +85,7 @@ def _parse_path(method: str, path: str) -> Tuple[str, Optional[int], str]:
         number = parse_version(version) if version is not None else None
     except ValueError as exc:
         raise Malformed(f"Malformed request: {exc}") from None
-    return match.group("model"), number, match.group("rest") or ""
+    return match.group("model"), number, match.group("label"), match.group("rest") or ""
 
 
 async def _read_body(scope, receive, limit: int) -> bytes:
@@ -94,12 +108,18 @@ async def _read_body(scope, receive, limit: int) -> bytes:
 
 
 class RestApp:
-    """The ASGI app: `on_startup` callables run once the server listens (uvicorn's lifespan startup)."""
+    """The ASGI app: `on_startup` callables run once the server listens (uvicorn's lifespan startup).
+
+    `metrics_path`: where Prometheus text is served (None: nowhere, as TF Serving without a monitoring config).
+    `batching`: requests go through inference's batch scheduler, so they must wait in pool threads, never on the
+    event loop (a loop thread waiting for a batch would keep the batch's other requests from arriving)."""
 
     def __init__(self, repository: Repository, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
-                 threads: int = DEFAULT_THREADS):
+                 threads: int = DEFAULT_THREADS, metrics_path: Optional[str] = None, batching: bool = False):
         self.repository = repository
         self.max_request_bytes = max_request_bytes
+        self.metrics_path = metrics_path
+        self.batching = batching
         self.on_startup: List[Callable[[], None]] = []
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="rest")
 
@@ -108,15 +128,22 @@ class RestApp:
             return await self._lifespan(receive, send)
         if scope["type"] != "http":  # a websocket: not part of the API
             return await send({"type": "websocket.close", "code": 1008})
+        started = time.perf_counter()
         try:
             status, body, headers = await self._route(scope, receive)
         except Exception as exc:  # noqa: BLE001 - a bug, never the client's input: logged, and a clean 500
             log.error("internal error on %s %s: %s", scope.get("method"), shown(scope.get("path", ""), 200),
                       self.repository.redact(repr(exc)))
             status, body, headers = _error(500, "internal error")
+        model, api = scope.get("tfs.model"), scope.get("tfs.api", "")
+        if model is not None:  # TF Serving counts every /v1/models request (http_server.cc:187-201)
+            METRICS.request(model, api, "REST", STATUS_NAMES.get(status, "UNKNOWN"),
+                            (time.perf_counter() - started) * 1e6, scope.get("tfs.version", ""),
+                            scope.get("tfs.signature", ""))
+        if not any(name == b"content-type" for name, _ in headers):
+            headers = [(b"content-type", b"application/json"), *headers]
         await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode()), *headers]})
+                    "headers": [(b"content-length", str(len(body)).encode()), *headers]})
         await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
 
     async def _lifespan(self, receive, send):
@@ -130,20 +157,30 @@ class RestApp:
                 self.pool.shutdown(wait=False)
                 return await send({"type": "lifespan.shutdown.complete"})
 
+    def _metric_name(self, name: str) -> str:
+        # a label per served model only: a name from a request would let anyone grow the metrics without bound
+        return name if self.repository.is_served(name) else "<unknown>"
+
     async def _route(self, scope, receive) -> Answer:
         method, path = scope["method"], scope["path"]
+        if self.metrics_path is not None and path == self.metrics_path:
+            if method not in ("GET", "HEAD"):
+                return _error(405, f"{method} is not allowed on {shown(path, 200)}")
+            return 200, METRICS.render().encode("utf-8"), [(b"content-type", b"text/plain; version=0.0.4")]
         if not path.startswith(PREFIX):
             return _error(404, f"Malformed request: {method} {shown(path, 200)}: no such route")
         if method not in ("GET", "HEAD", "POST"):
             return _error(405, f"{method} is not allowed on {shown(path, 200)}")
         try:
-            name, version, rest = _parse_path("POST" if method == "POST" else "GET", path[len(PREFIX):])
+            name, version, label, rest = _parse_path("POST" if method == "POST" else "GET", path[len(PREFIX):])
         except Malformed as exc:
             return _error(400, str(exc))
+        scope["tfs.model"] = self._metric_name(name)
+        scope["tfs.api"] = rest[1:] if rest in VERBS else ""
         if method != "POST":
             if rest in VERBS:
                 return _error(405, f"{rest} takes POST")
-            return await self._in_pool(self._describe, name, version, rest)
+            return await self._in_pool(self._describe, name, version, label, rest)
         if rest not in VERBS:
             return _error(400, f"Malformed request: POST /v1/models/{shown(path[len(PREFIX):], 200)}: expected "
                                f":predict, :classify or :regress")
@@ -154,65 +191,96 @@ class RestApp:
         except ClientGone:
             log.info("client went away before sending the whole request (%s)", shown(path, 100))
             return _error(400, "client disconnected")
-        if len(raw) <= INLINE_BYTES and self.repository.loaded(name, version) is not None:
+        if (not self.batching and len(raw) <= INLINE_BYTES
+                and self.repository.loaded(name, version, label) is not None):
             # A small request for a model in memory runs on the loop thread: handing it to a pool thread and back
             # costs more than a batch-1 Titanic prediction (bench/serving_bench.py), and the GIL would keep the
             # threads from running its Python parts at once anyway. Several processes (--workers) use more cores.
-            return self._predict(name, version, rest, raw)
-        return await self._in_pool(self._predict, name, version, rest, raw)
+            return self._predict(name, version, label, rest, raw, scope)
+        return await self._in_pool(self._predict, name, version, label, rest, raw, scope)
 
     async def _in_pool(self, fn, *args) -> Answer:
-        # Loading an older version takes seconds and the model runs for a while: both off the event loop.
+        # Reading a status walks the serving root and the model runs for a while: both off the event loop.
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
 
-    def _describe(self, name: str, version: Optional[int], rest: str) -> Answer:
+    def _describe(self, name: str, version: Optional[int], label: Optional[str], rest: str) -> Answer:
         try:
             if rest == "/metadata":
-                model = self.repository.get(name, version)
+                model = self.repository.get(name, version, label)
                 return _json(200, {
                     "model_spec": {"name": name, "signature_name": "", "version": str(model.version)},
                     "metadata": {"signature_def": {"signature_def": model.metadata_json()}},
                 }, model.version)
-            return _json(200, {"model_version_status": self.repository.status(name, version)})
+            return _json(200, {"model_version_status": self.repository.status(name, version, label)})
         except NotFound as exc:
             return _error(404, str(exc))
 
-    def _predict(self, name: str, version: Optional[int], verb: str, raw: bytes) -> Answer:
+    def _predict(self, name: str, version: Optional[int], label: Optional[str], verb: str, raw: bytes,
+                 scope: Optional[dict] = None) -> Answer:
         try:
-            model = self.repository.get(name, version)
+            model = self.repository.get(name, version, label)
         except NotFound as exc:
             return _error(404, str(exc))
+        if scope is not None:
+            scope["tfs.version"] = str(model.version)
         try:
-            return _json(200, _answer(model, verb, raw), model.version)
+            return _json(200, _answer(model, verb, raw, scope), model.version)
         except inference.BadRequest as exc:
             return _error(400, str(exc))
+        except BatchRefused as exc:
+            return _error(HTTP_STATUS.get(exc.code, 503), str(exc))
 
 
 def create_app(repository: Repository, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
-               threads: int = DEFAULT_THREADS) -> RestApp:
-    return RestApp(repository, max_request_bytes, threads)
+               threads: int = DEFAULT_THREADS, metrics_path: Optional[str] = None, batching: bool = False) -> RestApp:
+    return RestApp(repository, max_request_bytes, threads, metrics_path, batching)
 
 
-def _answer(model, verb: str, raw: bytes) -> dict:
+class _TooBig(ValueError):
+    pass
+
+
+def _finite(text: str) -> float:
+    """A JSON number as rapidjson reads it: one beyond a double's range is a parse error there (TF Serving's
+    ParseJson), where Python would make it Infinity; the NaN and Infinity literals stay allowed
+    (kParseNanAndInfFlag) and never reach here."""
+    value = float(text)
+    if value in (math.inf, -math.inf):
+        raise _TooBig()
+    return value
+
+
+def parse_json(raw: bytes):
     try:
-        body = json.loads(raw)
+        return json.loads(raw, parse_float=_finite)
+    except _TooBig:
+        raise inference.BadRequest("JSON Parse error: Number too big to be stored in double") from None
+
+
+def _answer(model, verb: str, raw: bytes, scope: Optional[dict] = None) -> dict:
+    try:
+        body = parse_json(raw)
+    except inference.BadRequest:
+        raise
     except RecursionError:
         raise inference.BadRequest("JSON parse error: nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise inference.BadRequest(f"JSON parse error: {exc}") from None
     try:
-        return _answer_json(model, verb, body)
+        return _answer_json(model, verb, body, scope)
     except RecursionError:
         raise inference.BadRequest("request is nested too deeply") from None
 
 
-def _answer_json(model, verb: str, body) -> dict:
+def _answer_json(model, verb: str, body, scope: Optional[dict] = None) -> dict:
     if not isinstance(body, dict):
         raise inference.BadRequest("request body must be a JSON object")
     signature = body.get("signature_name", "")
     if not isinstance(signature, str):
         raise inference.BadRequest(f"\"signature_name\" must be a string, got {type(signature).__name__}")
     signature = signature or inference.DEFAULT_SIGNATURE
+    if scope is not None:
+        scope["tfs.signature"] = signature if signature in model.signature_defs else "<unknown>"
     if verb == ":predict":
         inputs, row_format = inference.rest_inputs(body, inference.signature_inputs(model, signature).specs)
         return inference.rest_outputs(inference.run(model, signature, inputs), row_format)

@@ -6,7 +6,13 @@
                               [--log-rotate-seconds S]]            (or: make serve LOG_REQUESTS=DIR)
 
 Serves every model under the root, newest version by default, and picks up newly pushed versions while
-running. Binds 127.0.0.1 unless --host says otherwise. Port 0 picks a free port; the chosen ports are printed
+running. TF Serving's production flags, same names and file formats (serving/tf_serving_config.py; each also
+spelled with dashes):
+    --model_config_file F [--model_config_file_poll_wait_seconds S] [--allow_version_labels_for_unavailable_models]
+        the models F lists, with their version policies and labels, F re-read every S seconds (0: never)
+    --monitoring_config_file F      Prometheus text at the path F names (prometheus_config { enable: true })
+    --enable_batching [--batching_parameters_file F]    merge concurrent requests into one call
+ Binds 127.0.0.1 unless --host says otherwise. Port 0 picks a free port; the chosen ports are printed
 as `REST listening on http://HOST:PORT` and `gRPC listening on HOST:PORT`.
 
 --workers N runs N server processes on the same two ports (`make serve` uses one per core): Python's GIL lets
@@ -40,7 +46,8 @@ from pipelines import config as config_lib
 DEFAULT_REST_PORT = 8501
 DEFAULT_GRPC_PORT = 8500
 DEFAULT_MAX_REQUEST_MB = 64
-BANNERS = ("serving root ", "gRPC listening on ", "REST listening on ", "logging requests under ")
+BANNERS = ("serving root ", "gRPC listening on ", "REST listening on ", "logging requests under ", "metrics at ",
+           "version labels: ", "batching: ")
 
 
 def _free_port(host: str) -> int:
@@ -92,7 +99,7 @@ def run_workers(args) -> int:
     common = [sys.executable, "-m", "serving.server", "--serving-root", str(args.serving_root), "--host", args.host,
               "--grpc-port", str(grpc_port), "--poll-seconds", str(args.poll_seconds),
               "--max-request-mb", str(args.max_request_mb), "--rest-fd", str(rest_sock.fileno()), "--workers", "1",
-              *_log_args(args)]
+              *_log_args(args), *_tf_serving_args(args)]
     workers = [subprocess.Popen(common + ["--worker-name", f"worker {i + 1}/{args.workers}"],
                                 pass_fds=(rest_sock.fileno(),), preexec_fn=_stop_with_parent,
                                 stdout=subprocess.PIPE, text=True) for i in range(args.workers)]
@@ -131,6 +138,37 @@ def run_workers(args) -> int:
     return 0
 
 
+def _tf_serving_args(args) -> list:
+    out = []
+    for name in ("model_config_file", "model_config_file_poll_wait_seconds", "monitoring_config_file",
+                 "batching_parameters_file"):
+        if getattr(args, name) is not None:
+            out += [f"--{name}", str(getattr(args, name))]
+    for name in ("allow_version_labels_for_unavailable_models", "enable_batching"):
+        if getattr(args, name):
+            out.append(f"--{name}")
+    return out
+
+
+def _add_tf_serving_flags(parser) -> None:
+    tfs = parser.add_argument_group("TF Serving's flags (also with dashes)")
+
+    def flag(name, **kw):
+        tfs.add_argument(f"--{name}", f"--{name.replace('_', '-')}", dest=name, **kw)
+
+    flag("model_config_file", type=Path, default=os.environ.get("MODEL_CONFIG_FILE") or None, metavar="FILE",
+         help="ModelServerConfig text proto: the models, base paths, version policies and labels to serve")
+    flag("model_config_file_poll_wait_seconds", type=float, default=None, metavar="S",
+         help="re-read the model config file every S seconds (TF Serving's default 0: never)")
+    flag("allow_version_labels_for_unavailable_models", action="store_true",
+         help="a new label (or one keeping its version) may point at a version not yet loaded")
+    flag("monitoring_config_file", type=Path, default=None, metavar="FILE",
+         help="MonitoringConfig text proto: prometheus_config { enable: true path: ... }")
+    flag("enable_batching", action="store_true", help="merge concurrent requests into one signature call")
+    flag("batching_parameters_file", type=Path, default=None, metavar="FILE",
+         help="BatchingParameters text proto (max_batch_size, batch_timeout_micros, num_batch_threads, ...)")
+
+
 def _log_args(args) -> list:
     if not args.log_requests:
         return []
@@ -159,7 +197,9 @@ def main(argv=None) -> int:
     logs.add_argument("--log-max-mb", type=float, default=512.0, help="per model: oldest files go beyond this")
     logs.add_argument("--log-file-mb", type=float, default=16.0, help="a file is closed at this size")
     logs.add_argument("--log-rotate-seconds", type=float, default=60.0, help="and at this age")
+    _add_tf_serving_flags(parser)
     args = parser.parse_args(argv)
+    _check_tf_serving_files(parser, args)
     if args.workers < 1:
         parser.error("--workers must be at least 1")
     if not 0.0 < args.log_sample_rate <= 1.0:
@@ -181,6 +221,24 @@ def main(argv=None) -> int:
     if args.workers > 1:
         return run_workers(args)  # this process only relays: it never imports TensorFlow
     return serve(args)
+
+
+def _check_tf_serving_files(parser, args) -> None:
+    """The files read once here, so that a bad one is one clear error before any worker starts."""
+    from serving import tf_serving_config as tfs
+
+    try:
+        if args.model_config_file is not None:
+            tfs.read_model_config(args.model_config_file)
+        args.metrics_path = (tfs.read_monitoring_config(args.monitoring_config_file)
+                             if args.monitoring_config_file is not None else None)
+        if args.batching_parameters_file is not None and not args.enable_batching:
+            parser.error("--batching_parameters_file needs --enable_batching (TF Serving ignores it otherwise)")
+        args.batching = tfs.read_batching_parameters(args.batching_parameters_file) if args.enable_batching else None
+    except tfs.ConfigError as exc:
+        parser.error(str(exc))
+    if args.model_config_file_poll_wait_seconds is not None and args.model_config_file_poll_wait_seconds < 0:
+        parser.error("--model_config_file_poll_wait_seconds must not be negative")
 
 
 def serve(args) -> int:
@@ -205,19 +263,55 @@ def serve(args) -> int:
         request_log.install(log)
         print(f"logging requests under {args.log_requests} (sample rate {args.log_sample_rate:g}, at most "
               f"{args.log_max_mb:g} MB per model)", flush=True)
-    repository = Repository(args.serving_root)
-    repository.refresh()
+    from serving import inference, tf_serving_config
+    from serving.metrics import METRICS, model_state_gauge
+
+    repository = Repository(args.serving_root, args.model_config_file,
+                            args.allow_version_labels_for_unavailable_models)
+    repository.on_load = METRICS.load
+    METRICS.gauges.append(model_state_gauge(repository))
+    try:
+        repository.start()
+    except tf_serving_config.ConfigError as exc:
+        raise SystemExit(f"error: {exc}") from None
     names = repository.model_names()
-    print(f"serving root {args.serving_root}: models {names or 'none yet (waiting for pushes)'}", flush=True)
-    poller = Poller(repository, args.poll_seconds)
+    where = f"model config {args.model_config_file}" if args.model_config_file else f"serving root {args.serving_root}"
+    print(f"serving root {args.serving_root}: models {names or 'none yet (waiting for pushes)'} (from {where})",
+          flush=True)
+    labels = {n: repository.labels(n) for n in names if repository.labels(n)}
+    if labels:
+        print(f"version labels: {labels}", flush=True)
+    # TF Serving re-reads the model config only when --model_config_file_poll_wait_seconds is above 0 (its
+    # default 0: never, main.cc); the versions under each base path are polled all the same
+    # (--file_system_poll_wait_seconds, here --poll-seconds): one poller does both, at the shorter interval
+    poll = args.poll_seconds
+    config_wait = args.model_config_file_poll_wait_seconds or 0
+    repository.config_poll_seconds = config_wait
+    if args.model_config_file is not None and config_wait > 0:
+        poll = min(poll, config_wait)
+    poller = Poller(repository, poll)
     poller.start()
 
+    batcher = None
+    if args.batching is not None:
+        from serving.batching import BatchScheduler
+
+        batcher = BatchScheduler(args.batching, on_batch=lambda key, size: METRICS.batch(key[0], key[2], size))
+        inference.BATCHER = batcher
+        print(f"batching: max_batch_size {args.batching.max_batch_size}, batch_timeout_micros "
+              f"{args.batching.batch_timeout_micros}, num_batch_threads {args.batching.num_batch_threads}",
+              flush=True)
+
     grpc_port = args.grpc_port or _free_port(args.host)
-    grpc_server = grpc_service.create_server(repository, args.host, grpc_port)
+    # with batching, a request waits for its batch in a server thread: enough threads for full batches
+    threads = max(8, 2 * args.batching.max_batch_size) if args.batching is not None else 8
+    threads = min(threads, 256)
+    grpc_server = grpc_service.create_server(repository, args.host, grpc_port, workers=threads)
     grpc_server.start()
     print(f"gRPC listening on {args.host}:{grpc_port}", flush=True)
 
-    app = rest.create_app(repository, int(args.max_request_mb * (1 << 20)))
+    app = rest.create_app(repository, int(args.max_request_mb * (1 << 20)), threads=threads,
+                          metrics_path=args.metrics_path, batching=batcher is not None)
     # httptools and uvloop (the serving extra) parse HTTP and run the loop in C; h11's pure-Python parser would
     # cost more per request than the model. No websockets: not part of TF Serving's API.
     options = dict(log_level="warning", access_log=False, lifespan="on", ws="none")
@@ -231,6 +325,9 @@ def serve(args) -> int:
         server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=rest_port, **options))
     # printed once uvicorn listens, so whoever waits for the line can connect at once
     app.on_startup.append(lambda: print(f"REST listening on http://{args.host}:{rest_port}", flush=True))
+    if args.metrics_path is not None:
+        app.on_startup.append(lambda: print(f"metrics at http://{args.host}:{rest_port}{args.metrics_path}",
+                                            flush=True))
 
     def stop(*_):
         server.should_exit = True
@@ -241,6 +338,8 @@ def serve(args) -> int:
     finally:
         poller.stop()
         grpc_server.stop(grace=2).wait()
+        if batcher is not None:
+            batcher.stop()
         if log is not None:  # after the last request was answered: every logged request is in a complete file
             log.close()
             request_log.install(None)

@@ -28,6 +28,38 @@ def save_linear(path: Path, bias: float) -> Path:
     return staging
 
 
+def save_typed(path: Path) -> Path:
+    """A model whose one signature declares its inputs out of name order and of four dtypes, so a tensor given
+    to the wrong input shows in the answer: out = 100*zeta + 10*alpha + len(mid) + flag. Plus a `classify`
+    signature (method tensorflow/serving/classify) over tf.Examples with a float feature "x"."""
+    from components.signatures import CLASSIFY_METHOD, set_method_names
+
+    class Typed(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.int64, name="zeta"),
+                                      tf.TensorSpec([None], tf.float32, name="alpha"),
+                                      tf.TensorSpec([None], tf.string, name="mid"),
+                                      tf.TensorSpec([None], tf.bool, name="flag")])
+        def predict(self, zeta, alpha, mid, flag):
+            out = (tf.cast(zeta, tf.float32) * 100.0 + alpha * 10.0 + tf.cast(tf.strings.length(mid), tf.float32)
+                   + tf.cast(flag, tf.float32))
+            return {"out": out}
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
+        def classify(self, inputs):
+            x = tf.io.parse_example(inputs, {"x": tf.io.FixedLenFeature([1], tf.float32)})["x"]
+            p = tf.sigmoid(x)
+            scores = tf.concat([1.0 - p, p], axis=1)
+            classes = tf.tile(tf.constant([["no", "yes"]]), [tf.shape(x)[0], 1])
+            return {"scores": scores, "classes": classes}
+
+    module = Typed()
+    staging = path.parent / f".staging-{path.name}"
+    tf.saved_model.save(module, str(staging), signatures={"serving_default": module.predict,
+                                                          "classify": module.classify})
+    set_method_names(str(staging), {"classify": CLASSIFY_METHOD})
+    return staging
+
+
 class Server:
     def __init__(self, root: Path, *extra: str):
         self.log_lines = []
