@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 1
 
-.PHONY: run test test-fast test-full new-pipeline bench bench-pipeline bench-vs-keras bench-serving bench-drift bench-kubeflow bench-scale forecast serve promote rollback skew kubeflow retrain lineage verify-env data results lock venv clean
+.PHONY: run test test-fast test-full new-pipeline bench bench-pipeline bench-vs-keras bench-serving bench-drift bench-kubeflow bench-scale forecast serve promote rollback deploy skew kubeflow retrain lineage verify-env data results lock venv clean
 
 run: $(STAMP)
 	$(PY) -m pipelines.runners.run $(PIPELINE)
@@ -104,6 +104,11 @@ promote: $(STAMP)
 
 rollback: $(STAMP)
 	$(PY) -m serving.promotion rollback $(PIPELINE)
+
+# outputs/deploy/: KServe and Kubernetes manifests for every pipeline in the registry (yours too), and an entry for
+# each in <serving root>/models.config, the one config file `make serve`, `make promote` and the manifests read
+deploy: $(STAMP)
+	$(PY) -m serving.deploy_render
 
 # The logged traffic (LOG_REQUESTS, default outputs/request_logs) against the served model's training data
 skew: $(STAMP)

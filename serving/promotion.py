@@ -172,6 +172,8 @@ def assign(serving_root, model: str, version: int, label: str, server: Optional[
     if not _LABEL.match(label or ""):
         raise PromotionError(f"label {label!r}: expected letters, digits, '_', '-' or '.' (e.g. stable, canary)")
     base = Path(serving_root) / model
+    if not base.is_dir():
+        raise PromotionError(f"no model {model!r} under {serving_root} (nothing was pushed for it)")
     if not (base / str(version) / layout.SAVED_MODEL).is_file():
         pushed = _complete_versions(base)
         raise PromotionError(f"{model}: no complete version {version} under {base} "

@@ -17,34 +17,74 @@ def config_models(text: str):
     return re.findall(r'config \{ name: "([^"]+)" base_path: "([^"]+)" model_platform: "tensorflow" \}', text)
 
 
-def test_tf_serving_model_config_lists_every_pipeline():
-    models = config_models((DEPLOY / "models.config").read_text())
-    assert models == [(name, f"/models/{name}") for name in PIPELINES]
+def test_deploy_files_are_the_rendering_of_the_registry():
+    from pipelines.registry import BOOK
+    from serving import deploy_render
+
+    assert (DEPLOY / "kserve.yaml").read_text() == deploy_render.kserve_yaml(BOOK)
+    assert (DEPLOY / "models.config").read_text() == deploy_render.model_config_text(BOOK)
+    assert config_models((DEPLOY / "models.config").read_text()) == [(n, n) for n in BOOK]
+
+
+def test_make_deploy_covers_a_pipeline_of_your_own(tmp_path):
+    """A new pipeline (PIPELINES_PATH) gets an InferenceService and an entry in the serving root's model config;
+    the entries already there keep their labels."""
+    from serving import deploy_render, tf_serving_config
+
+    serving_root = tmp_path / "serving"
+    for name in ("titanic", "wine"):
+        (serving_root / name / "1").mkdir(parents=True)
+    assert deploy_render.ensure_model_config(serving_root, ["titanic"]) == ["titanic"]
+    config = serving_root / "models.config"
+    tf_serving_config.write_model_config(config, [m if m.name != "titanic" else
+                                                  m.__class__(m.name, m.base_path, ("specific", (1,)),
+                                                              (("stable", 1),), m.written_path)
+                                                  for m in tf_serving_config.read_model_config(config)])
+    assert deploy_render.ensure_model_config(serving_root, ["titanic", "wine"]) == ["wine"]
+    models = {m.name: m for m in tf_serving_config.read_model_config(config)}
+    assert models["titanic"].labels == (("stable", 1),) and models["titanic"].written_path == "titanic"
+    assert models["wine"].base_path == str((serving_root / "wine").resolve()) and models["wine"].policy == ("latest", 1)
+    docs = list(yaml.safe_load_all(deploy_render.kserve_yaml(["titanic", "wine_quality"])))
+    assert [d["metadata"]["name"] for d in docs] == ["tfx-book-titanic", "tfx-book-wine-quality"]
+    assert docs[1]["spec"]["predictor"]["tensorflow"]["storageUri"] == "pvc://tfx-book-serving-models/wine_quality"
+    written = deploy_render.render(tmp_path / "out", ["titanic", "wine"])
+    assert {p.name for p in written} >= {"kserve.yaml", "kubernetes.yaml", "docker-run.sh", "models.config"}
 
 
 def test_docker_command_mounts_the_serving_dir_and_uses_the_ports():
     script = (DEPLOY / "docker-run.sh").read_text()
     assert f"-p {DEFAULT_GRPC_PORT}:8500" in script and f"-p {DEFAULT_REST_PORT}:8501" in script
     assert '-v "$serving_dir:/models:ro"' in script and "outputs/serving" in script
-    assert "--model_config_file=/config/models.config" in script
+    # the serving root's own config (the one `make promote` edits), its relative base paths resolved from /models
+    assert "--model_config_file=/models/models.config" in script and "-w /models" in script
+    assert "--monitoring_config_file=/config/monitoring.config" in script
     assert re.search(r"tensorflow/serving:2\.16\.\d", script)  # the TF the models were trained with
 
 
 def test_kubernetes_manifests_are_consistent():
+    from serving import tf_serving_config
+
     docs = list(yaml.safe_load_all((DEPLOY / "kubernetes.yaml").read_text()))
     kinds = {d["kind"]: d for d in docs}
     assert set(kinds) == {"ConfigMap", "Deployment", "Service"}
-    assert config_models(kinds["ConfigMap"]["data"]["models.config"]) == config_models(
-        (DEPLOY / "models.config").read_text())
     pod = kinds["Deployment"]["spec"]["template"]["spec"]
     container = pod["containers"][0]
+    assert container["workingDir"] == "/models"
+    assert "--model_config_file=/models/models.config" in container["args"]
+    # the ConfigMap's monitoring and batching configs are the ones `make serve` uses, and parse as TF Serving's
+    data = kinds["ConfigMap"]["data"]
+    for name in ("monitoring.config", "batching.config"):
+        assert data[name].split() == [w for line in (DEPLOY / name).read_text().splitlines()
+                                      if not line.startswith("#") for w in line.split()]
     assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"grpc": DEFAULT_GRPC_PORT,
                                                                            "http": DEFAULT_REST_PORT}
     assert {m["mountPath"] for m in container["volumeMounts"]} == {"/models", "/config", "/tmp"}
     assert kinds["Deployment"]["spec"]["selector"]["matchLabels"] == kinds["Service"]["spec"]["selector"]
     assert {p["name"]: p["targetPort"] for p in kinds["Service"]["spec"]["ports"]} == {"grpc": DEFAULT_GRPC_PORT,
                                                                                        "http": DEFAULT_REST_PORT}
-    assert container["readinessProbe"]["httpGet"]["port"] == DEFAULT_REST_PORT
+    assert container["readinessProbe"]["tcpSocket"]["port"] == DEFAULT_REST_PORT
+    assert tf_serving_config.read_monitoring_config(DEPLOY / "monitoring.config") == "/monitoring/prometheus/metrics"
+    assert tf_serving_config.read_batching_parameters(DEPLOY / "batching.config").max_batch_size == 64
 
 
 def test_kserve_inference_services_cover_every_pipeline():

@@ -37,7 +37,11 @@ def root(tmp_path_factory, titanic_run):
 
 @pytest.fixture(scope="module")
 def server(root):
-    server = Server(root)
+    # linear serves both versions (TF Serving's `all` policy), titanic its newest (the default)
+    config = root / "models.config"
+    config.write_text('model_config_list { config { name: "linear" base_path: "linear" '
+                      'model_version_policy { all {} } } config { name: "titanic" base_path: "titanic" } }')
+    server = Server(root, "--model_config_file", str(config))
     yield server
     server.stop()
 
@@ -128,16 +132,17 @@ def test_classify_and_regress_use_their_own_signatures(server):
     ("POST", "/v1/models/linear:explain", {}, 400, "Malformed request: POST /v1/models/linear:explain"),
     ("POST", "/v1/models/linear:predict", {"instances": [[1, 2, 3]]}, 400, "shape [1, 3] does not match"),
     ("POST", "/v1/models/linear:predict", {"instances": [[1, 2], [3]]}, 400, "not a rectangular"),
-    ("POST", "/v1/models/linear:predict", {"instances": [["a", "b"]]}, 400, "expected float32 values, got text"),
+    ("POST", "/v1/models/linear:predict", {"instances": [["a", "b"]]}, 400,
+     'JSON Value: "a" Type: String is not of expected type: float'),
     ("POST", "/v1/models/linear:predict", {"instances": []}, 400, "non-empty list"),
     ("POST", "/v1/models/linear:predict", {"rows": [[1, 2]]}, 400, "exactly one of \"instances\""),
     ("POST", "/v1/models/linear:predict", {"signature_name": "nope", "instances": [[1, 2]]}, 400,
-     "signature 'nope' not found"),
+     'Serving signature key "nope" not found.'),
     ("POST", "/v1/models/titanic:predict", {"signature_name": "serving_raw", "instances": [{"Age": 3.0}]}, 400,
      "missing ['Cabin', 'Embarked'"),
     ("POST", "/v1/models/titanic:predict", {"signature_name": "serving_raw",
                                             "instances": [dict(TITANIC_ROW, Pclass=2.5)]}, 400,
-     "input 'Pclass': expected integers"),
+     "input 'Pclass': JSON Value: 2.5 Type: Number is not of expected type: int64"),
     ("POST", "/v1/models/titanic:predict", {"signature_name": "serving_raw",
                                             "instances": [dict(TITANIC_ROW, Sex={"b64": "%%%"})]}, 400,
      "not valid base64"),

@@ -159,6 +159,21 @@ def run_via_cli(name: str, cfg: config_lib.PipelineConfig, log_file: Optional[Pa
     return rc
 
 
+def _labels_line(pipeline: str, cfg) -> str:
+    """Which serving label points where (serving/promotion.py), or that the newest version serves."""
+    from serving import promotion
+
+    root = Path(cfg.serving_root(pipeline)).parent
+    try:
+        labels = promotion.labels_of(root, pipeline)
+    except ValueError as exc:  # a model config the server would refuse too
+        return f"  serving labels unreadable: {exc}"
+    if not labels:
+        return "  serving labels none: the newest pushed version serves (PUSH_LABEL=canary to serve beside it)"
+    return ("  serving labels " + ", ".join(f"{k} -> {v}" for k, v in sorted(labels.items()))
+            + f"  ({promotion.config_path(root)}; make promote / make rollback)")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("pipeline", nargs="?", default="titanic", choices=registry.PIPELINES)
@@ -203,6 +218,7 @@ def main(argv=None) -> int:
         logging.getLogger("tensorflow").setLevel(logging.ERROR)  # TFMA's deprecation notices when reading results
     print()
     print(results.format_result(results.last_run(args.pipeline, cfg)))
+    print(_labels_line(args.pipeline, cfg))
     print(f"\n(total {time.monotonic() - total:.1f} s; outputs under {cfg.output_dir}; log {log_file})")
     return 0
 
