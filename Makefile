@@ -9,7 +9,22 @@ STAMP := $(VENV)/.installed-stamp
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 1
 
-.PHONY: run test test-fast test-full new-pipeline bench bench-pipeline bench-vs-keras bench-serving bench-drift bench-kubeflow bench-scale forecast serve promote rollback deploy skew kubeflow retrain lineage verify-env data results lock venv clean
+.PHONY: help run test test-fast test-full new-pipeline bench bench-pipeline bench-vs-keras bench-serving bench-drift bench-kubeflow bench-scale forecast serve promote rollback deploy skew kubeflow retrain lineage verify-env data results lock venv clean
+
+.DEFAULT_GOAL := help
+help:
+	@echo "The two commands:"
+	@echo "  make run [PIPELINE=titanic|cifar2|imdb|covid|<yours>]   the pipeline end to end (local Beam, SQLite MLMD)"
+	@echo "  make test                                    what CI runs (make test-fast: no pipeline run; make test-full: all)"
+	@echo "Your data:     make new-pipeline NAME= DATA= LABEL= [TASK=]    make retrain PIPELINE=  (a new span-N)"
+	@echo "Results:       make results | lineage [VERSION=] | forecast | data PIPELINE="
+	@echo "Serving:       make serve [BATCHING=1] [LOG_REQUESTS=DIR] | promote PIPELINE= VERSION= LABEL=stable|canary"
+	@echo "               make rollback PIPELINE= | skew PIPELINE= | deploy"
+	@echo "Kubeflow:      make kubeflow [PIPELINE=] KFP_IMAGE=registry/repo:tag   (docs/kubeflow.md)"
+	@echo "Benchmarks:    make bench [ONLY=] | bench-pipeline | bench-vs-keras | bench-serving | bench-drift"
+	@echo "               make bench-kubeflow | bench-scale"
+	@echo "Environment:   make venv | verify-env | lock | clean"
+	@echo "Settings are environment variables (README, Configuration), e.g. make run PIPELINE=imdb EPOCHS=2"
 
 run: $(STAMP)
 	$(PY) -m pipelines.runners.run $(PIPELINE)
@@ -132,7 +147,7 @@ kubeflow: $(STAMP)
 # A new batch of data goes in DATA_DIR/<dataset>/span-N/ (same files as the dataset has); the run ingests the
 # newest span, compares the new model with the last blessed one and pushes only a model that passes.
 retrain: $(STAMP)
-	$(PY) -m pipelines.runners.run $(PIPELINE)
+	$(PY) -m pipelines.runners.run $(PIPELINE) --retrain
 
 lineage: $(STAMP)
 	$(PY) -m pipelines.metadata.lineage $(PIPELINE) $(if $(VERSION),--version $(VERSION))

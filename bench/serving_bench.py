@@ -7,7 +7,10 @@ for REST and gRPC, batch 1 and 64, concurrency 1 and 8, sends a bounded number o
 latency and requests/s, beside the same SavedModel called in process with ready tensors (goal: <= 2x at batch 1).
 Then REST p50 at batch 1 of a server logging every request (--log-requests) beside one that does not, measured
 in alternating rounds (goal: <= 1.10x), and whether every request was logged.
-REST clients keep their connection alive, as HTTP client pools do. Then scores the Titanic test set replicated to
+REST clients keep their connection alive, as HTTP client pools do. Then batching (--enable_batching, serving/deploy/batching.config) beside none: REST batch-1 requests/s at
+concurrency 8 (goals: >= 1.5x without batching and >= 60% of the in-process calls/s at concurrency 8; batch-1
+p50 without batching <= 3x in-process), and failed requests while the model config moves labels under load
+(goal: 0). Then scores the Titanic test set replicated to
 --spark-rows rows with Spark local[2] (after a small first job that starts Spark's Python workers and loads the
 model in each), beside one in-process loop over the same rows, and the same Spark job with a model that returns
 zeros: Spark's own floor for reading, moving the rows to Python and back, and writing.
@@ -149,6 +152,75 @@ def logging_overhead(root: Path, workers: int, requests: int, rounds: int = 5) -
             "logged": logged, "expected": len(sent)}
 
 
+def batching_and_labels(root: Path, workers: int, requests: int, in_process_rps: float) -> dict:
+    """REST batch 1, concurrency 8, on two servers side by side (batching on / off), in alternating rounds; then
+    label changes under load on the model config."""
+    from components.layout import RAW_SIGNATURE
+    from serving import promotion
+
+    body = json.dumps({"signature_name": RAW_SIGNATURE, "instances": [ROW]}).encode()
+    params = PROJECT_ROOT / "serving" / "deploy" / "batching.config"
+    plain, plain_ports = start_server(root, workers)
+    batched, batched_ports = start_server(root, workers, "--enable_batching", "--batching_parameters_file", str(params))
+    rps = {"plain": [], "batching": []}
+    try:
+        calls = {"plain": rest_caller(plain_ports["rest"], body), "batching": rest_caller(batched_ports["rest"], body)}
+        for call in calls.values():
+            run_load(call, 50, 8)
+        for _ in range(3):
+            for name, call in calls.items():
+                rps[name].append(run_load(call, requests * 2, 8)[2])
+        batched_p50 = run_load(calls["batching"], requests, 1)[0]
+    finally:
+        for proc in (plain, batched):
+            proc.terminate()
+            proc.wait(timeout=30)
+    plain_rps, batched_rps = float(np.median(rps["plain"])), float(np.median(rps["batching"]))
+
+    # labels moving under load: versions 1 and 2 of the model, clients on /labels/stable, stable moved back and forth
+    labels_root = root.parent / "labels-root"
+    shutil.copytree(root / "titanic" / "1", labels_root / "titanic" / "1")
+    shutil.copytree(root / "titanic" / "1", labels_root / "titanic" / "2")
+    promotion.assign(labels_root, "titanic", 1, "stable", server="none", say=lambda _: None)
+    config = labels_root / "models.config"
+    proc, ports = start_server(labels_root, workers, "--model_config_file", str(config),
+                               "--model_config_file_poll_wait_seconds", "0.2",
+                               "--allow_version_labels_for_unavailable_models")
+    answered, failed, stop = [0], [], threading.Event()
+    host, port = urllib.parse.urlsplit(ports["rest"]).hostname, urllib.parse.urlsplit(ports["rest"]).port
+
+    def client():
+        connection = http.client.HTTPConnection(host, port, timeout=60)
+        while not stop.is_set():
+            connection.request("POST", "/v1/models/titanic/labels/stable:predict", body,
+                               {"Content-Type": "application/json"})
+            response = connection.getresponse()
+            response.read()
+            if response.status == 200:
+                answered[0] += 1
+            else:
+                failed.append(response.status)
+
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    moves = 0
+    try:
+        for t in threads:
+            t.start()
+        for version in (2, 1, 2, 1, 2, 1):
+            promotion.assign(labels_root, "titanic", version, "stable", server=ports["rest"], say=lambda _: None)
+            moves += 1
+            time.sleep(1.0)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=60)
+        proc.terminate()
+        proc.wait(timeout=30)
+    return {"plain req/s": plain_rps, "batching req/s": batched_rps, "batching / plain": batched_rps / plain_rps,
+            "batching / in-process": batched_rps / in_process_rps, "batching p50 batch 1": batched_p50,
+            "label moves": moves, "answered during label moves": answered[0], "failed during label moves": len(failed)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=300)
@@ -218,6 +290,15 @@ def main() -> int:
             channel.close()
             proc.terminate()
             proc.wait(timeout=30)
+        b = batching_and_labels(tmp, args.workers, args.requests, figures["in-process req/s concurrency 8"])
+        figures.update({f"batching: {k}": v for k, v in b.items()})
+        print(f"\nbatching (serving/deploy/batching.config), REST batch 1, concurrency 8: {b['batching req/s']:.0f} "
+              f"req/s vs {b['plain req/s']:.0f} without = {b['batching / plain']:.2f}x (target >= 1.5x); "
+              f"{b['batching / in-process']:.0%} of in-process calls/s (target >= 60%); batch-1 p50 with batching "
+              f"at concurrency 1: {b['batching p50 batch 1']:.2f} ms", flush=True)
+        print(f"labels moved {b['label moves']} times under load (8 clients on /labels/stable): "
+              f"{b['answered during label moves']} answered, {b['failed during label moves']} failed (target 0)",
+              flush=True)
         o = logging_overhead(tmp, args.workers, args.requests)
         figures["REST p50 batch 1 with request logging / without"] = o["ratio"]
         print(f"\nrequest logging (--log-requests, every request): REST p50 batch 1 {o['logging p50']:.2f} ms vs "

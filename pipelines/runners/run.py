@@ -177,6 +177,8 @@ def _labels_line(pipeline: str, cfg) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("pipeline", nargs="?", default="titanic", choices=registry.PIPELINES)
+    parser.add_argument("--retrain", action="store_true",
+                        help="make retrain: the data must hold span-N folders; says which span the run ingests")
     args = parser.parse_args(argv)
     try:
         cfg = config_lib.from_env()
@@ -203,6 +205,17 @@ def main(argv=None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         _done(started)
+
+    if args.retrain:
+        folder = Path(own_data) if own_data else cfg.dataset_dir(spec.dataset)
+        spans = sorted((int(p.name[5:]) for p in folder.iterdir() if p.is_dir() and p.name[:5] == "span-"
+                        and p.name[5:].isdigit()) if folder.is_dir() else [])
+        if not spans:
+            print(f"error: nothing to retrain on: {folder} holds no span-N folders; put the new batch of data in "
+                  f"{folder}/span-N/ with the same files as the dataset (docs/retraining-drift.md)", file=sys.stderr)
+            return 1
+        print(f"==> retraining on span {spans[-1]} of {folder} (spans there: {', '.join(map(str, spans))}); the "
+              f"model is judged against the served one and pushed only if it passes", flush=True)
 
     log_file = log_path(args.pipeline, cfg)
     rc = run_via_cli(args.pipeline, cfg, log_file)
