@@ -115,15 +115,15 @@ serve: $(STAMP)
 # rollback points stable at the version before. Each is recorded in the pipeline's ML Metadata.
 promote: $(STAMP)
 	@test -n "$(VERSION)" || { echo "usage: make promote PIPELINE=<name> VERSION=<version> LABEL=stable|canary"; exit 2; }
-	$(PY) -m serving.promotion promote $(PIPELINE) $(VERSION) $(or $(LABEL),stable)
+	$(PY) -m pipelines.tools.promote promote $(PIPELINE) $(VERSION) $(or $(LABEL),stable)
 
 rollback: $(STAMP)
-	$(PY) -m serving.promotion rollback $(PIPELINE)
+	$(PY) -m pipelines.tools.promote rollback $(PIPELINE)
 
 # outputs/deploy/: KServe and Kubernetes manifests for every pipeline in the registry (yours too), and an entry for
 # each in <serving root>/models.config, the one config file `make serve`, `make promote` and the manifests read
 deploy: $(STAMP)
-	$(PY) -m serving.deploy_render
+	$(PY) -m pipelines.tools.deploy
 
 # The logged traffic (LOG_REQUESTS, default outputs/request_logs) against the served model's training data
 skew: $(STAMP)

@@ -1,9 +1,7 @@
 """Parts every pipeline shares: feature columns, trainer plumbing, strategies, the KS metric, custom components."""
-import os
+from components.layout import use_legacy_keras
 
-# TFX 1.16 / TFMA 0.47 need tf.keras to be tf-keras (Keras 2); TensorFlow reads this at its first import.
-# components.keras_env.require_legacy_keras() fails loudly where TensorFlow got imported before this ran.
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+use_legacy_keras()  # before anything imports TensorFlow (components/layout.py says why)
 
 import warnings  # noqa: E402
 

@@ -19,6 +19,32 @@ from pathlib import Path
 from typing import Callable, IO, List, Optional
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# TFX 1.16 / TFMA 0.47 need tf.keras to be tf-keras (Keras 2); TensorFlow reads this at its first import. Set by
+# importing `components` (or `pipelines`, which imports it); components.keras_env.require_legacy_keras() fails
+# loudly where TensorFlow was imported first anyway.
+LEGACY_KERAS = {"TF_USE_LEGACY_KERAS": "1"}
+
+
+def use_legacy_keras(env=None) -> dict:
+    """Sets TF_USE_LEGACY_KERAS in `env` (default: this process's environment) unless set; returns `env`."""
+    env = os.environ if env is None else env
+    for key, value in LEGACY_KERAS.items():
+        env.setdefault(key, value)
+    return env
+
+
+def default_output_dir(env=None) -> Path:
+    env = os.environ if env is None else env
+    return Path(env["OUTPUT_DIR"]).expanduser().resolve() if env.get("OUTPUT_DIR") else PROJECT_ROOT / "outputs"
+
+
+def default_serving_dir(env=None) -> Path:
+    """Where pushed models land, `<serving dir>/<model>/<version>/`: SERVING_DIR, else $OUTPUT_DIR/serving. The
+    one definition the pipelines' config and the server share."""
+    env = os.environ if env is None else env
+    if env.get("SERVING_DIR"):
+        return Path(env["SERVING_DIR"]).expanduser().resolve()
+    return default_output_dir(env) / "serving"
 
 # The served model's signatures (components/signatures.py says what each takes and gives)
 DEFAULT_SIGNATURE = "serving_default"

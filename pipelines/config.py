@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Mapping, Optional, Tuple
 
 from components.drift import DRIFT_ACTIONS
-from components.layout import PROJECT_ROOT
+from components.layout import PROJECT_ROOT, default_serving_dir
 from components.strategies import STRATEGIES
 BEAM_MODES = ("in_memory", "multiprocess", "portable")
 PUSH_LABELS = ("stable", "canary")
@@ -112,7 +112,7 @@ class PipelineConfig:
         return self.pipeline_root(name) / "metadata.sqlite"
 
     def serving_root(self, name: str) -> Path:
-        return Path(self.serving_dir or Path(self.output_dir) / "serving") / name
+        return Path(self.serving_dir or default_serving_dir({"OUTPUT_DIR": str(self.output_dir)})) / name
 
     def dataset_dir(self, dataset: str) -> Path:
         """The folder a run reads: DATA_ROOT when set, else the fetched dataset under DATA_DIR."""

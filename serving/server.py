@@ -41,7 +41,7 @@ from pathlib import Path
 import uvicorn
 
 from components.quiet import quiet_native_startup
-from pipelines import config as config_lib
+from components.layout import default_serving_dir
 
 DEFAULT_REST_PORT = 8501
 DEFAULT_GRPC_PORT = 8500
@@ -178,9 +178,8 @@ def _log_args(args) -> list:
 
 
 def main(argv=None) -> int:
-    cfg = config_lib.from_env()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--serving-root", type=Path, default=Path(cfg.serving_dir or Path(cfg.output_dir) / "serving"))
+    parser.add_argument("--serving-root", type=Path, default=default_serving_dir())
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     parser.add_argument("--rest-port", type=int, default=int(os.environ.get("REST_PORT") or DEFAULT_REST_PORT))
     parser.add_argument("--grpc-port", type=int, default=int(os.environ.get("GRPC_PORT") or DEFAULT_GRPC_PORT))

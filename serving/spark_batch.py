@@ -108,11 +108,10 @@ def score_frames(model_dir: str, signature: str, inputs: Dict, outputs: Dict, ba
 
 
 def latest_model_dir(model: str, version: str = None) -> str:
-    from components.layout import NoPushedModel, version_dir
-    from pipelines import config as config_lib
+    from components.layout import NoPushedModel, default_serving_dir, version_dir
 
     try:
-        return version_dir(config_lib.from_env().serving_root(model), version)
+        return version_dir(default_serving_dir() / model, version)
     except NoPushedModel as exc:
         raise ScoringError(str(exc)) from None
 

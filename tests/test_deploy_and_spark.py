@@ -19,7 +19,7 @@ def config_models(text: str):
 
 def test_deploy_files_are_the_rendering_of_the_registry():
     from pipelines.registry import BOOK
-    from serving import deploy_render
+    from pipelines.tools import deploy as deploy_render
 
     assert (DEPLOY / "kserve.yaml").read_text() == deploy_render.kserve_yaml(BOOK)
     assert (DEPLOY / "models.config").read_text() == deploy_render.model_config_text(BOOK)
@@ -29,7 +29,8 @@ def test_deploy_files_are_the_rendering_of_the_registry():
 def test_make_deploy_covers_a_pipeline_of_your_own(tmp_path):
     """A new pipeline (PIPELINES_PATH) gets an InferenceService and an entry in the serving root's model config;
     the entries already there keep their labels."""
-    from serving import deploy_render, tf_serving_config
+    from pipelines.tools import deploy as deploy_render
+    from serving import tf_serving_config
 
     serving_root = tmp_path / "serving"
     for name in ("titanic", "wine"):

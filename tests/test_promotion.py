@@ -1,4 +1,4 @@
-"""Promotion and rollback (serving/promotion.py) on a real serving root, model config and ML Metadata store; the
+"""Promotion and rollback (serving/promotion.py, pipelines/tools/promote.py) on a real serving root, model config and ML Metadata store; the
 Pusher's PUSH_LABEL=canary; the Evaluator's baseline follows `stable`. No server and no pipeline run here
 (tests/test_serving_config.py promotes under load against a real server)."""
 import os
@@ -11,6 +11,7 @@ import pytest
 from components import atomic_pusher
 from pipelines import config as config_lib
 from pipelines.config import PROJECT_ROOT
+from pipelines.tools import promote
 from serving import promotion, tf_serving_config
 
 
@@ -28,7 +29,7 @@ def world(tmp_path):
         fake_version(base, v)
     metadata = Path(cfg.metadata_path("titanic"))
     metadata.parent.mkdir(parents=True)
-    promotion._writable_store(metadata)  # an empty store, as a first run leaves one (with its own records)
+    promote._writable_store(metadata)  # an empty store, as a first run leaves one (with its own records)
     return cfg, base
 
 
@@ -39,36 +40,36 @@ def labels(base: Path):
 def test_canary_promote_and_rollback_are_recorded_and_undone_in_order(world):
     cfg, base = world
     said = []
-    promotion.promote("titanic", 2, "stable", cfg, server="none", say=said.append)
+    promote.promote("titanic", 2, "stable", cfg, server="none", say=said.append)
     assert labels(base) == {"stable": 2}
     # with labels the policy names exactly the labelled versions: version 3, newer, is not served
     entry = tf_serving_config.read_model_config(base.parent / "models.config")[0]
     assert entry.policy == ("specific", (2,)) and entry.written_path == "titanic"
-    promotion.promote("titanic", 3, "canary", cfg, server="none", say=said.append)
+    promote.promote("titanic", 3, "canary", cfg, server="none", say=said.append)
     assert labels(base) == {"stable": 2, "canary": 3}
     assert promotion.stable_version(str(base)) == 2  # the Evaluator's baseline: what takes the traffic
-    promotion.promote("titanic", 3, "stable", cfg, server="none", say=said.append)
+    promote.promote("titanic", 3, "stable", cfg, server="none", say=said.append)
     assert labels(base) == {"stable": 3}  # the canary was promoted
-    done = promotion.rollback("titanic", cfg, server="none", say=said.append)
+    done = promote.rollback("titanic", cfg, server="none", say=said.append)
     assert done["labels"] == {"stable": 2} and labels(base) == {"stable": 2}
     with pytest.raises(promotion.PromotionError, match="no earlier stable version"):
-        promotion.rollback("titanic", cfg, server="none", say=said.append)
-    history = promotion.history(cfg.metadata_path("titanic"), "titanic", "titanic")
+        promote.rollback("titanic", cfg, server="none", say=said.append)
+    history = promote.history(cfg.metadata_path("titanic"), "titanic", "titanic")
     assert [(r["action"], r["label"], r["version"], r["previous"]) for r in history] == [
         ("promote", "stable", "2", ""), ("promote", "canary", "3", ""), ("promote", "stable", "3", "2"),
         ("rollback", "stable", "2", "3")]
-    assert "rollback stable  -> 2 (was 3)" in promotion.describe("titanic", cfg)
+    assert "rollback stable  -> 2 (was 3)" in promote.describe("titanic", cfg)
 
 
 def test_bad_promotions_are_refused_and_change_nothing(world):
     cfg, base = world
-    promotion.promote("titanic", 1, "stable", cfg, server="none", say=lambda _: None)
+    promote.promote("titanic", 1, "stable", cfg, server="none", say=lambda _: None)
     before = (base.parent / "models.config").read_text()
     (base / "9").mkdir()  # a version still being written: no saved_model.pb
     for version, label, message in ((9, "stable", "no complete version 9"), (7, "canary", "no complete version 7"),
                                     (2, "can/ary", "label 'can/ary'"), (2, "", "label ''")):
         with pytest.raises(promotion.PromotionError, match=message):
-            promotion.promote("titanic", version, label, cfg, server="none", say=lambda _: None)
+            promote.promote("titanic", version, label, cfg, server="none", say=lambda _: None)
     assert (base.parent / "models.config").read_text() == before
     with pytest.raises(promotion.PromotionError, match="no model 'nope'"):
         promotion.assign(base.parent, "nope", 1, "stable", server="none", say=lambda _: None)
@@ -120,13 +121,13 @@ def test_pusher_default_label_changes_nothing_without_labels(world):
 def test_make_promote_cli(world):
     cfg, base = world
     env = dict(os.environ, OUTPUT_DIR=str(cfg.output_dir), SERVING_URL="none")
-    run = subprocess.run([sys.executable, "-m", "serving.promotion", "promote", "titanic", "2", "canary"],
+    run = subprocess.run([sys.executable, "-m", "pipelines.tools.promote", "promote", "titanic", "2", "canary"],
                          cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert "titanic: canary -> 2, stable -> 3" in run.stdout
-    run = subprocess.run([sys.executable, "-m", "serving.promotion", "promote", "titanic", "x", "canary"],
+    run = subprocess.run([sys.executable, "-m", "pipelines.tools.promote", "promote", "titanic", "x", "canary"],
                          cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 2 and "VERSION 'x' is not a version number" in run.stderr
-    run = subprocess.run([sys.executable, "-m", "serving.promotion", "rollback", "titanic"],
+    run = subprocess.run([sys.executable, "-m", "pipelines.tools.promote", "rollback", "titanic"],
                          cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 1 and run.stderr.startswith("error: titanic: no earlier stable version")

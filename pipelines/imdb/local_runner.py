@@ -3,10 +3,7 @@
     tfx pipeline create --engine local --pipeline_path pipelines/imdb/local_runner.py
     tfx run create --engine local --pipeline_name imdb
 """
-import os
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before anything imports TensorFlow
-
+import pipelines  # noqa: F401 - before TensorFlow: tf.keras must be tf-keras (components/layout.py)
 from pipelines.runners.local import run_local  # noqa: E402
 from pipelines.imdb.spec import SPEC  # noqa: E402
 

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Optional, Tuple
 
+from components import layout
 from data.fetch import FetchError, fetch
 from pipelines import config as config_lib
 from pipelines import registry
@@ -55,7 +56,7 @@ def tfx_env(cfg: config_lib.PipelineConfig) -> dict:
     bin_dir = str(Path(sys.executable).parent)
     env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")  # the CLI runs `pip freeze`: this venv's pip
     env.setdefault("LOCAL_HOME", str(Path(cfg.output_dir) / "tfx_local"))
-    env.setdefault("TF_USE_LEGACY_KERAS", "1")
+    layout.use_legacy_keras(env)
     return env
 
 

@@ -26,7 +26,7 @@ from typing import List, Sequence
 from serving import tf_serving_config as tfs
 from serving.tf_serving_config import ModelConfig
 
-HERE = Path(__file__).resolve().parent / "deploy"
+HERE = Path(__file__).resolve().parents[2] / "serving" / "deploy"
 STATIC = ("kubernetes.yaml", "docker-run.sh", "monitoring.config", "batching.config")
 TF_SERVING_IMAGE_VERSION = "2.16.1"  # the TensorFlow the models are trained with
 
@@ -34,7 +34,7 @@ _KSERVE_HEAD = """\
 # KServe InferenceServices, one per pipeline (KServe's TensorFlow predictor is TF Serving); the storage is the
 # PersistentVolumeClaim holding the Pusher's serving directory, one folder per model with numeric versions. Pods run
 # under the "restricted" Pod Security Standard: non-root, no privilege escalation, no capabilities, read-only root.
-# Rendered by `make deploy` (serving/deploy_render.py) from the pipeline registry.
+# Rendered by `make deploy` (pipelines/tools/deploy.py) from the pipeline registry.
 """
 _KSERVE_ONE = """\
 apiVersion: serving.kserve.io/v1beta1
