@@ -135,23 +135,16 @@ def _push_to_object_store(model_dir: str, base: str) -> str:
     return target
 
 
-class _PusherInternals:
-    """The one seam onto TFX's Pusher executor internals (tfx/components/pusher/executor.py, TFX 1.16): its
-    startup log and how it marks the PushedModel artifact pushed or not (the custom properties `pushed`,
-    `pushed_destination`, `pushed_version` that ML Metadata readers and the Evaluator's successors rely on).
-    They are private API; a TFX upgrade that renames them breaks here, and only here."""
+def mark_pushed(model_push, destination: str, version: str) -> None:
+    """The PushedModel's properties as TFX's Pusher writes them (tfx/components/pusher/executor.py, _MarkPushed):
+    ML Metadata's readers (results, lineage, the twin) rely on these names."""
+    model_push.set_int_custom_property("pushed", 1)
+    model_push.set_string_custom_property("pushed_destination", destination)
+    model_push.set_string_custom_property("pushed_version", version)
 
-    def __init__(self, executor: "pusher_executor.Executor"):
-        self.executor = executor
 
-    def log_startup(self, input_dict, output_dict, exec_properties) -> None:
-        self.executor._log_startup(input_dict, output_dict, exec_properties)  # noqa: SLF001
-
-    def mark_pushed(self, model_push, destination: str, version: str) -> None:
-        self.executor._MarkPushed(model_push, pushed_destination=destination, pushed_version=version)  # noqa: SLF001
-
-    def mark_not_pushed(self, model_push) -> None:
-        self.executor._MarkNotPushed(model_push)  # noqa: SLF001
+def mark_not_pushed(model_push) -> None:
+    model_push.set_int_custom_property("pushed", 0)
 
 
 def serving_root(exec_properties: Dict[str, Any]) -> str:
@@ -168,11 +161,9 @@ class Executor(pusher_executor.Executor):
     def Do(self, input_dict: Dict[str, List[types.Artifact]], output_dict: Dict[str, List[types.Artifact]],
            exec_properties: Dict[str, Any]) -> None:
         base = serving_root(exec_properties)
-        tfx_internals = _PusherInternals(self)
-        tfx_internals.log_startup(input_dict, output_dict, exec_properties)
         model_push = artifact_utils.get_single_instance(output_dict[standard_component_specs.PUSHED_MODEL_KEY])
         if not self.CheckBlessing(input_dict):
-            tfx_internals.mark_not_pushed(model_push)
+            mark_not_pushed(model_push)
             return
         model_path = self.GetModelPath(input_dict)
         serving_path = push_atomically(model_path, base)
@@ -184,7 +175,7 @@ class Executor(pusher_executor.Executor):
         else:
             shutil.copytree(model_path, model_push.uri, dirs_exist_ok=True)
         version = posixpath.basename(serving_path.rstrip("/"))
-        tfx_internals.mark_pushed(model_push, serving_path, version)
+        mark_pushed(model_push, serving_path, version)
         label = exec_properties.get(PUSH_LABEL) or ""
         if label and not is_remote(base):
             self._label(base, int(version), label, model_push)

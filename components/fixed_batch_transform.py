@@ -16,12 +16,13 @@ Component
 """
 from __future__ import annotations
 
-import threading
 from typing import Optional
 
 from tfx.components import Transform as TfxTransform
 from tfx.components.transform import executor as transform_executor
 from tfx.dsl.components.base import executor_spec
+
+from components import seams
 
 # tfx_bsl's own cap for the tuned size (batch_util._BATCH_SIZE_CAP), i.e. what a fast machine settles on anyway:
 # the same throughput once warmed up, without the tuned run's first batches of 1, 2, 4, ...
@@ -37,19 +38,10 @@ class FixedBatchProcessor(transform_executor.TransformProcessor):
 
 class Executor(transform_executor.Executor):
     def Do(self, input_dict, output_dict, exec_properties) -> None:
-        # TFX's Do ends in `TransformProcessor().Transform(...)`, the module's global looked up at call time, and
-        # offers no other way in: our processor stands there for this call. Executors run one at a time in a
-        # process (TFX's launchers, KFP's one-task containers), the lock keeps it so.
-        with _SWAP:
-            transform_executor.TransformProcessor = FixedBatchProcessor
-            try:
-                super().Do(input_dict, output_dict, exec_properties)
-            finally:
-                transform_executor.TransformProcessor = _TFX_PROCESSOR
-
-
-_TFX_PROCESSOR = transform_executor.TransformProcessor
-_SWAP = threading.Lock()
+        # TFX's Do builds `TransformProcessor()` from its module's global and offers no other way in: the seam puts
+        # ours there for this call, and fails loudly if TFX did not build it (components/seams.py)
+        with seams.transform_processor(FixedBatchProcessor):
+            super().Do(input_dict, output_dict, exec_properties)
 
 
 class Transform(TfxTransform):

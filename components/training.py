@@ -28,7 +28,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tfx_bsl.public import tfxio
 
-from components import keras_env, layout, provenance, strategies
+from components import keras_env, layout, provenance, seams, strategies
 from components.export import export_serving_model
 
 # (file pattern(s), TensorFlowDatasetOptions, schema) -> tf.data.Dataset: TFX's DataAccessor.tf_dataset_factory, or
@@ -215,7 +215,7 @@ def train(settings: TrainerSettings, transform_output: str, train_files: FilePat
     Returns the run record it wrote.
     """
     started = time.monotonic()
-    keras_env.keep_autograph_out_of_tf_keras()
+    seams.autograph_rule_for_tf_keras()
     # The strategy first: MultiWorkerMirroredStrategy must configure collectives before other TF work.
     strategy = strategies.get_strategy(settings.strategy)
     task = strategies.task_info(strategy)

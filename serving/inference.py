@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Tuple
 import numpy as np
 import tensorflow as tf
 
-from components import layout
+from components import layout, seams
 from serving import request_log
 from serving.metrics import METRICS
 
@@ -65,7 +65,7 @@ class _Inputs:
         # `structured_input_signature`'s dict order; the first call of each loaded signature runs both ways and
         # keeps the flat path only if they agree.
         args, kwargs = fn.structured_input_signature
-        flat = not args and all(isinstance(s, tf.TensorSpec) for s in kwargs.values()) and hasattr(fn, "_call_flat")
+        flat = not args and all(isinstance(s, tf.TensorSpec) for s in kwargs.values()) and seams.flat_call_supported(fn)
         order = None
         function_type = getattr(fn, "function_type", None)
         if function_type is not None and set(function_type.parameters) == set(kwargs):
@@ -77,11 +77,10 @@ class _Inputs:
         if self.flat_order is None:
             return self.fn(**tensors)
         if self.checked:
-            return self.fn._call_flat([tensors[k] for k in self.flat_order], self.fn.captured_inputs)
+            return seams.call_flat(self.fn, [tensors[k] for k in self.flat_order])
         structured = self.fn(**tensors)  # an error here is the input's, and the client's answer
         try:
-            same = _same_outputs(self.fn._call_flat([tensors[k] for k in self.flat_order], self.fn.captured_inputs),
-                                 structured)
+            same = _same_outputs(seams.call_flat(self.fn, [tensors[k] for k in self.flat_order]), structured)
         except Exception:  # noqa: BLE001 - a flat call TensorFlow refuses is a disagreement too
             same = False
         if not same:

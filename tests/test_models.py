@@ -215,7 +215,7 @@ def test_autograph_leaves_keras_own_code_alone():
     import tensorflow as tf
     from tensorflow.python.autograph.impl import conversion
 
-    from components.keras_env import keep_autograph_out_of_tf_keras
+    from components.seams import autograph_rule_for_tf_keras as keep_autograph_out_of_tf_keras
 
     keep_autograph_out_of_tf_keras()
     keep_autograph_out_of_tf_keras()  # idempotent

@@ -239,6 +239,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     from absl import app
     from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor as tfx_entrypoint
 
+    from components import seams
+
     def run(parsed):
         try:
             tfx_entrypoint.main(parsed)
@@ -255,8 +257,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             _exit(1)
         _exit(0)
 
-    # TFX's own __main__ does app.run(main, flags_parser=_parse_flags); its flag parser is a seam an upgrade could move
-    app.run(run, argv=[tfx_entrypoint.__file__] + argv, flags_parser=tfx_entrypoint._parse_flags)  # noqa: SLF001
+    # TFX's own __main__ does app.run(main, flags_parser=_parse_flags): a seam (components/seams.py)
+    app.run(run, argv=[tfx_entrypoint.__file__] + argv, flags_parser=seams.v2_entrypoint_flags())
     return 0
 
 

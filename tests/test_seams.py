@@ -1,0 +1,94 @@
+"""Each seam on a library's internals (components/seams.py) checked in seconds, without a pipeline: what it relies
+on is still there and still used, and the check itself fails when it is not."""
+import pytest
+
+from components import seams
+
+
+def test_the_seams_list_is_the_modules_table():
+    table = seams.__doc__
+    for name in seams.SEAMS:
+        assert f"`{name}`" in table and callable(getattr(seams, name))
+
+
+def test_transform_processor_is_built_by_tfxs_executor_and_missing_use_is_loud():
+    from tfx.components.transform import executor as transform_executor
+
+    from components.fixed_batch_transform import BATCH_SIZE, FixedBatchProcessor
+
+    original = transform_executor.TransformProcessor
+    with seams.transform_processor(FixedBatchProcessor):
+        processor = transform_executor.TransformProcessor()  # what TFX's Do does
+        assert isinstance(processor, FixedBatchProcessor)
+    assert transform_executor.TransformProcessor is original
+    # the fixed size where TFX would leave it to Beam's tuner (tf.Examples: None upstream)
+    from tfx.components.transform import executor_utils  # noqa: F401 - the executor's own helpers import cleanly
+    assert original()._GetDesiredBatchSize(0, None) is None
+    assert processor._GetDesiredBatchSize(0, None) == BATCH_SIZE
+    with pytest.raises(seams.SeamBroken, match="ran without building"):
+        with seams.transform_processor(FixedBatchProcessor):
+            pass  # a TFX that stopped using the global
+    assert transform_executor.TransformProcessor is original
+    # and TFX's Do still builds it from the module global (the line the seam depends on)
+    import inspect
+
+    assert "TransformProcessor()" in inspect.getsource(transform_executor.Executor.Do)
+
+
+def test_call_flat_matches_the_structured_call():
+    import tensorflow as tf
+
+    class M(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="b"),
+                                      tf.TensorSpec([None], tf.float32, name="a")])
+        def f(self, b, a):
+            return {"y": 10 * a + b}
+
+    fn = M().f.get_concrete_function()
+    assert seams.flat_call_supported(fn)
+    structured = fn(a=tf.constant([1.0]), b=tf.constant([2.0]))["y"].numpy().tolist()
+    flat = seams.call_flat(fn, [tf.constant([2.0]), tf.constant([1.0])])  # declared order: b, a
+    assert structured == flat["y"].numpy().tolist() == [12.0]
+
+
+def test_autograph_rule_is_added_once_and_a_missing_keras_rule_is_loud(monkeypatch):
+    from tensorflow.python.autograph.core import config
+
+    seams.autograph_rule_for_tf_keras()
+    seams.autograph_rule_for_tf_keras()
+    prefixes = [getattr(r, "_prefix", None) for r in config.CONVERSION_RULES]
+    assert prefixes.count("tf_keras") == 1 and "keras" in prefixes
+    monkeypatch.setattr(config, "CONVERSION_RULES", tuple(r for r in config.CONVERSION_RULES
+                                                          if getattr(r, "_prefix", None) not in ("keras", "tf_keras")))
+    with pytest.raises(seams.SeamBroken, match="DoNotConvert\\('keras'\\)"):
+        seams.autograph_rule_for_tf_keras()
+
+
+def test_v2_entrypoint_flags_parse_what_kfp_sends(monkeypatch):
+    parser = seams.v2_entrypoint_flags()
+    known, rest = parser(["prog", "--executor_class_path", "a.B", "--json_serialized_invocation_args", "{}",
+                          "--runner=DirectRunner"])
+    assert known.executor_class_path == "a.B" and rest[-1] == "--runner=DirectRunner"
+    from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor as entrypoint
+
+    monkeypatch.delattr(entrypoint, "_parse_flags")
+    with pytest.raises(seams.SeamBroken, match="_parse_flags"):
+        seams.v2_entrypoint_flags()
+
+
+def test_pushed_model_properties_are_the_names_tfxs_pusher_writes():
+    import inspect
+
+    from tfx.components.pusher import executor as pusher_executor
+    from tfx.types import standard_artifacts
+
+    from components import atomic_pusher
+
+    source = inspect.getsource(pusher_executor)
+    for key in ("'pushed'", "'pushed_destination'", "'pushed_version'"):
+        assert key in source  # _PUSHED_KEY, ... as TFX names them
+    artifact = standard_artifacts.PushedModel()
+    atomic_pusher.mark_pushed(artifact, "/srv/m/7", "7")
+    assert (artifact.get_int_custom_property("pushed"), artifact.get_string_custom_property("pushed_version")) == (1, "7")
+    atomic_pusher.mark_not_pushed(artifact)
+    assert artifact.get_int_custom_property("pushed") == 0
