@@ -294,15 +294,16 @@ def drift_check_nodes(spec: DatasetSpec, config: PipelineConfig, data_root, stat
 
 def create_pipeline(spec: DatasetSpec, config: PipelineConfig, *, data_root=None, with_local_metadata: bool = True,
                     pipeline_root: Optional[str] = None, serving_root: Optional[str] = None,
-                    project_root: Optional[str] = None) -> Pipeline:
+                    project_root: Optional[str] = None, pipeline_name: Optional[str] = None) -> Pipeline:
     """`with_local_metadata=False` leaves ML Metadata to the orchestrator (Kubeflow brings its own); the roots
-    may be object-store URIs there (see create_components for the rest)."""
+    may be object-store URIs there (see create_components for the rest). `pipeline_name`: the orchestrator's
+    name for it when its rules differ from a Python package's (Kubeflow: no underscores)."""
     metadata = None
     if with_local_metadata:
         Path(config.metadata_path(spec.name)).parent.mkdir(parents=True, exist_ok=True)
         metadata = tfx_metadata.sqlite_metadata_connection_config(str(config.metadata_path(spec.name)))
     return Pipeline(
-        pipeline_name=spec.name,
+        pipeline_name=pipeline_name or spec.name,
         pipeline_root=pipeline_root or str(config.pipeline_root(spec.name)),
         components=create_components(spec, config, data_root, serving_root, project_root),
         enable_cache=config.enable_cache,

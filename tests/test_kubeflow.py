@@ -210,3 +210,12 @@ def test_a_package_naming_this_checkout_is_refused(tmp_path):
     leaky = kubeflow_runner.KubeflowSettings(image="r.io/i:1", env=(("DATA", str(PROJECT_ROOT / "data")),))
     with pytest.raises(kubeflow_runner.PackageError, match=f"holds the path '{PROJECT_ROOT}'"):
         kubeflow_runner.compile_pipeline("titanic", tmp_path, leaky)
+
+
+def test_kfp_names_come_from_package_names():
+    from pipelines.runners import kubeflow as kubeflow_runner
+
+    assert kubeflow_runner.kfp_pipeline_name("wine_quality") == "wine-quality"
+    assert kubeflow_runner.kfp_pipeline_name("titanic") == "titanic"
+    with pytest.raises(kubeflow_runner.PackageError, match="lowercase letters, digits and '-'"):
+        kubeflow_runner.kfp_pipeline_name("_private")

@@ -170,6 +170,7 @@ def test_changed_data_under_the_same_root_is_never_answered_from_the_cache(titan
         parameters["data-fingerprint"] = fingerprint("s3://data/titanic")
 
 
+@pytest.mark.slow  # make test-full: 2.5's rules run in make test
 def test_the_package_runs_under_24_rules_too(titanic, s3, tmp_path):
     """KFP 2.4: no executor-logs output, no placeholder replaced in constants (kfp_run_id arrives as written)."""
     package, _, parameters, _ = titanic
@@ -289,6 +290,7 @@ def test_a_wrong_or_missing_data_root_names_itself(titanic, s3, tmp_path):
     assert "split 'train' expects 'train.csv'" in str(info.value) and "eval: test.csv" in str(info.value)
 
 
+@pytest.mark.slow  # make test-full: runs tasks up to the one that fails (a minute)
 def test_an_image_with_an_older_project_names_the_missing_executor(titanic, s3, tmp_path):
     package, _, parameters, _ = titanic
     old = tmp_path / "old.yaml"
@@ -304,7 +306,7 @@ def test_the_twin_refuses_what_kfp_refuses(titanic, s3, tmp_path):
     import yaml
 
     package, _, parameters, _ = titanic
-    spec = yaml.safe_load(package.read_text())
+    spec = next(yaml.safe_load_all(package.read_text()))
     spec["deploymentSpec"]["executors"]["ServedBaseline_executor"] = {"resolver": {"outputArtifactQueries": {}}}
     bad = tmp_path / "resolver.yaml"
     bad.write_text(yaml.safe_dump(spec))

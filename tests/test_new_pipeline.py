@@ -246,6 +246,7 @@ def test_a_multiclass_pipeline_end_to_end(tmp_path, drafts, run_python):
         image="registry.example.com/eat-tf2-tfx:1", project_root="/app"))
     spec = next(yaml.safe_load_all(package.read_text()))
     assert kfp_package_check.problems(spec) == []
+    assert spec["pipelineInfo"]["name"] == "t-wine-e2e"  # a package name's '_' is not a KFP name's
 
 
 @pytest.mark.slow

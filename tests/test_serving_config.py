@@ -82,6 +82,8 @@ def test_labels_and_policies_over_rest_and_grpc(tmp_path, config_file):
         # version 3 is on disk but not in the policy: not served, as TF Serving answers it
         assert answer(server, "/versions/3") == (404, "Servable not found for request: Specific(linear, 3)")
         assert answer(server, "/labels/beta") == (404, "Unrecognized servable version label: beta")
+        # no --monitoring_config_file: no metrics route, as TF Serving
+        assert http("GET", f"{server.rest}/monitoring/prometheus/metrics")[0] == 404
         status, body, _ = http("GET", f"{server.rest}/v1/models/linear/labels/canary")
         assert status == 200 and [e["version"] for e in body["model_version_status"]] == ["2"]
         status, body, _ = http("GET", f"{server.rest}/v1/models/linear/labels/stable/metadata")
@@ -230,14 +232,6 @@ def test_metrics_in_tf_servings_names_and_labels(tmp_path):
                         state="AVAILABLE") == 1
     assert metric_value(text, ":tfx_book:serving:request_count", model_name="linear", model_version="1",
                         signature_name="serving_default", status="OK") == 3
-
-
-def test_without_a_monitoring_config_there_is_no_metrics_route(tmp_path):
-    server = Server(linear_root(tmp_path, (1,)))
-    try:
-        assert http("GET", f"{server.rest}/monitoring/prometheus/metrics")[0] == 404
-    finally:
-        server.stop()
 
 
 def test_batching_merges_concurrent_requests_and_answers_each_its_own(tmp_path):

@@ -124,7 +124,21 @@ def build_pipeline(name: str, settings: KubeflowSettings, cfg: config_lib.Pipeli
     data_root = data_types.RuntimeParameter(name=DATA_ROOT_PARAMETER, ptype=str)
     serving_root = data_types.RuntimeParameter(name=SERVING_ROOT_PARAMETER, ptype=str)
     return create_pipeline(spec, cfg, data_root=data_root, with_local_metadata=False, pipeline_root=COMPILE_ROOT,
-                           serving_root=serving_root, project_root=settings.project_root)
+                           serving_root=serving_root, project_root=settings.project_root,
+                           pipeline_name=kfp_pipeline_name(name))
+
+
+_KFP_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,127}$")  # tfx/orchestration/kubeflow/v2/pipeline_builder.py:45-50
+
+
+def kfp_pipeline_name(name: str) -> str:
+    """The pipeline's name as Kubeflow takes it: a pipeline package is a Python identifier (my_table), a KFP
+    pipeline name may not hold '_' (TFX's v2 compiler refuses it), so '_' becomes '-'."""
+    kfp_name = name.lower().replace("_", "-")
+    if not _KFP_NAME.match(kfp_name):
+        raise PackageError(f"pipeline {name!r}: Kubeflow needs a name of lowercase letters, digits and '-' (at most "
+                           f"128, not starting with '-'); {kfp_name!r} is not one: rename the package")
+    return kfp_name
 
 
 def compile_pipeline(name: str, output_dir: Path, settings: Optional[KubeflowSettings] = None,
