@@ -224,8 +224,8 @@ def check_json_values(name: str, value, dtype: tf.DType) -> None:
         if kinds <= {str, bytes}:
             return
         bad = next((v for v in leaves if not (type(v) in (str, bytes) or (
-            type(v) is dict and set(v) == {"b64"} and type(v["b64"]) is str))), None)
-        if bad is None:
+            type(v) is dict and set(v) == {"b64"} and type(v["b64"]) is str))), _UNSET)
+        if bad is _UNSET:
             return
     else:
         raise BadRequest(f"input '{name}': dtype {dtype.name} is not supported over JSON")

@@ -147,7 +147,7 @@ def test_classify_and_regress_use_their_own_signatures(server):
                                             "instances": [dict(TITANIC_ROW, Sex={"b64": "%%%"})]}, 400,
      "not valid base64"),
     ("POST", "/v1/models/titanic:classify", {"signature_name": "classify", "examples": [{"Age": [1, "x"]}]}, 400,
-     "all numbers or all text"),
+     "Unexpected element type in feature: Age expecting type: int64"),
     ("POST", "/v1/models/titanic:classify", {"instances": []}, 400, "non-empty \"examples\" list"),
     ("POST", "/v1/models/linear:classify", {"examples": [{"x": 1.0}]}, 400,
      "Expected classification signature method_name"),

@@ -120,7 +120,7 @@ def test_grpc_never_runs_or_lists_a_model_outside_the_root(stubs, world, name):
 
 def test_links_leaving_the_root_are_refused_and_logged(server, world):
     status, body, _ = http("GET", f"{server.rest}/v1/models/linear")
-    assert [s["version"] for s in body["model_version_status"]] == ["2", "1"]  # no 9
+    assert [s["version"] for s in body["model_version_status"]] == ["2"]  # newest (the default policy), never 9
     status, body, headers = http("POST", f"{server.rest}/v1/models/linear:predict", {"instances": [[1.0, 2.0]]})
     assert (status, headers["x-model-version"], body["predictions"]) == (200, "2", [[10.0]])
     assert any("refusing model 'evil'" in line for line in server.log_lines)

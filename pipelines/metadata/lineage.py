@@ -289,12 +289,21 @@ def main(argv=None) -> int:
     parser.add_argument("--version")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    cfg = config_lib.from_env()
     try:
-        report = lineage(args.pipeline, config_lib.from_env(), args.version)
+        report = lineage(args.pipeline, cfg, args.version)
     except (LineageError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps(report, indent=2, default=str) if args.json else format_report(report))
+    from pipelines.tools import promote
+
+    report["serving_labels"] = promote.history(cfg.metadata_path(args.pipeline), args.pipeline, args.pipeline)
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        print(format_report(report))
+        print("\nserving labels (make promote / make rollback / PUSH_LABEL):")
+        print("  " + promote.describe(args.pipeline, cfg).replace("\n", "\n  "))
     return 0
 
 
