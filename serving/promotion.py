@@ -125,9 +125,10 @@ def plan(models: List[ModelConfig], serving_root, model: str, version: int, labe
     labels = dict(entry.labels)
     previous = labels.get(label)
     if not labels and "stable" != label:
-        # the first label of a model that served its newest version: that version becomes `stable`, so the
-        # traffic it takes does not move to the canary
-        served = [v for v in _served_versions(entry) if v != version]
+        # the first label of a model that served its newest version: what its policy serves apart from `version`
+        # (a canary just pushed is the newest folder already) becomes `stable`, so the traffic stays there
+        others = [v for v in _complete_versions(Path(entry.base_path)) if v != version]
+        served = entry.aspired(others)
         if served:
             labels["stable"] = served[-1]
     old_targets = set(labels.values()) if labels else set(_served_versions(entry))

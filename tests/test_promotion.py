@@ -84,6 +84,23 @@ def test_the_first_canary_keeps_the_served_version_as_stable(world):
     assert entry.policy == ("specific", (2, 3))
 
 
+def test_the_first_pushed_canary_keeps_the_version_served_before_it_as_stable(world):
+    _, base = world
+    fake_version(base, 4)  # just pushed: the newest folder, which the default policy would serve
+
+    class Push:
+        def set_string_custom_property(self, key, value):
+            pass
+
+    os.environ["SERVING_URL"] = "none"
+    try:
+        atomic_pusher.Executor._label(str(base), 4, "canary", Push())
+    finally:
+        del os.environ["SERVING_URL"]
+    assert labels(base) == {"stable": 3, "canary": 4}
+    assert tf_serving_config.read_model_config(base.parent / "models.config")[0].policy == ("specific", (3, 4))
+
+
 def test_pusher_with_push_label_canary_serves_beside_stable(world):
     cfg, base = world
     promotion.assign(base.parent, "titanic", 3, "stable", server="none", say=lambda _: None)
