@@ -122,7 +122,7 @@ def logging_overhead(root: Path, workers: int, requests: int, rounds: int = 5) -
     from serving import request_log
 
     body = json.dumps({"signature_name": RAW_SIGNATURE, "instances": [ROW]}).encode()
-    logs = root.parent / "request_logs"
+    logs = Path(tempfile.mkdtemp(prefix="bench-request-logs-"))  # never an earlier run's files
     plain, plain_ports = start_server(root, workers)
     logging_, logging_ports = start_server(root, workers, "--log-requests", str(logs))
     p50s = {"plain": [], "logging": []}
@@ -178,7 +178,7 @@ def batching_and_labels(root: Path, workers: int, requests: int, in_process_rps:
     plain_rps, batched_rps = float(np.median(rps["plain"])), float(np.median(rps["batching"]))
 
     # labels moving under load: versions 1 and 2 of the model, clients on /labels/stable, stable moved back and forth
-    labels_root = root.parent / "labels-root"
+    labels_root = Path(tempfile.mkdtemp(prefix="bench-labels-"))
     shutil.copytree(root / "titanic" / "1", labels_root / "titanic" / "1")
     shutil.copytree(root / "titanic" / "1", labels_root / "titanic" / "2")
     promotion.assign(labels_root, "titanic", 1, "stable", server="none", say=lambda _: None)
@@ -216,6 +216,7 @@ def batching_and_labels(root: Path, workers: int, requests: int, in_process_rps:
             t.join(timeout=60)
         proc.terminate()
         proc.wait(timeout=30)
+        shutil.rmtree(labels_root, ignore_errors=True)
     return {"plain req/s": plain_rps, "batching req/s": batched_rps, "batching / plain": batched_rps / plain_rps,
             "batching / in-process": batched_rps / in_process_rps, "batching p50 batch 1": batched_p50,
             "label moves": moves, "answered during label moves": answered[0], "failed during label moves": len(failed)}

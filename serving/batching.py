@@ -33,14 +33,21 @@ class BatchRefused(RuntimeError):
 
 
 class _Task:
-    __slots__ = ("arrays", "size", "done", "outputs", "error", "enqueued")
+    __slots__ = ("arrays", "size", "done", "outputs", "error", "enqueued", "callback")
 
-    def __init__(self, arrays: Dict[str, np.ndarray], size: int):
+    def __init__(self, arrays: Dict[str, np.ndarray], size: int, callback=None):
         self.arrays, self.size = arrays, size
         self.done = threading.Event()
         self.outputs: Optional[Dict[str, np.ndarray]] = None
         self.error: Optional[BaseException] = None
         self.enqueued = time.monotonic()
+        self.callback = callback  # (outputs, error) -> None, called on the batch thread; else `done` is set
+
+    def finish(self) -> None:
+        if self.callback is not None:
+            self.callback(self.outputs, self.error)
+        else:
+            self.done.set()
 
 
 def _shape_key(arrays: Dict[str, np.ndarray]) -> Tuple:
@@ -77,20 +84,39 @@ class BatchScheduler:
             parts = [self.run(key, {k: a[i:i + limit] for k, a in arrays.items()}, runner)
                      for i in range(0, size, limit)]
             return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-        queue_key = (key, _shape_key(arrays))
-        task = _Task(arrays, size)
-        with self._cond:
-            queue = self._queues.setdefault(queue_key, collections.deque())
-            waiting = sum(t.size for t in queue)
-            if waiting + size > self.params.max_enqueued_batches * limit:
-                raise BatchRefused("UNAVAILABLE", "The batch scheduling queue to which this task was submitted is full")
-            queue.append(task)
-            self._runners[queue_key] = runner
-            self._cond.notify()
+        task = self._enqueue(key, arrays, size, runner, None)
         task.done.wait()
         if task.error is not None:
             raise task.error
         return task.outputs
+
+    def submit(self, key: Tuple, arrays: Dict[str, np.ndarray], runner: Callable, callback: Callable) -> bool:
+        """The same without blocking: `callback(outputs, error)` is called on a batch thread once the batch ran.
+        False when the task cannot be queued as one (no batch dimension, larger than a batch): use `run`."""
+        sizes = {a.shape[0] for a in arrays.values() if a.ndim}
+        if len(sizes) != 1 or any(a.ndim == 0 for a in arrays.values()):
+            return False
+        size = sizes.pop()
+        if size > self.params.max_batch_size:
+            if not self.params.enable_large_batch_splitting:
+                raise BatchRefused("INVALID_ARGUMENT", f"Task size {size} is larger than maximum input batch size "
+                                                       f"{self.params.max_batch_size}")
+            return False
+        self._enqueue(key, arrays, size, runner, callback)
+        return True
+
+    def _enqueue(self, key, arrays, size, runner, callback) -> _Task:
+        queue_key = (key, _shape_key(arrays))
+        task = _Task(arrays, size, callback)
+        with self._cond:
+            queue = self._queues.setdefault(queue_key, collections.deque())
+            waiting = sum(t.size for t in queue)
+            if waiting + size > self.params.max_enqueued_batches * self.params.max_batch_size:
+                raise BatchRefused("UNAVAILABLE", "The batch scheduling queue to which this task was submitted is full")
+            queue.append(task)
+            self._runners[queue_key] = runner
+            self._cond.notify()
+        return task
 
     def _next_batch(self):
         """Under the condition: the oldest ready batch (full, or past its timeout, or any with timeout 0)."""
@@ -159,7 +185,7 @@ class BatchScheduler:
                         task.error = alone
         finally:
             for task in tasks:
-                task.done.set()
+                task.finish()
 
     def stop(self) -> None:
         with self._cond:

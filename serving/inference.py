@@ -306,9 +306,23 @@ def _encode_strings(value):
 BATCHER = None  # a serving.batching.BatchScheduler when the server runs with --enable_batching
 
 
-def run(model, signature_name: str, inputs: Dict[str, Any], api: str = "Predict") -> Dict[str, np.ndarray]:
-    """Calls a signature with {input name: batch value}; returns {output name: array}. `api` names the call in
-    the runtime latency metric (Predict, Classify, Regress, as TF Serving's)."""
+class Prepared:
+    """A request's checked inputs and the call that answers them: `call(arrays)` runs the signature on them (or on
+    a batch holding them, serving/batching.py); `answered()` logs the request once it has its answer."""
+    __slots__ = ("model", "signature_name", "arrays", "call", "key")
+
+    def __init__(self, model, signature_name, arrays, call):
+        self.model, self.signature_name, self.arrays, self.call = model, signature_name, arrays, call
+        self.key = (getattr(model, "name", "model"), getattr(model, "version", 0), signature_name)
+
+    def answered(self) -> None:
+        log = request_log.ACTIVE
+        if log is not None:  # answered requests only; a queue append, the writing happens on the log's own thread
+            log.record(self.key[0], self.arrays, serialized=self.signature_name in SERIALIZED_SIGNATURES)
+
+
+def prepare(model, signature_name: str, inputs: Dict[str, Any], api: str = "Predict") -> Prepared:
+    """Checks {input name: batch value} against the signature (BadRequest naming the input otherwise)."""
     signature = signature_inputs(model, signature_name)
     specs = signature.specs
     if len(inputs) != len(specs) or any(k not in specs for k in inputs):
@@ -319,6 +333,7 @@ def run(model, signature_name: str, inputs: Dict[str, Any], api: str = "Predict"
     sizes = {a.shape[0] if a.ndim else None for a in arrays.values()}
     if len(sizes) > 1:
         raise BadRequest(f"inputs have different batch sizes: {sorted(str(s) for s in sizes)}")
+    name = getattr(model, "name", "model")
 
     def call(batch: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
         started = time.perf_counter()
@@ -327,18 +342,21 @@ def run(model, signature_name: str, inputs: Dict[str, Any], api: str = "Predict"
         except (tf.errors.InvalidArgumentError, ValueError, TypeError) as exc:
             raise BadRequest(f"the model rejected the input: {model_error(exc)}") from None
         result = {k: v.numpy() for k, v in outputs.items()}
-        METRICS.runtime(getattr(model, "name", "model"), api, (time.perf_counter() - started) * 1e6)
+        METRICS.runtime(name, api, (time.perf_counter() - started) * 1e6)
         return result
 
+    return Prepared(model, signature_name, arrays, call)
+
+
+def run(model, signature_name: str, inputs: Dict[str, Any], api: str = "Predict") -> Dict[str, np.ndarray]:
+    """Calls a signature with {input name: batch value}; returns {output name: array}. `api` names the call in
+    the runtime latency metric (Predict, Classify, Regress, as TF Serving's). With batching on, the call is merged
+    with concurrent requests to the same version and signature (serving/batching.py)."""
+    prepared = prepare(model, signature_name, inputs, api)
     batcher = BATCHER
-    if batcher is None:
-        result = call(arrays)
-    else:  # merged with concurrent requests to the same version and signature (serving/batching.py)
-        result = batcher.run((getattr(model, "name", "model"), getattr(model, "version", 0), signature_name),
-                             arrays, call)
-    log = request_log.ACTIVE
-    if log is not None:  # answered requests only; a queue append, the writing happens on the log's own thread
-        log.record(getattr(model, "name", "model"), arrays, serialized=signature_name in SERIALIZED_SIGNATURES)
+    result = prepared.call(prepared.arrays) if batcher is None else batcher.run(prepared.key, prepared.arrays,
+                                                                               prepared.call)
+    prepared.answered()
     return result
 
 

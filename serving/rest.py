@@ -191,6 +191,10 @@ class RestApp:
         except ClientGone:
             log.info("client went away before sending the whole request (%s)", shown(path, 100))
             return _error(400, "client disconnected")
+        if self.batching and rest == ":predict" and len(raw) <= INLINE_BYTES:
+            # With batching, a small predict is checked here on the loop and waits for its batch as a future: no
+            # pool thread blocked per request, so the batch threads get the cores (bench/serving_bench.py)
+            return await self._predict_batched(name, version, label, raw, scope)
         if (not self.batching and len(raw) <= INLINE_BYTES
                 and self.repository.loaded(name, version, label) is not None):
             # A small request for a model in memory runs on the loop thread: handing it to a pool thread and back
@@ -198,6 +202,38 @@ class RestApp:
             # threads from running its Python parts at once anyway. Several processes (--workers) use more cores.
             return self._predict(name, version, label, rest, raw, scope)
         return await self._in_pool(self._predict, name, version, label, rest, raw, scope)
+
+    async def _predict_batched(self, name, version, label, raw: bytes, scope) -> Answer:
+        try:
+            model = self.repository.get(name, version, label)
+        except NotFound as exc:
+            return _error(404, str(exc))
+        scope["tfs.version"] = str(model.version)
+        try:
+            prepared, row_format = _prepare_predict(model, raw, scope)
+        except inference.BadRequest as exc:
+            return _error(400, str(exc))
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+
+        def resolve(outputs, error):  # on the batch thread
+            loop.call_soon_threadsafe(_settle, future, outputs, error)
+
+        try:
+            queued = inference.BATCHER.submit(prepared.key, prepared.arrays, prepared.call, resolve)
+        except BatchRefused as exc:
+            return _error(HTTP_STATUS.get(exc.code, 503), str(exc))
+        if not queued:  # no batch dimension, or split across batches: the blocking path
+            return await self._in_pool(self._predict, name, version, label, ":predict", raw, scope)
+        outputs, error = await future
+        if isinstance(error, inference.BadRequest):
+            return _error(400, str(error))
+        if isinstance(error, BatchRefused):
+            return _error(HTTP_STATUS.get(error.code, 503), str(error))
+        if error is not None:
+            raise error
+        prepared.answered()
+        return _json(200, inference.rest_outputs(outputs, row_format), model.version)
 
     async def _in_pool(self, fn, *args) -> Answer:
         # Reading a status walks the serving root and the model runs for a while: both off the event loop.
@@ -236,6 +272,11 @@ def create_app(repository: Repository, max_request_bytes: int = DEFAULT_MAX_REQU
     return RestApp(repository, max_request_bytes, threads, metrics_path, batching)
 
 
+def _settle(future, outputs, error) -> None:
+    if not future.done():  # the client may have gone and the request been cancelled
+        future.set_result((outputs, error))
+
+
 class _TooBig(ValueError):
     pass
 
@@ -257,22 +298,26 @@ def parse_json(raw: bytes):
         raise inference.BadRequest("JSON Parse error: Number too big to be stored in double") from None
 
 
-def _answer(model, verb: str, raw: bytes, scope: Optional[dict] = None) -> dict:
+def _body(raw: bytes):
     try:
-        body = parse_json(raw)
+        return parse_json(raw)
     except inference.BadRequest:
         raise
     except RecursionError:
         raise inference.BadRequest("JSON parse error: nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise inference.BadRequest(f"JSON parse error: {exc}") from None
+
+
+def _answer(model, verb: str, raw: bytes, scope: Optional[dict] = None) -> dict:
+    body = _body(raw)
     try:
         return _answer_json(model, verb, body, scope)
     except RecursionError:
         raise inference.BadRequest("request is nested too deeply") from None
 
 
-def _answer_json(model, verb: str, body, scope: Optional[dict] = None) -> dict:
+def _signature(model, body, scope: Optional[dict]) -> str:
     if not isinstance(body, dict):
         raise inference.BadRequest("request body must be a JSON object")
     signature = body.get("signature_name", "")
@@ -281,6 +326,22 @@ def _answer_json(model, verb: str, body, scope: Optional[dict] = None) -> dict:
     signature = signature or inference.DEFAULT_SIGNATURE
     if scope is not None:
         scope["tfs.signature"] = signature if signature in model.signature_defs else "<unknown>"
+    return signature
+
+
+def _prepare_predict(model, raw: bytes, scope: Optional[dict]):
+    """(Prepared, row format?) for a :predict body: everything but the signature call."""
+    body = _body(raw)
+    try:
+        signature = _signature(model, body, scope)
+        inputs, row_format = inference.rest_inputs(body, inference.signature_inputs(model, signature).specs)
+        return inference.prepare(model, signature, inputs), row_format
+    except RecursionError:
+        raise inference.BadRequest("request is nested too deeply") from None
+
+
+def _answer_json(model, verb: str, body, scope: Optional[dict] = None) -> dict:
+    signature = _signature(model, body, scope)
     if verb == ":predict":
         inputs, row_format = inference.rest_inputs(body, inference.signature_inputs(model, signature).specs)
         return inference.rest_outputs(inference.run(model, signature, inputs), row_format)
