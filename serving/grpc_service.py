@@ -228,7 +228,9 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
         return response
 
 
-def create_server(repository: Repository, host: str, port: int, workers: int = 8) -> grpc.Server:
+def create_server(repository: Repository, host: str, port: int, workers: int = 8) -> tuple[grpc.Server, int]:
+    """The server, not started, and the port it bound (gRPC's own pick for port 0: no window in which another
+    program could take a port chosen beforehand)."""
     server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=workers), options=[
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES), ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)])
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(repository), server)
@@ -236,4 +238,4 @@ def create_server(repository: Repository, host: str, port: int, workers: int = 8
     bound = server.add_insecure_port(f"{host}:{port}")
     if bound == 0:
         raise OSError(f"cannot bind gRPC to {host}:{port}")
-    return server
+    return server, bound

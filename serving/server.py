@@ -50,12 +50,6 @@ BANNERS = ("serving root ", "gRPC listening on ", "REST listening on ", "logging
            "version labels: ", "batching: ")
 
 
-def _free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
 def _bind_rest(host: str, port: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -301,11 +295,25 @@ def serve(args) -> int:
               f"{args.batching.batch_timeout_micros}, num_batch_threads {args.batching.num_batch_threads}",
               flush=True)
 
-    grpc_port = args.grpc_port or _free_port(args.host)
     # with batching, a request waits for its batch in a server thread: enough threads for full batches
     threads = max(8, 2 * args.batching.max_batch_size) if args.batching is not None else 8
     threads = min(threads, 256)
-    grpc_server = grpc_service.create_server(repository, args.host, grpc_port, workers=threads)
+    # Both ports are bound before any banner: a taken port stops the server before it says it listens. The REST
+    # socket listens before uvicorn starts because uvicorn runs the app's startup hooks (which print the banner)
+    # before binding a host/port itself (uvicorn 0.54 server.py, Server.startup: lifespan.startup() first,
+    # loop.create_server after): a client that read the banner could have been refused.
+    if args.rest_fd is not None:
+        sock = socket.socket(fileno=args.rest_fd)  # the family and type come from the socket itself
+    else:
+        sock = _bind_rest(args.host, args.rest_port)
+    rest_port = sock.getsockname()[1]
+    sockets = [sock]
+    if args.rest_fd is None and args.grpc_port:
+        _grpc_port_free(args.host, args.grpc_port)  # a worker's port was checked by the parent
+    try:
+        grpc_server, grpc_port = grpc_service.create_server(repository, args.host, args.grpc_port, workers=threads)
+    except OSError as exc:
+        raise SystemExit(f"error: {exc}") from None
     grpc_server.start()
     print(f"gRPC listening on {args.host}:{grpc_port}", flush=True)
 
@@ -314,15 +322,8 @@ def serve(args) -> int:
     # httptools and uvloop (the serving extra) parse HTTP and run the loop in C; h11's pure-Python parser would
     # cost more per request than the model. No websockets: not part of TF Serving's API.
     options = dict(log_level="warning", access_log=False, lifespan="on", ws="none")
-    sockets = None
-    if args.rest_fd is not None:
-        sockets = [socket.socket(fileno=args.rest_fd)]  # the family and type come from the socket itself
-        rest_port = sockets[0].getsockname()[1]
-        server = uvicorn.Server(uvicorn.Config(app, **options))
-    else:
-        rest_port = args.rest_port or _free_port(args.host)
-        server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=rest_port, **options))
-    # printed once uvicorn listens, so whoever waits for the line can connect at once
+    server = uvicorn.Server(uvicorn.Config(app, **options))
+    # connections made after this line wait in the listening socket's backlog until uvicorn accepts them
     app.on_startup.append(lambda: print(f"REST listening on http://{args.host}:{rest_port}", flush=True))
     if args.metrics_path is not None:
         app.on_startup.append(lambda: print(f"metrics at http://{args.host}:{rest_port}{args.metrics_path}",

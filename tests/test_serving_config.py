@@ -420,3 +420,28 @@ def test_scheduler_merges_splits_and_isolates_a_bad_request():
         assert refused.value.code == "INVALID_ARGUMENT"
     finally:
         scheduler.stop()
+
+
+@pytest.mark.parametrize("flag", ["--rest-port", "--grpc-port"])
+def test_a_port_another_program_holds_is_refused_before_any_banner(tmp_path, flag):
+    """Both ports are bound before `... listening on` is printed: a port in use stops the server with one line
+    naming it (for gRPC too, whose SO_REUSEPORT would otherwise share the port with the other program)."""
+    import socket
+    import subprocess
+    import sys
+
+    from pipelines.config import PROJECT_ROOT
+
+    root = linear_root(tmp_path, (1,))
+    with socket.socket() as held:
+        held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)  # as a gRPC server holds its port
+        held.bind(("127.0.0.1", 0))
+        held.listen(1)
+        port = held.getsockname()[1]
+        other = {"--rest-port": "--grpc-port", "--grpc-port": "--rest-port"}[flag]
+        done = subprocess.run([sys.executable, "-m", "serving.server", "--serving-root", str(root), flag, str(port),
+                               other, "0"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    kind = "REST" if flag == "--rest-port" else "gRPC"
+    assert done.returncode != 0
+    assert f"cannot bind {kind} to 127.0.0.1:{port}" in done.stderr, done.stderr[-2000:]
+    assert "listening on" not in done.stdout
