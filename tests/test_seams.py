@@ -92,3 +92,24 @@ def test_pushed_model_properties_are_the_names_tfxs_pusher_writes():
     assert (artifact.get_int_custom_property("pushed"), artifact.get_string_custom_property("pushed_version")) == (1, "7")
     atomic_pusher.mark_not_pushed(artifact)
     assert artifact.get_int_custom_property("pushed") == 0
+
+
+def test_transform_keeps_its_temporary_files_local_only_where_every_beam_worker_runs_here():
+    """tf.Transform's temporary SavedModels go to local disk on an object store only when Beam's workers share that
+    disk: the DirectRunner (BEAM=in_memory, multiprocess), not the portable runner or a user's cluster runner."""
+    from components.fixed_batch_transform import workers_on_this_machine
+    from pipelines.config import PipelineConfig
+
+    assert workers_on_this_machine(PipelineConfig(beam="in_memory").beam_pipeline_args())
+    assert workers_on_this_machine(PipelineConfig(beam="multiprocess").beam_pipeline_args())
+    assert not workers_on_this_machine(PipelineConfig(beam="portable").beam_pipeline_args())
+    assert not workers_on_this_machine(PipelineConfig(beam_args=("--runner=DataflowRunner",)).beam_pipeline_args())
+    assert not workers_on_this_machine(["--runner", "FlinkRunner"])
+    assert workers_on_this_machine([])
+    # the label TFX's Do hands the processor its temporary folder under (what FixedBatchProcessor replaces)
+    import inspect
+
+    from tfx.components.transform import executor as transform_executor
+
+    assert "labels.TEMP_OUTPUT_LABEL" in inspect.getsource(transform_executor.Executor.Do)
+    assert "labels.TEMP_OUTPUT_LABEL" in inspect.getsource(transform_executor.TransformProcessor.Transform)
