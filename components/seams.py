@@ -4,7 +4,7 @@ module (and `tests/test_seams.py`, which runs each check in seconds).
 
 | seam | upstream (TFX 1.16 / TF 2.16) | what for | check |
 |---|---|---|---|
-| `transform_processor` | tfx/components/transform/executor.py: `Do` builds `TransformProcessor()` from the module's global | fixed analyzer batches (components/fixed_batch_transform.py) | the replacement must be constructed inside `Do`, else SeamBroken |
+| `transform_processor` | tfx/components/transform/executor.py: `Do` builds `TransformProcessor()` from the module's global and hands it the temporary folder under `labels.TEMP_OUTPUT_LABEL` | fixed analyzer batches; tf.Transform's temporary files on local disk on an object store (components/fixed_batch_transform.py) | the replacement must be constructed inside `Do`, else SeamBroken; tests/test_seams.py checks the label is still how `Do` passes the folder (without it the files stay where TFX puts them: slower, not wrong) |
 | `call_flat` | tensorflow/python/eager/polymorphic_function/concrete_function.py `_call_flat`; saved_model/load.py | serving's signature call without re-binding (serving/inference.py) | present, and the first call of each loaded signature is compared with the structured call |
 | `autograph_rule_for_tf_keras` | tensorflow/python/autograph/core/config.py `CONVERSION_RULES`, `DoNotConvert` | AutoGraph leaves tf_keras alone as it leaves keras (components/training.py) | the rules must still hold DoNotConvert('keras'), else SeamBroken |
 | `v2_entrypoint_flags` | tfx/orchestration/kubeflow/v2/container/kubeflow_v2_run_executor.py `_parse_flags` | the KFP task entrypoint parses flags as TFX's own __main__ (pipelines/runners/kfp_entrypoint.py) | present and parses the two required flags |

@@ -232,6 +232,10 @@ def create_components(spec: DatasetSpec, config: PipelineConfig, data_root=None,
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=spec.preprocessing_fn,
         custom_config={"code_fingerprint": code_fingerprint(spec)},
+        # TFX writes an analyzer cache for a later Transform to read through its `analyzer_cache` input; nothing
+        # here reads it (every run analyzes its own span), and on an object store its dozen small Beam writes
+        # are slow (Titanic's Transform task on the twin's S3: 41 s with them, 28 s without; docs/benchmarks.md)
+        disable_analyzer_cache=True,
     )
     transform.add_upstream_node(anomalies_gate)
     serving_root = serving_root or str(config.serving_root(spec.name))
