@@ -18,7 +18,8 @@ From the table it drafts, and prints a table of every choice and why:
   missing flag), categorical with few values one-hot over a vocabulary of the data, categorical with many values
   hashed into an embedding, long free text tokenised into a bag of word embeddings; identifiers and constants
   are left out;
-- a network for the task (a small MLP with dropout, early stopping on held-out training rows);
+- a network for the task (wide and deep: a small MLP with dropout beside the features straight to the output;
+  early stopping on held-out training rows);
 - the Evaluator's bounds, from a plain scikit-learn baseline fitted on the same split (logistic regression or
   ridge) so that a model well below it is not pushed; drift thresholds per feature.
 It writes pipelines/<name>/ (spec.py, features.py, model.py, schema.pbtxt, local_runner.py) and nothing else:
@@ -488,8 +489,9 @@ def preprocessing_fn(inputs):
         head = '''    # the label's own scale: a unit-scale output times its spread, plus its mean
     output = tf.keras.layers.Rescaling(LABEL_STD, offset=LABEL_MEAN)(tf.keras.layers.Dense(1)(x))
     loss, metrics = "mse", [tf.keras.metrics.MeanAbsoluteError(name="mae")]'''
-    files["model.py"] = f'''"""{name}'s network, drafted by `make new-pipeline`: a small MLP on the encoded features of features.py, with
-dropout; the Trainer holds out every 5th training row to stop early on (spec.py, trainer_options)."""
+    files["model.py"] = f'''"""{name}'s network, drafted by `make new-pipeline`: wide and deep on the encoded features of features.py (a
+small MLP with dropout, and the features straight to the output beside it); the Trainer holds out every 5th
+training row to stop early on (spec.py, trainer_options)."""
 from __future__ import annotations
 
 import tensorflow as tf
@@ -500,11 +502,15 @@ from pipelines.{name}.features import FEATURES, LABEL_CLASSES, LABEL_MEAN, LABEL
 
 def build_model(tft_output) -> tf.keras.Model:
     inputs = fc.keras_inputs(FEATURES)
-    x = fc.encode(FEATURES, inputs, tft_output)
+    encoded = fc.encode(FEATURES, inputs, tft_output)
+    x = encoded
     for width in ({hidden}):
         x = tf.keras.layers.Dense(width, activation="relu",
                                   kernel_regularizer=tf.keras.regularizers.l2(1e-4))(x)
         x = tf.keras.layers.Dropout(0.2)(x)
+    # wide and deep: the encoded features reach the output directly too, so the network can do at least what the
+    # linear baseline does (on a few hundred rows an MLP alone may not)
+    x = tf.keras.layers.Concatenate()([encoded, x])
 {head}
     model = tf.keras.Model(inputs=inputs, outputs=output)
     model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=0.001), loss=loss, metrics=metrics)
