@@ -122,6 +122,18 @@ def test_titanic_package_on_s3_under_25_rules_runs_to_a_blessed_pushed_model(tit
         assert package_metrics[metric] == pytest.approx(value, abs=1e-6), metric
 
 
+def test_transform_on_s3_keeps_temporary_files_on_the_tasks_disk_and_writes_no_analyzer_cache(titanic, s3):
+    """tf.Transform's temporary SavedModels go to the pod's /tmp, not to <transform_graph>/.temp_path on the store;
+    and no analyzer cache is written (nothing reads it): both were small Beam writes, slow on an object store."""
+    _, _, _, run = titanic
+    log = object_store.read(run.artifact("Transform", "executor-logs")["uri"]).decode(errors="replace")
+    assert "/tmp/transform-temp-" in log and "tftransform_tmp" in log  # tf's SavedModel builder names its folder
+    assert "updated_analyzer_cache" not in run.tasks["Transform"].outputs
+    transform = run.artifact("Transform", "transform_graph")["uri"]
+    assert not [k for k in s3.keys(transform.rsplit("/", 1)[0] + "/") if ".temp_path" in k or "analyzer_cache" in k]
+    assert any(k.endswith("transform_fn/saved_model.pb") for k in s3.keys(transform + "/"))
+
+
 def test_a_second_run_with_caching_on_takes_the_first_model_as_baseline_and_re_reads_the_serving_root(titanic, s3):
     """As a submitter may: enable_caching=True for every task. Data, code and image unchanged: ExampleGen ..
     Trainer come from KFP's cache; ServedBaseline runs all the same (its key holds the run's id) and finds the
