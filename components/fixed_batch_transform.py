@@ -38,7 +38,9 @@ from components import seams
 BATCH_SIZE = 1000
 
 
-LOCAL_RUNNERS = (None, "DirectRunner", "direct", "SwitchingDirectRunner", "BundleBasedDirectRunner")
+# as Beam names them once it has read --runner (apache_beam/runners/runner.py, create_runner: lower case, and
+# "runner" appended when missing, so "direct", "DirectRunner" and "directrunner" are one runner)
+LOCAL_RUNNERS = ("directrunner", "switchingdirectrunner", "bundlebaseddirectrunner")
 
 
 def workers_on_this_machine(beam_pipeline_args: Sequence[str]) -> bool:
@@ -51,7 +53,10 @@ def workers_on_this_machine(beam_pipeline_args: Sequence[str]) -> bool:
             runner = arg.split("=", 1)[1]
         elif arg == "--runner" and i + 1 < len(args):
             runner = args[i + 1]
-    return runner in LOCAL_RUNNERS
+    if runner is None:
+        return True  # Beam's default, the DirectRunner
+    name = runner.lower()
+    return (name if name.endswith("runner") else name + "runner") in LOCAL_RUNNERS
 
 
 def _on_object_store(uri: str) -> bool:

@@ -106,6 +106,7 @@ def test_transform_keeps_its_temporary_files_local_only_where_every_beam_worker_
     assert not workers_on_this_machine(PipelineConfig(beam_args=("--runner=DataflowRunner",)).beam_pipeline_args())
     assert not workers_on_this_machine(["--runner", "FlinkRunner"])
     assert workers_on_this_machine([])
+    assert workers_on_this_machine(["--runner=direct"]) and workers_on_this_machine(["--runner", "directrunner"])
     # the label TFX's Do hands the processor its temporary folder under (what FixedBatchProcessor replaces)
     import inspect
 
