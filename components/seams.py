@@ -7,6 +7,7 @@ module (and `tests/test_seams.py`, which runs each check in seconds).
 | `transform_processor` | tfx/components/transform/executor.py: `Do` builds `TransformProcessor()` from the module's global and hands it the temporary folder under `labels.TEMP_OUTPUT_LABEL` | fixed analyzer batches; tf.Transform's temporary files on local disk on an object store (components/fixed_batch_transform.py) | the replacement must be constructed inside `Do`, else SeamBroken; tests/test_seams.py checks the label is still how `Do` passes the folder (without it the files stay where TFX puts them: slower, not wrong) |
 | `call_flat` | tensorflow/python/eager/polymorphic_function/concrete_function.py `_call_flat`; saved_model/load.py | serving's signature call without re-binding (serving/inference.py) | present, and the first call of each loaded signature is compared with the structured call |
 | `autograph_rule_for_tf_keras` | tensorflow/python/autograph/core/config.py `CONVERSION_RULES`, `DoNotConvert` | AutoGraph leaves tf_keras alone as it leaves keras (components/training.py) | the rules must still hold DoNotConvert('keras'), else SeamBroken |
+| `no_tfx_ephemeral_package` | tfx/dsl/components/base/base_beam_executor.py: `__init__` calls `dependency_utils.make_beam_dependency_flags`, which builds and adds a `tfx_ephemeral` sdist (tfx/utils/dependency_utils.py) unless a dependency flag is set | Beam's workers import the installed project (this venv, the image): no copy of TFX built and staged per Beam stage (pipelines/runners/local.py, kfp_entrypoint.py) | the function is still there and still what the executor calls |
 | `v2_entrypoint_flags` | tfx/orchestration/kubeflow/v2/container/kubeflow_v2_run_executor.py `_parse_flags` | the KFP task entrypoint parses flags as TFX's own __main__ (pipelines/runners/kfp_entrypoint.py) | present and parses the two required flags |
 
 The Pusher's output properties (`pushed`, `pushed_destination`, `pushed_version`) are set with the artifact's public
@@ -92,6 +93,27 @@ def autograph_rule_for_tf_keras() -> None:
         config.CONVERSION_RULES = (config.DoNotConvert("tf_keras"),) + tuple(rules)
 
 
+# ------------------------------------------------------------------------------------ no tfx_ephemeral package
+def no_tfx_ephemeral_package() -> None:
+    """TFX's Beam executors add `--extra_package=<a tfx_ephemeral sdist>` to every Beam stage's arguments unless
+    one of extra_packages, setup_file, requirements_file or sdk_container_image is set: a copy of the installed
+    TFX, rebuilt each time (1.6 s per stage here) and, on a portable runner, uploaded to the job server. It is for
+    workers that lack TFX; the project's workers run its own environment (this venv, or the image on a cluster),
+    so the arguments are kept as they are. For the life of the process."""
+    from tfx.dsl.components.base import base_beam_executor
+    from tfx.utils import dependency_utils
+
+    if not callable(getattr(dependency_utils, "make_beam_dependency_flags", None)) or \
+            getattr(base_beam_executor, "dependency_utils", None) is not dependency_utils:
+        raise _broken("no_tfx_ephemeral_package", "base_beam_executor no longer calls "
+                      "dependency_utils.make_beam_dependency_flags")
+    dependency_utils.make_beam_dependency_flags = _beam_args_as_given
+
+
+def _beam_args_as_given(beam_pipeline_args):
+    return list(beam_pipeline_args)
+
+
 # ------------------------------------------------------------------------------------ v2 entrypoint flags
 def v2_entrypoint_flags() -> Callable:
     """TFX's KFP v2 container entrypoint's flag parser (its __main__ runs app.run(main, flags_parser=it))."""
@@ -103,4 +125,5 @@ def v2_entrypoint_flags() -> Callable:
     return parser
 
 
-SEAMS = ("transform_processor", "call_flat", "autograph_rule_for_tf_keras", "v2_entrypoint_flags")
+SEAMS = ("transform_processor", "call_flat", "autograph_rule_for_tf_keras", "no_tfx_ephemeral_package",
+         "v2_entrypoint_flags")

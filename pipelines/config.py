@@ -22,9 +22,12 @@ Paths default to folders inside the project checkout, so nothing depends on wher
 | ENABLE_CACHE    | 1                         | reuse component outputs whose inputs did not change             |
 | WARM_START      | 0                         | retrain from the latest blessed model's weights                 |
 | DRIFT           | per dataset (warn)        | spans: warn on drift, block (stop before training) or off       |
-| BEAM            | in_memory                 | in_memory, multiprocess or portable (pipelines/runners/beam.py) |
+| BEAM            | in_memory                 | in_memory, multiprocess, portable or flink (docs/beam.md)       |
 | BEAM_WORKERS    | 2                         | worker processes for multiprocess and portable                  |
-| BEAM_JOB_PORT, BEAM_WORKER_POOL_PORT | 8099, 50000 | portable: the services' ports (0: free ones, no cache) |
+| BEAM_JOB_PORT, BEAM_WORKER_POOL_PORT | 8099, 50000 | portable, flink: the services' ports (0: free ones, no cache) |
+| FLINK_TASKMANAGERS, FLINK_SLOTS | 2, 2      | flink: TaskManagers started for the run, slots in each          |
+| FLINK_PARALLELISM | FLINK_TASKMANAGERS      | flink: each Beam stage's parallelism                            |
+| FLINK_MASTER    |                           | flink: host:port of a running cluster's REST API (none started) |
 | BEAM_ARGS       |                           | more Beam pipeline args, space separated; with their own        |
 |                 |                           | --runner=... (Dataflow, Flink, Spark) they replace BEAM's       |
 """
@@ -39,7 +42,7 @@ from typing import Mapping, Optional, Tuple
 from components.drift import DRIFT_ACTIONS
 from components.layout import PROJECT_ROOT, default_serving_dir
 from components.strategies import STRATEGIES
-BEAM_MODES = ("in_memory", "multiprocess", "portable")
+BEAM_MODES = ("in_memory", "multiprocess", "portable", "flink")
 PUSH_LABELS = ("stable", "canary")
 
 
@@ -74,6 +77,10 @@ class PipelineConfig:
     beam_job_port: int = 8099  # Beam's default job port
     beam_worker_pool_port: int = 50000  # the port Beam's SDK containers serve a worker pool on
     beam_args: Tuple[str, ...] = ()  # BEAM_ARGS
+    flink_taskmanagers: int = 2
+    flink_slots: int = 2  # per TaskManager: a lost TaskManager's tasks can restart on the others' spare slots
+    flink_parallelism: Optional[int] = None  # None: one task per TaskManager
+    flink_master: str = ""  # FLINK_MASTER: a running cluster's REST endpoint; none is started then
     drift: Optional[str] = None  # DRIFT; None: the dataset spec's own drift_action
     # PUSH_LABEL: the serving label a pushed model takes (serving/promotion.py). "stable": it takes the traffic,
     # as without labels; "canary": it serves beside the stable version, which keeps its label
@@ -85,6 +92,11 @@ class PipelineConfig:
             raise ConfigError(f"BEAM={self.beam!r} is not one of {', '.join(BEAM_MODES)}")
         if self.beam_workers < 1:
             raise ConfigError(f"BEAM_WORKERS={self.beam_workers} must be a positive integer")
+        for field in ("flink_taskmanagers", "flink_slots", "flink_parallelism"):
+            if getattr(self, field) is not None and getattr(self, field) < 1:
+                raise ConfigError(f"{field.upper()}={getattr(self, field)} must be a positive integer")
+        if self.flink_master and not self.flink_master.split("://")[-1].rsplit(":", 1)[-1].rstrip("/").isdigit():
+            raise ConfigError(f"FLINK_MASTER={self.flink_master!r} must be host:port (the JobManager's REST API)")
         for field in ("beam_job_port", "beam_worker_pool_port"):
             if not 0 <= getattr(self, field) <= 65535:
                 raise ConfigError(f"{field.upper()}={getattr(self, field)} must be a port number (0: a free one)")
@@ -118,20 +130,33 @@ class PipelineConfig:
         """The folder a run reads: DATA_ROOT when set, else the fetched dataset under DATA_DIR."""
         return Path(self.data_root) if self.data_root else Path(self.data_dir) / dataset
 
+    @property
+    def user_runner(self) -> bool:
+        """BEAM_ARGS name a runner of their own (Dataflow, Flink, Spark): BEAM's mode starts nothing."""
+        return any(a.startswith("--runner") for a in self.beam_args)
+
     def beam_pipeline_args(self) -> list:
         """What every Beam stage runs with: BEAM's arguments, then BEAM_ARGS (alone when they name a runner)."""
         extra = list(self.beam_args)
-        if any(a.startswith("--runner") for a in extra):
+        if self.user_runner:
             return extra  # the user's own runner: Dataflow, Flink, Spark
         if self.beam == "in_memory":
             mode = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
         elif self.beam == "multiprocess":
             mode = ["--direct_running_mode=multi_processing", f"--direct_num_workers={self.beam_workers}"]
-        else:  # portable: services that pipelines/runners/beam.py starts for the run
+        elif self.beam == "portable":  # services that pipelines/runners/beam.py starts for the run
             mode = ["--runner=PortableRunner", f"--job_endpoint=localhost:{self.beam_job_port}",
                     "--environment_type=EXTERNAL", f"--environment_config=localhost:{self.beam_worker_pool_port}",
                     f"--direct_num_workers={self.beam_workers}"]
+        else:  # flink: a session cluster, Beam's job server and the worker pool (pipelines/runners/flink.py)
+            mode = ["--runner=PortableRunner", f"--job_endpoint=localhost:{self.beam_job_port}",
+                    "--environment_type=EXTERNAL", f"--environment_config=localhost:{self.beam_worker_pool_port}",
+                    f"--parallelism={self.flink_stage_parallelism}"]
         return mode + extra
+
+    @property
+    def flink_stage_parallelism(self) -> int:
+        return self.flink_parallelism or self.flink_taskmanagers
 
     def replace(self, **changes) -> "PipelineConfig":
         given = set(changes.pop("explicit", ()))
@@ -175,6 +200,8 @@ def from_env(env: Optional[Mapping[str, str]] = None, **overrides) -> PipelineCo
         values["strategy"] = env["STRATEGY"].strip()
     if env.get("BEAM"):
         values["beam"] = env["BEAM"].strip()
+    if env.get("FLINK_MASTER"):
+        values["flink_master"] = env["FLINK_MASTER"].strip()
     if env.get("DRIFT"):
         values["drift"] = env["DRIFT"].strip().lower()
     if env.get("PUSH_LABEL"):
@@ -186,6 +213,9 @@ def from_env(env: Optional[Mapping[str, str]] = None, **overrides) -> PipelineCo
         ("beam_workers", "BEAM_WORKERS", int),
         ("beam_job_port", "BEAM_JOB_PORT", int),
         ("beam_worker_pool_port", "BEAM_WORKER_POOL_PORT", int),
+        ("flink_taskmanagers", "FLINK_TASKMANAGERS", int),
+        ("flink_slots", "FLINK_SLOTS", int),
+        ("flink_parallelism", "FLINK_PARALLELISM", int),
         ("min_auc", "MIN_AUC", float),
         ("min_ks", "MIN_KS", float),
         ("max_auc_drop", "MAX_AUC_DROP", float),

@@ -18,6 +18,7 @@ import tensorflow_model_analysis as tfma
 # about 7 s of every process start (python -X importtime) for nothing a local or Kubeflow run uses.
 from tfx.components import ExampleValidator, SchemaGen, StatisticsGen, Trainer
 from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
+from tfx.dsl.components.base.base_beam_component import BaseBeamComponent
 from tfx.orchestration import metadata as tfx_metadata
 from tfx.orchestration.pipeline import Pipeline
 from tfx.proto import trainer_pb2
@@ -296,20 +297,30 @@ def drift_check_nodes(spec: DatasetSpec, config: PipelineConfig, data_root, stat
     return [previous, check], {"drift": check.outputs["drift"], "drift_action": action}
 
 
+def flink_job_name(pipeline: str, component_id: str) -> str:
+    return f"{pipeline}-{component_id}".lower()
+
+
 def create_pipeline(spec: DatasetSpec, config: PipelineConfig, *, data_root=None, with_local_metadata: bool = True,
                     pipeline_root: Optional[str] = None, serving_root: Optional[str] = None,
                     project_root: Optional[str] = None, pipeline_name: Optional[str] = None) -> Pipeline:
     """`with_local_metadata=False` leaves ML Metadata to the orchestrator (Kubeflow brings its own); the roots
     may be object-store URIs there (see create_components for the rest). `pipeline_name`: the orchestrator's
     name for it when its rules differ from a Python package's (Kubeflow: no underscores)."""
+    components = create_components(spec, config, data_root, serving_root, project_root)
+    name = pipeline_name or spec.name
+    if config.beam == "flink" and not config.user_runner:
+        for component in components:  # Flink lists each stage's job under its component's name
+            if isinstance(component, BaseBeamComponent):
+                component.with_beam_pipeline_args([f"--job_name={flink_job_name(name, component.id)}"])
     metadata = None
     if with_local_metadata:
         Path(config.metadata_path(spec.name)).parent.mkdir(parents=True, exist_ok=True)
         metadata = tfx_metadata.sqlite_metadata_connection_config(str(config.metadata_path(spec.name)))
     return Pipeline(
-        pipeline_name=pipeline_name or spec.name,
+        pipeline_name=name,
         pipeline_root=pipeline_root or str(config.pipeline_root(spec.name)),
-        components=create_components(spec, config, data_root, serving_root, project_root),
+        components=components,
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata,
         beam_pipeline_args=config.beam_pipeline_args(),

@@ -24,19 +24,18 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional
+from typing import Dict, Iterator, Optional
+
+from pipelines.runners.processes import ServiceError, ServiceGroup, hold_free_port, port_free
 
 PROJECT_PACKAGES = ("components", "pipelines")  # what a worker unpickles functions from
 
 
-class BeamServiceError(RuntimeError):
+class BeamServiceError(ServiceError):
     """A Beam service could not start, or its workers cannot run the project's code; the message says which."""
 
 
@@ -70,63 +69,28 @@ def _which(name: str, env: Dict[str, str]) -> str:
     return shutil.which(name, path=env.get("PATH")) or "not found"
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("localhost", port))
-            return True
-        except OSError:
-            return False
+def take_ports(wanted: Dict[str, int]) -> Dict[str, socket.socket]:
+    """{variable: port}: a port 0 becomes a free port held for the service (see hold_free_port); a taken port is
+    an error naming the variable. Returns the held sockets by variable; `wanted` gets the ports in place."""
+    held = {}
+    for var, port in wanted.items():
+        if port == 0:
+            held[var] = hold_free_port()
+            wanted[var] = held[var].getsockname()[1]
+        elif not port_free(port):
+            for sock in held.values():
+                sock.close()
+            raise BeamServiceError(f"port {port} is in use (another run of a Beam mode, or another service): "
+                                   f"set {var} to a free port")
+    return held
 
 
-def _wait_listening(port: int, proc: subprocess.Popen, what: str, log: Path, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = "".join(log.read_text(errors="replace").splitlines(keepends=True)[-5:]) if log.exists() else ""
-            raise BeamServiceError(f"Beam's {what} exited (code {proc.returncode}) before listening on port {port}; "
-                                   f"its log {log}:\n{tail}")
-        try:
-            socket.create_connection(("localhost", port), 0.5).close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise BeamServiceError(f"Beam's {what} did not listen on port {port} within {timeout_s:.0f} s (log: {log})")
-
-
-def stop_group(proc: subprocess.Popen, grace_s: float = 10) -> None:
-    """Terminates the process group `proc` leads (it and every worker it started); kills what is left."""
-    if proc.poll() is None or _group_alive(proc.pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline and _group_alive(proc.pid):
-            proc.poll()
-            time.sleep(0.1)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(Exception):
-        proc.wait(timeout=5)
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-
-
-def hold_free_port() -> socket.socket:
-    """A socket bound to a free loopback port with SO_REUSEPORT and not listening: the port stays ours until the
-    socket is closed, and a gRPC server (which binds with SO_REUSEPORT) can bind it meanwhile."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind(("localhost", 0))
-    return sock
+def start_worker_pool(group: ServiceGroup, port: int, env: Dict[str, str], cwd: Path):
+    """Beam's external SDK worker pool on `port`, its workers started as `python` from env's PATH."""
+    pool = group.start("Beam's worker pool", [sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main",
+                                               "--service_port", str(port)], env, cwd, "beam-worker-pool.log")
+    pool.wait_listening(port)
+    return pool
 
 
 @contextlib.contextmanager
@@ -137,62 +101,29 @@ def portable_services(job_port: int, worker_pool_port: int, log_dir: Path, env: 
     Yields {"job_service": pid, "worker_pool": pid, "job_port": port, "worker_pool_port": port} (port 0 given:
     the free port taken). Both leave logs in `log_dir`. SIGTERM (a CI cancelling the run) is turned into the same
     unwinding as Ctrl-C, so the services never outlive the run."""
-    held: Dict[int, socket.socket] = {}
-    ports = []
-    for port, var in ((job_port, "BEAM_JOB_PORT"), (worker_pool_port, "BEAM_WORKER_POOL_PORT")):
-        if port == 0:
-            sock = hold_free_port()
-            port = sock.getsockname()[1]
-            held[port] = sock
-        elif not _port_free(port):
-            raise BeamServiceError(f"port {port} is in use (another portable run, or another service): "
-                                   f"set {var} to a free port")
-        ports.append(port)
+    ports = {"BEAM_JOB_PORT": job_port, "BEAM_WORKER_POOL_PORT": worker_pool_port}
+    held = take_ports(ports)
     try:
-        with _services(ports[0], ports[1], log_dir, env, worker_python_dir, held) as pids:
-            yield {**pids, "job_port": ports[0], "worker_pool_port": ports[1]}
+        env = worker_env(env, worker_python_dir)
+        # The services and workers run in the log folder, not the checkout: `python -c` puts its folder on
+        # sys.path, and a worker must find the project because it is installed, as on a cluster, not by accident.
+        log_dir.mkdir(parents=True, exist_ok=True)
+        check_worker_imports(env, log_dir)
+        with ServiceGroup(log_dir) as group:
+            job = group.start("Beam's job service", [sys.executable, "-m", "pipelines.runners.beam_job_service",
+                                                     "--port", str(ports["BEAM_JOB_PORT"])], env, log_dir,
+                              "beam-job-service.log")
+            job.wait_listening(ports["BEAM_JOB_PORT"])
+            _release(held, "BEAM_JOB_PORT")  # the service has bound it: ours can go
+            pool = start_worker_pool(group, ports["BEAM_WORKER_POOL_PORT"], env, log_dir)
+            _release(held, "BEAM_WORKER_POOL_PORT")
+            yield {"job_service": job.pid, "worker_pool": pool.pid, "job_port": ports["BEAM_JOB_PORT"],
+                   "worker_pool_port": ports["BEAM_WORKER_POOL_PORT"]}
     finally:
         for sock in held.values():
             sock.close()
 
 
-@contextlib.contextmanager
-def _services(job_port: int, worker_pool_port: int, log_dir: Path, env: Optional[Dict[str, str]],
-              worker_python_dir: Optional[Path], held: Dict[int, socket.socket]) -> Iterator[Dict[str, int]]:
-    env = worker_env(env, worker_python_dir)
-    # The services and workers run in the log folder, not the checkout: `python -c` puts its folder on sys.path,
-    # and a worker must find the project because it is installed, as on a cluster, not by accident.
-    log_dir.mkdir(parents=True, exist_ok=True)
-    check_worker_imports(env, log_dir)
-    started: List[subprocess.Popen] = []
-    previous = signal.getsignal(signal.SIGTERM) if _main_thread() else None
-    if _main_thread():
-        signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
-        for module, args, name, port in (
-                ("pipelines.runners.beam_job_service", ["--port", str(job_port)], "job service", job_port),
-                ("apache_beam.runners.worker.worker_pool_main", ["--service_port", str(worker_pool_port)],
-                 "worker pool", worker_pool_port)):
-            log = log_dir / f"beam-{name.replace(' ', '-')}.log"
-            with open(log, "w") as out:
-                proc = subprocess.Popen([sys.executable, "-m", module, *args], env=env, stdout=out,
-                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                                        cwd=log_dir)
-            started.append(proc)
-            _wait_listening(port, proc, name, log)
-            if port in held:  # the service has bound it: ours can go
-                held.pop(port).close()
-        yield {"job_service": started[0].pid, "worker_pool": started[1].pid}
-    finally:
-        for proc in reversed(started):
-            stop_group(proc)
-        if _main_thread():
-            signal.signal(signal.SIGTERM, previous or signal.SIG_DFL)
-
-
-def _main_thread() -> bool:
-    return threading.current_thread() is threading.main_thread()
-
-
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
+def _release(held: Dict[str, socket.socket], var: str) -> None:
+    if var in held:
+        held.pop(var).close()

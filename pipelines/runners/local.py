@@ -2,15 +2,19 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import time
 
 # TFX's modules, not `tfx.v1`: importing tfx.v1 also imports its Google Cloud extensions (Vertex AI's SDK),
 # about 7 s of every process start (python -X importtime) for nothing a local or Kubeflow run uses.
 from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 
+from components import seams
 from pipelines import config as config_lib
-from pipelines.factory import create_pipeline
+from pipelines.factory import create_pipeline, flink_job_name
 from pipelines.metadata.progress import Progress
-from pipelines.runners import beam
+from pipelines.runners import beam, engines, flink
+from pipelines.runners.processes import SERVICES_REFUSED, ServiceError
 from pipelines.spec import DatasetSpec
 
 
@@ -22,30 +26,81 @@ def run_local(spec: DatasetSpec, config=None) -> None:
         # `tfx pipeline create/update` only reads the pipeline: the CLI patched run(), nothing runs
         LocalDagRunner().run(pipeline)
         return
+    seams.no_tfx_ephemeral_package()  # the Beam workers import this environment's project
     with contextlib.ExitStack() as services:
-        if config.beam == "portable" and not any(a.startswith("--runner") for a in config.beam_args):
-            log_dir = config.pipeline_root(spec.name) / "logs" / "beam"
-            started = services.enter_context(beam.portable_services(
-                config.beam_job_port, config.beam_worker_pool_port, log_dir))
-            if (started["job_port"], started["worker_pool_port"]) != (config.beam_job_port,
-                                                                     config.beam_worker_pool_port):
-                # free ports taken for port 0: the Beam stages must be sent there
-                config = config.replace(beam_job_port=started["job_port"],
-                                        beam_worker_pool_port=started["worker_pool_port"])
-                pipeline = create_pipeline(spec, config)
-            print(f"[{spec.name}] Beam: job service (pid {started['job_service']}) on port {config.beam_job_port}, "
-                  f"{config.beam_workers} SDK workers from the pool (pid {started['worker_pool']}) on port "
-                  f"{config.beam_worker_pool_port}; logs in {log_dir}", flush=True)
+        on_flink = None
+        if config.beam in ("portable", "flink") and not config.user_runner:
+            try:
+                config, on_flink = _start_services(spec, config, services)
+            except (ServiceError, engines.EngineError) as exc:
+                # one line the caller shows alone (pipelines/runners/run.py, SERVICES_REFUSED)
+                first, _, more = str(exc).partition("\n")
+                print(f"[{spec.name}] {SERVICES_REFUSED}{first}" + (f"\n{more}" if more else ""), flush=True)
+                raise SystemExit(2) from None
+            pipeline = create_pipeline(spec, config)  # the ports the services got (port 0: free ones)
         progress = Progress(spec.name, str(config.metadata_path(spec.name)))
         progress.start()
         try:
             LocalDagRunner().run(pipeline)
         except BaseException:
+            if on_flink is not None:
+                _flink_summary(spec, on_flink, pipeline, failed=True)
             _report(spec, config)  # what the failed run did get to, before the error goes on up
             raise
         finally:
             progress.stop()
+        if on_flink is not None:
+            _flink_summary(spec, on_flink, pipeline)
     _report(spec, config)
+
+
+def _start_services(spec: DatasetSpec, config, services: contextlib.ExitStack):
+    if config.beam == "portable":
+        log_dir = config.pipeline_root(spec.name) / "logs" / "beam"
+        started = services.enter_context(beam.portable_services(
+            config.beam_job_port, config.beam_worker_pool_port, log_dir))
+        config = config.replace(beam_job_port=started["job_port"], beam_worker_pool_port=started["worker_pool_port"])
+        print(f"[{spec.name}] Beam: job service (pid {started['job_service']}) on port {config.beam_job_port}, "
+              f"{config.beam_workers} SDK workers from the pool (pid {started['worker_pool']}) on port "
+              f"{config.beam_worker_pool_port}; logs in {log_dir}", flush=True)
+        return config, None
+    log_dir = config.pipeline_root(spec.name) / "logs" / "flink"
+    print(f"[{spec.name}] Beam on Flink: starting "
+          + (f"the job server for FLINK_MASTER={config.flink_master}" if config.flink_master else
+             f"a session cluster ({config.flink_taskmanagers} TaskManagers x {config.flink_slots} slots)")
+          + ", the job server and the SDK worker pool", flush=True)
+    started = time.monotonic()
+    run = services.enter_context(flink.flink_services(
+        log_dir, job_port=config.beam_job_port, worker_pool_port=config.beam_worker_pool_port,
+        taskmanagers=config.flink_taskmanagers, slots=config.flink_slots, parallelism=config.flink_stage_parallelism,
+        master=config.flink_master))
+    config = config.replace(beam_job_port=run.job_port, beam_worker_pool_port=run.worker_pool_port)
+    print(f"[{spec.name}] Beam on Flink ({time.monotonic() - started:.1f} s to start): {run.describe()}; "
+          f"each stage at parallelism {config.flink_stage_parallelism}", flush=True)
+    return config, run
+
+
+def _flink_summary(spec: DatasetSpec, run: "flink.FlinkRun", pipeline, failed: bool = False) -> None:
+    """Each Beam stage's Flink job as the cluster's REST API lists it, printed and kept beside the logs
+    (flink-jobs.json) once the cluster is gone; on a failure, the TaskManagers that were lost."""
+    names = {flink_job_name(pipeline.pipeline_info.pipeline_name, c.id): c.id for c in pipeline.components}
+    try:
+        rows = flink.job_table(run, names)
+    except OSError as exc:
+        print(f"[{spec.name}] Flink: the cluster's job list could not be read ({exc})", flush=True)
+        rows = []
+    for row in rows:
+        print(f"[{spec.name}] Flink job {row['jid']}  {row['stage']:<16} {row['state']:<9} {row['seconds']:.1f} s",
+              flush=True)
+    lost = run.cluster.lost_taskmanagers()
+    if failed and lost:
+        print(f"[{spec.name}] Flink: lost TaskManager(s) during the run: {'; '.join(lost)}", flush=True)
+    record = {"cluster": {"rest_url": run.cluster.rest_url, "flink_version": run.cluster.version,
+                          "taskmanagers": run.cluster.taskmanagers, "slots": run.cluster.slots,
+                          "started_by_run": run.cluster.started},
+              "job_server": f"{run.pins.runner_artifact} {run.pins.beam_java_version}",
+              "jobs": rows, "lost_taskmanagers": lost, "failed": failed}
+    (run.log_dir / "flink-jobs.json").write_text(json.dumps(record, indent=2))
 
 
 def _report(spec: DatasetSpec, config) -> None:

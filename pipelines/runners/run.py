@@ -34,6 +34,7 @@ from data.fetch import FetchError, fetch
 from pipelines import config as config_lib
 from pipelines import registry
 from pipelines.metadata import results
+from pipelines.runners.processes import SERVICES_REFUSED
 
 
 DATA_REJECTED = -1000
@@ -81,6 +82,16 @@ def data_error(output: str) -> Optional[str]:
                     break
                 message.append(line.rstrip())
             return "\n".join(message)
+    return None
+
+
+def service_error(output: str) -> Optional[str]:
+    """The line the local runner prints when BEAM's services cannot start (Java, an engine, a port, the workers'
+    imports, FLINK_MASTER), which says what to set: shown alone, without TFX's traceback."""
+    for line in reversed(output.splitlines()):
+        head, _, rest = line.partition("] ")
+        if line.startswith("[") and rest.startswith(SERVICES_REFUSED):
+            return rest[len(SERVICES_REFUSED):]
     return None
 
 
@@ -150,6 +161,10 @@ def run_via_cli(name: str, cfg: config_lib.PipelineConfig, log_file: Optional[Pa
                             log_file, verbose)
     _done(started)
     if rc != 0:
+        refused = service_error(output)
+        if refused:
+            print(f"\nerror: {refused}", file=sys.stderr, flush=True)
+            return rc
         message = data_error(output)
         if message:
             print(f"\nerror: the {name} data was not accepted; nothing was trained or pushed:\n{message}",
