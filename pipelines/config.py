@@ -151,7 +151,9 @@ class PipelineConfig:
         else:  # flink: a session cluster, Beam's job server and the worker pool (pipelines/runners/flink.py)
             mode = ["--runner=PortableRunner", f"--job_endpoint=localhost:{self.beam_job_port}",
                     "--environment_type=EXTERNAL", f"--environment_config=localhost:{self.beam_worker_pool_port}",
-                    f"--parallelism={self.flink_stage_parallelism}"]
+                    f"--parallelism={self.flink_stage_parallelism}",
+                    # a job's SDK workers live on between its stages (pipelines/runners/flink.py, write_conf)
+                    "--environment_cache_millis=10000"]
         return mode + extra
 
     @property

@@ -3,13 +3,14 @@ pinned in engines/, verified, and cached outside the checkout.
 
     python -m pipelines.runners.engines fetch [flink]    what `make engines` runs (.ci/run too)
     python -m pipelines.runners.engines where            the cache folders
-    python -m pipelines.runners.engines lock flink       rewrite engines/flink/job-server/jars.sha256 (maintainers)
+    python -m pipelines.runners.engines lock flink       rewrite engines/flink/job-server/*.sha256 (maintainers)
 
 Flink's distribution comes from PyPI (engines/flink/requirements.txt, `pip download --require-hashes`: the
 apache-flink wheel's bin/ and conf/, the apache-flink-libraries sdist's lib/, opt/ and plugins/ form a
 FLINK_HOME; nothing is installed or imported). Beam's Flink job server is the runner library and its dependencies
-from Maven Central (engines/flink/job-server/pom.xml, `mvn dependency:copy-dependencies`), every jar checked
-against jars.sha256: a jar missing, added or changed is an error naming it. A folder is renamed into the cache
+from Maven Central, shaded into one jar as Beam builds it (engines/flink/job-server/pom.xml), every input jar
+checked against jars.sha256 and the built jar against job-server.sha256: a jar missing, added or changed is an
+error naming it. A folder is renamed into the cache
 only once all of it is verified, so a cache folder is complete or absent. Runs never download: they find the
 cache or say to run `make engines`.
 
@@ -29,7 +30,7 @@ import tarfile
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Optional, Tuple
 
 from components.layout import PROJECT_ROOT
 
@@ -60,6 +61,14 @@ class FlinkPins:
     def runner_flink_minor(self) -> str:
         """The Flink minor version the job server's runner is built for (its artifact name says it)."""
         return self.runner_artifact.rsplit("-", 1)[1]
+
+    @property
+    def job_server_jar_name(self) -> str:
+        return f"{self.runner_artifact}-job-server-{self.beam_java_version}.jar"
+
+    @property
+    def flink_lib_jar_name(self) -> str:
+        return f"{self.runner_artifact}-job-server-{self.beam_java_version}-flink-lib.jar"
 
     def home(self, cache: Path) -> Path:
         return cache / f"flink-{self.flink_version}"
@@ -104,7 +113,8 @@ def _home_pins() -> tuple:
 
 
 def _job_server_pins() -> tuple:
-    return FLINK_PINS / "job-server" / "pom.xml", FLINK_PINS / "job-server" / "jars.sha256"
+    folder = FLINK_PINS / "job-server"
+    return folder / "pom.xml", folder / "jars.sha256", folder / "job-server.sha256"
 
 
 def flink_home(cache: Optional[Path] = None) -> Path:
@@ -118,15 +128,16 @@ def flink_home(cache: Optional[Path] = None) -> Path:
     return home
 
 
-def job_server_classpath(cache: Optional[Path] = None) -> Path:
-    """The folder of the verified job server jars, or an error saying how to fetch them."""
+def job_server_jars(cache: Optional[Path] = None) -> Tuple[Path, Path]:
+    """(the job server's jar, the jar for the cluster's lib/), verified, or an error saying how to fetch them."""
     pins = flink_pins()
     folder = pins.job_server(cache or cache_dir())
-    if not _verified(folder, _digest(*_job_server_pins())):
+    jars = folder / pins.job_server_jar_name, folder / pins.flink_lib_jar_name
+    if not _verified(folder, _digest(*_job_server_pins())) or not all(j.is_file() for j in jars):
         raise EngineError(f"Beam's Flink job server ({pins.runner_artifact} {pins.beam_java_version}) is not in the "
                           f"engine cache ({folder}): run `make engines` (it copies the jars from Maven Central, "
                           f"pinned in engines/flink/job-server/), or set ENGINES_DIR to where it was fetched")
-    return folder
+    return jars
 
 
 def java(env: Optional[Dict[str, str]] = None) -> str:
@@ -245,9 +256,13 @@ def verify_jars(folder: Path, lock: Path) -> None:
             raise EngineError(f"{folder / name}: sha256 {actual}, but {lock} pins {expected[name]}")
 
 
-def _copy_dependencies(target: Path, log: Callable[[str], None]) -> None:
+def _build_job_server(build: Path, log: Callable[[str], None]) -> list:
+    """Copies the pinned dependencies into build/dependencies and shades them into the job server's jar (as Beam
+    builds it) and the cluster's lib jar (the same less Flink's own classes); returns both."""
     _run(["mvn", "-B", "-q", "-f", str(FLINK_PINS / "job-server" / "pom.xml"), "dependency:copy-dependencies",
-          "-DincludeScope=runtime", f"-DoutputDirectory={target}"], "mvn dependency:copy-dependencies", log)
+          "package", f"-Dengine.build={build}"], "mvn (Beam's Flink job server)", log)
+    pins = flink_pins()
+    return [build / pins.job_server_jar_name, build / pins.flink_lib_jar_name]
 
 
 def fetch_job_server(cache: Path, log: Callable[[str], None] = print) -> Path:
@@ -258,11 +273,20 @@ def fetch_job_server(cache: Path, log: Callable[[str], None] = print) -> Path:
         return final
     partial = _partial(final)
     try:
-        log(f"[engines] Beam's Flink job server ({pins.runner_artifact} {pins.beam_java_version}): copying its jars "
-            f"from Maven Central (about 150 MB; Maven keeps them in ~/.m2 too)")
-        _copy_dependencies(partial, log)
-        verify_jars(partial, FLINK_PINS / "job-server" / "jars.sha256")
-        log(f"[engines] Beam's Flink job server: {final} ({len(list(partial.glob('*.jar')))} jars verified)")
+        log(f"[engines] Beam's Flink job server ({pins.runner_artifact} {pins.beam_java_version}): its jars from "
+            f"Maven Central (about 150 MB; Maven keeps them in ~/.m2), shaded into one")
+        jars = _build_job_server(partial / "build", log)
+        verify_jars(partial / "build" / "dependencies", FLINK_PINS / "job-server" / "jars.sha256")
+        expected = read_lock(FLINK_PINS / "job-server" / "job-server.sha256")
+        for jar in jars:
+            actual = sha256_file(jar)
+            if expected.get(jar.name) != actual:
+                raise EngineError(f"{jar.name}, built from the verified jars: sha256 {actual}, but "
+                                  f"engines/flink/job-server/job-server.sha256 pins {expected.get(jar.name)}")
+            jar.rename(partial / jar.name)
+        shutil.rmtree(partial / "build")
+        log(f"[engines] Beam's Flink job server: {final} (its {len(read_lock(_job_server_pins()[1]))} jars and the "
+            f"{len(jars)} jars built from them verified)")
         return _publish(partial, final, digest)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
@@ -270,14 +294,16 @@ def fetch_job_server(cache: Path, log: Callable[[str], None] = print) -> Path:
 
 
 def lock_job_server(log: Callable[[str], None] = print) -> Path:
-    """Resolves the pom afresh and writes every jar's sha256 into jars.sha256."""
-    lock = FLINK_PINS / "job-server" / "jars.sha256"
+    """Resolves the pom afresh and writes every dependency's sha256 into jars.sha256, the built jar's into
+    job-server.sha256."""
+    folder = FLINK_PINS / "job-server"
     with tempfile.TemporaryDirectory() as tmp:
-        _copy_dependencies(Path(tmp), log)
-        lines = [f"{sha256_file(p)}  {p.name}" for p in sorted(Path(tmp).glob("*.jar"))]
-    lock.write_text("\n".join(lines) + "\n")
-    log(f"[engines] {lock}: {len(lines)} jars")
-    return lock
+        jars = _build_job_server(Path(tmp), log)
+        lines = [f"{sha256_file(p)}  {p.name}" for p in sorted((Path(tmp) / "dependencies").glob("*.jar"))]
+        (folder / "jars.sha256").write_text("\n".join(lines) + "\n")
+        (folder / "job-server.sha256").write_text("".join(f"{sha256_file(j)}  {j.name}\n" for j in jars))
+    log(f"[engines] {folder}: jars.sha256 ({len(lines)} jars), job-server.sha256")
+    return folder
 
 
 def fetch_flink(cache: Optional[Path] = None, log: Callable[[str], None] = print) -> Dict[str, Path]:

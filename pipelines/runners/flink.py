@@ -128,6 +128,15 @@ def write_conf(conf_dir: Path, home: Path, *, rpc_port: int, rest_port: int, slo
         "slot.request.timeout": 120000,
         "io.tmp.dirs": str(tmp_dir),
         "web.submit.enable": False,
+        # both TaskManagers get tasks (Flink fills one TaskManager's slots first otherwise)
+        "cluster.evenly-spread-out-slots": True,
+        # Beam's classes (and all they use) from the cluster's lib/, where start_cluster puts the runner, not from
+        # each job's staged copy: then Beam's Flink runner keeps a job's SDK workers between its stages for
+        # --environment_cache_millis (FlinkExecutableStageContextFactory releases a stage's context at once when
+        # its class came from the job's own classloader), and the runner's code stays loaded from job to job.
+        # Parent-first for all, not only org.apache.beam.: Beam's classes from the parent and joda-time from the
+        # job's jar fail ("cannot assign instance of org.joda.time.Duration to field ... of type ...Duration")
+        "classloader.resolve-order": "parent-first",
     }
     (conf_dir / "config.yaml").write_text(yaml.safe_dump(settings, sort_keys=True))
     # console only: start-foreground's output goes to the log file this run opens for each JVM
@@ -147,16 +156,25 @@ def _flink_env(conf_dir: Path, log_dir: Path, java_bin: str) -> Dict[str, str]:
     return env
 
 
+def cluster_lib(home: Path, beam_lib_jar: Path, folder: Path) -> Path:
+    """The cluster's lib/: Flink's own jars and Beam's runner (without Flink's classes), linked, not copied."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for jar in [*sorted((home / "lib").glob("*.jar")), beam_lib_jar]:
+        (folder / jar.name).symlink_to(jar)
+    return folder
+
+
 def start_cluster(group: ServiceGroup, home: Path, work_dir: Path, taskmanagers: int, slots: int,
-                  parallelism: int, java_bin: str, timeout_s: float = 180) -> FlinkCluster:
-    """A JobManager and `taskmanagers` TaskManagers, each its own JVM, started from Flink's scripts; returns once
-    the REST API lists every TaskManager."""
+                  parallelism: int, java_bin: str, beam_lib_jar: Path, timeout_s: float = 180) -> FlinkCluster:
+    """A JobManager and `taskmanagers` TaskManagers, each its own JVM, started from Flink's scripts with Beam's
+    runner in their lib/; returns once the REST API lists every TaskManager."""
     rest_port, rpc_port = free_port(), free_port()
     tmp_dir = work_dir / "tmp"
     tmp_dir.mkdir(parents=True, exist_ok=True)
     conf_dir = write_conf(work_dir / "conf", home, rpc_port=rpc_port, rest_port=rest_port, slots=slots,
                           parallelism=parallelism, tmp_dir=tmp_dir)
     env = _flink_env(conf_dir, group.log_dir, java_bin)
+    env["FLINK_LIB_DIR"] = str(cluster_lib(home, beam_lib_jar, work_dir / "lib"))  # bin/config.sh reads it
     rest_url = f"http://localhost:{rest_port}"
     jobmanager = group.start("Flink's JobManager", [str(home / "bin" / "jobmanager.sh"), "start-foreground"], env,
                              work_dir, "jobmanager.log")
@@ -201,11 +219,12 @@ def check_versions(cluster: FlinkCluster, pins: engines.FlinkPins) -> None:
             f"point FLINK_MASTER at a Flink {pins.runner_flink_minor} cluster, or unset it to start one")
 
 
-def start_job_server(group: ServiceGroup, classpath: Path, cluster: FlinkCluster, job_port: int, work_dir: Path,
+def start_job_server(group: ServiceGroup, jar: Path, cluster: FlinkCluster, job_port: int, work_dir: Path,
                      java_bin: str, conf_dir: Optional[Path] = None) -> Service:
     artifacts = work_dir / "artifacts"
     artifacts.mkdir(parents=True, exist_ok=True)
-    argv = [java_bin, "-cp", f"{classpath}/*", JOB_SERVER_MAIN, "--flink-master", cluster.master,
+    argv = [java_bin, "-Dorg.slf4j.simpleLogger.showDateTime=true",
+            "-Dorg.slf4j.simpleLogger.dateTimeFormat=yyyy-MM-dd HH:mm:ss,SSS", "-cp", str(jar), JOB_SERVER_MAIN, "--flink-master", cluster.master,
             "--job-host", "localhost", "--job-port", str(job_port), "--artifact-port", "0", "--expansion-port",
             "0", "--artifacts-dir", str(artifacts), "--clean-artifacts-per-job"]
     if conf_dir is not None:
@@ -245,7 +264,7 @@ def flink_services(log_dir: Path, *, job_port: int, worker_pool_port: int, taskm
     imports are missing."""
     java_bin = engines.java(env)
     pins = engines.flink_pins()
-    classpath = engines.job_server_classpath(cache)
+    jar, beam_lib_jar = engines.job_server_jars(cache)
     home = None if master else engines.flink_home(cache)
     ports = {"BEAM_JOB_PORT": job_port, "BEAM_WORKER_POOL_PORT": worker_pool_port}
     held = take_ports(ports)
@@ -262,9 +281,9 @@ def flink_services(log_dir: Path, *, job_port: int, worker_pool_port: int, taskm
                 cluster = connect(master)
             else:
                 cluster = start_cluster(group, home, work_dir, taskmanagers, slots,
-                                        parallelism or taskmanagers, java_bin)
+                                        parallelism or taskmanagers, java_bin, beam_lib_jar)
             check_versions(cluster, pins)
-            server = start_job_server(group, classpath, cluster, ports["BEAM_JOB_PORT"], work_dir, java_bin,
+            server = start_job_server(group, jar, cluster, ports["BEAM_JOB_PORT"], work_dir, java_bin,
                                       None if master else work_dir / "conf")
             pool = start_worker_pool(group, ports["BEAM_WORKER_POOL_PORT"], workers, log_dir)
             yield FlinkRun(cluster, ports["BEAM_JOB_PORT"], ports["BEAM_WORKER_POOL_PORT"], server, pool, log_dir,
