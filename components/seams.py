@@ -7,7 +7,8 @@ module (and `tests/test_seams.py`, which runs each check in seconds).
 | `transform_processor` | tfx/components/transform/executor.py: `Do` builds `TransformProcessor()` from the module's global and hands it the temporary folder under `labels.TEMP_OUTPUT_LABEL` | fixed analyzer batches; tf.Transform's temporary files on local disk on an object store (components/fixed_batch_transform.py) | the replacement must be constructed inside `Do`, else SeamBroken; tests/test_seams.py checks the label is still how `Do` passes the folder (without it the files stay where TFX puts them: slower, not wrong) |
 | `call_flat` | tensorflow/python/eager/polymorphic_function/concrete_function.py `_call_flat`; saved_model/load.py | serving's signature call without re-binding (serving/inference.py) | present, and the first call of each loaded signature is compared with the structured call |
 | `autograph_rule_for_tf_keras` | tensorflow/python/autograph/core/config.py `CONVERSION_RULES`, `DoNotConvert` | AutoGraph leaves tf_keras alone as it leaves keras (components/training.py) | the rules must still hold DoNotConvert('keras'), else SeamBroken |
-| `no_tfx_ephemeral_package` | tfx/dsl/components/base/base_beam_executor.py: `__init__` calls `dependency_utils.make_beam_dependency_flags`, which builds and adds a `tfx_ephemeral` sdist (tfx/utils/dependency_utils.py) unless a dependency flag is set | Beam's workers import the installed project (this venv, the image): no copy of TFX built and staged per Beam stage (pipelines/runners/local.py, kfp_entrypoint.py) | the function is still there and still what the executor calls |
+| `no_tfx_ephemeral_package` | tfx/dsl/components/base/base_beam_executor.py: `__init__` calls `dependency_utils.make_beam_dependency_flags`, which builds and adds a `tfx_ephemeral` sdist (tfx/utils/dependency_utils.py) unless a dependency flag is set | where Beam's workers run the project's environment (DirectRunner; EXTERNAL, LOOPBACK, PROCESS workers from this venv or the image) no copy of TFX is built and staged per Beam stage; other runners keep it (pipelines/runners/local.py, kfp_entrypoint.py) | the function is still there and still what the executor calls |
+| `direct_runner_without_prism` | apache_beam/runners/direct/direct_runner.py: `SwitchingDirectRunner.run_pipeline` tries Prism first (its binary downloaded from GitHub, portability/prism_runner.py) unless the pipeline `allow_unsafe_triggers` | no download from a Beam stage, here or in a pod (pipelines/config.py) | the DirectRunner still reads the flag; tests/test_no_downloads.py runs every stage behind a proxy that records any download |
 | `v2_entrypoint_flags` | tfx/orchestration/kubeflow/v2/container/kubeflow_v2_run_executor.py `_parse_flags` | the KFP task entrypoint parses flags as TFX's own __main__ (pipelines/runners/kfp_entrypoint.py) | present and parses the two required flags |
 
 The Pusher's output properties (`pushed`, `pushed_destination`, `pushed_version`) are set with the artifact's public
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Callable, Iterator, List
+from typing import Callable, Iterator, List, Optional, Sequence
 
 
 class SeamBroken(RuntimeError):
@@ -94,12 +95,16 @@ def autograph_rule_for_tf_keras() -> None:
 
 
 # ------------------------------------------------------------------------------------ no tfx_ephemeral package
-def no_tfx_ephemeral_package() -> None:
+def no_tfx_ephemeral_package(beam_pipeline_args: Sequence[str]) -> bool:
     """TFX's Beam executors add `--extra_package=<a tfx_ephemeral sdist>` to every Beam stage's arguments unless
     one of extra_packages, setup_file, requirements_file or sdk_container_image is set: a copy of the installed
     TFX, rebuilt each time (1.6 s per stage here) and, on a portable runner, uploaded to the job server. It is for
-    workers that lack TFX; the project's workers run its own environment (this venv, or the image on a cluster),
-    so the arguments are kept as they are. For the life of the process."""
+    workers that lack TFX. Where the workers run the project's own environment (the DirectRunner; SDK workers
+    started EXTERNAL, LOOPBACK or PROCESS from this venv or the image) the arguments are kept as they are, for the
+    life of the process; for any other runner (Dataflow with its default image) TFX's behaviour stays. Returns
+    whether the seam is on."""
+    if not workers_run_this_environment(beam_pipeline_args):
+        return False
     from tfx.dsl.components.base import base_beam_executor
     from tfx.utils import dependency_utils
 
@@ -108,10 +113,55 @@ def no_tfx_ephemeral_package() -> None:
         raise _broken("no_tfx_ephemeral_package", "base_beam_executor no longer calls "
                       "dependency_utils.make_beam_dependency_flags")
     dependency_utils.make_beam_dependency_flags = _beam_args_as_given
+    return True
+
+
+def workers_run_this_environment(beam_pipeline_args: Sequence[str]) -> bool:
+    """Whether Beam's workers for these arguments run the driver's environment: no --runner or the DirectRunner,
+    or SDK workers of --environment_type EXTERNAL / LOOPBACK / PROCESS (a pool or process the project starts from
+    its own environment). DOCKER (the portable default) and Dataflow run an image that may lack the project."""
+    runner = (_last_arg(beam_pipeline_args, "runner") or "direct").lower()
+    if runner.removesuffix("runner") in ("direct", "switchingdirect", "bundlebaseddirect"):
+        return True
+    environment = (_last_arg(beam_pipeline_args, "environment_type") or "").upper()
+    return environment in ("EXTERNAL", "LOOPBACK", "PROCESS")
+
+
+def _last_arg(args: Sequence[str], name: str) -> Optional[str]:
+    value, args = None, list(args or ())
+    for i, arg in enumerate(args):
+        if arg.startswith(f"--{name}="):
+            value = arg.split("=", 1)[1]
+        elif arg == f"--{name}" and i + 1 < len(args):
+            value = args[i + 1]
+    return value
 
 
 def _beam_args_as_given(beam_pipeline_args):
     return list(beam_pipeline_args)
+
+
+# ------------------------------------------------------------------------------------ DirectRunner without Prism
+DIRECT_RUNNER_WITHOUT_PRISM = "--allow_unsafe_triggers"
+
+
+def direct_runner_without_prism() -> str:
+    """The Beam argument that keeps Beam 2.74's DirectRunner from trying Prism: it first runs each pipeline it
+    judges Prism can run on Prism, whose binary it downloads from GitHub for that pipeline (urlopen, no timeout),
+    and falls back to the FnApiRunner when that fails, so 4 of Titanic's 6 Beam pipelines each tried a download.
+    The visitor deciding it skips Prism for a pipeline that allows unsafe triggers; the flag does nothing else
+    in a batch pipeline with default triggers (it only lifts GroupByKey's refusal of data-dropping triggers,
+    transforms/core.py). A Prism built from the Go module proxy was measured instead (--prism_location): Titanic
+    84 s against 77 s on the FnApiRunner, so the FnApiRunner stays (docs/beam.md)."""
+    import inspect
+
+    from apache_beam.runners.direct import direct_runner
+
+    source = inspect.getsource(direct_runner.SwitchingDirectRunner.run_pipeline)
+    if "PrismRunner" in source and "allow_unsafe_triggers" not in source:
+        raise _broken("direct_runner_without_prism", "the DirectRunner tries Prism without reading "
+                      "allow_unsafe_triggers")
+    return DIRECT_RUNNER_WITHOUT_PRISM
 
 
 # ------------------------------------------------------------------------------------ v2 entrypoint flags
@@ -126,4 +176,4 @@ def v2_entrypoint_flags() -> Callable:
 
 
 SEAMS = ("transform_processor", "call_flat", "autograph_rule_for_tf_keras", "no_tfx_ephemeral_package",
-         "v2_entrypoint_flags")
+         "direct_runner_without_prism", "v2_entrypoint_flags")

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Mapping, Optional, Tuple
 
 from components.drift import DRIFT_ACTIONS
+from components.seams import DIRECT_RUNNER_WITHOUT_PRISM
 from components.layout import PROJECT_ROOT, default_serving_dir
 from components.strategies import STRATEGIES
 BEAM_MODES = ("in_memory", "multiprocess", "portable", "flink")
@@ -140,10 +141,12 @@ class PipelineConfig:
         extra = list(self.beam_args)
         if self.user_runner:
             return extra  # the user's own runner: Dataflow, Flink, Spark
+        # the DirectRunner's modes never try Prism, which downloads its binary (components/seams.py)
         if self.beam == "in_memory":
-            mode = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+            mode = ["--direct_running_mode=in_memory", "--direct_num_workers=1", DIRECT_RUNNER_WITHOUT_PRISM]
         elif self.beam == "multiprocess":
-            mode = ["--direct_running_mode=multi_processing", f"--direct_num_workers={self.beam_workers}"]
+            mode = ["--direct_running_mode=multi_processing", f"--direct_num_workers={self.beam_workers}",
+                    DIRECT_RUNNER_WITHOUT_PRISM]
         elif self.beam == "portable":  # services that pipelines/runners/beam.py starts for the run
             mode = ["--runner=PortableRunner", f"--job_endpoint=localhost:{self.beam_job_port}",
                     "--environment_type=EXTERNAL", f"--environment_config=localhost:{self.beam_worker_pool_port}",

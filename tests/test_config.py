@@ -36,8 +36,10 @@ def test_keyword_overrides_win_over_environment():
     ({"MIN_AUC": "1.5"}, "MIN_AUC=1.5 must be within [0, 1]"),
     ({"EPOCHS": "0"}, "EPOCHS=0 must be a positive integer"),
     ({"ENABLE_CACHE": "maybe"}, "ENABLE_CACHE='maybe' is not 1/0, true/false"),
-    ({"BEAM": "flink"}, "BEAM='flink' is not one of in_memory, multiprocess, portable"),
+    ({"BEAM": "spark"}, "BEAM='spark' is not one of in_memory, multiprocess, portable, flink"),
     ({"BEAM_WORKERS": "0"}, "BEAM_WORKERS=0 must be a positive integer"),
+    ({"BEAM": "flink", "FLINK_TASKMANAGERS": "0"}, "FLINK_TASKMANAGERS=0 must be a positive integer"),
+    ({"BEAM": "flink", "FLINK_MASTER": "jobmanager"}, "FLINK_MASTER='jobmanager' must be host:port"),
 ])
 def test_bad_values_name_the_variable(env, message):
     with pytest.raises(config.ConfigError) as err:
@@ -56,9 +58,15 @@ def test_seed_defaults_per_dataset_and_env_wins():
 
 
 def test_beam_modes_give_the_runner_arguments():
-    assert config.from_env({}).beam_pipeline_args() == ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+    # the DirectRunner's modes keep it from trying Prism, which downloads a binary (components/seams.py)
+    assert config.from_env({}).beam_pipeline_args() == [
+        "--direct_running_mode=in_memory", "--direct_num_workers=1", "--allow_unsafe_triggers"]
     assert config.from_env({"BEAM": "multiprocess", "BEAM_WORKERS": "3"}).beam_pipeline_args() == [
-        "--direct_running_mode=multi_processing", "--direct_num_workers=3"]
+        "--direct_running_mode=multi_processing", "--direct_num_workers=3", "--allow_unsafe_triggers"]
+    flink = config.from_env({"BEAM": "flink", "BEAM_JOB_PORT": "9001", "FLINK_TASKMANAGERS": "3"})
+    assert flink.beam_pipeline_args() == [
+        "--runner=PortableRunner", "--job_endpoint=localhost:9001", "--environment_type=EXTERNAL",
+        "--environment_config=localhost:50000", "--parallelism=3", "--environment_cache_millis=10000"]
     portable = config.from_env({"BEAM": "portable", "BEAM_JOB_PORT": "9001", "BEAM_ARGS": "--max_num_records=5"})
     assert portable.beam_pipeline_args() == [
         "--runner=PortableRunner", "--job_endpoint=localhost:9001", "--environment_type=EXTERNAL",

@@ -114,3 +114,40 @@ def test_transform_keeps_its_temporary_files_local_only_where_every_beam_worker_
 
     assert "labels.TEMP_OUTPUT_LABEL" in inspect.getsource(transform_executor.Executor.Do)
     assert "labels.TEMP_OUTPUT_LABEL" in inspect.getsource(transform_executor.TransformProcessor.Transform)
+
+
+def test_no_tfx_ephemeral_package_keeps_the_beam_arguments_as_given(monkeypatch):
+    """Without the seam TFX builds a tfx_ephemeral sdist for every Beam stage and adds it as --extra_package; with
+    it the executor's arguments are the ones given."""
+    from tfx.dsl.components.base import base_beam_executor
+    from tfx.utils import dependency_utils
+
+    monkeypatch.setattr(dependency_utils, "make_beam_dependency_flags", dependency_utils.make_beam_dependency_flags)
+    # a runner whose workers may lack the project (Dataflow, Beam's Docker image) keeps TFX's sdist
+    assert not seams.no_tfx_ephemeral_package(["--runner=DataflowRunner", "--project=p"])
+    assert not seams.no_tfx_ephemeral_package(["--runner=PortableRunner", "--job_endpoint=localhost:1"])
+    assert dependency_utils.make_beam_dependency_flags is not seams._beam_args_as_given
+    args = ["--runner=PortableRunner", "--job_endpoint=localhost:1", "--environment_type=EXTERNAL"]
+    assert seams.no_tfx_ephemeral_package(args)
+    context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=args, tmp_dir="/nonexistent")
+    from tfx.components.statistics_gen.executor import Executor
+
+    executor = Executor(context)
+    assert executor._beam_pipeline_args[:3] == args  # then TFX's telemetry --labels
+    assert not any(arg.startswith("--extra_package") for arg in executor._beam_pipeline_args)
+    monkeypatch.setattr(base_beam_executor, "dependency_utils", object())
+    with pytest.raises(seams.SeamBroken, match="make_beam_dependency_flags"):
+        seams.no_tfx_ephemeral_package([])
+
+
+def test_direct_runner_without_prism_is_a_flag_the_direct_runner_reads():
+    import inspect
+
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.runners.direct import direct_runner
+
+    flag = seams.direct_runner_without_prism()
+    source = inspect.getsource(direct_runner.SwitchingDirectRunner.run_pipeline)
+    assert "PrismRunner" in source and "allow_unsafe_triggers" in source
+    options = PipelineOptions([flag]).get_all_options()
+    assert options["allow_unsafe_triggers"] is True

@@ -217,7 +217,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--executor_class_path", required=True)
     parser.add_argument("--json_serialized_invocation_args", required=True)
     parser.add_argument("--json_serialized_inputs_spec_args")
-    known, _ = parser.parse_known_args(argv)
+    known, beam_args = parser.parse_known_args(argv)
     try:
         try:
             executor_input = json.loads(known.json_serialized_invocation_args)
@@ -240,6 +240,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor as tfx_entrypoint
 
     from components import seams
+
+    # no tfx_ephemeral sdist built per Beam task where the workers are this image (components/seams.py)
+    seams.no_tfx_ephemeral_package(beam_args)
 
     def run(parsed):
         try:

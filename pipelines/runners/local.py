@@ -26,7 +26,7 @@ def run_local(spec: DatasetSpec, config=None) -> None:
         # `tfx pipeline create/update` only reads the pipeline: the CLI patched run(), nothing runs
         LocalDagRunner().run(pipeline)
         return
-    seams.no_tfx_ephemeral_package()  # the Beam workers import this environment's project
+    seams.no_tfx_ephemeral_package(config.beam_pipeline_args())  # where the Beam workers run this environment
     with contextlib.ExitStack() as services:
         on_flink = None
         if config.beam in ("portable", "flink") and not config.user_runner:
