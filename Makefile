@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 1
 
-.PHONY: help run test test-fast test-full new-pipeline bench bench-pipeline bench-vs-keras bench-serving bench-drift bench-kubeflow bench-scale forecast serve promote rollback deploy skew kubeflow retrain lineage verify-env data results lock venv clean
+.PHONY: help run test test-fast test-full engines score new-pipeline bench bench-pipeline bench-vs-keras bench-serving bench-drift bench-kubeflow bench-scale forecast serve promote rollback deploy skew kubeflow retrain lineage verify-env data results lock venv clean
 
 .DEFAULT_GOAL := help
 help:
@@ -20,13 +20,14 @@ help:
 	@echo "Results:       make results | lineage [VERSION=] | forecast | data PIPELINE="
 	@echo "Serving:       make serve [BATCHING=1] [LOG_REQUESTS=DIR] | promote PIPELINE= VERSION= LABEL=stable|canary"
 	@echo "               make rollback PIPELINE= | skew PIPELINE= | deploy"
+	@echo "               make score [PIPELINE=] INPUT= OUTPUT=   (Spark: a standalone cluster, or SPARK_MASTER)"
 	@echo "Kubeflow:      make kubeflow [PIPELINE=] KFP_IMAGE=registry/repo:tag   (docs/kubeflow.md)"
 	@echo "Benchmarks:    make bench [ONLY=] | bench-pipeline | bench-vs-keras | bench-serving | bench-drift"
 	@echo "               make bench-kubeflow | bench-scale"
-	@echo "Environment:   make venv | verify-env | lock | clean"
+	@echo "Environment:   make venv | verify-env | lock | clean | engines (BEAM=flink's, fetched and verified)"
 	@echo "Settings are environment variables (README, Configuration), e.g. make run PIPELINE=imdb EPOCHS=2"
 
-run: $(STAMP)
+run: $(STAMP) $(if $(filter flink,$(BEAM)),engines)
 	$(PY) -m pipelines.runners.run $(PIPELINE)
 
 # Three tiers (README, "Tests"): test-fast (no pipeline run, minutes), test (what CI runs: every guarantee end to
@@ -35,11 +36,16 @@ run: $(STAMP)
 test-fast: $(STAMP)
 	TEST_TIER=fast $(PY) -m pytest tests -m "not pipeline and not slow" $(PYTEST_ARGS)
 
-test: $(STAMP)
+test: $(STAMP) engines
 	$(PY) -m pytest tests -m "not slow" $(PYTEST_ARGS)
 
-test-full: $(STAMP)
+test-full: $(STAMP) engines
 	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+# The engines BEAM=flink starts (Flink from PyPI, Beam's Flink job server from Maven Central), pinned in engines/,
+# verified and cached outside the checkout (ENGINES_DIR, default ~/.cache/eat-tf2-tfx/engines); seconds once cached
+engines: $(STAMP)
+	$(PY) -m pipelines.runners.engines fetch
 
 # Every figure of the speed and quality targets, side by side on this machine (about 45 min); ONLY=titanic,...
 bench: $(STAMP)
@@ -57,6 +63,14 @@ new-pipeline: $(STAMP)
 	  echo "usage: make new-pipeline NAME=<name> DATA=<folder> LABEL=<column> [TASK=binary|multiclass|regression]" >&2; \
 	  exit 2; fi
 	$(PY) -m pipelines.tools.new_pipeline "$(NAME)" "$(DATA)" "$(LABEL)" $(if $(TASK),--task $(TASK))
+
+# Bulk scoring on Spark: a standalone cluster of SPARK_WORKERS (default 2) started for the command from the
+# pyspark wheel, or SPARK_MASTER=spark://host:port's; INPUT a CSV or Parquet table, OUTPUT a Parquet folder
+score: $(STAMP)
+	@if [ -z "$(INPUT)" ] || [ -z "$(OUTPUT)" ]; then \
+	  echo "usage: make score [PIPELINE=titanic] INPUT=<table.csv|parquet> OUTPUT=<scored.parquet> [VERSION=]" >&2; \
+	  exit 2; fi
+	$(PY) -m serving.spark_batch --model $(PIPELINE) --input "$(INPUT)" --output "$(OUTPUT)" $(if $(VERSION),--version $(VERSION))
 
 results: $(STAMP)
 	$(PY) -m pipelines.metadata.results $(PIPELINE)

@@ -3,6 +3,11 @@
     python -m serving.spark_batch --model titanic --input data/raw/titanic/test.csv --output scored.parquet
     python -m serving.spark_batch --model-dir outputs/serving/titanic/1795940502 --input big.parquet \
         --output scored.parquet --master spark://host:7077
+    make score PIPELINE=titanic INPUT=big.csv OUTPUT=scored.parquet
+
+Where it runs: --master (or SPARK_MASTER=spark://host:port) names a cluster, or `local[N]` Spark in this
+process; without either, a Spark standalone cluster of SPARK_WORKERS (default 2) workers is started for the
+command from the pyspark wheel and stopped after it (serving/spark_cluster.py).
 
 The book's chapter 6-7 does this in Scala; here it is Python over the same SavedModel. Each executor's Python
 worker loads the model once and keeps it for every later task (Spark reuses Python workers:
@@ -16,14 +21,15 @@ _SUCCESS and no partial table under the final name).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
-from typing import Dict, Iterator
+from typing import Dict, Iterator, Optional
 
 import numpy as np
 
-from components.layout import RAW_SIGNATURE
+from components.layout import RAW_SIGNATURE, default_output_dir
 
 
 class ScoringError(ValueError):
@@ -178,14 +184,66 @@ def _score_and_write(df, model_dir, input_path, output_path, signature, inputs, 
     return spark.read.parquet(output_path).count()
 
 
-def spark_session(master: str):
+def spark_session(master: str, conf: Optional[Dict[str, str]] = None):
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers need this venv's TensorFlow
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     from pyspark.sql import SparkSession
 
-    return (SparkSession.builder.master(master).appName("tfx-book-batch-scoring")
-            .config("spark.sql.execution.arrow.maxRecordsPerBatch", "32768")  # per-batch costs, amortised
-            .config("spark.ui.enabled", "false").getOrCreate())
+    builder = (SparkSession.builder.master(master).appName("tfx-book-batch-scoring")
+               .config("spark.sql.execution.arrow.maxRecordsPerBatch", "32768")  # per-batch costs, amortised
+               .config("spark.ui.enabled", "false"))
+    for key, value in (conf or {}).items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+def _positive_int(env, name: str, default: int) -> int:
+    text = env.get(name, "") or str(default)
+    if not text.isdigit() or int(text) < 1:
+        raise ScoringError(f"{name}={text!r} must be a positive integer")
+    return int(text)
+
+
+def _check_reachable(master: str) -> None:
+    """A standalone master that does not answer is said at once: Spark's client would retry for a minute and
+    then fail the session with "All masters are unresponsive"."""
+    import socket
+
+    for address in master[len("spark://"):].split(","):
+        host, _, port = address.rpartition(":")
+        if not port.isdigit():
+            raise ScoringError(f"SPARK_MASTER={master!r}: expected spark://host:port")
+        try:
+            with socket.create_connection((host, int(port)), timeout=5):
+                return
+        except OSError as exc:
+            problem = exc
+    raise ScoringError(f"SPARK_MASTER={master}: no Spark master answers at {master} ({problem}); start it, fix "
+                       f"the address, or unset SPARK_MASTER (and --master) to start a cluster for the command")
+
+
+@contextlib.contextmanager
+def where_to_score(master: Optional[str], log_dir: Path, env=None) -> Iterator[tuple]:
+    """(master URL, session settings, description): --master, else SPARK_MASTER, else a standalone cluster
+    started for the block."""
+    env = os.environ if env is None else env
+    master = master or env.get("SPARK_MASTER", "").strip()
+    if master:
+        if not (master.startswith(("spark://", "local", "yarn", "k8s://"))):
+            raise ScoringError(f"--master / SPARK_MASTER={master!r}: expected spark://host:port, local[N], yarn "
+                               f"or k8s://...")
+        if master.startswith("spark://"):
+            _check_reachable(master)
+        yield master, {}, f"Spark at {master}"
+        return
+    from serving.spark_cluster import SparkClusterError, standalone_cluster
+
+    workers = _positive_int(env, "SPARK_WORKERS", 2)
+    try:
+        with standalone_cluster(log_dir, workers, env.get("SPARK_WORKER_MEMORY", "2g")) as cluster:
+            yield cluster.master_url, cluster.session_conf(), cluster.describe()
+    except SparkClusterError as exc:
+        raise ScoringError(str(exc).partition("\n")[0]) from None
 
 
 def main(argv=None) -> int:
@@ -196,7 +254,10 @@ def main(argv=None) -> int:
     parser.add_argument("--version")
     parser.add_argument("--input", required=True, help="CSV (with header) or Parquet")
     parser.add_argument("--output", required=True, help="Parquet folder to write")
-    parser.add_argument("--master", default="local[*]")
+    parser.add_argument("--master", help="spark://host:port or local[N] (default: SPARK_MASTER, else a standalone "
+                                          "cluster started for the command)")
+    parser.add_argument("--log-dir", default=str(default_output_dir() / "logs" / "spark"),
+                        help="where a started cluster's logs go")
     parser.add_argument("--signature", default=RAW_SIGNATURE)
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--overwrite", action="store_true")
@@ -205,11 +266,14 @@ def main(argv=None) -> int:
         model_dir = args.model_dir or latest_model_dir(args.model, args.version)
         if not Path(args.input).exists():
             raise ScoringError(f"{args.input}: no such file or folder")
-        spark = spark_session(args.master)
-        try:
-            rows = run(spark, model_dir, args.input, args.output, args.signature, args.batch_size, args.overwrite)
-        finally:
-            spark.stop()
+        with where_to_score(args.master, Path(args.log_dir)) as (master, conf, described):
+            print(f"scoring on {described}", flush=True)
+            spark = spark_session(master, conf)
+            try:
+                rows = run(spark, model_dir, args.input, args.output, args.signature, args.batch_size,
+                           args.overwrite)
+            finally:
+                spark.stop()
     except ScoringError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

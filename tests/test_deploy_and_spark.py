@@ -1,5 +1,7 @@
 """Deployment manifests agree with the project; Spark bulk scoring equals in-process scoring."""
+import os
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -169,3 +171,59 @@ def test_the_serving_manifests_meet_the_restricted_pod_security_standard():
     for service in yaml.safe_load_all((DEPLOY / "kserve.yaml").read_text()):
         predictor = service["spec"]["predictor"]
         _restricted(predictor["securityContext"], predictor["tensorflow"]["securityContext"])
+
+
+@pytest.mark.slow
+def test_a_standalone_spark_cluster_scores_value_for_value_as_local(titanic_run, titanic_data, tmp_path):
+    """`make score`: a Spark standalone cluster (master + 2 workers from the pyspark wheel) started for the
+    command; the same table as local[2], scored in executors on both workers; nothing left running after."""
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    from components.processes import group_alive
+    from serving import spark_batch
+    from serving.spark_cluster import standalone_cluster
+
+    model_dir = results.last_run("titanic", titanic_run).pushed_destination
+    local = tmp_path / "local.parquet"
+    spark = spark_batch.spark_session("local[2]")
+    try:
+        spark_batch.run(spark, model_dir, str(titanic_data / "test.csv"), str(local), batch_size=50)
+    finally:
+        spark.stop()
+    out = tmp_path / "cluster.parquet"
+    proc = subprocess.run(["make", "-s", "score", f"INPUT={titanic_data / 'test.csv'}", f"OUTPUT={out}"],
+                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900,
+                          env=dict(os.environ, SERVING_DIR=str(Path(model_dir).parent.parent),
+                                   OUTPUT_DIR=str(tmp_path / "outputs")))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert re.search(r"scoring on Spark standalone cluster at spark://localhost:\d+: 2 workers", proc.stdout)
+    assert "scored 179 rows" in proc.stdout
+    by_id = lambda frame: frame.sort_values("PassengerId").reset_index(drop=True)  # noqa: E731
+    pd.testing.assert_frame_equal(by_id(pd.read_parquet(out)), by_id(pd.read_parquet(local)))  # value for value
+    logs = tmp_path / "outputs" / "logs" / "spark"
+    for worker in ("spark-worker-1.log", "spark-worker-2.log"):
+        assert "Asked to launch executor" in (logs / worker).read_text(), worker  # both workers ran executors
+    found = subprocess.run(["pgrep", "-f", f"deploy.(master|worker).*{tmp_path.name}|spark-cluster-"],
+                           capture_output=True, text=True).stdout.split()
+    assert not found
+    with standalone_cluster(tmp_path / "logs", workers=1) as cluster:
+        assert cluster.state()["aliveworkers"] == 1
+        pids = [cluster.master.pid] + [w.pid for w in cluster.worker_services]
+    assert not any(group_alive(pid) for pid in pids)
+
+
+def test_an_unreachable_spark_master_is_one_line(tmp_path):
+    from components.processes import free_port
+    from serving import spark_batch
+
+    port = free_port()
+    with pytest.raises(spark_batch.ScoringError) as err:
+        with spark_batch.where_to_score(f"spark://localhost:{port}", tmp_path):
+            pytest.fail("no session may start")
+    assert f"SPARK_MASTER=spark://localhost:{port}: no Spark master answers" in str(err.value)
+    with pytest.raises(spark_batch.ScoringError, match="SPARK_WORKERS='0' must be a positive integer"):
+        with spark_batch.where_to_score(None, tmp_path, env={"SPARK_WORKERS": "0"}):
+            pass

@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 from typing import Dict, Iterator, Optional
 
-from pipelines.runners.processes import ServiceError, ServiceGroup, hold_free_port, port_free
+from components.processes import ServiceError, ServiceGroup, hold_free_port, port_free
 
 PROJECT_PACKAGES = ("components", "pipelines")  # what a worker unpickles functions from
 

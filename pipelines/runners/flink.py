@@ -34,7 +34,7 @@ import yaml
 from pipelines.runners import engines
 from pipelines.runners.beam import (BeamServiceError, check_worker_imports, start_worker_pool, take_ports,
                                     worker_env)
-from pipelines.runners.processes import Service, ServiceGroup, free_port
+from components.processes import Service, ServiceGroup, free_port
 
 JOB_SERVER_MAIN = "org.apache.beam.runners.flink.FlinkJobServerDriver"
 

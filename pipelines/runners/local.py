@@ -14,7 +14,7 @@ from pipelines import config as config_lib
 from pipelines.factory import create_pipeline, flink_job_name
 from pipelines.metadata.progress import Progress
 from pipelines.runners import beam, engines, flink
-from pipelines.runners.processes import SERVICES_REFUSED, ServiceError
+from components.processes import SERVICES_REFUSED, ServiceError
 from pipelines.spec import DatasetSpec
 
 
@@ -66,9 +66,10 @@ def _start_services(spec: DatasetSpec, config, services: contextlib.ExitStack):
         return config, None
     log_dir = config.pipeline_root(spec.name) / "logs" / "flink"
     print(f"[{spec.name}] Beam on Flink: starting "
-          + (f"the job server for FLINK_MASTER={config.flink_master}" if config.flink_master else
-             f"a session cluster ({config.flink_taskmanagers} TaskManagers x {config.flink_slots} slots)")
-          + ", the job server and the SDK worker pool", flush=True)
+          + (f"Beam's job server for FLINK_MASTER={config.flink_master}'s cluster" if config.flink_master else
+             f"a session cluster ({config.flink_taskmanagers} TaskManagers x {config.flink_slots} slots) and Beam's "
+             f"job server")
+          + " and the SDK worker pool", flush=True)
     started = time.monotonic()
     run = services.enter_context(flink.flink_services(
         log_dir, job_port=config.beam_job_port, worker_pool_port=config.beam_worker_pool_port,

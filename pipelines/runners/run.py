@@ -34,10 +34,11 @@ from data.fetch import FetchError, fetch
 from pipelines import config as config_lib
 from pipelines import registry
 from pipelines.metadata import results
-from pipelines.runners.processes import SERVICES_REFUSED
+from components.processes import SERVICES_REFUSED
 
 
 DATA_REJECTED = -1000
+SERVICES_NOT_STARTED = -1001  # run_via_cli: BEAM's services were refused before any component ran
 
 
 def _step(title: str) -> float:
@@ -110,7 +111,8 @@ def _call_teed(argv, env, log_file: Path, verbose: bool) -> Tuple[int, str]:
     with open(log_file, "a", encoding="utf-8") as log:
         for line in proc.stdout:
             log.write(line)
-            if verbose or OWN_LINE.match(line):
+            # a refused service is said once, last, as the error (service_error)
+            if verbose or (OWN_LINE.match(line) and SERVICES_REFUSED not in line):
                 sys.stdout.write(line)
                 sys.stdout.flush()
             kept.append(line)
@@ -163,8 +165,8 @@ def run_via_cli(name: str, cfg: config_lib.PipelineConfig, log_file: Optional[Pa
     if rc != 0:
         refused = service_error(output)
         if refused:
-            print(f"\nerror: {refused}", file=sys.stderr, flush=True)
-            return rc
+            print(f"\nerror: {SERVICES_REFUSED}{refused}", file=sys.stderr, flush=True)
+            return SERVICES_NOT_STARTED
         message = data_error(output)
         if message:
             print(f"\nerror: the {name} data was not accepted; nothing was trained or pushed:\n{message}",
@@ -237,6 +239,8 @@ def main(argv=None) -> int:
     rc = run_via_cli(args.pipeline, cfg, log_file)
     if rc == DATA_REJECTED:
         return 1
+    if rc == SERVICES_NOT_STARTED:
+        return 2  # nothing ran: the line above says what to set
     if rc != 0:
         print(f"\nerror: the {args.pipeline} pipeline run failed (exit {rc}); the cause is printed above, the "
               f"whole output is in {log_file}. Nothing was pushed by the failed run.", file=sys.stderr)
