@@ -8,6 +8,8 @@
                   submitted with --runner=PortableRunner --environment_type=EXTERNAL. Every DoFn, every custom
                   TFMA metric is unpickled and run in a worker process that imports the project by name, as on a
                   cluster, so what would break there breaks here.
+    flink         a Flink session cluster, Beam's Flink job server and the same worker pool
+                  (pipelines/runners/flink.py)
 
 BEAM_ARGS are appended; with a `--runner=` of its own (Dataflow, Flink, Spark) they replace the mode's arguments.
 

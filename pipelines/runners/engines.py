@@ -318,14 +318,17 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     fetch = sub.add_parser("fetch", help="fetch and verify engines into the cache")
-    fetch.add_argument("engines", nargs="*", default=sorted(ENGINES), choices=sorted(ENGINES))
+    fetch.add_argument("engines", nargs="*", help=f"of {', '.join(sorted(ENGINES))} (default: all)")
     sub.add_parser("where", help="print the cache folders")
     lock = sub.add_parser("lock", help="rewrite an engine's pinned sha256 list from a fresh resolution")
     lock.add_argument("engine", choices=["flink"])
     args = parser.parse_args(argv)
+    unknown = sorted(set(getattr(args, "engines", None) or ()) - set(ENGINES))
+    if unknown:
+        parser.error(f"no engine {', '.join(unknown)} (there are: {', '.join(sorted(ENGINES))})")
     try:
         if args.command == "fetch":
-            for name in args.engines:
+            for name in args.engines or sorted(ENGINES):
                 ENGINES[name]()
         elif args.command == "where":
             pins, cache = flink_pins(), cache_dir()

@@ -92,8 +92,8 @@ def write_conf(conf_dir: Path, home: Path, *, rpc_port: int, rest_port: int, slo
     a DataSet job with many blocking exchanges at once, and each sort-merge result partition reserves
     taskmanager.network.sort-shuffle.min-buffers (Flink's default 512 x 32 KB) at start, more than a small
     TaskManager has ("Insufficient number of network buffers: required 512" on Titanic's ExampleGen); 64 is
-    enough for these partitions. Restarts: up to 3 tries of a failed job 2 s apart, so a lost TaskManager's
-    tasks are retried on the slots left (hence 2 slots per TaskManager by default)."""
+    enough for these partitions. Restarts: up to 4, 1 s then 2, 4, 8 s apart, so a lost TaskManager's tasks are
+    retried on the slots left (hence 2 slots per TaskManager by default)."""
     conf_dir.mkdir(parents=True, exist_ok=True)
     shipped = yaml.safe_load((home / "conf" / "config.yaml").read_text()) or {}
     java_opts = (((shipped.get("env") or {}).get("java") or {}).get("opts") or {}).get("all", "")
@@ -119,9 +119,14 @@ def write_conf(conf_dir: Path, home: Path, *, rpc_port: int, rest_port: int, slo
         "taskmanager.memory.network.max": "256m",
         "taskmanager.network.sort-shuffle.min-buffers": 64,
         "parallelism.default": parallelism,
-        "restart-strategy.type": "fixed-delay",
-        "restart-strategy.fixed-delay.attempts": 3,
-        "restart-strategy.fixed-delay.delay": "2 s",
+        # exponential-delay, not fixed-delay: a lost TaskManager fails every task region it held at once, and
+        # fixed-delay counts each as an attempt (3 attempts were spent in 26 ms on Titanic's Transform); since
+        # Flink 1.19 (FLIP-364) exponential-delay counts the failures within one backoff as one attempt
+        "restart-strategy.type": "exponential-delay",
+        "restart-strategy.exponential-delay.initial-backoff": "1 s",
+        "restart-strategy.exponential-delay.max-backoff": "10 s",
+        "restart-strategy.exponential-delay.backoff-multiplier": 2.0,
+        "restart-strategy.exponential-delay.attempts-before-reset-backoff": 4,
         # a TaskManager that stops answering is given up on in 20 s, not Flink's default 50 s
         "heartbeat.interval": 5000,
         "heartbeat.timeout": 20000,

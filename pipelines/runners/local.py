@@ -94,8 +94,9 @@ def _flink_summary(spec: DatasetSpec, run: "flink.FlinkRun", pipeline, failed: b
         print(f"[{spec.name}] Flink job {row['jid']}  {row['stage']:<16} {row['state']:<9} {row['seconds']:.1f} s",
               flush=True)
     lost = run.cluster.lost_taskmanagers()
-    if failed and lost:
-        print(f"[{spec.name}] Flink: lost TaskManager(s) during the run: {'; '.join(lost)}", flush=True)
+    if lost:  # a run that recovered says so too: its jobs were restarted on the TaskManagers left
+        print(f"[{spec.name}] Flink: lost TaskManager(s) during the run: {'; '.join(lost)}"
+              + ("" if failed else "; Flink restarted the jobs on the slots left"), flush=True)
     record = {"cluster": {"rest_url": run.cluster.rest_url, "flink_version": run.cluster.version,
                           "taskmanagers": run.cluster.taskmanagers, "slots": run.cluster.slots,
                           "started_by_run": run.cluster.started},
