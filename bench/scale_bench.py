@@ -1,14 +1,14 @@
 """Benchmark: how the Titanic pipeline's cost grows with data, under each BEAM mode.
 
-    python bench/scale_bench.py [--scales 1,10,100] [--modes in_memory,multiprocess,portable] [--epochs 2]
-    (or: make bench-scale)
+    python bench/scale_bench.py [--scales 1,10,100] [--modes in_memory,multiprocess,portable,flink] [--epochs 2]
+    (or: make bench-scale MODES=in_memory,flink)
 
 Data: Titanic-shaped files at k times the rows, made deterministically from the real rows (the real row, then
 k-1 copies with Age and Fare jittered and a new PassengerId; everything the schema constrains kept), written
 once under outputs/scale/<k>x/titanic/. Each (scale, mode) is a fresh run of the same runner file `make run`
 uses, in its own OUTPUT_DIR, with BEAM_WORKERS=2. Per component: its wall time as ML Metadata recorded it.
 Per run: wall time and the peak resident memory of the whole process tree (the runner, Beam's services and
-SDK workers, the multiprocess workers), sampled every 0.2 s. Then a table per mode, with the growth factor from
+SDK workers, the multiprocess workers, Flink's JVMs and Beam's job server), sampled every 0.2 s. Then a table per mode, with the growth factor from
 the smallest to the largest scale per component (linear growth would be the ratio of the scales).
 """
 from __future__ import annotations

@@ -301,6 +301,21 @@ def flink_job_name(pipeline: str, component_id: str) -> str:
     return f"{pipeline}-{component_id}".lower()
 
 
+JOB_SERVER_RUNNERS = ("portablerunner", "flinkrunner", "sparkrunner")
+
+
+def names_its_jobs(config: PipelineConfig) -> bool:
+    """Whether each Beam stage gets `--job_name=<pipeline>-<component>`: on BEAM=flink and on a job server runner
+    of the user's (a Flink or Spark cluster lists jobs by name), unless BEAM_ARGS name the job themselves."""
+    args = config.beam_pipeline_args()
+    if any(a == "--job_name" or a.startswith("--job_name=") for a in args):
+        return False
+    if config.beam == "flink" and not config.user_runner:
+        return True
+    runners = [a.split("=", 1)[1] for a in args if a.startswith("--runner=")]
+    return bool(runners) and runners[-1].lower().removesuffix("runner") + "runner" in JOB_SERVER_RUNNERS
+
+
 def create_pipeline(spec: DatasetSpec, config: PipelineConfig, *, data_root=None, with_local_metadata: bool = True,
                     pipeline_root: Optional[str] = None, serving_root: Optional[str] = None,
                     project_root: Optional[str] = None, pipeline_name: Optional[str] = None) -> Pipeline:
@@ -309,7 +324,7 @@ def create_pipeline(spec: DatasetSpec, config: PipelineConfig, *, data_root=None
     name for it when its rules differ from a Python package's (Kubeflow: no underscores)."""
     components = create_components(spec, config, data_root, serving_root, project_root)
     name = pipeline_name or spec.name
-    if config.beam == "flink" and not config.user_runner:
+    if names_its_jobs(config):
         for component in components:  # Flink lists each stage's job under its component's name
             if isinstance(component, BaseBeamComponent):
                 component.with_beam_pipeline_args([f"--job_name={flink_job_name(name, component.id)}"])

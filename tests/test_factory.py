@@ -61,6 +61,25 @@ def test_one_factory_builds_the_whole_chain_for_any_runner(tmp_path):
     assert kubeflow_style.metadata_connection_config is None
 
 
+def test_beam_stages_on_a_job_server_are_named_after_their_component(tmp_path):
+    """Flink's REST API lists jobs by name: on BEAM=flink and on a PortableRunner of the user's each Beam stage is
+    `<pipeline>-<component>`; the DirectRunner's and Dataflow's arguments stay as they are."""
+    def job_names(**settings):
+        pipeline = factory.create_pipeline(SPEC, config_lib.PipelineConfig(output_dir=tmp_path, **settings))
+        return {c.id: [a for a in c.executor_spec.beam_pipeline_args if a.startswith("--job_name")]
+                for c in pipeline.components if hasattr(c.executor_spec, "beam_pipeline_args")}
+
+    on_flink = job_names(beam="flink")
+    assert on_flink["Transform"] == ["--job_name=titanic-transform"]
+    assert on_flink["CsvExampleGen"] == ["--job_name=titanic-csvexamplegen"]
+    assert job_names(beam_args=("--runner=PortableRunner", "--job_endpoint=h:8099"))["Evaluator"] == [
+        "--job_name=titanic-evaluator"]
+    assert not any(job_names().values())
+    assert not any(job_names(beam_args=("--runner=DataflowRunner", "--project=p")).values())
+    assert set(map(tuple, job_names(beam="flink", beam_args=("--job_name=mine",)).values())) == {
+        ("--job_name=mine",)}
+
+
 def test_spans_add_the_drift_check_before_the_gate(tmp_path):
     (tmp_path / "titanic" / "span-1").mkdir(parents=True)
     cfg = config_lib.PipelineConfig(output_dir=tmp_path / "out", data_dir=tmp_path)

@@ -25,6 +25,7 @@ from tfx.types import artifact_utils, standard_artifacts, standard_component_spe
 from tfx.utils import proto_utils
 
 from download_trap import DownloadTrap
+from test_kubeflow_twin import backend, compile_package, fingerprint, s3  # noqa: F401 - s3: the module's store
 from pipelines import config as config_lib
 from pipelines.config import PROJECT_ROOT
 from pipelines.runners import engines, flink
@@ -387,3 +388,30 @@ def test_each_custom_example_gen_gives_the_same_examples_on_flink(kind, cluster,
     on_flink = run_example_gen(component, tmp_path / "flink", flink_args(cluster, f"test-{kind}"))
     assert in_memory["train"] and on_flink == in_memory
     assert any(j["name"] == f"test-{kind}" and j["state"] == "FINISHED" for j in cluster.jobs())
+
+
+@pytest.mark.slow
+def test_a_kubeflow_package_compiled_for_flink_runs_its_beam_tasks_on_the_cluster(s3, titanic_data, tmp_path):
+    """A package compiled with a Flink job endpoint and an EXTERNAL worker pool (what docs/kubeflow.md, step 8,
+    sets up beside each TaskManager) runs through the backend's twin on S3: every Beam task's stage is a Flink
+    job, FINISHED, and the model is blessed and pushed to the store."""
+    from pipelines.runners import kfp_twin
+    _engines_or_skip()
+    s3.upload(titanic_data, "s3://data/titanic-flink")
+    with flink.flink_services(tmp_path / "flink-logs", job_port=0, worker_pool_port=0) as run:
+        beam_args = ("--runner=PortableRunner", f"--job_endpoint=localhost:{run.job_port}",
+                     "--environment_type=EXTERNAL", f"--environment_config=localhost:{run.worker_pool_port}",
+                     "--parallelism=2", "--environment_cache_millis=10000")
+        package = compile_package("titanic", tmp_path / "package", s3,
+                                  cfg=config_lib.PipelineConfig(beam_args=beam_args))
+        parameters = {"data-root": "s3://data/titanic-flink", "serving-root": "s3://serving/titanic-flink",
+                      "data-fingerprint": fingerprint("s3://data/titanic-flink")}
+        result = backend(s3, tmp_path / "cluster").run(package, pipeline_root="s3://kfp/flink-root",
+                                                       parameters=parameters, run_id="on-flink")
+        jobs = run.jobs()
+    assert {t.state for t in result.tasks.values()} == {"COMPLETE"}, {n: t.state for n, t in result.tasks.items()}
+    assert result.metadata("Evaluator", "blessing")["blessed"] == 1
+    assert result.metadata("Pusher", "pushed_model")["pushed"] == 1
+    names = {j["name"] for j in jobs}
+    assert len(jobs) >= 4 and {j["state"] for j in jobs} == {"FINISHED"}, jobs
+    assert {"titanic-csvexamplegen", "titanic-statisticsgen", "titanic-transform", "titanic-evaluator"} <= names

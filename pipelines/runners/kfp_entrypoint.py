@@ -147,6 +147,17 @@ def prepare_filesystems(uris: List[str]) -> None:
         raise PreflightError(str(exc)) from None
 
 
+def s3_for_beam_workers(beam_args: List[str], uris: List[str]) -> List[str]:
+    """The Beam argument that registers s3:// with TensorFlow in Beam's SDK workers too: a Beam stage on Flink,
+    Spark or Dataflow runs its DoFns (tf.Transform's analyzers writing SavedModels, TFMA loading the model) in
+    worker processes that never import tensorflow_io themselves (tensorflow/tfx#3601); each worker imports its
+    --beam_plugins at start (apache_beam/runners/worker/sdk_worker_main.py, _import_beam_plugins)."""
+    if not any(u.startswith("s3://") for u in uris):
+        return []
+    plugins = [a.split("=", 1)[1] for a in beam_args if a.startswith("--beam_plugins=")]
+    return [] if "tensorflow_io" in plugins else ["--beam_plugins=tensorflow_io"]
+
+
 def check_executor(class_path: str) -> None:
     from tfx.utils import import_utils
 
@@ -243,6 +254,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     # no tfx_ephemeral sdist built per Beam task where the workers are this image (components/seams.py)
     seams.no_tfx_ephemeral_package(beam_args)
+    argv += s3_for_beam_workers(beam_args, output_uris(fixed) + input_uris(fixed))
 
     def run(parsed):
         try:
