@@ -155,8 +155,10 @@ class PipelineConfig:
             mode = ["--runner=PortableRunner", f"--job_endpoint=localhost:{self.beam_job_port}",
                     "--environment_type=EXTERNAL", f"--environment_config=localhost:{self.beam_worker_pool_port}",
                     f"--parallelism={self.flink_stage_parallelism}",
-                    # a job's SDK workers live on between its stages (pipelines/runners/flink.py, write_conf)
-                    "--environment_cache_millis=10000"]
+                    # a job's SDK workers live on between its stages (pipelines/runners/flink.py, write_conf).
+                    # 60 s, not 10: at 100x rows an environment idle for 10 s on one TaskManager was closed while
+                    # the Evaluator's job still needed it, and every restart got the closed one (docs/beam.md)
+                    "--environment_cache_millis=60000"]
         return mode + extra
 
     @property

@@ -66,7 +66,7 @@ def test_beam_modes_give_the_runner_arguments():
     flink = config.from_env({"BEAM": "flink", "BEAM_JOB_PORT": "9001", "FLINK_TASKMANAGERS": "3"})
     assert flink.beam_pipeline_args() == [
         "--runner=PortableRunner", "--job_endpoint=localhost:9001", "--environment_type=EXTERNAL",
-        "--environment_config=localhost:50000", "--parallelism=3", "--environment_cache_millis=10000"]
+        "--environment_config=localhost:50000", "--parallelism=3", "--environment_cache_millis=60000"]
     portable = config.from_env({"BEAM": "portable", "BEAM_JOB_PORT": "9001", "BEAM_ARGS": "--max_num_records=5"})
     assert portable.beam_pipeline_args() == [
         "--runner=PortableRunner", "--job_endpoint=localhost:9001", "--environment_type=EXTERNAL",

@@ -401,7 +401,7 @@ def test_a_kubeflow_package_compiled_for_flink_runs_its_beam_tasks_on_the_cluste
     with flink.flink_services(tmp_path / "flink-logs", job_port=0, worker_pool_port=0) as run:
         beam_args = ("--runner=PortableRunner", f"--job_endpoint=localhost:{run.job_port}",
                      "--environment_type=EXTERNAL", f"--environment_config=localhost:{run.worker_pool_port}",
-                     "--parallelism=2", "--environment_cache_millis=10000")
+                     "--parallelism=2", "--environment_cache_millis=60000")
         package = compile_package("titanic", tmp_path / "package", s3,
                                   cfg=config_lib.PipelineConfig(beam_args=beam_args))
         parameters = {"data-root": "s3://data/titanic-flink", "serving-root": "s3://serving/titanic-flink",
