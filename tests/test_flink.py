@@ -162,7 +162,9 @@ def test_titanic_example_gen_and_statistics_on_two_taskmanagers_equal_in_memory(
                                                        f"/taskmanagers")
             hosts |= {tm["taskmanager-id"] for tm in tms["taskmanagers"]}
     assert hosts == {"taskmanager-1", "taskmanager-2"}
-    assert "Starting worker" in (cluster.log_dir / "beam-worker-pool.log").read_text()  # Python SDK workers
+    pool_log = (cluster.log_dir / "beam-worker-pool.log").read_text()
+    assert "Starting worker" in pool_log  # Python SDK workers, each set up as sdk_worker_main would
+    assert "started with import pipelines.runners.sdk_worker_setup first" in pool_log
     assert trap.requests == []  # nothing downloaded: no Prism, no job server jar
 
 

@@ -88,8 +88,9 @@ def take_ports(wanted: Dict[str, int]) -> Dict[str, socket.socket]:
 
 
 def start_worker_pool(group: ServiceGroup, port: int, env: Dict[str, str], cwd: Path):
-    """Beam's external SDK worker pool on `port`, its workers started as `python` from env's PATH."""
-    pool = group.start("Beam's worker pool", [sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main",
+    """Beam's external SDK worker pool on `port`, its workers started as `python` from env's PATH, each set up as
+    sdk_worker_main would (pipelines/runners/sdk_worker_pool.py)."""
+    pool = group.start("Beam's worker pool", [sys.executable, "-m", "pipelines.runners.sdk_worker_pool",
                                                "--service_port", str(port)], env, cwd, "beam-worker-pool.log")
     pool.wait_listening(port)
     return pool
