@@ -119,7 +119,7 @@ def standalone_cluster(log_dir: Path, workers: int = 2, worker_memory: str = "2g
                                                     str(port), "--webui-port", str(ui_port)], env, work_dir,
                                  "spark-master.log")
             master.wait_until(lambda: master_state(ui_url, 1).get("status") == "ALIVE",
-                              f"answering on {ui_url}", timeout_s)
+                              f"answer on {ui_url}", timeout_s)
             services = []
             for i in range(1, workers + 1):
                 services.append(group.start(f"Spark's worker-{i}", [

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,8 @@ def trap():
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+    # urllib's default opener kept the proxies it read at its first urlopen (the REST calls above): drop it
+    urllib.request.install_opener(None)
     found.close()
 
 

@@ -183,7 +183,7 @@ def start_cluster(group: ServiceGroup, home: Path, work_dir: Path, taskmanagers:
     rest_url = f"http://localhost:{rest_port}"
     jobmanager = group.start("Flink's JobManager", [str(home / "bin" / "jobmanager.sh"), "start-foreground"], env,
                              work_dir, "jobmanager.log")
-    jobmanager.wait_until(lambda: bool(rest(rest_url, "/overview", 1)), f"answering on {rest_url}", timeout_s)
+    jobmanager.wait_until(lambda: bool(rest(rest_url, "/overview", 1)), f"answer on {rest_url}", timeout_s)
     services = []
     for i in range(1, taskmanagers + 1):
         name = f"taskmanager-{i}"
