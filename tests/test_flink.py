@@ -220,6 +220,19 @@ def test_a_changed_jar_is_refused_by_name(tmp_path):
         engines.verify_jars(folder, lock)
 
 
+def test_an_engine_folder_in_the_cache_is_complete_or_absent(tmp_path):
+    final = tmp_path / "cache" / "engine-1.0"
+    with pytest.raises(engines.EngineError, match="half"):
+        with engines._new_folder(final, "digest") as partial:
+            (partial / "a.jar").write_bytes(b"half")
+            raise engines.EngineError("half-way")
+    assert not final.exists() and list((tmp_path / "cache").iterdir()) == []
+    with engines._new_folder(final, "digest") as partial:
+        (partial / "a.jar").write_bytes(b"whole")
+    assert (final / "a.jar").read_bytes() == b"whole" and engines._verified(final, "digest")
+    assert not engines._verified(final, "other pins")
+
+
 def test_a_cluster_of_another_flink_version_is_refused_before_any_job(tmp_path):
     pins = engines.flink_pins()
     other = flink.FlinkCluster("http://cluster:8081", "1.20.1", 2, 4, started=False)

@@ -19,6 +19,7 @@ ENGINES_DIR moves the cache (default ~/.cache/eat-tf2-tfx/engines; Maven keeps i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -30,9 +31,9 @@ import tarfile
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, Iterator, Optional, Tuple
 
-from components.layout import PROJECT_ROOT
+from components.layout import PROJECT_ROOT, sha256_file
 
 PINS = PROJECT_ROOT / "engines"
 FLINK_PINS = PINS / "flink"
@@ -95,14 +96,6 @@ def _digest(*paths: Path) -> str:
     return digest.hexdigest()
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _verified(folder: Path, pins_digest: str) -> bool:
     marker = folder / MARKER
     return marker.is_file() and marker.read_text().strip() == pins_digest
@@ -159,17 +152,21 @@ def java(env: Optional[Dict[str, str]] = None) -> str:
 
 # ---- fetching ----
 
-def _partial(final: Path) -> Path:
+@contextlib.contextmanager
+def _new_folder(final: Path, pins_digest: str) -> Iterator[Path]:
+    """A folder beside `final` to fill; renamed to `final`, with the pins' marker, only when the block succeeds,
+    else removed: a cache folder is complete or absent."""
     final.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
-
-
-def _publish(partial: Path, final: Path, pins_digest: str) -> Path:
+    partial = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
+    try:
+        yield partial
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     (partial / MARKER).write_text(pins_digest + "\n")
     if final.exists():  # an unverified leftover (older pins, or an interrupted fetch before the marker)
         shutil.rmtree(final)
     partial.rename(final)
-    return final
 
 
 def _run(argv, what: str, log: Callable[[str], None], cwd: Optional[Path] = None) -> None:
@@ -188,8 +185,7 @@ def fetch_flink_home(cache: Path, log: Callable[[str], None] = print) -> Path:
     if _verified(final, digest):
         log(f"[engines] Flink {pins.flink_version}: {final} (verified earlier)")
         return final
-    partial = _partial(final)
-    try:
+    with _new_folder(final, digest) as partial:
         downloads = partial / ".downloads"
         log(f"[engines] Flink {pins.flink_version}: downloading from PyPI (about 235 MB, hashes pinned)")
         # --no-build-isolation: pip reads the sdist's metadata with this environment's setuptools instead of
@@ -224,10 +220,7 @@ def fetch_flink_home(cache: Path, log: Callable[[str], None] = print) -> Path:
                               f"lib/flink-dist-{pins.flink_version}.jar")
         shutil.rmtree(downloads)
         log(f"[engines] Flink {pins.flink_version}: {final}")
-        return _publish(partial, final, digest)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
+    return final
 
 
 def read_lock(lock: Path) -> Dict[str, str]:
@@ -271,8 +264,7 @@ def fetch_job_server(cache: Path, log: Callable[[str], None] = print) -> Path:
     if _verified(final, digest):
         log(f"[engines] Beam's Flink job server: {final} (verified earlier)")
         return final
-    partial = _partial(final)
-    try:
+    with _new_folder(final, digest) as partial:
         log(f"[engines] Beam's Flink job server ({pins.runner_artifact} {pins.beam_java_version}): its jars from "
             f"Maven Central (about 150 MB; Maven keeps them in ~/.m2), shaded into one")
         jars = _build_job_server(partial / "build", log)
@@ -287,10 +279,7 @@ def fetch_job_server(cache: Path, log: Callable[[str], None] = print) -> Path:
         shutil.rmtree(partial / "build")
         log(f"[engines] Beam's Flink job server: {final} (its {len(read_lock(_job_server_pins()[1]))} jars and the "
             f"{len(jars)} jars built from them verified)")
-        return _publish(partial, final, digest)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
+    return final
 
 
 def lock_job_server(log: Callable[[str], None] = print) -> Path:
