@@ -1,11 +1,12 @@
 """Beam's external SDK worker pool (apache_beam.runners.worker.worker_pool_main), each worker set up first.
 
 The pool starts every worker as `python -c "from apache_beam.runners.worker.sdk_worker import SdkHarness;
-SdkHarness(...).run()"` (worker_pool_main.py, StartWorker), not through sdk_worker_main, so a worker never gets
-what sdk_worker_main.main gives one: `FileSystems.set_options` (without options Beam's S3 file system refuses
-every s3:// path: "Must provide one of client or options", apache_beam/io/aws/s3io.py) and the imports named in
---beam_plugins (so TensorFlow in the worker has no s3:// file system: tensorflow/tfx#3601). This module runs the
-same pool with `import pipelines.runners.sdk_worker_setup` put before each worker's code; the pool's flags are
+SdkHarness(...).run()"` (Beam 2.74 apache_beam/runners/worker/worker_pool_main.py:127-143, StartWorker), not
+through sdk_worker_main, so a worker never gets what sdk_worker_main.main gives one: `FileSystems.set_options`
+(sdk_worker_main.py:125; without options Beam's S3 file system refuses every s3:// path: "Must provide one of
+client or options", apache_beam/io/aws/s3io.py:60) and the imports named in --beam_plugins
+(sdk_worker_main.py:172-173; so TensorFlow in the worker has no s3:// file system: tensorflow/tfx#3601).
+This module runs the same pool with `import pipelines.runners.sdk_worker_setup` put before each worker's code; the pool's flags are
 Beam's. Run it as the worker-pool sidecar of a TaskManager too (docs/kubeflow.md, step 8):
 
     python -m pipelines.runners.sdk_worker_pool --service_port=50000
