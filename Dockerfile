@@ -16,15 +16,24 @@ ENV TF_USE_LEGACY_KERAS=1 \
 # Dependencies first (their layer survives code edits): what setup.py declares for the runtime parts, pinned;
 # the `dev` extra (the test tools) stays out of the image.
 COPY constraints.txt setup.py pyproject.toml ./
-RUN mkdir pipelines components data serving && python -m pip install -c constraints.txt ".[serving,spark,s3]" \
-    && python -m pip uninstall -y eat-tf2-tfx && rmdir pipelines components data serving
+RUN mkdir core data modeling serving components orchestration pipelines metadata runners ops scaffold \
+    && python -m pip install -c constraints.txt ".[serving,spark,s3]" \
+    && python -m pip uninstall -y eat-tf2-tfx && rmdir core data modeling serving components orchestration pipelines metadata runners ops scaffold
 
-COPY components ./components
+# The rooms setup.py installs (docs/layout.md); testing/ (the test doubles) stays out
+COPY core ./core
 COPY data ./data
-COPY pipelines ./pipelines
+COPY modeling ./modeling
 COPY serving ./serving
+COPY components ./components
+COPY orchestration ./orchestration
+COPY pipelines ./pipelines
+COPY metadata ./metadata
+COPY runners ./runners
+COPY ops ./ops
+COPY scaffold ./scaffold
 RUN python -m pip install --no-deps -c constraints.txt -e . --config-settings editable_mode=compat \
-    && python -c "import tfx.v1, pipelines.factory, components.trainer, serving.server"
+    && python -c "import tfx.v1, orchestration.factory, modeling.trainer, serving.server"
 
 # Run as a user without privileges (clusters with the "restricted" Pod Security Standard refuse root pods). The
 # code and the installed packages stay root's, read-only to it; it writes only where a task must: its HOME, /tmp
@@ -33,7 +42,7 @@ RUN python -m pip install --no-deps -c constraints.txt -e . --config-settings ed
 # A numeric USER lets Kubernetes check runAsNonRoot without reading /etc/passwd.
 RUN useradd --uid 10001 --user-group --home-dir /home/app --create-home --shell /usr/sbin/nologin app \
     && mkdir -p /gcs /minio /s3 /oci && chown 10001:10001 /gcs /minio /s3 /oci \
-    && python -m compileall -q /app/components /app/data /app/pipelines /app/serving \
+    && python -m compileall -q /app/core /app/data /app/modeling /app/serving /app/components /app/orchestration /app/pipelines /app/metadata /app/runners /app/ops /app/scaffold \
     && chmod -R a-w,a+rX /app
 ENV HOME=/home/app
 USER 10001:10001

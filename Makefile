@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 1
 
-.PHONY: help run test test-fast test-full engines score new-pipeline bench bench-pipeline bench-vs-keras bench-serving bench-drift bench-kubeflow bench-scale forecast serve promote rollback deploy skew kubeflow retrain lineage verify-env data results lock venv clean
+.PHONY: help run test test-fast test-full lint format engines score new-pipeline bench bench-pipeline bench-vs-keras bench-serving bench-drift bench-kubeflow bench-scale forecast serve promote rollback deploy skew kubeflow retrain lineage verify-env data results lock venv clean
 
 .DEFAULT_GOAL := help
 help:
@@ -25,14 +25,15 @@ help:
 	@echo "Benchmarks:    make bench [ONLY=] | bench-pipeline | bench-vs-keras | bench-serving | bench-drift"
 	@echo "               make bench-kubeflow | bench-scale"
 	@echo "Environment:   make venv | verify-env | lock | clean | engines (BEAM=flink's, fetched and verified)"
+	@echo "Code:          make lint | format   (the rooms' layers and the style: docs/layout.md)"
 	@echo "Settings are environment variables (README, Configuration), e.g. make run PIPELINE=imdb EPOCHS=2"
 
 run: $(STAMP) $(if $(filter flink,$(BEAM)),engines)
-	$(PY) -m pipelines.runners.run $(PIPELINE)
+	$(PY) -m runners.run $(PIPELINE)
 
 # Three tiers (README, "Tests"): test-fast (no pipeline run, minutes), test (what CI runs: every guarantee end to
 # end), test-full (+ the slow variants: run it when a change touches setup.py, constraints.txt, the Dockerfile,
-# pipelines/runners/ or Beam code). PYTEST_ARGS: more pytest arguments, e.g. PYTEST_ARGS="-k serving -x"
+# runners/ or Beam code). PYTEST_ARGS: more pytest arguments, e.g. PYTEST_ARGS="-k serving -x"
 test-fast: $(STAMP)
 	TEST_TIER=fast $(PY) -m pytest tests -m "not pipeline and not slow" $(PYTEST_ARGS)
 
@@ -42,10 +43,20 @@ test: $(STAMP) engines
 test-full: $(STAMP) engines
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
+# The rooms' layers (import-linter) and the style (ruff), as make test-fast checks them (tests/test_rooms.py)
+lint: $(STAMP)
+	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix --select I,F401 .
+	$(VENV)/bin/ruff format .
+
 # The engines BEAM=flink starts (Flink from PyPI, Beam's Flink job server from Maven Central), pinned in engines/,
 # verified and cached outside the checkout (ENGINES_DIR, default ~/.cache/eat-tf2-tfx/engines); seconds once cached
 engines: $(STAMP)
-	$(PY) -m pipelines.runners.engines fetch
+	$(PY) -m runners.engines fetch
 
 # Every figure of the speed and quality targets, side by side on this machine (about 45 min); ONLY=titanic,...
 bench: $(STAMP)
@@ -62,7 +73,7 @@ new-pipeline: $(STAMP)
 	@if [ -z "$(NAME)" ] || [ -z "$(DATA)" ] || [ -z "$(LABEL)" ]; then \
 	  echo "usage: make new-pipeline NAME=<name> DATA=<folder> LABEL=<column> [TASK=binary|multiclass|regression]" >&2; \
 	  exit 2; fi
-	$(PY) -m pipelines.tools.new_pipeline "$(NAME)" "$(DATA)" "$(LABEL)" $(if $(TASK),--task $(TASK))
+	$(PY) -m scaffold.new_pipeline "$(NAME)" "$(DATA)" "$(LABEL)" $(if $(TASK),--task $(TASK))
 
 # Bulk scoring on Spark: a standalone cluster of SPARK_WORKERS (default 2) started for the command from the
 # pyspark wheel, or SPARK_MASTER=spark://host:port's; INPUT a CSV or Parquet table, OUTPUT a Parquet folder
@@ -73,7 +84,7 @@ score: $(STAMP)
 	$(PY) -m serving.spark_batch --model $(PIPELINE) --input "$(INPUT)" --output "$(OUTPUT)" $(if $(VERSION),--version $(VERSION))
 
 results: $(STAMP)
-	$(PY) -m pipelines.metadata.results $(PIPELINE)
+	$(PY) -m metadata.results $(PIPELINE)
 
 venv: $(STAMP)
 
@@ -125,23 +136,23 @@ serve: $(STAMP)
 	  $(if $(filter 1 true yes,$(BATCHING)),--enable_batching --batching_parameters_file serving/deploy/batching.config) \
 	  $(if $(LOG_REQUESTS),--log-requests $(LOG_REQUESTS)) $(SERVE_ARGS)
 
-# Labels (serving/promotion.py): LABEL=canary serves VERSION beside stable; LABEL=stable gives it the traffic;
+# Labels (core/promotion.py): LABEL=canary serves VERSION beside stable; LABEL=stable gives it the traffic;
 # rollback points stable at the version before. Each is recorded in the pipeline's ML Metadata.
 promote: $(STAMP)
 	@test -n "$(VERSION)" || { echo "usage: make promote PIPELINE=<name> VERSION=<version> LABEL=stable|canary"; exit 2; }
-	$(PY) -m pipelines.tools.promote promote $(PIPELINE) $(VERSION) $(or $(LABEL),stable)
+	$(PY) -m ops.promote promote $(PIPELINE) $(VERSION) $(or $(LABEL),stable)
 
 rollback: $(STAMP)
-	$(PY) -m pipelines.tools.promote rollback $(PIPELINE)
+	$(PY) -m ops.promote rollback $(PIPELINE)
 
 # outputs/deploy/: KServe and Kubernetes manifests for every pipeline in the registry (yours too), and an entry for
 # each in <serving root>/models.config, the one config file `make serve`, `make promote` and the manifests read
 deploy: $(STAMP)
-	$(PY) -m pipelines.tools.deploy
+	$(PY) -m ops.deploy
 
 # The logged traffic (LOG_REQUESTS, default outputs/request_logs) against the served model's training data
 skew: $(STAMP)
-	$(PY) -m pipelines.metadata.skew $(PIPELINE) $(if $(LOG_REQUESTS),--logs $(LOG_REQUESTS)) $(if $(VERSION),--version $(VERSION))
+	$(PY) -m metadata.skew $(PIPELINE) $(if $(LOG_REQUESTS),--logs $(LOG_REQUESTS)) $(if $(VERSION),--version $(VERSION))
 
 bench-serving: $(STAMP)
 	$(PY) bench/serving_bench.py --workers $(SERVING_WORKERS)
@@ -156,15 +167,15 @@ bench-kubeflow: $(STAMP)
 	$(PY) bench/kubeflow_bench.py $(if $(filter command line environment,$(origin PIPELINE)),$(PIPELINE))
 
 kubeflow: $(STAMP)
-	$(PY) -m pipelines.runners.kubeflow $(if $(filter command line environment,$(origin PIPELINE)),$(PIPELINE))
+	$(PY) -m runners.kubeflow $(if $(filter command line environment,$(origin PIPELINE)),$(PIPELINE))
 
 # A new batch of data goes in DATA_DIR/<dataset>/span-N/ (same files as the dataset has); the run ingests the
 # newest span, compares the new model with the last blessed one and pushes only a model that passes.
 retrain: $(STAMP)
-	$(PY) -m pipelines.runners.run $(PIPELINE) --retrain
+	$(PY) -m runners.run $(PIPELINE) --retrain
 
 lineage: $(STAMP)
-	$(PY) -m pipelines.metadata.lineage $(PIPELINE) $(if $(VERSION),--version $(VERSION))
+	$(PY) -m metadata.lineage $(PIPELINE) $(if $(VERSION),--version $(VERSION))
 
 verify-env: $(STAMP)
-	$(PY) -m pipelines.tools.verify_env
+	$(PY) -m ops.verify_env

@@ -1,7 +1,7 @@
 """The project's packages and what each part needs. `constraints.txt` pins every version (the Makefile and the
 Dockerfile install under it); this file only says *what* is needed, by part:
 
-    pip install -c constraints.txt .                    pipelines, components, data (TFX, Beam, reports)
+    pip install -c constraints.txt .                    the pipelines and their rooms (TFX, Beam, reports)
     pip install -c constraints.txt ".[serving]"         + the TF Serving-compatible server (make serve)
     pip install -c constraints.txt ".[spark]"           + bulk scoring with Spark
     pip install -c constraints.txt ".[s3]"              + s3:// roots (AWS S3, MinIO): TensorFlow and Beam
@@ -16,17 +16,21 @@ EXTRAS = {
     "spark": ["pyspark>=3.5,<3.6"],
     # TensorFlow 2.16 has no S3 file system of its own (tensorflow-io registers s3://); Beam's S3 needs boto3
     "s3": ["tensorflow-io", "apache-beam[aws]"],
-    # moto in server mode is the tests' S3 (what MinIO speaks); flask and flask-cors are its server's
-    "dev": ["pytest", "pytest-timeout", "moto[s3]", "flask", "flask-cors"],
+    # moto in server mode is the tests' S3 (what MinIO speaks); flask and flask-cors are its server's; ruff and
+    # import-linter: the style and the rooms' layers (pyproject.toml), checked by make test-fast
+    "dev": ["pytest", "pytest-timeout", "moto[s3]", "flask", "flask-cors", "ruff", "import-linter"],
 }
+
+ROOMS = ("core", "data", "modeling", "serving", "components", "orchestration", "pipelines", "metadata", "runners",
+         "ops", "scaffold")
 
 setup(
     name="eat-tf2-tfx",
     version="0.1.0",
     description="Production TFX pipelines for the datasets of 'eat_tensorflow2_in_30_days'",
     python_requires=">=3.9,<3.11",
-    packages=find_packages(include=["pipelines", "pipelines.*", "components", "components.*", "data", "serving",
-                                    "serving.*"]),
+    # every room but testing/ (the test doubles run from the checkout: docs/layout.md)
+    packages=find_packages(include=[f"{room}{sub}" for room in ROOMS for sub in ("", ".*")]),
     package_data={"data": ["manifests/*.tsv"], "pipelines": ["*/schema.pbtxt"]},
     install_requires=[
         "tfx[kfp]==1.16.0",

@@ -15,9 +15,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
-from pipelines import config as config_lib  # noqa: E402
-from pipelines import registry  # noqa: E402
-from pipelines.metadata import results  # noqa: E402
+from metadata import results
+from orchestration import config as config_lib
+from pipelines import registry
 
 
 def tree_rss(proc: psutil.Process) -> int:

@@ -21,13 +21,13 @@ from pathlib import Path
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import component_seconds  # noqa: E402
+from common import component_seconds
 
-from data.fetch import fetch  # noqa: E402
-from pipelines import config as config_lib  # noqa: E402
-from pipelines.factory import create_pipeline  # noqa: E402
-from pipelines.metadata import results  # noqa: E402
-from pipelines.titanic.spec import SPEC  # noqa: E402
+from data.fetch import fetch
+from metadata import results
+from orchestration import config as config_lib
+from orchestration.factory import create_pipeline
+from pipelines.titanic.spec import SPEC
 
 
 def write_span(root: Path, span: int, source: Path, reverse: bool) -> None:

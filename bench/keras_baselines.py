@@ -9,7 +9,7 @@ import time
 
 STARTED = time.monotonic()
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 
 
 def titanic(data_dir: str, epochs: int) -> dict:
@@ -96,8 +96,8 @@ def imdb(data_dir: str, epochs: int) -> dict:
     vectorize = tf.keras.layers.TextVectorization(max_tokens=10000, standardize=clean, split="whitespace",
                                                   output_mode="int", output_sequence_length=200)
     vectorize.adapt(train.map(lambda text, label: text))
-    train = train.map(lambda t, l: (vectorize(t), l)).prefetch(tf.data.AUTOTUNE)
-    test = test.map(lambda t, l: (vectorize(t), l)).prefetch(tf.data.AUTOTUNE)
+    train = train.map(lambda text, label: (vectorize(text), label)).prefetch(tf.data.AUTOTUNE)
+    test = test.map(lambda text, label: (vectorize(text), label)).prefetch(tf.data.AUTOTUNE)
     model = tf.keras.Sequential([
         tf.keras.layers.Embedding(10000, 7, input_length=200),
         tf.keras.layers.Conv1D(filters=16, kernel_size=5, activation="relu"),

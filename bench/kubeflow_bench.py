@@ -1,4 +1,4 @@
-"""Benchmark: a compiled Kubeflow package run as open-source KFP's backend runs it (pipelines/runners/kfp_twin.py,
+"""Benchmark: a compiled Kubeflow package run as open-source KFP's backend runs it (testing/kfp_twin.py,
 KFP 2.5 rules, every root on an object store), beside the same pipeline on TFX's LocalDagRunner with local folders,
 measured side by side in one run (this machine is noisy: compare the ratio).
 
@@ -24,12 +24,12 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-from pipelines import config as config_lib  # noqa: E402
-from pipelines import registry  # noqa: E402
-from pipelines.metadata import results  # noqa: E402
-from pipelines.runners import kfp_twin, object_store  # noqa: E402
-from pipelines.runners import kubeflow as kubeflow_runner  # noqa: E402
-from pipelines.tools import local_s3  # noqa: E402
+from metadata import results
+from orchestration import config as config_lib
+from pipelines import registry
+from runners import kubeflow as kubeflow_runner
+from runners import object_store
+from testing import kfp_twin, local_s3
 
 SECRET = "mlpipeline-minio-artifact"
 
@@ -37,8 +37,9 @@ SECRET = "mlpipeline-minio-artifact"
 def local_run(name: str, out: Path, data_root: Path) -> float:
     code = textwrap.dedent(f"""
         from tfx.orchestration.local.local_dag_runner import LocalDagRunner
-        from pipelines import config, registry
-        from pipelines.factory import create_pipeline
+        from orchestration import config
+        from pipelines import registry
+        from orchestration.factory import create_pipeline
         cfg = config.PipelineConfig(output_dir={str(out)!r}, data_root={str(data_root)!r})
         LocalDagRunner().run(create_pipeline(registry.get_spec({name!r}), cfg))
     """)
@@ -58,7 +59,7 @@ def import_floor() -> float:
 
 def fingerprint(root: str) -> tuple:
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "pipelines.runners.data_fingerprint", root], cwd=PROJECT_ROOT,
+    proc = subprocess.run([sys.executable, "-m", "runners.data_fingerprint", root], cwd=PROJECT_ROOT,
                           capture_output=True, text=True, check=True)
     return proc.stdout.strip(), time.monotonic() - started
 

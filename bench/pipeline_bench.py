@@ -20,9 +20,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-from pipelines import config as config_lib  # noqa: E402
-from pipelines import registry  # noqa: E402
-from pipelines.metadata import results  # noqa: E402
+from metadata import results
+from orchestration import config as config_lib
+from pipelines import registry
 
 
 def timed_run(runner: Path, env: dict) -> tuple:

@@ -14,12 +14,13 @@ from pathlib import Path
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import PROJECT_ROOT, book_script  # noqa: E402
-from data.fetch import fetch  # noqa: E402
-from pipelines import config as config_lib  # noqa: E402
-from pipelines import registry  # noqa: E402
-from pipelines.metadata import results  # noqa: E402
-from pipelines.factory import trainer_settings  # noqa: E402
+from common import PROJECT_ROOT, book_script
+
+from data.fetch import fetch
+from metadata import results
+from orchestration import config as config_lib
+from orchestration.factory import trainer_settings
+from pipelines import registry
 
 
 def main() -> int:

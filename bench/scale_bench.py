@@ -25,8 +25,9 @@ import numpy as np
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import component_seconds, run_once  # noqa: E402
-from pipelines import config as config_lib  # noqa: E402
+from common import component_seconds, run_once
+
+from orchestration import config as config_lib
 
 BEAM_STAGES = ("CsvExampleGen", "StatisticsGen", "Transform", "Evaluator")
 

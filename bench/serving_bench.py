@@ -63,7 +63,7 @@ def zeros_model(fn, path: Path) -> Path:
     """A SavedModel with `fn`'s raw inputs and output that computes nothing: zeros, one per row."""
     import tensorflow as tf
 
-    from components.layout import RAW_SIGNATURE
+    from core.layout import RAW_SIGNATURE
 
     specs = {k: tf.TensorSpec(v.shape, v.dtype, name=k) for k, v in fn.structured_input_signature[1].items()}
     first = sorted(specs)[0]
@@ -160,7 +160,7 @@ def logging_overhead(root: Path, workers: int, requests: int, rounds: int = 5) -
     """REST p50 at batch 1, concurrency 1, of a server logging every request (--log-requests, sample rate 1)
     beside one that does not, both running at once and measured in alternating rounds (the machine's noise
     hits both alike); and what the logging server wrote."""
-    from components.layout import RAW_SIGNATURE
+    from core.layout import RAW_SIGNATURE
     from serving import request_log
 
     body = json.dumps({"signature_name": RAW_SIGNATURE, "instances": [ROW]}).encode()
@@ -222,8 +222,8 @@ def batching_and_labels(root: Path, workers: int, requests: int, in_process_rps:
     """Batching's throughput in one server process (TF Serving's topology: every concurrent request reaches one
     scheduler) and in `workers` processes (make serve's), each beside the same server without batching; then
     label changes under load on the model config."""
-    from components.layout import RAW_SIGNATURE
-    from serving import promotion
+    from core import promotion
+    from core.layout import RAW_SIGNATURE
 
     body = json.dumps({"signature_name": RAW_SIGNATURE, "instances": [ROW]}).encode()
     one = batching_throughput(root, 1, requests, body)
@@ -291,8 +291,8 @@ def main() -> int:
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-    from components.layout import RAW_SIGNATURE, NoPushedModel, version_dir
-    from pipelines import config as config_lib
+    from core.layout import RAW_SIGNATURE, NoPushedModel, version_dir
+    from orchestration import config as config_lib
 
     cfg = config_lib.from_env()
     try:

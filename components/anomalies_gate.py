@@ -13,11 +13,12 @@ from typing import Dict, List, Tuple
 from absl import logging
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx.dsl.component.experimental.annotations import InputArtifact, Parameter
-from tfx.dsl.io import fileio
 from tfx.dsl.component.experimental.decorators import component
+from tfx.dsl.io import fileio
 from tfx.types import artifact_utils, standard_artifacts
 
-from components.data_errors import DataError
+from components import drift_check
+from core.data_errors import DataError
 
 SCHEMA_DIFF_FILE = "SchemaDiff.pb"
 
@@ -54,7 +55,6 @@ def describe(anomalies_by_split: Dict[str, anomalies_pb2.Anomalies]) -> List[str
 
 
 def drift_lines(drift_artifact) -> Tuple[List[str], dict]:
-    from components import drift_check
 
     result = drift_check.read_result(drift_artifact)
     return [d.describe() for d in result["features"] if d.flagged], result

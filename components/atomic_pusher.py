@@ -1,34 +1,6 @@
 """A Pusher whose serving directory never holds a partial model version where a model server would load it.
 
-TFX's Pusher copies the SavedModel straight into `<base>/<version>/` (saved_model.pb last), with the current Unix
-time as the version. Here:
-
-- On a local file system the copy goes to a hidden `<base>/.incoming-<version>-*` folder (TF Serving only loads
-  numeric folder names) and becomes `<base>/<version>` with one rename: no reader ever sees it partial.
-- On an object store (gs://, s3://, MinIO) there is no rename: a "folder" is a key prefix that exists as soon as
-  its first object does, and TF Serving lists versions by prefix (tensorflow_serving/sources/storage_path/
-  file_system_storage_path_source.cc, PollFileSystemForServable: GetChildren, first path component). The version's
-  files are copied with saved_model.pb last, so every reader that waits for saved_model.pb (this project's server
-  and ServedBaseline: components/layout.py; TF Serving's SavedModel loader, which fails without it) sees the version
-  only whole. TF Serving may try such a folder while it is being copied: the load fails, its
-  AvailabilityPreservingPolicy (model_servers/main.cc:25) keeps the previous version serving, and the load is
-  retried (max_num_load_retries 5, every 60 s: model_servers/server.h:68-69). README, "Kubeflow", says how to
-  avoid even the attempt (a model config that names versions).
-
-Versions are Unix timestamps as in TFX, bumped past the newest existing one so that two pushes in the same second,
-or a clock that went back, still give a new, larger version. A model identical to the newest version (a rerun
-re-evaluating the same model against itself as baseline) is not pushed a second time.
-
-Component
-    inputs      model (Model), model_blessing (ModelBlessing, optional), infra_blessing (optional)
-    outputs     pushed_model (PushedModel): custom properties pushed (0/1), pushed_destination, pushed_version
-    parameters  serving_root (str, may be a runtime parameter): where versions go; or push_destination
-                (PushDestination.filesystem.base_directory) as TFX's Pusher takes it
-                push_label (str, optional): "stable" or "canary" (serving/promotion.py): the pushed version
-                takes that label in `<serving root>/../models.config` where the file gives the model labels (or
-                gets them: a first canary); recorded as custom properties serving_label, serving_previous,
-                serving_labels. Local serving roots only: on an object store the labels are `make promote`'s.
-"""
+Design notes: docs/design-notes.md, components/atomic_pusher.py."""
 from __future__ import annotations
 
 import filecmp
@@ -51,7 +23,7 @@ from tfx.types import artifact_utils, standard_artifacts, standard_component_spe
 from tfx.types.component_spec import ExecutionParameter
 from tfx.utils import proto_utils
 
-from components import layout
+from core import layout, promotion
 
 SERVING_ROOT = "serving_root"
 PUSH_LABEL = "push_label"
@@ -182,7 +154,6 @@ class Executor(pusher_executor.Executor):
 
     @staticmethod
     def _label(base: str, version: int, label: str, model_push) -> None:
-        from serving import promotion
 
         root, name = os.path.dirname(os.path.abspath(base)), os.path.basename(os.path.abspath(base))
         labels = promotion.labels_of(root, name)

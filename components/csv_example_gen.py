@@ -24,7 +24,7 @@ from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
-from components.data_errors import DataError
+from core.data_errors import DataError
 
 BOM = b"\xef\xbb\xbf"
 _HEAD_BYTES = 1 << 16

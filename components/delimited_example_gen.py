@@ -23,8 +23,7 @@ from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
 
 from components import example_gen_config
-
-from components.data_errors import DataError
+from core.data_errors import DataError
 
 TYPES = ("int", "float", "string")
 

@@ -26,7 +26,7 @@ from tfx.dsl.components.common import resolver
 from tfx.dsl.io import fileio
 from tfx.types import artifact_utils, channel, standard_artifacts
 
-from components import drift
+from modeling import drift as drift_lib  # not `drift`: the component's output artifact has that name
 
 CURRENT, HISTORY, HISTORY_EXAMPLES = "current", "history", "history_examples"
 
@@ -95,13 +95,13 @@ def _span(examples) -> Optional[int]:
 
 
 def result_path(artifact) -> str:
-    return os.path.join(artifact.uri, drift.RESULT_FILE)
+    return os.path.join(artifact.uri, drift_lib.RESULT_FILE)
 
 
 def read_result(artifact) -> dict:
     """What DriftCheck wrote: {current_span, previous_span, split, compared, features: [FeatureDistance]}."""
     with fileio.open(result_path(artifact), "r") as f:
-        return drift.from_json(f.read())
+        return drift_lib.from_json(f.read())
 
 
 @component
@@ -124,7 +124,6 @@ def DriftCheck(
     outputs     drift (ExampleAnomalies: drift.json)
     parameters  thresholds, split
     """
-    from components import drift as drift_lib  # the module, under a name the output artifact does not shadow
 
     limits = json.loads(thresholds)
     context = {"current_span": _span(examples), "split": split, "statistics": statistics.uri}

@@ -31,7 +31,7 @@ from tfx.components.transform import executor as transform_executor
 from tfx.components.transform import labels
 from tfx.dsl.components.base import executor_spec
 
-from components import seams
+from core import seams
 
 # tfx_bsl's own cap for the tuned size (batch_util._BATCH_SIZE_CAP), i.e. what a fast machine settles on anyway:
 # the same throughput once warmed up, without the tuned run's first batches of 1, 2, 4, ...
@@ -82,7 +82,7 @@ class FixedBatchProcessor(transform_executor.TransformProcessor):
 class Executor(transform_executor.Executor):
     def Do(self, input_dict, output_dict, exec_properties) -> None:
         # TFX's Do builds `TransformProcessor()` from its module's global and offers no other way in: the seam puts
-        # ours there for this call, and fails loudly if TFX did not build it (components/seams.py)
+        # ours there for this call, and fails loudly if TFX did not build it (core/seams.py)
         processor = type(FixedBatchProcessor.__name__, (FixedBatchProcessor,),
                          {"local_temp": workers_on_this_machine(self._beam_pipeline_args)})
         with seams.transform_processor(processor):

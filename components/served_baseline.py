@@ -1,30 +1,6 @@
 """ServedBaseline: the Evaluator's baseline is the model being served, on every orchestrator.
 
-Why not TFX's `Resolver` with `LatestBlessedModelStrategy`: it compiles to a `resolver` executor (ML Metadata
-artifact queries) that only Vertex AI Pipelines implements. Open-source Kubeflow Pipelines' v2 backend runs only
-`container` and `importer` executors and rejects a package holding anything else (kubeflow/pipelines
-backend/src/v2/compiler/visitor.go: "non-container and non-importer executor not implemented").
-
-The meaning is kept: the AtomicPusher pushes only blessed models, each as a new, larger version, with one rename,
-so the newest complete version under the serving root is by construction the latest model that was blessed and
-pushed. This component reads it and copies it into its `model` output (`<uri>/Format-Serving/`, the layout TFX's
-Evaluator and Trainer read a Model artifact with), so the baseline is an ordinary artifact with its own lineage,
-and a rollback of the serving folder mid-run cannot pull it away from the Evaluator.
-
-Component
-    inputs      candidate (Model, optional): the model about to be judged. Not read; it keys the step in the
-                orchestrators' caches, so a new candidate always gets a fresh look at the serving root (KFP 2.4
-                keys a task on its inputs only: cacheutils/cache.go).
-    outputs     model (Model): the served SavedModel, or an empty folder when nothing is served yet (the first
-                run); custom property `served_version` ("" when empty). `holds_model()` tells the two apart.
-    parameters  serving_root (str): where the Pusher writes, `<root>/<version>/saved_model.pb`; a local path or
-                any URI TensorFlow's file system reads (gs://, s3://).
-                expected_version (str): the newest version when a local run was built. It is part of TFX's
-                cache key, so a local rerun reuses this step (and everything downstream) while the served
-                version is unchanged, and re-runs it once it changed; the executor always reads the serving
-                root itself. On Kubeflow it is "": the package gives this task the run's id as a parameter
-                instead (pipelines/runners/kubeflow.py), so KFP's cache never reuses it.
-"""
+Design notes: docs/design-notes.md, components/served_baseline.py."""
 from __future__ import annotations
 
 import os
@@ -38,8 +14,7 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import io_utils
 
-from components import layout
-from serving import promotion
+from core import layout, promotion
 
 SERVED_VERSION = "served_version"
 SERVING_FORMAT = "Format-Serving"  # tfx.utils.path_utils.serving_model_path's folder for a Model artifact
@@ -69,7 +44,7 @@ class Executor(base_executor.BaseExecutor):
            exec_properties: Dict[str, Any]) -> None:
         root = exec_properties["serving_root"]
         model = artifact_utils.get_single_instance(output_dict["model"])
-        # the `stable` version where the serving root's model config labels the model (serving/promotion.py: a
+        # the `stable` version where the serving root's model config labels the model (core/promotion.py: a
         # canary is judged against what takes the traffic, not against another canary); else the newest version,
         # on any file system TF reads
         version = (promotion.stable_version(root) if "://" not in str(root)

@@ -16,11 +16,11 @@ from __future__ import annotations
 import csv
 import io
 import os
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterator, Optional, Sequence
 
 import apache_beam as beam
-from absl import logging
 import tensorflow as tf
+from absl import logging
 from tfx.components.example_gen import component as example_gen_component
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
 from tfx.dsl.components.base import executor_spec
@@ -28,7 +28,7 @@ from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
 
 from components import example_gen_config
-from components.data_errors import DataError
+from core.data_errors import DataError
 
 TYPES = ("int", "float", "string")
 MISSING = ("", "na", "n/a", "nan", "null", "none")

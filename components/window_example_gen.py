@@ -27,8 +27,7 @@ from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
 from components import example_gen_config
-
-from components.data_errors import DataError
+from core.data_errors import DataError
 
 WINDOW_KEY, TARGET_KEY, DATE_KEY = "window", "target", "target_date"
 

@@ -22,8 +22,8 @@ import urllib.request
 from pathlib import Path
 from typing import Callable, Dict, Optional
 
-from components.layout import PROJECT_ROOT, sha256_file
-from data.datasets import Dataset, FileEntry, get
+from core.layout import PROJECT_ROOT, sha256_file
+from data.datasets import DATASETS, Dataset, FileEntry, get
 
 DEFAULT_DEST = PROJECT_ROOT / "data" / "raw"
 _CHUNK = 1 << 20
@@ -196,7 +196,6 @@ def main(argv=None) -> int:
     parser.add_argument("--dest", type=Path, default=None, help="destination root (default: $DATA_DIR or data/raw)")
     parser.add_argument("--mirror", type=Path, default=None, help="mirror folder (default: $DATASETS_MIRROR or ../shared/datasets)")
     args = parser.parse_args(argv)
-    from data.datasets import DATASETS
 
     names = sorted(DATASETS) if args.names == ["all"] else args.names
     try:

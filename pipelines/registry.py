@@ -3,22 +3,20 @@ whatever `make new-pipeline` drafted). Loaded lazily, so asking for one does not
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from pathlib import Path
 from typing import Tuple
 
-from pipelines.spec import DatasetSpec
+import pipelines
+from orchestration.spec import DatasetSpec
 
 BOOK = ("titanic", "cifar2", "imdb", "covid")  # first, in the book's order; others by name
-NOT_PIPELINES = ("metadata", "runners", "tools")  # the project's own packages under pipelines/
-_HERE = Path(__file__).resolve().parent
 
 
 def discover() -> Tuple[str, ...]:
     """Every package with a spec.py under pipelines/ and the PIPELINES_PATH folders (pipelines/__init__.py)."""
-    import pipelines
-
     found = sorted({p.name for root in map(Path, pipelines.__path__) if root.is_dir() for p in root.iterdir()
-                    if p.is_dir() and p.name.isidentifier() and p.name not in NOT_PIPELINES
+                    if p.is_dir() and p.name.isidentifier()
                     and (p / "spec.py").is_file() and (p / "__init__.py").is_file()})
     return tuple([n for n in BOOK if n in found] + [n for n in found if n not in BOOK])
 
@@ -35,8 +33,6 @@ def get_spec(name: str) -> DatasetSpec:
 
 
 def package_dir(name: str) -> Path:
-    import importlib.util
-
     get_spec(name)
     return Path(importlib.util.find_spec(f"pipelines.{name}").origin).parent
 

@@ -21,7 +21,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from serving.tf_serving_config import BatchingParameters
+from core.tf_serving_config import BatchingParameters
 
 
 class BatchRefused(RuntimeError):

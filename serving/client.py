@@ -12,11 +12,6 @@ Works against this project's server or a real TensorFlow Serving (both speak the
 """
 from __future__ import annotations
 
-if __name__ == "__main__":  # a command: only the project's own lines (components/quiet.py; VERBOSE=1 shows all)
-    from components import quiet
-
-    quiet.quiet_command()
-
 import argparse
 import base64
 import csv
@@ -27,8 +22,7 @@ import urllib.error
 import urllib.request
 from typing import Dict, List
 
-from components.layout import RAW_SIGNATURE
-
+from core.layout import RAW_SIGNATURE
 
 
 class ClientError(RuntimeError):

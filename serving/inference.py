@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Tuple
 import numpy as np
 import tensorflow as tf
 
-from components import layout, seams
+from core import layout, seams
 from serving import request_log
 from serving.metrics import METRICS
 

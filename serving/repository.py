@@ -1,31 +1,8 @@
 """The models a server serves, as TF Serving serves them: `<base path>/<numeric version>/saved_model.pb`.
 
-Which models: with a model config file (--model_config_file, serving/tf_serving_config.py), exactly the models it
-lists, each at its base_path with its version policy and labels, re-read while serving when the file changes
-(--model_config_file_poll_wait_seconds); without one, every model folder under the serving root with TF Serving's
-default policy, the newest version.
-
-Which versions: those the model's policy names (latest N, all, specific) among the version folders on disk, and
-only those; a request for any other version is NOT_FOUND, as TF Serving answers it. `refresh()` (a poller calls it)
-loads newly aspired versions first and then swaps the served set with one assignment, so a request that already
-holds a `LoadedModel` finishes on it, and a version is let go only once its successor serves (TF Serving's
-AvailabilityPreservingPolicy: model_servers/main.cc:25). A version folder that is not (yet) a loadable SavedModel is
-skipped with a logged reason (the next one down serves) and retried when its files change.
-
-Labels (version_labels): a label may point only at a version that is available when the config is applied
-(model_servers/server_core.cc:549-612, UpdateModelVersionLabelMap), unless --allow_version_labels_for_unavailable_
-models, which allows it for a new label or one whose version does not change; a config whose labels break the rule
-is refused as a whole and the previous labels stay. An unknown label is NOT_FOUND "Unrecognized servable version
-label: ..." (server_core.cc:891).
-
-Resolution is the one place REST and gRPC turn a request into a folder: a request names a served model or gets
-NotFound; a name is never joined onto a path. Discovered model and version folders must *really* lie inside the
-serving root: a symlink that leaves it is refused, and logged once. Messages and logs name models and versions,
-never the server's absolute paths.
-"""
+Design notes: docs/design-notes.md, serving/repository.py."""
 from __future__ import annotations
 
-import collections
 import dataclasses
 import logging
 import os
@@ -38,9 +15,8 @@ import tensorflow as tf
 from google.protobuf import json_format
 from tensorflow.core.protobuf import saved_model_pb2
 
-from components import layout
-from serving import tf_serving_config
-from serving.tf_serving_config import ModelConfig
+from core import layout, tf_serving_config
+from core.tf_serving_config import ModelConfig
 
 log = logging.getLogger("serving")
 MAX_NAME_BYTES = 255  # a file name; longer cannot be a model folder
@@ -57,7 +33,7 @@ def shown(name: str, limit: int = 80) -> str:
 
 
 def parse_version(text: str) -> int:
-    """A requested version as TF Serving accepts it (components/layout.py: ASCII digits of an int64)."""
+    """A requested version as TF Serving accepts it (core/layout.py: ASCII digits of an int64)."""
     version = layout.parse_version(text or "")
     if version is None or text.endswith("/"):
         raise ValueError(f"version {shown(text)!r} is not a number")

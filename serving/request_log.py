@@ -6,7 +6,7 @@
 Layout: DIR/<model>/requests-<UTC start>-<pid>-<n>.tfrecord, one tf.Example per example of a request, with the
 raw features as the model's raw signature took them (a NaN number or an empty string, which the signature reads
 as "missing", is logged as a missing value, as in the training data), or the request's own serialized
-tf.Examples for the tf.Example signatures. `make skew` reads them (pipelines/metadata/skew.py).
+tf.Examples for the tf.Example signatures. `make skew` reads them (metadata/skew.py).
 
 - Sampled: a request is logged whole or not at all, with probability --log-sample-rate.
 - Never in the request's way: the request thread only appends a reference to the arrays it already built to a
@@ -18,7 +18,7 @@ tf.Examples for the tf.Example signatures. `make skew` reads them (pipelines/met
   counted, never waited for).
 - Private: logged requests are personal data (for Titanic: a person's age, sex, fare, ticket). Folders are made
   0700 and files 0600 whatever the umask, and a log folder others can write is refused
-  (components/private_files.py).
+  (core/private_files.py).
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ from typing import Dict, Iterable, List, Optional
 
 import numpy as np
 
-from components import private_files
+from core import private_files
 
 LOG = logging.getLogger("serving.request_log")
 MAX_PENDING = 100_000

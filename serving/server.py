@@ -5,25 +5,7 @@
                              [--log-requests DIR [--log-sample-rate R] [--log-max-mb M] [--log-file-mb F]
                               [--log-rotate-seconds S]]            (or: make serve LOG_REQUESTS=DIR)
 
-Serves every model under the root, newest version by default, and picks up newly pushed versions while
-running. TF Serving's production flags, same names and file formats (serving/tf_serving_config.py; each also
-spelled with dashes):
-    --model_config_file F [--model_config_file_poll_wait_seconds S] [--allow_version_labels_for_unavailable_models]
-        the models F lists, with their version policies and labels, F re-read every S seconds (0: never)
-    --monitoring_config_file F      Prometheus text at the path F names (prometheus_config { enable: true })
-    --enable_batching [--batching_parameters_file F]    merge concurrent requests into one call
- Binds 127.0.0.1 unless --host says otherwise. Port 0 picks a free port; the chosen ports are printed
-as `REST listening on http://HOST:PORT` and `gRPC listening on HOST:PORT`.
-
---workers N runs N server processes on the same two ports (`make serve` uses one per core): Python's GIL lets
-one process run one request's Python at a time, so concurrent requests use more cores only in more processes.
-The REST socket is bound here and inherited; gRPC's is bound by each worker with SO_REUSEPORT (grpcio's default
-on Linux), after this process made sure no other program holds the port. Each worker loads the models and polls
-for new versions itself, so for up to --poll-seconds after a push, workers may answer with different versions.
-
---log-requests DIR logs the inputs of answered requests for `make skew` (serving/request_log.py: sampled,
-bounded, rotated, atomic TFRecord files of tf.Examples); each worker writes its own files.
-"""
+Design notes: docs/design-notes.md, serving/server.py."""
 from __future__ import annotations
 
 import argparse
@@ -40,8 +22,14 @@ from pathlib import Path
 
 import uvicorn
 
-from components.quiet import quiet_native_startup
-from components.layout import default_serving_dir
+from core import tf_serving_config
+from core import tf_serving_config as tfs
+from core.layout import default_serving_dir
+from core.private_files import NotPrivate, private_folder
+from core.quiet import quiet_native_startup
+from serving import request_log
+from serving.batching import BatchScheduler
+from serving.metrics import METRICS, model_state_gauge
 
 DEFAULT_REST_PORT = 8501
 DEFAULT_GRPC_PORT = 8500
@@ -201,7 +189,6 @@ def main(argv=None) -> int:
         if not getattr(args, name) > 0:
             parser.error(f"--{name.replace('_', '-')} {getattr(args, name)} must be positive")
     if args.log_requests:  # here, before any worker starts: one clear error instead of one per worker
-        from components.private_files import NotPrivate, private_folder
 
         try:
             private_folder(args.log_requests)
@@ -218,7 +205,6 @@ def main(argv=None) -> int:
 
 def _check_tf_serving_files(parser, args) -> None:
     """The files read once here, so that a bad one is one clear error before any worker starts."""
-    from serving import tf_serving_config as tfs
 
     try:
         if args.model_config_file is not None:
@@ -236,8 +222,10 @@ def _check_tf_serving_files(parser, args) -> None:
 
 def serve(args) -> int:
     """One server process: the repository, its poller, gRPC and REST."""
-    with quiet_native_startup():  # TensorFlow's start-up lines look like errors and are not (VERBOSE=1 shows them)
-        from serving import grpc_service, rest
+    # Only now, once arguments and files are checked: TensorFlow's start-up lines, which look like errors and are
+    # not, are held back (VERBOSE=1 shows them)
+    with quiet_native_startup():  # heavy: TensorFlow comes with these
+        from serving import grpc_service, inference, rest
         from serving.repository import Poller, Repository
 
     # with --workers N every worker loads every model: each line says which worker it is
@@ -246,8 +234,6 @@ def serve(args) -> int:
 
     log = None
     if args.log_requests:
-        from serving import request_log
-
         try:
             log = request_log.RequestLog(args.log_requests, args.log_sample_rate, int(args.log_max_mb * (1 << 20)),
                                          int(args.log_file_mb * (1 << 20)), args.log_rotate_seconds)
@@ -256,8 +242,6 @@ def serve(args) -> int:
         request_log.install(log)
         print(f"logging requests under {args.log_requests} (sample rate {args.log_sample_rate:g}, at most "
               f"{args.log_max_mb:g} MB per model)", flush=True)
-    from serving import inference, tf_serving_config
-    from serving.metrics import METRICS, model_state_gauge
 
     repository = Repository(args.serving_root, args.model_config_file,
                             args.allow_version_labels_for_unavailable_models)
@@ -287,7 +271,6 @@ def serve(args) -> int:
 
     batcher = None
     if args.batching is not None:
-        from serving.batching import BatchScheduler
 
         batcher = BatchScheduler(args.batching, on_batch=lambda key, size: METRICS.batch(key[0], key[2], size))
         inference.BATCHER = batcher

@@ -29,7 +29,8 @@ from typing import Dict, Iterator, Optional
 
 import numpy as np
 
-from components.layout import RAW_SIGNATURE, default_output_dir
+from core.layout import RAW_SIGNATURE, NoPushedModel, default_output_dir, default_serving_dir, version_dir
+from serving.spark_cluster import SparkClusterError, standalone_cluster
 
 
 class ScoringError(ValueError):
@@ -38,8 +39,9 @@ class ScoringError(ValueError):
 
 def signature_io(model_dir: str, signature: str):
     """({input: (dtype name, shape)}, {output: shape}) read from the SavedModel, without loading it."""
-    from serving.repository import read_signature_defs
-    import tensorflow as tf
+    import tensorflow as tf  # heavy: only here, on the driver, not in every Spark executor's import
+
+    from serving.repository import read_signature_defs  # heavy: TensorFlow too
 
     defs = read_signature_defs(Path(model_dir))
     if signature not in defs:
@@ -114,7 +116,6 @@ def score_frames(model_dir: str, signature: str, inputs: Dict, outputs: Dict, ba
 
 
 def latest_model_dir(model: str, version: str = None) -> str:
-    from components.layout import NoPushedModel, default_serving_dir, version_dir
 
     try:
         return version_dir(default_serving_dir() / model, version)
@@ -236,7 +237,6 @@ def where_to_score(master: Optional[str], log_dir: Path, env=None) -> Iterator[t
             _check_reachable(master)
         yield master, {}, f"Spark at {master}"
         return
-    from serving.spark_cluster import SparkClusterError, standalone_cluster
 
     workers = _positive_int(env, "SPARK_WORKERS", 2)
     try:

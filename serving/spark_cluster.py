@@ -4,7 +4,7 @@ The wheel ships Spark's jars and bin/spark-class but not sbin/'s start scripts, 
 started as those scripts would start them: `spark-class org.apache.spark.deploy.master.Master` and, for each of
 SPARK_WORKERS (default 2), `spark-class org.apache.spark.deploy.worker.Worker spark://...`, each its own JVM in
 its own process group, on loopback, on free ports, stopped when the block ends, fails or is interrupted
-(components/processes.py). Each worker offers 1 core and SPARK_WORKER_MEMORY (default 2g); the job asks for
+(core/processes.py). Each worker offers 1 core and SPARK_WORKER_MEMORY (default 2g); the job asks for
 one 1-core executor per worker, so its tasks run in as many executor JVMs, each with its own Python workers.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ import urllib.request
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional
 
-from components.processes import Service, ServiceError, ServiceGroup, free_port
+from core.processes import Service, ServiceError, ServiceGroup, free_port
 
 MASTER_MAIN = "org.apache.spark.deploy.master.Master"
 WORKER_MAIN = "org.apache.spark.deploy.worker.Worker"

@@ -222,7 +222,7 @@ def _run_pipeline(spec, cfg, **kwargs):
     """One LocalDagRunner run of the factory's pipeline (kwargs: create_pipeline's, e.g. data_root); returns cfg."""
     from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 
-    from pipelines.factory import create_pipeline
+    from orchestration.factory import create_pipeline
 
     LocalDagRunner().run(create_pipeline(spec, cfg, **kwargs))
     return cfg
@@ -230,8 +230,8 @@ def _run_pipeline(spec, cfg, **kwargs):
 
 def _node_states(spec, cfg):
     """{node id: [state of each execution, oldest first]} for every node of the spec's pipeline, from ML Metadata."""
-    from pipelines.factory import create_pipeline
-    from pipelines.metadata import results
+    from metadata import results
+    from orchestration.factory import create_pipeline
 
     store = results.open_store(cfg.metadata_path(spec.name))
     return {c.id: [results.execution_state(e) for e in results.node_executions(store, spec.name, c.id)]
@@ -270,7 +270,7 @@ def run_fn_code():
         return textwrap.dedent(preamble) + textwrap.dedent(f"""
             from tfx.components.trainer import fn_args_utils
             from tfx.types import standard_artifacts
-            from components import trainer
+            from modeling import trainer
             examples = standard_artifacts.Examples()
             examples.uri = {transform_outputs["transformed_examples"][0].uri!r}
             examples.split_names = '["train", "eval"]'

@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
-from pipelines.config import PROJECT_ROOT
+from orchestration.config import PROJECT_ROOT
 
 
 def save_linear(path: Path, bias: float) -> Path:
@@ -32,7 +32,7 @@ def save_typed(path: Path) -> Path:
     """A model whose one signature declares its inputs out of name order and of four dtypes, so a tensor given
     to the wrong input shows in the answer: out = 100*zeta + 10*alpha + len(mid) + flag. Plus a `classify`
     signature (method tensorflow/serving/classify) over tf.Examples with a float feature "x"."""
-    from components.signatures import CLASSIFY_METHOD, set_method_names
+    from modeling.signatures import CLASSIFY_METHOD, set_method_names
 
     class Typed(tf.Module):
         @tf.function(input_signature=[tf.TensorSpec([None], tf.int64, name="zeta"),

@@ -1,5 +1,5 @@
 """The pipeline runs the suite shares: one per dataset and session, each started as `make run` starts it (the CLI
-runner, `python -m pipelines.runners.run <name>`, in a fresh process), at most two at a time, in the background
+runner, `python -m runners.run <name>`, in a fresh process), at most two at a time, in the background
 while the tests that need none of them go on.
 
 A test that needs a run asks for its fixture (`titanic_run`, `covid_run`, `cifar2_run`, `imdb_run`); the session
@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
-from pipelines import config as config_lib
-from pipelines.config import PROJECT_ROOT
+from orchestration import config as config_lib
+from orchestration.config import PROJECT_ROOT
 
 # One slot per core: each run is one busy Python process (Beam in memory, TF on both cores in short bursts).
 SLOTS = 2
@@ -67,7 +67,7 @@ class SharedRun:
         env.pop("VERBOSE", None)
         self.started = time.monotonic()
         with open(self.log, "w") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "pipelines.runners.run", self.name], cwd=PROJECT_ROOT,
+            self.proc = subprocess.Popen([sys.executable, "-m", "runners.run", self.name], cwd=PROJECT_ROOT,
                                          env=env, stdout=log, stderr=subprocess.STDOUT)
 
     def finish(self, deadline_s: float) -> None:

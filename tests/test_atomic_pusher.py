@@ -3,7 +3,7 @@ import os
 import pytest
 
 from components.atomic_pusher import push_atomically
-from components.layout import version_numbers
+from core.layout import version_numbers
 
 
 def saved_model_dir(tmp_path):

@@ -18,9 +18,9 @@ from tfx.dsl.components.base import base_beam_executor
 from tfx.types import standard_artifacts, standard_component_specs
 from tfx.utils import proto_utils
 
-from pipelines import config as config_lib
-from pipelines.config import PROJECT_ROOT
-from pipelines.runners import beam
+from orchestration import config as config_lib
+from orchestration.config import PROJECT_ROOT
+from runners import beam
 
 # Every test here is the longer tier's: the portable topology is checked when a change touches runners or Beam.
 pytestmark = pytest.mark.slow
@@ -145,8 +145,8 @@ def test_the_evaluator_on_sdk_workers_gives_exactly_the_default_runs_metrics(tit
     import tensorflow_model_analysis as tfma
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from pipelines.factory import eval_config
-    from pipelines.metadata import results
+    from metadata import results
+    from orchestration.factory import eval_config
     from pipelines.titanic.spec import SPEC
 
     store = results.open_store(titanic_run.metadata_path("titanic"))
@@ -179,7 +179,7 @@ def test_titanic_end_to_end_on_two_sdk_workers(titanic_run, titanic_data, tmp_pa
     the bundles fell, so the Trainer meets the examples in another order than after an in-memory run (or a
     previous portable one) and the seeded model differs a little: overall AUC within 0.02 and KS within 0.05
     (slices of 38 to 121 examples move more, by construction of KS). The test above is the exact one."""
-    from pipelines.metadata import results
+    from metadata import results
 
     env = dict(os.environ, OUTPUT_DIR=str(tmp_path / "out"), DATA_ROOT=str(titanic_data), BEAM="portable",
                BEAM_WORKERS="2", BEAM_JOB_PORT="0", BEAM_WORKER_POOL_PORT="0")

@@ -6,10 +6,9 @@ import textwrap
 import pytest
 from tfx import v1 as tfx
 
-from pipelines import config as config_lib
-from pipelines.metadata import results
+from metadata import results
+from orchestration.factory import create_pipeline
 from pipelines.cifar2.spec import SPEC
-from pipelines.factory import create_pipeline
 
 PER_CLASS = 30  # tests/conftest.py CIFAR2_PER_CLASS
 
@@ -66,7 +65,7 @@ def test_corrupt_jpeg_stops_the_run_naming_the_file(cfg, subset, tmp_path, fork)
 
 
 def test_report_shows_example_images(cfg):
-    from pipelines.metadata import report
+    from metadata import report
 
     page = report.write_report("cifar2", cfg).read_text()
     examples = page.split('<section id="examples">')[1].split("</section>")[0]

@@ -1,7 +1,7 @@
 
 import pytest
 
-from pipelines import config
+from orchestration import config
 
 
 def test_defaults_live_inside_the_checkout():
@@ -48,8 +48,8 @@ def test_bad_values_name_the_variable(env, message):
 
 
 def test_seed_defaults_per_dataset_and_env_wins():
+    from orchestration.factory import trainer_settings
     from pipelines.covid.spec import SPEC as COVID
-    from pipelines.factory import trainer_settings
     from pipelines.titanic.spec import SPEC as TITANIC
 
     assert trainer_settings(TITANIC, config.from_env({}))["seed"] == 42
@@ -58,7 +58,7 @@ def test_seed_defaults_per_dataset_and_env_wins():
 
 
 def test_beam_modes_give_the_runner_arguments():
-    # the DirectRunner's modes keep it from trying Prism, which downloads a binary (components/seams.py)
+    # the DirectRunner's modes keep it from trying Prism, which downloads a binary (core/seams.py)
     assert config.from_env({}).beam_pipeline_args() == [
         "--direct_running_mode=in_memory", "--direct_num_workers=1", "--allow_unsafe_triggers"]
     assert config.from_env({"BEAM": "multiprocess", "BEAM_WORKERS": "3"}).beam_pipeline_args() == [

@@ -7,12 +7,10 @@ import sys
 import pytest
 from tfx import v1 as tfx
 
-from pipelines import config as config_lib
-from pipelines.metadata import results
-from pipelines.config import PROJECT_ROOT
+from metadata import results
+from orchestration.config import PROJECT_ROOT
+from orchestration.factory import create_pipeline
 from pipelines.covid.spec import SPEC
-from pipelines.factory import create_pipeline
-
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +65,7 @@ def test_forecast_without_a_model_says_what_to_do(tmp_path):
 
 
 def test_report_has_the_forecast_plot(cfg):
-    from pipelines.metadata import report
+    from metadata import report
 
     page = report.write_report("covid", cfg).read_text()
     forecast = page.split('<section id="forecast">')[1].split("</section>")[0]

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import yaml
 
-from pipelines.metadata import results
-from pipelines.config import PROJECT_ROOT
+from metadata import results
+from orchestration.config import PROJECT_ROOT
 from pipelines.registry import PIPELINES
 from serving.server import DEFAULT_GRPC_PORT, DEFAULT_REST_PORT
 
@@ -20,8 +20,8 @@ def config_models(text: str):
 
 
 def test_deploy_files_are_the_rendering_of_the_registry():
+    from ops import deploy as deploy_render
     from pipelines.registry import BOOK
-    from pipelines.tools import deploy as deploy_render
 
     assert (DEPLOY / "kserve.yaml").read_text() == deploy_render.kserve_yaml(BOOK)
     assert (DEPLOY / "models.config").read_text() == deploy_render.model_config_text(BOOK)
@@ -31,8 +31,8 @@ def test_deploy_files_are_the_rendering_of_the_registry():
 def test_make_deploy_covers_a_pipeline_of_your_own(tmp_path):
     """A new pipeline (PIPELINES_PATH) gets an InferenceService and an entry in the serving root's model config;
     the entries already there keep their labels."""
-    from pipelines.tools import deploy as deploy_render
-    from serving import tf_serving_config
+    from core import tf_serving_config
+    from ops import deploy as deploy_render
 
     serving_root = tmp_path / "serving"
     for name in ("titanic", "wine"):
@@ -65,7 +65,7 @@ def test_docker_command_mounts_the_serving_dir_and_uses_the_ports():
 
 
 def test_kubernetes_manifests_are_consistent():
-    from serving import tf_serving_config
+    from core import tf_serving_config
 
     docs = list(yaml.safe_load_all((DEPLOY / "kubernetes.yaml").read_text()))
     kinds = {d["kind"]: d for d in docs}
@@ -178,11 +178,10 @@ def test_a_standalone_spark_cluster_scores_value_for_value_as_local(titanic_run,
     """`make score`: a Spark standalone cluster (master + 2 workers from the pyspark wheel) started for the
     command; the same table as local[2], scored in executors on both workers; nothing left running after."""
     import subprocess
-    import sys
 
     import pandas as pd
 
-    from components.processes import group_alive
+    from core.processes import group_alive
     from serving import spark_batch
     from serving.spark_cluster import standalone_cluster
 
@@ -216,7 +215,7 @@ def test_a_standalone_spark_cluster_scores_value_for_value_as_local(titanic_run,
 
 
 def test_an_unreachable_spark_master_is_one_line(tmp_path):
-    from components.processes import free_port
+    from core.processes import free_port
     from serving import spark_batch
 
     port = free_port()

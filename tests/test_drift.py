@@ -16,9 +16,9 @@ import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from components import drift
-from pipelines import spec as spec_lib
-from pipelines.config import PROJECT_ROOT
+from modeling import drift
+from orchestration import spec as spec_lib
+from orchestration.config import PROJECT_ROOT
 from pipelines.titanic.spec import SPEC
 from serving import request_log
 
@@ -111,7 +111,7 @@ def test_thresholds_name_schema_features_and_fit_0_1(schema):
 
 
 def test_drift_setting_is_checked():
-    from pipelines import config as config_lib
+    from orchestration import config as config_lib
 
     assert config_lib.from_env({"DRIFT": "Block"}).drift == "block"
     with pytest.raises(config_lib.ConfigError, match="DRIFT='stop' is not one of warn, block, off"):

@@ -4,22 +4,27 @@ import shutil
 import pytest
 import tensorflow_model_analysis as tfma
 
-from pipelines import config as config_lib
-from pipelines import factory
+from orchestration import config as config_lib
+from orchestration import evaluation, factory
 from pipelines.titanic.spec import SPEC
 
 
 def test_code_edits_change_the_fingerprint_that_invalidates_the_cache(tmp_path, monkeypatch):
-    from pipelines import factory
-
     before = factory.code_fingerprint(SPEC)
     assert factory.code_fingerprint(SPEC) == before  # stable
-    fake_components = tmp_path / "components"
-    shutil.copytree(factory._COMPONENTS_DIR, fake_components)
-    monkeypatch.setattr(factory, "_COMPONENTS_DIR", fake_components)
+    copies = []
+    for room in factory._CODE_DIRS:  # the kernel, the model library, the components: what the steps run
+        shutil.copytree(room, tmp_path / room.name)
+        copies.append(tmp_path / room.name)
+    monkeypatch.setattr(factory, "_CODE_DIRS", tuple(copies))
     assert factory.code_fingerprint(SPEC) == before  # same bytes, same hash wherever they live
-    (fake_components / "feature_columns.py").write_text((fake_components / "feature_columns.py").read_text() + "\n# edit\n")
-    assert factory.code_fingerprint(SPEC) != before
+    for room, module in (("modeling", "feature_columns.py"), ("core", "layout.py"), ("components", "anomalies_gate.py")):
+        edited = tmp_path / room / module
+        original = edited.read_text()
+        edited.write_text(original + "\n# edit\n")
+        assert factory.code_fingerprint(SPEC) != before, f"an edit of {room}/{module} must change the fingerprint"
+        edited.write_text(original)
+    assert factory.code_fingerprint(SPEC) == before
     config = config_lib.PipelineConfig()
     components = {c.id: c for c in factory.create_components(SPEC, config)}
     assert components["Transform"].exec_properties["custom_config"]  # carried into the cache key
@@ -28,11 +33,11 @@ def test_code_edits_change_the_fingerprint_that_invalidates_the_cache(tmp_path, 
 
 def test_thresholds_gate_the_overall_slice_only():
     cfg = config_lib.PipelineConfig(min_auc=0.85, min_ks=0.5, max_auc_drop=0.02)
-    eval_config = factory.eval_config(SPEC, cfg)
+    eval_config = evaluation.eval_config(SPEC, cfg)
     assert [list(s.feature_keys) for s in eval_config.slicing_specs] == [[], ["Sex"], ["Pclass"]]
     metrics = {m.class_name: m for m in eval_config.metrics_specs[0].metrics}
     assert set(metrics) == {"ExampleCount", "BinaryAccuracy", "AUC", "KolmogorovSmirnov", "ConfusionMatrixPlot"}
-    assert metrics["KolmogorovSmirnov"].module == "components.ks_metric"
+    assert metrics["KolmogorovSmirnov"].module == "modeling.ks_metric"
     (auc,) = metrics["AUC"].per_slice_thresholds
     assert [list(s.feature_keys) for s in auc.slicing_specs] == [[]]
     assert auc.threshold.value_threshold.lower_bound.value == 0.85
@@ -43,7 +48,7 @@ def test_thresholds_gate_the_overall_slice_only():
 
 
 def test_no_drop_allowed_still_lets_an_identical_model_through():
-    eval_config = factory.eval_config(SPEC, config_lib.PipelineConfig(max_auc_drop=0.0))
+    eval_config = evaluation.eval_config(SPEC, config_lib.PipelineConfig(max_auc_drop=0.0))
     auc = next(m for m in eval_config.metrics_specs[0].metrics if m.class_name == "AUC")
     assert -1e-9 < auc.per_slice_thresholds[0].threshold.change_threshold.absolute.value < 0
 
@@ -97,7 +102,7 @@ def test_spans_add_the_drift_check_before_the_gate(tmp_path):
 def test_a_misspelt_trainer_option_is_refused_when_the_pipeline_is_built(tmp_path):
     import dataclasses
 
-    from components.training import TrainerSettings
+    from modeling.training import TrainerSettings
 
     typo = dataclasses.replace(SPEC, trainer_options={"early_stoping_patience": 2})
     with pytest.raises(ValueError, match=r"titanic spec's trainer_options: unknown trainer setting\(s\) "

@@ -7,7 +7,7 @@ import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
-from components import feature_columns as fc
+from modeling import feature_columns as fc
 
 AGE_BUCKETS = fc.Bucketized("age", boundaries=[18, 40])
 CLS = fc.CategoricalIdentity("cls", num_buckets=4)

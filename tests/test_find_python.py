@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.config import PROJECT_ROOT
+from orchestration.config import PROJECT_ROOT
 
 SCRIPT = PROJECT_ROOT / "scripts" / "find-python"
 

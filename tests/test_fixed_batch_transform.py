@@ -11,8 +11,6 @@ import itertools
 import random
 
 import pytest
-
-pytestmark = pytest.mark.slow  # the longer tier's: Transform twice under fake clocks (about 3 minutes)
 import tensorflow as tf
 from apache_beam.transforms import util as beam_util
 from google.protobuf import message
@@ -22,9 +20,11 @@ from tfx.types import artifact_utils
 from tfx.utils import proto_utils
 
 from components import fixed_batch_transform
-from pipelines.factory import create_pipeline
-from pipelines.metadata import results
+from metadata import results
+from orchestration.factory import create_pipeline
 from pipelines.titanic.spec import SPEC
+
+pytestmark = pytest.mark.slow  # the longer tier's: Transform twice under fake clocks (about 3 minutes)
 
 
 class FakeClock:

@@ -16,7 +16,6 @@ import sys
 import threading
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 import tensorflow as tf
@@ -25,12 +24,12 @@ from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
 from tfx.utils import proto_utils
 
+from core.processes import group_alive, listening
 from download_trap import DownloadTrap
+from orchestration import config as config_lib
+from orchestration.config import PROJECT_ROOT
+from runners import engines, flink
 from test_kubeflow_twin import backend, compile_package, fingerprint, s3  # noqa: F401 - s3: the module's store
-from pipelines import config as config_lib
-from pipelines.config import PROJECT_ROOT
-from pipelines.runners import engines, flink
-from components.processes import group_alive, listening
 
 
 def _engines_or_skip():
@@ -167,7 +166,7 @@ def test_titanic_example_gen_and_statistics_on_two_taskmanagers_equal_in_memory(
     assert hosts == {"taskmanager-1", "taskmanager-2"}
     pool_log = (cluster.log_dir / "beam-worker-pool.log").read_text()
     assert "Starting worker" in pool_log  # Python SDK workers, each set up as sdk_worker_main would
-    assert "started with import pipelines.runners.sdk_worker_setup first" in pool_log
+    assert "started with import runners.sdk_worker_setup first" in pool_log
     assert trap.requests == []  # nothing downloaded: no Prism, no job server jar
 
 
@@ -244,7 +243,7 @@ def test_a_cluster_of_another_flink_version_is_refused_before_any_job(tmp_path):
 
 
 def test_an_unreachable_flink_master_is_one_line_saying_what_to_set():
-    from components.processes import free_port
+    from core.processes import free_port
 
     port = free_port()
     with pytest.raises(flink.FlinkError) as err:
@@ -265,13 +264,13 @@ def test_workers_that_cannot_import_the_project_are_refused_before_a_jvm_starts(
 
 @pytest.mark.slow  # 50 s of TFX CLI start-up; flink.connect's own message is checked above in make test
 def test_make_run_with_an_unreachable_flink_master_stops_with_that_line_alone(titanic_data, tmp_path):
-    from components.processes import free_port
+    from core.processes import free_port
 
     _engines_or_skip()
     port = free_port()
     env = dict(os.environ, OUTPUT_DIR=str(tmp_path / "out"), DATA_ROOT=str(titanic_data), BEAM="flink",
                FLINK_MASTER=f"localhost:{port}")
-    proc = subprocess.run([sys.executable, "-m", "pipelines.runners.run", "titanic"], cwd=PROJECT_ROOT, env=env,
+    proc = subprocess.run([sys.executable, "-m", "runners.run", "titanic"], cwd=PROJECT_ROOT, env=env,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
     last = (proc.stdout + proc.stderr).strip().splitlines()[-1]
@@ -283,7 +282,7 @@ def test_make_run_with_an_unreachable_flink_master_stops_with_that_line_alone(ti
 
 # ------------------------------------------------------------------------------------------------ long tier
 def _run_titanic_on_flink(env, timeout_s=1500):
-    return subprocess.Popen([sys.executable, "-m", "pipelines.runners.run", "titanic"], cwd=PROJECT_ROOT, env=env,
+    return subprocess.Popen([sys.executable, "-m", "runners.run", "titanic"], cwd=PROJECT_ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -292,7 +291,7 @@ def test_titanic_end_to_end_on_flink(titanic_run, titanic_data, tmp_path):
     """`make run BEAM=flink`: blessed and pushed, AUC/KS within 0.01/0.05 of in_memory (shards fall in another
     order, so the seeded model meets examples in another order), every Beam stage a FINISHED Flink job, no
     download, nothing left running."""
-    from pipelines.metadata import results
+    from metadata import results
 
     _engines_or_skip()
     trap = DownloadTrap()
@@ -329,7 +328,7 @@ def test_a_taskmanager_killed_mid_stage_recovers_or_fails_naming_it_and_the_reru
     """The second TaskManager's JVM is killed while Transform's Flink job runs: Flink restarts the job on the
     slots left and the run is blessed, or the run stops with a line naming taskmanager-2. Either way no
     artifact of the killed stage is published half-written, and a rerun picks up from TFX's cache."""
-    from pipelines.metadata import results
+    from metadata import results
 
     _engines_or_skip()
     env = dict(os.environ, OUTPUT_DIR=str(tmp_path / "out"), DATA_ROOT=str(titanic_data), BEAM="flink",
@@ -409,11 +408,10 @@ def test_each_custom_example_gen_gives_the_same_examples_on_flink(kind, cluster,
 
 
 @pytest.mark.slow
-def test_a_kubeflow_package_compiled_for_flink_runs_its_beam_tasks_on_the_cluster(s3, titanic_data, tmp_path):
+def test_a_kubeflow_package_compiled_for_flink_runs_its_beam_tasks_on_the_cluster(s3, titanic_data, tmp_path):  # noqa: F811
     """A package compiled with a Flink job endpoint and an EXTERNAL worker pool (what docs/kubeflow.md, step 8,
     sets up beside each TaskManager) runs through the backend's twin on S3: every Beam task's stage is a Flink
     job, FINISHED, and the model is blessed and pushed to the store."""
-    from pipelines.runners import kfp_twin
     _engines_or_skip()
     s3.upload(titanic_data, "s3://data/titanic-flink")
     with flink.flink_services(tmp_path / "flink-logs", job_port=0, worker_pool_port=0) as run:

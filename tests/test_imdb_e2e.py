@@ -5,11 +5,9 @@ import textwrap
 import pytest
 from tfx import v1 as tfx
 
-from pipelines import config as config_lib
-from pipelines.metadata import results
-from pipelines.factory import create_pipeline
+from metadata import results
+from orchestration.factory import create_pipeline
 from pipelines.imdb.spec import SPEC
-
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +62,7 @@ def test_malformed_line_stops_the_run_naming_file_and_line(cfg, subset, tmp_path
 
 
 def test_report_shows_review_snippets(cfg, subset):
-    from pipelines.metadata import report
+    from metadata import report
 
     page = report.write_report("imdb", cfg).read_text()
     examples = page.split('<section id="examples">')[1].split("</section>")[0]

@@ -10,12 +10,12 @@ import pytest
 from tfx import v1 as tfx
 
 from components.csv_example_gen import BOM, CsvInputError, check_split
-from pipelines import config as config_lib
-from pipelines.metadata import results
-from pipelines.config import PROJECT_ROOT
-from pipelines.factory import create_pipeline
-from pipelines.runners.run import data_error
+from metadata import results
+from orchestration import config as config_lib
+from orchestration.config import PROJECT_ROOT
+from orchestration.factory import create_pipeline
 from pipelines.titanic.spec import SPEC
+from runners.run import data_error
 
 HEADER = b"PassengerId,Survived,Pclass,Name,Sex,Age,SibSp,Parch,Ticket,Fare,Cabin,Embarked\n"
 
@@ -78,7 +78,7 @@ def test_make_run_prints_the_data_error_last_and_alone_and_still_writes_a_report
     shutil.copy(titanic_data / "train.csv", span / "train.csv")
     (span / "test.csv").write_bytes((titanic_data / "test.csv").read_bytes().splitlines(keepends=True)[0])
     env = dict(os.environ, DATA_DIR=str(data), OUTPUT_DIR=str(tmp_path / "out"), DATASETS_MIRROR="")
-    proc = subprocess.run([sys.executable, "-m", "pipelines.runners.run", "titanic"], cwd=PROJECT_ROOT, env=env,
+    proc = subprocess.run([sys.executable, "-m", "runners.run", "titanic"], cwd=PROJECT_ROOT, env=env,
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     last = proc.stderr.strip().splitlines()
@@ -87,14 +87,14 @@ def test_make_run_prints_the_data_error_last_and_alone_and_still_writes_a_report
     reports = list((tmp_path / "out" / "titanic" / "reports").glob("*/report.html"))
     assert len(reports) == 1 and "No evaluation in this run" in reports[0].read_text()
     # again: the CLI already has this pipeline file and root, so `tfx pipeline update` is skipped; same error
-    again = subprocess.run([sys.executable, "-m", "pipelines.runners.run", "titanic"], cwd=PROJECT_ROOT, env=env,
+    again = subprocess.run([sys.executable, "-m", "runners.run", "titanic"], cwd=PROJECT_ROOT, env=env,
                            capture_output=True, text=True, timeout=900)
     assert "==> tfx pipeline update: skipped" in again.stdout and "tfx pipeline create" not in again.stdout
     assert again.returncode == 1 and again.stderr.strip().splitlines()[-1] == last[-1]
 
 
 def test_pipeline_update_is_skipped_only_for_the_same_file_and_root(tmp_path):
-    from pipelines.runners.run import registered_as
+    from runners.run import registered_as
 
     assert registered_as(tmp_path, "titanic") is None  # never created
     (tmp_path / "titanic").mkdir()

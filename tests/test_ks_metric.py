@@ -6,7 +6,7 @@ import tensorflow_model_analysis as tfma
 from sklearn.metrics import roc_curve
 from tensorflow_model_analysis.metrics import binary_confusion_matrices
 
-from components import ks_metric
+from modeling import ks_metric
 
 
 def independent_ks(labels, scores) -> float:
@@ -38,7 +38,7 @@ def test_tfma_ks_matches_sklearn(tmp_path, separation):
         model_specs=[tfma.ModelSpec(label_key="label", prediction_key="prediction")],
         slicing_specs=[tfma.SlicingSpec()],
         metrics_specs=[tfma.MetricsSpec(metrics=[
-            tfma.MetricConfig(class_name="KolmogorovSmirnov", module="components.ks_metric"),
+            tfma.MetricConfig(class_name="KolmogorovSmirnov", module="modeling.ks_metric"),
             tfma.MetricConfig(class_name="AUC"),
         ])],
     )

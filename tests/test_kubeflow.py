@@ -7,9 +7,9 @@ import re
 import pytest
 import yaml
 
+from orchestration.config import PROJECT_ROOT
 from pipelines import registry
-from pipelines.runners import kubeflow as kubeflow_runner
-from pipelines.config import PROJECT_ROOT
+from runners import kubeflow as kubeflow_runner
 
 SETTINGS = kubeflow_runner.KubeflowSettings(image="registry.example/eat-tf2-tfx:1.2.3", project_root="/app",
                                             env=(("AWS_ENDPOINT_URL", "http://minio-service.kubeflow:9000"),),
@@ -66,7 +66,7 @@ def test_roots_are_run_parameters_and_functions_dotted_paths(packages):
     assert tasks["ServedBaseline"]["inputs"]["parameters"]["kfp_run_id"] == {
         "runtimeValue": {"constant": "{{$.pipeline_job_uuid}}"}}
     assert "/app/pipelines/titanic/schema.pbtxt" in text  # the curated schema, where the image has it
-    assert "components.trainer.run_fn" in text and "pipelines.titanic.features.preprocessing_fn" in text
+    assert "modeling.trainer.run_fn" in text and "pipelines.titanic.features.preprocessing_fn" in text
     assert str(PROJECT_ROOT) not in text  # nothing of this checkout's paths leaks into the package
 
 
@@ -96,7 +96,7 @@ def test_make_kubeflow_prints_a_ready_submission_and_refuses_an_image_it_cannot_
 
     env = dict(os.environ, KFP_IMAGE="ghcr.io/team/eat-tf2-tfx:1.0", KFP_IMAGE_DIGEST="sha256:" + "a" * 64,
                KFP_PIPELINE_ROOT="s3://mlpipeline/v2/artifacts", KFP_DATA_ROOT="s3://data", KFP_SERVING_ROOT="s3://serving")
-    proc = subprocess.run([sys.executable, "-m", "pipelines.runners.kubeflow", "titanic", "--output-dir", str(tmp_path)],
+    proc = subprocess.run([sys.executable, "-m", "runners.kubeflow", "titanic", "--output-dir", str(tmp_path)],
                           cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert f"compiled titanic -> {tmp_path / 'titanic.yaml'} (image ghcr.io/team/eat-tf2-tfx:1.0@sha256:" in proc.stdout
@@ -148,8 +148,10 @@ def test_dockerfile_installs_what_make_installs():
     assert "-m pip install --no-deps -c constraints.txt -e ." in dockerfile and "pytest" not in dockerfile
     assert re.search(r"^FROM python:3\.10", dockerfile, re.M)  # the Python the constraints were resolved for
     assert "TF_USE_LEGACY_KERAS=1" in dockerfile
-    for folder in ("components", "data", "pipelines", "serving"):
+    rooms = re.search(r"^ROOMS = \(([^)]*)\)", (PROJECT_ROOT / "setup.py").read_text(), re.M).group(1)
+    for folder in re.findall(r'"(\w+)"', rooms):  # every room the package installs is in the image
         assert f"COPY {folder} ./{folder}" in dockerfile
+    assert "COPY testing" not in dockerfile  # the test doubles are not
 
 
 # ---- the package check: what open-source KFP would refuse or fail on ----
@@ -157,7 +159,7 @@ def test_dockerfile_installs_what_make_installs():
 @pytest.mark.parametrize("name", registry.PIPELINES)
 @pytest.mark.parametrize("kfp_version", ["2.4", "2.5"])
 def test_every_package_passes_the_open_source_kfp_check(packages, name, kfp_version):
-    from pipelines.runners import kfp_package_check
+    from runners import kfp_package_check
 
     docs = list(yaml.safe_load_all(packages[name].read_text()))
     spec = dict(docs[0], _platform=docs[1])
@@ -165,7 +167,7 @@ def test_every_package_passes_the_open_source_kfp_check(packages, name, kfp_vers
     executors = spec["deploymentSpec"]["executors"]
     assert {kind for e in executors.values() for kind in e if kind != "lifecycle"} == {"container"}
     assert {tuple(e["container"]["command"]) for e in executors.values()} == {
-        ("python", "-m", "pipelines.runners.kfp_entrypoint")}
+        ("python", "-m", "runners.kfp_entrypoint")}
 
 
 def _titanic_spec(packages):
@@ -173,7 +175,7 @@ def _titanic_spec(packages):
 
 
 def test_the_check_flags_an_executor_kind_kfp_does_not_implement(packages):
-    from pipelines.runners import kfp_package_check
+    from runners import kfp_package_check
 
     spec = _titanic_spec(packages)
     spec["deploymentSpec"]["executors"]["ServedBaseline_executor"] = {
@@ -183,7 +185,7 @@ def test_the_check_flags_an_executor_kind_kfp_does_not_implement(packages):
 
 
 def test_the_check_flags_placeholders_nothing_resolves(packages):
-    from pipelines.runners import kfp_package_check
+    from runners import kfp_package_check
 
     spec = _titanic_spec(packages)
     args = spec["deploymentSpec"]["executors"]["Trainer_executor"]["container"]["args"]
@@ -213,7 +215,7 @@ def test_a_package_naming_this_checkout_is_refused(tmp_path):
 
 
 def test_kfp_names_come_from_package_names():
-    from pipelines.runners import kubeflow as kubeflow_runner
+    from runners import kubeflow as kubeflow_runner
 
     assert kubeflow_runner.kfp_pipeline_name("wine_quality") == "wine-quality"
     assert kubeflow_runner.kfp_pipeline_name("titanic") == "titanic"

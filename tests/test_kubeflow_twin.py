@@ -1,4 +1,4 @@
-"""The compiled Kubeflow packages run as open-source KFP's v2 backend runs them (pipelines/runners/kfp_twin.py: what
+"""The compiled Kubeflow packages run as open-source KFP's v2 backend runs them (testing/kfp_twin.py: what
 the driver and the launcher send and do, KFP's cache, the ML Metadata round trip, 2.4 and 2.5 rules), with every
 root on a loopback S3 server (moto; what Kubeflow's MinIO speaks), credentials from a Kubernetes secret mapped by
 the package, the endpoint from the package's task environment."""
@@ -11,12 +11,12 @@ import textwrap
 
 import pytest
 
-from pipelines import config as config_lib
-from pipelines.config import PROJECT_ROOT
-from pipelines.metadata import results
-from pipelines.runners import kfp_twin, object_store
-from pipelines.runners import kubeflow as kubeflow_runner
-from pipelines.tools import local_s3
+from metadata import results
+from orchestration import config as config_lib
+from orchestration.config import PROJECT_ROOT
+from runners import kubeflow as kubeflow_runner
+from runners import object_store
+from testing import kfp_twin, local_s3
 
 pytestmark = pytest.mark.pipeline  # tasks of compiled packages run here
 SECRET = "mlpipeline-minio-artifact"
@@ -62,7 +62,7 @@ def backend(s3, tmp, **kwargs):
 # TensorFlow on s3:// (tensorflow-io) stays out of the test process: its shutdown can abort the interpreter
 # (kfp_entrypoint's docstring, 6.), which would turn a green session red. What needs it runs in a subprocess.
 def fingerprint(root):
-    proc = subprocess.run([sys.executable, "-m", "pipelines.runners.data_fingerprint", root], cwd=PROJECT_ROOT,
+    proc = subprocess.run([sys.executable, "-m", "runners.data_fingerprint", root], cwd=PROJECT_ROOT,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc.stdout.strip()
@@ -176,7 +176,7 @@ def test_changed_data_under_the_same_root_is_never_answered_from_the_cache(titan
                         parameters=parameters, targets=["CsvExampleGen"])
         message = str(info.value)
         assert f"data-fingerprint '{stale}' is not the fingerprint of 's3://data/titanic' now ('{fresh}')" in message
-        assert "python -m pipelines.runners.data_fingerprint s3://data/titanic" in message
+        assert "python -m runners.data_fingerprint s3://data/titanic" in message
     finally:  # the book's files back for the tests below, with their (new) fingerprint
         s3.upload(titanic_data, "s3://data/titanic")
         parameters["data-fingerprint"] = fingerprint("s3://data/titanic")
@@ -374,7 +374,7 @@ GOLDEN_SPEC = {"artifacts": {"examples": {"artifactType": {"instanceSchema": (
 
 def _entrypoint(executor_input, tmp_path, env):
     return subprocess.run(
-        [sys.executable, "-m", "pipelines.runners.kfp_entrypoint", "--executor_class_path",
+        [sys.executable, "-m", "runners.kfp_entrypoint", "--executor_class_path",
          "tfx.components.statistics_gen.executor.Executor", "--json_serialized_invocation_args",
          json.dumps(executor_input), "--json_serialized_inputs_spec_args", json.dumps(GOLDEN_SPEC),
          "--direct_running_mode=in_memory", "--direct_num_workers=1"],
@@ -440,10 +440,11 @@ def test_artifacts_are_read_through_tensorflows_file_systems(titanic, s3, run_py
     _, _, _, run = titanic
     proc = run_python(textwrap.dedent(f"""
         import json, os, sys
-        from pipelines.runners import object_store
+        from runners import object_store
         os.environ.update(object_store.s3_environment())
         import tensorflow_io
-        from components import anomalies_gate, drift
+        from components import anomalies_gate
+        from modeling import drift
         from tfx.types import standard_artifacts
         anomalies = standard_artifacts.ExampleAnomalies()
         anomalies.uri = {run.artifact("ExampleValidator", "anomalies")["uri"]!r}
@@ -489,7 +490,7 @@ def test_a_push_to_an_object_store_is_never_seen_partial_by_a_poller(s3, tmp_pat
     try:
         push = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
             import os, sys
-            from pipelines.runners import object_store
+            from runners import object_store
             os.environ.update(object_store.s3_environment())
             import tensorflow_io
             from components.atomic_pusher import push_atomically

@@ -2,7 +2,7 @@
 
 A real, tiny Transform output is made from a dozen fake raw rows (tf.Transform's own Beam analysis, in memory),
 then each dataset's `model.build_model` is built on it and fitted on one batch of the transformed rows, and
-`components/export.py` exports it; the export is called through its raw signature. The multi-minute e2e tests
+`modeling/export.py` exports it; the export is called through its raw signature. The multi-minute e2e tests
 check the same models inside the pipeline; these catch a broken model or feature change first.
 """
 import importlib
@@ -133,9 +133,9 @@ def _transformed_batch(tft_output, feature_spec, rows):
 
 
 def _settings(spec, **changes):
-    from components.training import TrainerSettings
-    from pipelines import config as config_lib
-    from pipelines.factory import trainer_settings
+    from modeling.training import TrainerSettings
+    from orchestration import config as config_lib
+    from orchestration.factory import trainer_settings
 
     return TrainerSettings.from_custom_config({**trainer_settings(spec, config_lib.PipelineConfig()), **changes})
 
@@ -145,7 +145,7 @@ def test_model_builds_and_fits_one_batch(name, tmp_path):
     import tensorflow as tf
     import tensorflow_transform as tft
 
-    from components.training import import_string
+    from modeling.training import import_string
 
     spec = registry.get_spec(name)
     feature_spec, rows, _ = _raw_rows(name, np.random.default_rng(0))
@@ -168,11 +168,12 @@ def test_model_builds_and_fits_one_batch(name, tmp_path):
 
 
 def test_training_runs_without_tfx_from_the_command_line(tmp_path, capsys):
-    """components.training: plain arguments, plain tf.data input, the same export and run record as the Trainer."""
+    """modeling.training: plain arguments, plain tf.data input, the same export and run record as the Trainer."""
     import tensorflow as tf
     import tensorflow_transform as tft
 
-    from components import layout, training
+    from core import layout
+    from modeling import training
 
     spec = registry.get_spec("titanic")
     rng = np.random.default_rng(0)
@@ -201,7 +202,7 @@ def test_training_runs_without_tfx_from_the_command_line(tmp_path, capsys):
 
 
 def test_bad_settings_on_the_command_line_are_named(capsys):
-    from components import training
+    from modeling import training
 
     assert training.main(["--transform-output", "t", "--examples", "e", "--out", "o",
                           "--settings", '{"model_builder": "m.f", "label_key": "y", "raw_feature_keys": [], "epoks": 2}']) == 2
@@ -215,7 +216,7 @@ def test_autograph_leaves_keras_own_code_alone():
     import tensorflow as tf
     from tensorflow.python.autograph.impl import conversion
 
-    from components.seams import autograph_rule_for_tf_keras as keep_autograph_out_of_tf_keras
+    from core.seams import autograph_rule_for_tf_keras as keep_autograph_out_of_tf_keras
 
     keep_autograph_out_of_tf_keras()
     keep_autograph_out_of_tf_keras()  # idempotent

@@ -8,11 +8,10 @@ import textwrap
 
 import pytest
 
-from pipelines.metadata import results
-from pipelines.config import PROJECT_ROOT
-from pipelines.factory import trainer_settings
+from metadata import results
+from orchestration.config import PROJECT_ROOT
+from orchestration.factory import trainer_settings
 from pipelines.titanic.spec import SPEC
-
 
 pytestmark = pytest.mark.slow  # the longer tier's: two TF processes training together
 

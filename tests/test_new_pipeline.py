@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 import pipelines
-from pipelines import config as config_lib
+from metadata import results
+from orchestration import config as config_lib
+from orchestration.config import PROJECT_ROOT
 from pipelines import registry
-from pipelines.config import PROJECT_ROOT
-from pipelines.metadata import results
-from pipelines.tools import new_pipeline
+from scaffold import new_pipeline
 
 
 def write_table(folder: Path, name: str, header, rows, delimiter=",", quote_all=False) -> Path:
@@ -155,7 +155,7 @@ def test_bad_input_is_one_clear_error(case, message, tmp_path, drafts):
         write_table(data, "b.csv", ["x", "y"], [[1, 0]])
     elif case == "missing_folder":
         data = tmp_path / "nowhere"
-    proc = subprocess.run([sys.executable, "-m", "pipelines.tools.new_pipeline", "t_bad", str(data), label,
+    proc = subprocess.run([sys.executable, "-m", "scaffold.new_pipeline", "t_bad", str(data), label,
                            "--into", str(drafts)], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith("error: ")
     assert message in proc.stderr, proc.stderr
@@ -185,7 +185,7 @@ def test_the_drafted_model_builds_and_fits_on_rows_from_its_schema(tmp_path, dra
 
 # ---------------------------------------------------------------------------------------------------- end to end
 def make_run(name, out, **env):
-    return subprocess.run([sys.executable, "-m", "pipelines.runners.run", name], cwd=PROJECT_ROOT,
+    return subprocess.run([sys.executable, "-m", "runners.run", name], cwd=PROJECT_ROOT,
                           env=dict(os.environ, OUTPUT_DIR=str(out), **env), capture_output=True, text=True,
                           timeout=1800)
 
@@ -237,10 +237,10 @@ def test_a_multiclass_pipeline_end_to_end(tmp_path, drafts, run_python):
     assert answer["classes"] == ["barbera", "barolo", "grignolino"]
     assert all(abs(sum(row) - 1) < 1e-4 for row in answer["scores"])
 
-    from pipelines.runners import kfp_package_check
-    from pipelines.runners import kubeflow as kubeflow_runner
-
     import yaml
+
+    from runners import kfp_package_check
+    from runners import kubeflow as kubeflow_runner
 
     package = kubeflow_runner.compile_pipeline("t_wine_e2e", tmp_path / "kfp", kubeflow_runner.KubeflowSettings(
         image="registry.example.com/eat-tf2-tfx:1", project_root="/app"))

@@ -1,5 +1,5 @@
 """No Beam stage downloads anything: Beam 2.74's DirectRunner first tries Prism, whose binary it fetches from
-GitHub for each pipeline; the project's Beam arguments keep it from trying (components/seams.py). The positive
+GitHub for each pipeline; the project's Beam arguments keep it from trying (core/seams.py). The positive
 control shows the trap catches the download when the flag is missing."""
 import subprocess
 import sys
@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from download_trap import DownloadTrap
-from pipelines import config as config_lib
+from orchestration import config as config_lib
 
 PIPELINE = """
 import sys

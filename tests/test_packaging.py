@@ -4,20 +4,21 @@ This is what the Kubeflow image does (the runtime parts, without the tests' `dev
 something setup.py does not declare, or a data file left out of the package, fails here rather than in a
 container. It is slow (a full TFX install, a few minutes from the package cache) and it is the only test of it.
 """
+import re
 import subprocess
 import sys
 
 import pytest
 
-from pipelines.config import PROJECT_ROOT
+from orchestration.config import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow  # the longer tier's: run it when setup.py, constraints.txt or the Dockerfile change
 
 IMPORT_ALL = r"""
-import importlib, pkgutil, sys
+import importlib, importlib.util, pkgutil, sys
 from pathlib import Path
 names = []
-for package in ("components", "data", "pipelines", "serving"):
+for package in ROOMS:
     module = importlib.import_module(package)
     names.append(package)
     names += [m.name for m in pkgutil.walk_packages(module.__path__, package + ".")]
@@ -31,6 +32,7 @@ import components
 print("FROM", Path(components.__file__).resolve().parent.parent)
 print("MODULES", len(names))
 print("FAILED", failed)
+print("TESTING", importlib.util.find_spec("testing") is not None)
 """
 
 
@@ -45,12 +47,14 @@ def test_a_fresh_venv_installs_the_runtime_parts_and_imports_every_module(tmp_pa
     assert install.returncode == 0, install.stderr[-3000:]
 
     # from outside the checkout, so every import comes from the installed package
-    proc = subprocess.run([str(python), "-c", IMPORT_ALL], cwd=tmp_path, capture_output=True, text=True,
+    rooms = re.search(r"^ROOMS = (\([^)]*\))", (PROJECT_ROOT / "setup.py").read_text(), re.M).group(1)
+    proc = subprocess.run([str(python), "-c", f"ROOMS = {rooms}\n" + IMPORT_ALL], cwd=tmp_path, capture_output=True, text=True,
                           timeout=600, env={"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = dict(line.split(" ", 1) for line in proc.stdout.splitlines() if line.split(" ", 1)[0] in
-               ("FROM", "MODULES", "FAILED"))
+               ("FROM", "MODULES", "FAILED", "TESTING"))
     assert out["FAILED"] == "{}", out["FAILED"]
+    assert out["TESTING"] == "False"  # the test doubles are not installed
     assert int(out["MODULES"]) >= 50
     installed = out["FROM"]
     assert "site-packages" in installed and str(PROJECT_ROOT) not in installed

@@ -1,4 +1,4 @@
-"""Promotion and rollback (serving/promotion.py, pipelines/tools/promote.py) on a real serving root, model config and ML Metadata store; the
+"""Promotion and rollback (core/promotion.py, ops/promote.py) on a real serving root, model config and ML Metadata store; the
 Pusher's PUSH_LABEL=canary; the Evaluator's baseline follows `stable`. No server and no pipeline run here
 (tests/test_serving_config.py promotes under load against a real server)."""
 import os
@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from components import atomic_pusher
-from pipelines import config as config_lib
-from pipelines.config import PROJECT_ROOT
-from pipelines.tools import promote
-from serving import promotion, tf_serving_config
+from core import promotion, tf_serving_config
+from metadata import promotions
+from ops import promote
+from orchestration import config as config_lib
+from orchestration.config import PROJECT_ROOT
 
 
 def fake_version(base: Path, version: int) -> None:
@@ -29,7 +30,7 @@ def world(tmp_path):
         fake_version(base, v)
     metadata = Path(cfg.metadata_path("titanic"))
     metadata.parent.mkdir(parents=True)
-    promote._writable_store(metadata)  # an empty store, as a first run leaves one (with its own records)
+    promotions._writable_store(metadata)  # an empty store, as a first run leaves one (with its own records)
     return cfg, base
 
 
@@ -54,11 +55,11 @@ def test_canary_promote_and_rollback_are_recorded_and_undone_in_order(world):
     assert done["labels"] == {"stable": 2} and labels(base) == {"stable": 2}
     with pytest.raises(promotion.PromotionError, match="no earlier stable version"):
         promote.rollback("titanic", cfg, server="none", say=said.append)
-    history = promote.history(cfg.metadata_path("titanic"), "titanic", "titanic")
+    history = promotions.history(cfg.metadata_path("titanic"), "titanic", "titanic")
     assert [(r["action"], r["label"], r["version"], r["previous"]) for r in history] == [
         ("promote", "stable", "2", ""), ("promote", "canary", "3", ""), ("promote", "stable", "3", "2"),
         ("rollback", "stable", "2", "3")]
-    assert "rollback stable  -> 2 (was 3)" in promote.describe("titanic", cfg)
+    assert "rollback stable  -> 2 (was 3)" in promotions.describe("titanic", cfg)
 
 
 def test_bad_promotions_are_refused_and_change_nothing(world):
@@ -138,13 +139,13 @@ def test_pusher_default_label_changes_nothing_without_labels(world):
 def test_make_promote_cli(world):
     cfg, base = world
     env = dict(os.environ, OUTPUT_DIR=str(cfg.output_dir), SERVING_URL="none")
-    run = subprocess.run([sys.executable, "-m", "pipelines.tools.promote", "promote", "titanic", "2", "canary"],
+    run = subprocess.run([sys.executable, "-m", "ops.promote", "promote", "titanic", "2", "canary"],
                          cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert "titanic: canary -> 2, stable -> 3" in run.stdout
-    run = subprocess.run([sys.executable, "-m", "pipelines.tools.promote", "promote", "titanic", "x", "canary"],
+    run = subprocess.run([sys.executable, "-m", "ops.promote", "promote", "titanic", "x", "canary"],
                          cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 2 and "VERSION 'x' is not a version number" in run.stderr
-    run = subprocess.run([sys.executable, "-m", "pipelines.tools.promote", "rollback", "titanic"],
+    run = subprocess.run([sys.executable, "-m", "ops.promote", "rollback", "titanic"],
                          cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 1 and run.stderr.startswith("error: titanic: no earlier stable version")

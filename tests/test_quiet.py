@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from components.quiet import STARTUP_NOISE
-from pipelines.config import PROJECT_ROOT
+from core.quiet import STARTUP_NOISE
+from orchestration.config import PROJECT_ROOT
 
 NOISE = STARTUP_NOISE + ("FutureWarning", "non-supported Python version")
 
@@ -28,9 +28,9 @@ def noise(proc):
 
 
 @pytest.mark.parametrize("args", [
-    ["pipelines.metadata.lineage", "titanic"],
-    ["pipelines.metadata.results", "titanic"],
-    ["pipelines.metadata.skew", "titanic", "--logs", "/nonexistent/logs"],
+    ["metadata.lineage", "titanic"],
+    ["metadata.results", "titanic"],
+    ["metadata.skew", "titanic", "--logs", "/nonexistent/logs"],
 ])
 def test_commands_on_a_run_print_no_start_up_noise(titanic_run, args):
     proc = command(args, titanic_run)
@@ -42,12 +42,12 @@ def test_the_client_and_the_fingerprint_print_no_start_up_noise(tmp_path):
     client = command(["serving.client", "titanic", "--features", "{}", "--port", "9"])
     assert client.returncode == 1 and "cannot reach" in client.stderr
     (tmp_path / "a.csv").write_text("x\n1\n")
-    fingerprint = command(["pipelines.runners.data_fingerprint", str(tmp_path)])
+    fingerprint = command(["runners.data_fingerprint", str(tmp_path)])
     assert fingerprint.returncode == 0 and fingerprint.stdout.strip().startswith("1-")
     assert noise(client) == [] and noise(fingerprint) == []
 
 
 def test_verbose_shows_everything(tmp_path):
     (tmp_path / "a.csv").write_text("x\n1\n")
-    proc = command(["pipelines.runners.data_fingerprint", str(tmp_path)], VERBOSE="1")
+    proc = command(["runners.data_fingerprint", str(tmp_path)], VERBOSE="1")
     assert proc.returncode == 0 and noise(proc)  # the notices are there: the filter is what hid them

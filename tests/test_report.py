@@ -5,9 +5,8 @@ import re
 
 import pytest
 
-from pipelines.metadata import report
-from pipelines.metadata import results
-from pipelines.metadata.progress import Progress
+from metadata import report, results
+from metadata.progress import Progress
 
 SECTIONS = ["data", "training", "evaluation", "curves", "examples", "lineage"]
 

@@ -13,11 +13,10 @@ from pathlib import Path
 import pytest
 from tfx import v1 as tfx
 
-from pipelines import config as config_lib
-from pipelines.metadata import lineage
-from pipelines.metadata import results
-from pipelines.factory import create_pipeline
-from pipelines.metadata.report import write_report
+from metadata import lineage, results
+from metadata.report import write_report
+from orchestration import config as config_lib
+from orchestration.factory import create_pipeline
 from pipelines.titanic.spec import SPEC
 
 
@@ -220,7 +219,7 @@ def test_spans_baseline_bad_batch_then_good_batch(tmp_path_factory, titanic_data
 
 
 def test_verify_env_reports_differences(tmp_path):
-    from pipelines.tools import verify_env
+    from ops import verify_env
 
     pins = verify_env.read_pins(config_lib.PROJECT_ROOT / "constraints.txt")
     assert pins["tfx"] == "1.16.0" and pins["kfp"] == "2.5.0" and pins["protobuf"] == "3.20.3"

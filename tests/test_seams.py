@@ -1,8 +1,8 @@
-"""Each seam on a library's internals (components/seams.py) checked in seconds, without a pipeline: what it relies
+"""Each seam on a library's internals (core/seams.py) checked in seconds, without a pipeline: what it relies
 on is still there and still used, and the check itself fails when it is not."""
 import pytest
 
-from components import seams
+from core import seams
 
 
 def test_the_seams_list_is_the_modules_table():
@@ -98,7 +98,7 @@ def test_transform_keeps_its_temporary_files_local_only_where_every_beam_worker_
     """tf.Transform's temporary SavedModels go to local disk on an object store only when Beam's workers share that
     disk: the DirectRunner (BEAM=in_memory, multiprocess), not the portable runner or a user's cluster runner."""
     from components.fixed_batch_transform import workers_on_this_machine
-    from pipelines.config import PipelineConfig
+    from orchestration.config import PipelineConfig
 
     assert workers_on_this_machine(PipelineConfig(beam="in_memory").beam_pipeline_args())
     assert workers_on_this_machine(PipelineConfig(beam="multiprocess").beam_pipeline_args())

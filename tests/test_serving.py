@@ -6,18 +6,22 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 
 import grpc
 import pytest
 import tensorflow as tf
-from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2, get_model_status_pb2, predict_pb2,
-                                     regression_pb2)
+from tensorflow_serving.apis import (
+    classification_pb2,
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    predict_pb2,
+    regression_pb2,
+)
 
 from components.atomic_pusher import push_atomically
+from metadata import results
+from orchestration.config import PROJECT_ROOT
 from serving_helpers import Server, grpc_stubs, http, save_linear, wait_until
-from pipelines.metadata import results
-from pipelines.config import PROJECT_ROOT
 
 TITANIC_ROW = {"Age": 22.0, "Fare": 7.25, "Pclass": 3, "SibSp": 1, "Parch": 0, "Sex": "male", "Embarked": "S",
                "Ticket": "A/5 21171", "Cabin": ""}

@@ -11,11 +11,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import tensorflow as tf
 from tensorflow_serving.apis import get_model_status_pb2, predict_pb2
 
-import tensorflow as tf
-
-from serving import promotion, tf_serving_config
+from core import promotion, tf_serving_config
 from serving_helpers import Server, grpc_stubs, http, save_linear, save_typed, wait_until
 
 
@@ -386,8 +385,8 @@ def test_grpc_tensor_of_another_dtype_is_invalid_argument(typed):
 def test_scheduler_merges_splits_and_isolates_a_bad_request():
     import numpy as np
 
+    from core.tf_serving_config import BatchingParameters
     from serving.batching import BatchRefused, BatchScheduler
-    from serving.tf_serving_config import BatchingParameters
 
     calls = []
 
@@ -430,7 +429,7 @@ def test_a_port_another_program_holds_is_refused_before_any_banner(tmp_path, fla
     import subprocess
     import sys
 
-    from pipelines.config import PROJECT_ROOT
+    from orchestration.config import PROJECT_ROOT
 
     root = linear_root(tmp_path, (1,))
     with socket.socket() as held:

@@ -17,7 +17,7 @@ import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorflow_serving.apis import get_model_status_pb2, predict_pb2
 
-from pipelines.metadata import results
+from metadata import results
 from serving_helpers import Server, grpc_stubs, http, save_linear, wait_until
 
 TITANIC_ROW = {"Age": 22.0, "Fare": 7.25, "Pclass": 3, "SibSp": 1, "Parch": 0, "Sex": "male", "Embarked": "S",

@@ -1,5 +1,5 @@
 """Training/serving skew end to end: the real server (two workers) logs what 8 concurrent clients send, and
-`python -m pipelines.metadata.skew` (what `make skew` runs) compares it with the served model's training data."""
+`python -m metadata.skew` (what `make skew` runs) compares it with the served model's training data."""
 import concurrent.futures
 import csv
 import json
@@ -13,8 +13,8 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 
-from pipelines.config import PROJECT_ROOT
-from pipelines.metadata import results
+from metadata import results
+from orchestration.config import PROJECT_ROOT
 from pipelines.titanic.spec import SPEC
 from serving import request_log
 from serving_helpers import Server, grpc_stubs, http
@@ -53,7 +53,7 @@ def send_concurrently(server, rows):
 
 
 def skew_cli(cfg, logs):
-    proc = subprocess.run([sys.executable, "-m", "pipelines.metadata.skew", "titanic", "--logs", str(logs),
+    proc = subprocess.run([sys.executable, "-m", "metadata.skew", "titanic", "--logs", str(logs),
                            "--fail-on-skew"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600,
                           env=dict(os.environ, OUTPUT_DIR=str(cfg.output_dir)))
     return proc.returncode, proc.stdout + proc.stderr

@@ -4,11 +4,10 @@ import textwrap
 import pytest
 
 
-
 def test_default_and_unknown():
     import tensorflow as tf
 
-    from components import strategies
+    from modeling import strategies
 
     assert strategies.get_strategy("default") is tf.distribute.get_strategy()
     assert strategies.describe(strategies.get_strategy("default"))["num_replicas"] == 1
@@ -17,14 +16,14 @@ def test_default_and_unknown():
 
 
 def test_tpu_without_hardware_is_a_clear_error():
-    from components import strategies
+    from modeling import strategies
 
     with pytest.raises(strategies.StrategyUnavailable, match="STRATEGY=tpu needs a TPU, and none was found"):
         strategies.get_strategy("tpu", tpu="")
 
 
 def test_bad_tf_config_is_named(monkeypatch):
-    from components import strategies
+    from modeling import strategies
 
     monkeypatch.setenv("TF_CONFIG", "{not json")
     with pytest.raises(strategies.StrategyUnavailable, match="TF_CONFIG is not valid JSON"):
@@ -37,7 +36,7 @@ def test_mirrored_runs_both_replicas_on_two_logical_cpus(run_python):
         import json, numpy as np, tensorflow as tf
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        from components import strategies
+        from modeling import strategies
         strategy = strategies.get_strategy("mirrored")
         with strategy.scope():
             model = tf.keras.Sequential([tf.keras.Input((4,)), tf.keras.layers.Dense(1, activation="sigmoid")])

@@ -6,18 +6,15 @@ trainings from scratch in fresh processes on the run's Transform output (the sam
 import csv
 import json
 import os
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from pipelines.metadata import results
-from pipelines.factory import trainer_settings
-from pipelines.titanic.spec import SPEC
-from pipelines.config import PROJECT_ROOT
-
 import shared_runs
+from metadata import results
+from orchestration.factory import trainer_settings
+from pipelines.titanic.spec import SPEC
 
 
 @pytest.fixture(scope="module")

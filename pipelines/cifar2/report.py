@@ -3,17 +3,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from core import html_report
 from pipelines.cifar2.features import IMAGE_KEY
-from pipelines.metadata import render
 
 
 def examples_html(examples, predicted, label_key: str) -> str:
     import tensorflow as tf
 
-    plt = render.pyplot()
+    plt = html_report.pyplot()
     fig, axes = plt.subplots(1, len(examples), figsize=(1.6 * len(examples), 2.2))
     for ax, example, p in zip(np.atleast_1d(axes), examples, predicted):
-        ax.imshow(tf.io.decode_image(render.feature_value(example, IMAGE_KEY), channels=3).numpy())
-        ax.set_title(f"label {render.feature_value(example, label_key)}\nP(auto) {float(p[0]):.2f}", fontsize=8)
+        ax.imshow(tf.io.decode_image(html_report.feature_value(example, IMAGE_KEY), channels=3).numpy())
+        ax.set_title(f"label {html_report.feature_value(example, label_key)}\nP(auto) {float(p[0]):.2f}", fontsize=8)
         ax.axis("off")
-    return render.png(fig)
+    return html_report.png(fig)

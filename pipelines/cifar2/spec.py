@@ -1,7 +1,7 @@
 """The cifar2 pipeline: `train/` and `test/` folders of JPEGs as the train and eval splits."""
 from components.image_example_gen import IMAGE_KEY, LABEL_KEY, ImageExampleGen
+from orchestration.spec import DatasetSpec
 from pipelines.cifar2 import features
-from pipelines.spec import DatasetSpec
 
 
 def make_example_gen(input_base: str, prefix: str = ""):

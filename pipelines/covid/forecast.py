@@ -9,11 +9,6 @@ under OUTPUT_DIR/covid/forecast/.
 """
 from __future__ import annotations
 
-if __name__ == "__main__":  # a command: only the project's own lines (components/quiet.py; VERBOSE=1 shows all)
-    from components import quiet
-
-    quiet.quiet_command()
-
 import argparse
 import csv
 import datetime as dt
@@ -24,9 +19,10 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from components.layout import RAW_SIGNATURE, NoPushedModel, version_dir
 from components.window_example_gen import daily_increments, read_series
-from pipelines import config as config_lib
+from core.layout import RAW_SIGNATURE, NoPushedModel, version_dir
+from data.fetch import fetch
+from orchestration import config as config_lib
 from pipelines.covid import features
 from pipelines.covid.spec import FILE_NAME, SPEC
 
@@ -115,7 +111,6 @@ def main(argv=None) -> int:
     try:
         cfg = config_lib.from_env()
         path = model_dir(cfg, args.version)
-        from data.fetch import fetch
 
         data_file = (Path(cfg.data_root) if cfg.data_root else fetch(SPEC.dataset, cfg.data_dir)) / FILE_NAME
         dates, daily = daily_increments(read_series(str(data_file), "date", features.COLUMNS))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from components.regression_metrics import MSPE
+from modeling.regression_metrics import MSPE
 from pipelines.covid.features import COLUMNS, WINDOW_KEY
 
 

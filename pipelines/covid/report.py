@@ -10,19 +10,19 @@ from typing import List, Tuple
 
 import numpy as np
 
-from pipelines.metadata import render
+from components.window_example_gen import daily_increments, read_series
+from core import html_report
+from pipelines.covid import features
+from pipelines.covid import forecast as forecast_lib
 
 
 def examples_html(examples, predicted, label_key: str) -> str:
-    rows = [[render.feature_value(e, "target_date").decode(), np.round(render.feature_value(e, label_key), 0).tolist(),
+    rows = [[html_report.feature_value(e, "target_date").decode(), np.round(html_report.feature_value(e, label_key), 0).tolist(),
              np.round(p, 0).tolist()] for e, p in zip(examples, predicted)]
-    return render.table(["day", "actual (confirmed, cured, dead)", "predicted"], rows)
+    return html_report.table(["day", "actual (confirmed, cured, dead)", "predicted"], rows)
 
 
 def forecast_html(cfg) -> str:
-    from components.window_example_gen import daily_increments, read_series
-    from pipelines.covid import features
-    from pipelines.covid import forecast as forecast_lib
 
     try:
         path = forecast_lib.model_dir(cfg)

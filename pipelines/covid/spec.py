@@ -1,7 +1,7 @@
 """The COVID-19 pipeline: windows of daily increments, the last ones (by date) as the eval split."""
 from components.window_example_gen import TARGET_KEY, WINDOW_KEY, WindowExampleGen
+from orchestration.spec import DatasetSpec
 from pipelines.covid import features
-from pipelines.spec import DatasetSpec
 
 FILE_NAME = "covid-19.csv"
 

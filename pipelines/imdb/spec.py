@@ -1,7 +1,7 @@
 """The IMDB pipeline: header-less `label<TAB>text` files, train.csv and test.csv as the train and eval splits."""
 from components.delimited_example_gen import DelimitedExampleGen, column
+from orchestration.spec import DatasetSpec
 from pipelines.imdb import features
-from pipelines.spec import DatasetSpec
 
 COLUMNS = [column(features.LABEL_KEY, "int", allowed=[0, 1]), column(features.TEXT_KEY, "string")]
 

@@ -1,7 +1,7 @@
 """Titanic's features, declared with the book's feature columns (chapter 5-2); the network is in model.py."""
 from __future__ import annotations
 
-from components import feature_columns as fc
+from modeling import feature_columns as fc
 
 LABEL_KEY = "Survived"
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from components import feature_columns as fc
+from modeling import feature_columns as fc
 from pipelines.titanic.features import FEATURES
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 from tfx.proto import example_gen_pb2
 
 from components.csv_example_gen import CsvExampleGen
-from pipelines.spec import DatasetSpec
+from orchestration.spec import DatasetSpec
 from pipelines.titanic import features
 
 

@@ -1,1 +1,0 @@
-"""Tools about the environment, not the pipelines (`make verify-env`)."""

@@ -1,0 +1,678 @@
+"""Your own data in one command: a pipeline drafted from a table, as code you are meant to read and edit.
+
+    python -m scaffold.new_pipeline NAME DATA LABEL [--task auto|binary|multiclass|regression]
+    (or: make new-pipeline NAME=churn DATA=~/data/churn LABEL=Exited [TASK=...])
+
+Design notes: docs/design-notes.md, scaffold/new_pipeline.py."""
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import hashlib
+import keyword
+import math
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import pipelines
+from components.table_example_gen import MISSING, is_missing
+from pipelines import registry
+
+PIPELINES_DIR = Path(pipelines.__file__).resolve().parent
+TASKS = ("auto", "binary", "multiclass", "regression")
+MAX_CLASSES = 50  # a label with more values is not a classification label (TASK=multiclass overrides up to 200)
+FEW_VALUES = 20  # a string column with at most this many values is one-hot; more: hashed into an embedding
+TEXT_WORDS = 6  # a string column averaging this many words or more is free text
+SNIFF_BYTES = 1 << 16
+PROFILE_ROWS = 200_000  # rows read to draft from (a larger file is drafted from its first rows)
+RESERVED = set(keyword.kwlist) | {"metadata", "runners", "tools", "spec", "registry", "factory", "config"}
+
+
+class ScaffoldError(ValueError):
+    """The table cannot become a pipeline as asked; the message names the file or column and what to do."""
+
+
+# ------------------------------------------------------------------------------------------------ the data
+@dataclasses.dataclass
+class Layout:
+    root: Path  # DATA
+    sample_dir: Path  # the folder the draft reads: DATA, or its newest span
+    spans: bool
+    splits: List[Tuple[str, str]]  # (split, file name) for train/test; [("single_split", name)] for one file
+
+    @property
+    def hash_split(self) -> bool:
+        return self.splits[0][0] == "single_split"
+
+
+def find_layout(root: Path) -> Layout:
+    if not root.exists():
+        raise ScaffoldError(f"DATA={root} does not exist")
+    if not root.is_dir():
+        raise ScaffoldError(f"DATA={root} is a file; give the folder that holds it (its train.* and test.*, or "
+                            f"the one file)")
+    spans = sorted((p for p in root.iterdir() if p.is_dir() and re.fullmatch(r"span-\d+", p.name)),
+                   key=lambda p: int(p.name[5:]))
+    sample = spans[-1] if spans else root
+    files = sorted(p for p in sample.iterdir() if p.is_file() and not p.name.startswith("."))
+    train = [p for p in files if p.stem.lower() == "train"]
+    test = [p for p in files if p.stem.lower() in ("test", "eval")]
+    if train and test:
+        splits = [("train", train[0].name), ("eval", test[0].name)]
+    elif len(files) == 1:
+        splits = [("single_split", files[0].name)]
+    elif not files:
+        raise ScaffoldError(f"{sample} holds no file: put the table there (train.csv and test.csv, or one file)")
+    else:
+        raise ScaffoldError(f"{sample} holds {len(files)} files ({', '.join(p.name for p in files[:5])}): expected "
+                            f"train.* and test.* (the two splits), or a single file (split by hash)")
+    return Layout(root.resolve(), sample, bool(spans), splits)
+
+
+@dataclasses.dataclass
+class Dialect:
+    delimiter: str
+    quoted_header: bool
+
+    def describe(self) -> str:
+        name = {",": "comma", "\t": "tab", ";": "semicolon", "|": "pipe"}[self.delimiter]
+        return f"{name}-separated, header names {'quoted' if self.quoted_header else 'unquoted'}"
+
+
+def sniff(path: Path) -> Dialect:
+    raw = path.read_bytes()[:SNIFF_BYTES]
+    if not raw.strip():
+        raise ScaffoldError(f"{path} is empty; expected a header line naming the columns and rows under it")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(raw) - 4:  # not only a character cut at the end of the sample
+            raise ScaffoldError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") \
+                from None
+        text = raw[:exc.start].decode("utf-8-sig")
+    first = text.splitlines()[0]
+    counts = {d: first.count(d) for d in (",", "\t", ";", "|")}
+    try:
+        delimiter = csv.Sniffer().sniff(text[: 1 << 14], delimiters=",\t;|").delimiter
+    except csv.Error:
+        delimiter = max(counts, key=counts.get)
+    if counts.get(delimiter, 0) == 0:
+        delimiter = max(counts, key=counts.get)
+    if counts[delimiter] == 0:
+        raise ScaffoldError(f"{path}: the first line has no comma, tab, semicolon or '|': expected a header "
+                            f"naming at least two columns")
+    return Dialect(delimiter, first.lstrip().startswith('"'))
+
+
+def read_rows(path: Path, dialect: Dialect, limit: int = PROFILE_ROWS) -> Tuple[List[str], List[List[str]]]:
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        reader = csv.reader(f, delimiter=dialect.delimiter)
+        try:
+            header = [h.strip() for h in next(reader)]
+        except StopIteration:
+            raise ScaffoldError(f"{path} is empty") from None
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise ScaffoldError(f"{path}: unreadable header ({exc})") from None
+        if len(set(header)) != len(header) or "" in header:
+            dup = sorted({h for h in header if header.count(h) > 1 or not h})
+            raise ScaffoldError(f"{path}: the header names columns {dup} more than once or not at all")
+        rows = []
+        try:
+            for values in reader:
+                if values and any(v.strip() for v in values):
+                    rows.append((values + [""] * len(header))[: len(header)])
+                    if len(rows) >= limit:
+                        break
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise ScaffoldError(f"{path}:{reader.line_num}: unreadable ({exc})") from None
+    if not rows:
+        raise ScaffoldError(f"{path}: a header line and no rows")
+    return header, rows
+
+
+# ------------------------------------------------------------------------------------------------ columns
+@dataclasses.dataclass
+class Profile:
+    name: str
+    kind: str  # int, float or string
+    present: List[str]  # the non-missing raw values
+    missing: int
+    rows: int
+
+    @property
+    def distinct(self) -> int:
+        return len(set(self.present))
+
+    def numbers(self) -> List[float]:
+        return [float(v) for v in self.present]
+
+    @property
+    def mean_words(self) -> float:
+        return sum(len(v.split()) for v in self.present) / max(len(self.present), 1)
+
+
+def _kind(values: Sequence[str]) -> str:
+    """int when every present value is a whole number (3 or 3.0), float when a finite number, else string."""
+    if not values:
+        return "string"
+    try:
+        numbers = [float(v) for v in values]
+    except ValueError:
+        return "string"
+    if not all(math.isfinite(n) for n in numbers):
+        return "string"
+    return "int" if all(n.is_integer() for n in numbers) else "float"
+
+
+def profile(header: Sequence[str], rows: Sequence[Sequence[str]]) -> Dict[str, Profile]:
+    found = {}
+    for i, name in enumerate(header):
+        column = [r[i] for r in rows]
+        present = [v.strip() for v in column if not is_missing(v)]
+        found[name] = Profile(name, _kind(present), present, len(column) - len(present), len(column))
+    return found
+
+
+@dataclasses.dataclass
+class Choice:
+    column: str
+    kind: str  # numeric, one-hot, embedding, text, label, dropped
+    code: str  # the feature_columns expression ("" when dropped)
+    why: str
+
+
+def choose_task(label: Profile, task: str) -> Tuple[str, List[str], str]:
+    """(task, class names in class-index order, why)."""
+    values = sorted(set(label.present), key=lambda v: (float(v), v) if label.kind != "string" else (0, v))
+    if task == "auto":
+        if label.kind == "float" and not all(float(v).is_integer() for v in label.present):
+            task = "regression"
+            why = "real-valued label"
+        elif label.kind != "string" and len(values) > 10:
+            task = "regression"
+            why = f"a number with {len(values)} values"
+        elif len(values) == 2:
+            task, why = "binary", f"two values: {values}"
+        elif len(values) <= MAX_CLASSES:
+            task, why = "multiclass", f"{len(values)} values"
+        else:
+            raise ScaffoldError(f"label {label.name!r} is text with {len(values)} values: too many classes to "
+                                f"learn; give TASK=multiclass to insist, or another label")
+    else:
+        why = "TASK=" + task
+    if task == "regression":
+        if label.kind == "string":
+            raise ScaffoldError(f"label {label.name!r} holds text (e.g. {values[0]!r}): not a regression target")
+        return task, [], why
+    if task == "binary" and len(values) != 2:
+        raise ScaffoldError(f"TASK=binary, but label {label.name!r} has {len(values)} values: {values[:10]}")
+    if task == "multiclass" and not 3 <= len(values) <= 200:
+        raise ScaffoldError(f"TASK=multiclass, but label {label.name!r} has {len(values)} values")
+    if task == "binary":
+        positives = [v for v in values if v.lower() in ("1", "1.0", "true", "yes", "y", "positive", "pos")]
+        if positives:  # the positive class second: the served probability is P(positive)
+            values = [v for v in values if v != positives[0]] + [positives[0]]
+        why += f"; P({values[1]!r}) is the served probability"
+    return task, values, why
+
+
+def choose_features(profiles: Dict[str, Profile], label: str) -> List[Choice]:
+    choices = []
+    for name, p in profiles.items():
+        if name == label:
+            continue
+        if not p.present:
+            choices.append(Choice(name, "dropped", "", "always missing"))
+        elif p.distinct == 1:
+            choices.append(Choice(name, "dropped", "", f"constant ({p.present[0][:20]!r}): nothing to learn"))
+        elif p.distinct == len(p.present) == p.rows and (p.kind == "string" and p.mean_words < TEXT_WORDS
+                                                         or p.kind == "int" and (_is_counter(p) or _id_name(name))):
+            choices.append(Choice(name, "dropped", "", "an identifier: a different value on every row"))
+        elif p.kind in ("int", "float"):
+            choices.append(Choice(name, "numeric", f'fc.Numeric("{name}")',
+                                  f"{p.kind}, {p.distinct} values"
+                                  + (f", {p.missing} missing (a 0/1 flag says which)" if p.missing else "")))
+        elif p.mean_words >= TEXT_WORDS:
+            choices.append(Choice(name, "text", f'fc.Text("{name}")',
+                                  f"free text, {p.mean_words:.0f} words on average: a bag of word embeddings"))
+        elif p.distinct <= FEW_VALUES:
+            choices.append(Choice(name, "one-hot", f'fc.Indicator(fc.VocabularyFile("{name}"))',
+                                  f"text with {p.distinct} values: one-hot over the data's vocabulary"))
+        else:
+            buckets = 1 << max(6, min(12, math.ceil(math.log2(p.distinct * 2))))
+            choices.append(Choice(name, "embedding", f'fc.Embedding(fc.HashBucket("{name}", {buckets}), 8)',
+                                  f"text with {p.distinct} values: hashed into {buckets} buckets, an 8-wide "
+                                  f"embedding"))
+    if not any(c.kind != "dropped" for c in choices):
+        raise ScaffoldError("no column is left to learn from: every column but the label is an identifier, constant "
+                            "or always missing")
+    return choices
+
+
+def _id_name(name: str) -> bool:
+    return bool(re.search(r"(^|_|\b)(id|uuid|key|index|row)$", name, re.I) or re.search(r"[a-z]Id$", name))
+
+
+def _is_counter(p: Profile) -> bool:
+    numbers = sorted(int(float(v)) for v in p.present)
+    return numbers[-1] - numbers[0] == len(numbers) - 1  # 1..n, a row number
+
+
+# ------------------------------------------------------------------------------------------------ baseline
+def _hash_eval(row: Sequence[str]) -> bool:
+    """A deterministic 1-in-3 split of a single file for the baseline (the pipeline's own split differs: TFX hashes
+    the serialized tf.Example; both are 2:1)."""
+    return int(hashlib.sha256("\x1f".join(row).encode()).hexdigest(), 16) % 3 == 0
+
+
+def baseline(header, train_rows, eval_rows, label: str, task: str, classes: List[str],
+             choices: List[Choice]) -> Dict[str, float]:
+    """A plain scikit-learn model on the same columns: standardized numbers (missing: the mean, plus a flag),
+    one-hot categories, hashed words for text; logistic regression or ridge. The draft's bounds come from it."""
+    import numpy as np
+    from scipy import sparse
+    from sklearn.feature_extraction.text import HashingVectorizer
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.metrics import accuracy_score, mean_squared_error, roc_auc_score
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    index = {h: i for i, h in enumerate(header)}
+
+    def columns(rows, fit=None):
+        parts, fitted = [], fit or {}
+        for c in choices:
+            if c.kind == "dropped":
+                continue
+            raw = [r[index[c.column]] for r in rows]
+            if c.kind == "numeric":
+                values = np.array([np.nan if is_missing(v) else float(v) for v in raw])[:, None]
+                flag = np.isnan(values).astype(float)
+                if c.column not in fitted:
+                    fitted[c.column] = StandardScaler().fit(np.where(np.isnan(values), np.nanmean(values), values))
+                mean = fitted[c.column].mean_
+                parts.append(sparse.csr_matrix(np.hstack([fitted[c.column].transform(
+                    np.where(np.isnan(values), mean, values)), flag])))
+            elif c.kind == "text":
+                parts.append(HashingVectorizer(n_features=1 << 14, alternate_sign=False, norm="l2").transform(raw))
+            else:
+                cells = np.array([["" if is_missing(v) else v.strip()] for v in raw], dtype=object)
+                if c.column not in fitted:
+                    fitted[c.column] = OneHotEncoder(handle_unknown="ignore").fit(cells)
+                parts.append(fitted[c.column].transform(cells))
+        return sparse.hstack(parts).tocsr(), fitted
+
+    x_train, fitted = columns(train_rows)
+    x_eval, _ = columns(eval_rows, fitted)
+    y_raw = [[r[index[label]].strip() for r in rows] for rows in (train_rows, eval_rows)]
+    if task == "regression":
+        y_train, y_eval = (np.array([float(v) for v in ys]) for ys in y_raw)
+        model = Ridge(alpha=1.0).fit(x_train, y_train)
+        predicted = model.predict(x_eval)
+        mse = float(mean_squared_error(y_eval, predicted))
+        variance = float(np.var(y_eval)) or 1.0
+        return {"mse": mse, "r2": 1.0 - mse / variance}
+    keep = [[v in classes for v in ys] for ys in y_raw]
+    y_train = np.array([classes.index(v) for v, k in zip(y_raw[0], keep[0]) if k])
+    y_eval = np.array([classes.index(v) for v, k in zip(y_raw[1], keep[1]) if k])
+    x_train, x_eval = x_train[np.array(keep[0])], x_eval[np.array(keep[1])]
+    model = LogisticRegression(max_iter=2000).fit(x_train, y_train)
+    probabilities = model.predict_proba(x_eval)
+    found = {"accuracy": float(accuracy_score(y_eval, model.classes_[probabilities.argmax(1)]))}
+    if task == "binary" and len(set(y_eval)) == 2:
+        found["auc"] = float(roc_auc_score(y_eval, probabilities[:, 1]))
+    elif task == "multiclass" and len(set(y_eval)) == len(model.classes_) >= 3:
+        found["macro_auc"] = float(roc_auc_score(y_eval, probabilities, multi_class="ovr", average="macro"))
+    return found
+
+
+def draft_bounds(task: str, found: Dict[str, float]) -> Tuple[Dict[str, float], str]:
+    """Bounds a model must meet to be pushed: a little under the baseline, so a model well below a plain linear
+    one never is."""
+    if task == "binary" and "auc" in found:
+        return ({"min_auc": round(max(0.5, found["auc"] - 0.05), 3), "min_ks": 0.0},
+                f"AUC >= baseline {found['auc']:.3f} - 0.05")
+    if task == "multiclass":
+        bounds = {"min_accuracy": round(max(0.0, found["accuracy"] - 0.05), 3)}
+        if "macro_auc" in found:
+            bounds["min_macro_auc"] = round(max(0.5, found["macro_auc"] - 0.05), 3)
+        return bounds, f"accuracy >= baseline {found['accuracy']:.3f} - 0.05" + (
+            f", macro AUC >= baseline {found['macro_auc']:.3f} - 0.05" if "macro_auc" in found else "")
+    if task == "regression":
+        return ({"max_mse": float(f"{found['mse'] * 1.25:.6g}")},
+                f"MSE <= 1.25 x baseline {found['mse']:.6g} (R² {found['r2']:.3f})")
+    return {}, "no baseline (a split without both classes)"
+
+
+# ------------------------------------------------------------------------------------------------ schema
+def infer_schema(header, rows, profiles: Dict[str, Profile], label: str, task: str, classes: List[str],
+                 choices: List[Choice]):
+    """TFDV's schema of the examples TableExampleGen will write: every kept column typed as drafted, the label
+    required (a class index for classification), the features optional (a missing value is allowed anywhere)."""
+    import pandas as pd
+    import tensorflow_data_validation as tfdv
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    index = {h: i for i, h in enumerate(header)}
+    kept = [c.column for c in choices if c.kind != "dropped"]
+    frame = {}
+    for name in kept:
+        p = profiles[name]
+        raw = [r[index[name]] for r in rows]
+        if p.kind == "string":
+            frame[name] = [None if is_missing(v) else v for v in raw]
+        else:
+            frame[name] = [float("nan") if is_missing(v) else float(v) for v in raw]
+            if p.kind == "int" and not p.missing:
+                frame[name] = [int(v) for v in frame[name]]
+    labels = [r[index[label]].strip() for r in rows]
+    frame[label] = [float(v) for v in labels] if task == "regression" else [classes.index(v) for v in labels]
+    df = pd.DataFrame(frame)
+    stats = tfdv.generate_statistics_from_dataframe(df)
+    schema = tfdv.infer_schema(stats, infer_feature_shape=False)
+    for feature in schema.feature:
+        if feature.name == label:
+            feature.presence.min_fraction = 1.0
+            feature.presence.min_count = 1
+            feature.ClearField("domain")
+            feature.ClearField("int_domain")
+            feature.ClearField("float_domain")
+            feature.ClearField("string_domain")
+            feature.type = schema_pb2.FLOAT if task == "regression" else schema_pb2.INT
+            feature.shape.dim.add().size = 1  # a FixedLenFeature: the Trainer's label
+            continue
+        feature.presence.min_fraction = 0.0  # missing values are allowed: numeric ones get a flag
+        feature.presence.min_count = 0
+        feature.ClearField("domain")
+        feature.ClearField("int_domain")
+        feature.ClearField("float_domain")
+        if feature.type == schema_pb2.INT and profiles[feature.name].kind == "float":
+            feature.type = schema_pb2.FLOAT
+        if profiles[feature.name].kind == "int":
+            feature.type = schema_pb2.INT
+        if profiles[feature.name].kind == "string":
+            feature.type = schema_pb2.BYTES
+    del schema.string_domain[:]  # unseen categories are expected in new data: the vocabulary has an OOV bucket
+    return schema
+
+
+# ------------------------------------------------------------------------------------------------ the code
+def _py(value) -> str:
+    return repr(value)
+
+
+def render(name: str, layout: Layout, dialect: Dialect, label: str, label_kind: str, task: str,
+           classes: List[str], choices: List[Choice], profiles: Dict[str, Profile], bounds: Dict[str, float],
+           baseline_found: Dict[str, float], drift: Dict[str, float], column_kinds: Dict[str, str]) -> Dict[str, str]:
+    kept = [c for c in choices if c.kind != "dropped"]
+    dropped = [c for c in choices if c.kind == "dropped"]
+    features_lines = "\n".join(f"    {c.code},  # {c.why}" for c in kept)
+    dropped_lines = "".join(f"# left out: {c.column!r}, {c.why}\n" for c in dropped)
+    problem_note = {"binary": f"binary: P({classes[1] if classes else 1!r}) is served",
+                    "multiclass": f"multi-class over {len(classes)} classes",
+                    "regression": "regression"}[task]
+    label_train = {"binary": "LABEL_CLASSES index (0 or 1)", "multiclass": "LABEL_CLASSES index",
+                   "regression": "the value"}[task]
+    numbers = [float(v) for v in profiles[label].present] if task == "regression" else []
+    mean = sum(numbers) / len(numbers) if numbers else 0.0
+    std = (sum((v - mean) ** 2 for v in numbers) / len(numbers)) ** 0.5 if numbers else 1.0
+    splits = (f'[("single_split", PREFIX + {layout.splits[0][1]!r})]' if layout.hash_split else
+              "[" + ", ".join(f'("{s}", PREFIX + {f!r})' for s, f in layout.splits) + "]")
+    columns = ", ".join(f"column({n!r}, {k!r})" for n, k in column_kinds.items())
+    files = {}
+    files["__init__.py"] = f'"""{name}: drafted by `make new-pipeline` from {layout.root}."""\n'
+    files["features.py"] = f'''"""{name}'s features, drafted from the data by `make new-pipeline` ({time.strftime("%Y-%m-%d")}): edit freely.
+
+Each column of the table that is worth learning from, with the feature-column kind chosen for it and why
+(modeling/feature_columns.py has every kind). The label is {label!r} ({problem_note}).
+"""
+from __future__ import annotations
+
+from modeling import feature_columns as fc
+
+LABEL_KEY = {label!r}
+# classification: the label's values in class-index order (TableExampleGen maps each to its index; an unknown value
+# in new data is an error naming file and line); regression: none
+LABEL_CLASSES = {_py(classes)}
+# regression: the training label's mean and spread when drafted: the network's output is scaled by them
+LABEL_MEAN = {mean!r}
+LABEL_STD = {(std or 1.0)!r}
+
+{dropped_lines}FEATURES = [
+{features_lines}
+]
+
+RAW_FEATURE_KEYS = fc.raw_keys(FEATURES)
+
+
+def preprocessing_fn(inputs):
+    outputs = fc.transform(FEATURES, inputs)
+    outputs[LABEL_KEY] = inputs[LABEL_KEY]  # {label_train}
+    return outputs
+'''
+    hidden = "64, 32"
+    if task == "binary":
+        head = '''    output = tf.keras.layers.Dense(1, activation="sigmoid")(x)
+    loss, metrics = "binary_crossentropy", [tf.keras.metrics.AUC(name="auc"), tf.keras.metrics.BinaryAccuracy(name="accuracy")]'''
+    elif task == "multiclass":
+        head = '''    output = tf.keras.layers.Dense(len(LABEL_CLASSES), activation="softmax")(x)
+    loss, metrics = "sparse_categorical_crossentropy", [tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy")]'''
+    else:
+        head = '''    # the label's own scale: a unit-scale output times its spread, plus its mean
+    output = tf.keras.layers.Rescaling(LABEL_STD, offset=LABEL_MEAN)(tf.keras.layers.Dense(1)(x))
+    loss, metrics = "mse", [tf.keras.metrics.MeanAbsoluteError(name="mae")]'''
+    files["model.py"] = f'''"""{name}'s network, drafted by `make new-pipeline`: wide and deep on the encoded features of features.py (a
+small MLP with dropout, and the features straight to the output beside it); the Trainer holds out every 5th
+training row to stop early on (spec.py, trainer_options)."""
+from __future__ import annotations
+
+import tensorflow as tf
+
+from modeling import feature_columns as fc
+from pipelines.{name}.features import FEATURES, LABEL_CLASSES, LABEL_MEAN, LABEL_STD  # noqa: F401
+
+
+def build_model(tft_output) -> tf.keras.Model:
+    inputs = fc.keras_inputs(FEATURES)
+    encoded = fc.encode(FEATURES, inputs, tft_output)
+    x = encoded
+    for width in ({hidden}):
+        x = tf.keras.layers.Dense(width, activation="relu",
+                                  kernel_regularizer=tf.keras.regularizers.l2(1e-4))(x)
+        x = tf.keras.layers.Dropout(0.2)(x)
+    # wide and deep: the encoded features reach the output directly too, so the network can do at least what the
+    # linear baseline does (on a few hundred rows an MLP alone may not)
+    x = tf.keras.layers.Concatenate()([encoded, x])
+{head}
+    model = tf.keras.Model(inputs=inputs, outputs=output)
+    model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=0.001), loss=loss, metrics=metrics)
+    return model
+'''
+    prefix_note = ("span-N/ folders: a run reads the newest" if layout.spans else "one folder")
+    files["spec.py"] = f'''"""{name}: a pipeline drafted by `make new-pipeline` from {layout.root} ({dialect.describe()};
+{prefix_note}). Edit freely: features.py (columns), model.py (network), schema.pbtxt (what the data must look like).
+
+Drafted {time.strftime("%Y-%m-%d")}: task {task}; baseline on the same split (scikit-learn): {", ".join(f"{k} {v:.4g}" for k, v in baseline_found.items()) or "none"}.
+"""
+from pathlib import Path
+
+from components.table_example_gen import TableExampleGen, column
+from orchestration.spec import DatasetSpec
+from pipelines.{name} import features
+
+DATA_ROOT = {str(layout.root)!r}  # read where it is; DATA_ROOT=... overrides, Kubeflow takes data-root per run
+COLUMNS = [{columns}]
+
+
+def make_example_gen(input_base: str, prefix: str = ""):
+    PREFIX = prefix  # "span-{{SPAN}}/" when the folder holds spans
+    return TableExampleGen(input_base=input_base, columns=COLUMNS, splits={splits},
+                           delimiter={dialect.delimiter!r}, label=features.LABEL_KEY,
+                           label_classes=features.LABEL_CLASSES or None, hash_split={layout.hash_split!r})
+
+
+SPEC = DatasetSpec(
+    name={name!r},
+    dataset={name!r},
+    data_root=DATA_ROOT,
+    make_example_gen=make_example_gen,
+    preprocessing_fn="pipelines.{name}.features.preprocessing_fn",
+    model_builder="pipelines.{name}.model.build_model",
+    label_key=features.LABEL_KEY,
+    raw_feature_keys=features.RAW_FEATURE_KEYS,
+    problem={task!r},
+    label_classes=features.LABEL_CLASSES,
+    schema_file=Path(__file__).resolve().parent / "schema.pbtxt",
+    epochs=200,  # at most: early stopping ends training when the held-out rows stop improving
+    batch_size=32,
+    trainer_options={{"holdout_every": 5, "early_stopping_patience": 10, "restore_best_weights": True}},
+    # {", ".join(f"{k} {v:g}" for k, v in bounds.items())}: from the baseline above (MIN_AUC=... etc. override)
+    bounds={_py(bounds)},
+    # distances between spans that flag drift (modeling/drift.py): L-infinity for categories, Jensen-Shannon
+    # for numbers; 0.1 flagged a 20-year age shift and a reversed sex mix on Titanic, not resampling noise
+    drift_thresholds={_py(drift)},
+)
+'''
+    files["local_runner.py"] = f'''"""{name} on the local orchestrator; settings from the environment (see orchestration/config.py).
+
+    tfx pipeline create --engine local --pipeline_path pipelines/{name}/local_runner.py
+    tfx run create --engine local --pipeline_name {name}
+"""
+import pipelines  # noqa: F401 - before TensorFlow: tf.keras must be tf-keras (TF_USE_LEGACY_KERAS)
+from runners.local import run_local  # noqa: E402
+from pipelines.{name}.spec import SPEC  # noqa: E402
+
+if __name__ == "__main__":
+    run_local(SPEC)
+'''
+    return files
+
+
+# ------------------------------------------------------------------------------------------------ the command
+def scaffold(name: str, data: Path, label: str, task: str = "auto", out_root: Path = PIPELINES_DIR,
+             log=print) -> Path:
+    started = time.monotonic()
+    if not name.isidentifier() or not name.islower() or name in RESERVED or name.startswith("_"):
+        raise ScaffoldError(f"NAME={name!r}: a pipeline name is a lower-case Python identifier (e.g. churn, "
+                            f"iris_2), not a reserved word")
+    target = out_root / name
+
+    if name in registry.discover() and not target.exists():
+        raise ScaffoldError(f"a pipeline named {name!r} exists already ({registry.package_dir(name)}); pick another "
+                            f"NAME")
+    if target.exists():
+        raise ScaffoldError(f"pipelines/{name} exists already; it is not overwritten (remove it, or pick another "
+                            f"NAME)")
+    if task not in TASKS:
+        raise ScaffoldError(f"TASK={task!r} is not one of {', '.join(TASKS)}")
+    layout = find_layout(Path(data).expanduser())
+    train_file = layout.sample_dir / layout.splits[0][1]
+    dialect = sniff(train_file)
+    header, rows = read_rows(train_file, dialect)
+    if label not in header:
+        raise ScaffoldError(f"LABEL={label!r} is not a column of {train_file} (its columns: {', '.join(header)})")
+    if layout.hash_split:
+        train_rows = [r for r in rows if not _hash_eval(r)]
+        eval_rows = [r for r in rows if _hash_eval(r)]
+        where = f"{train_file.name}, split by hash 2:1"
+    else:
+        eval_file = layout.sample_dir / layout.splits[1][1]
+        eval_dialect = sniff(eval_file)
+        eval_header, eval_rows = read_rows(eval_file, eval_dialect)
+        missing = [h for h in header if h not in eval_header]
+        if missing or eval_dialect.delimiter != dialect.delimiter:
+            raise ScaffoldError(f"{eval_file} does not match {train_file}: "
+                                + (f"no column {missing[0]!r}" if missing else "another delimiter"))
+        order = [eval_header.index(h) for h in header]
+        eval_rows = [[r[i] for i in order] for r in eval_rows]
+        train_rows = rows
+        where = f"{layout.splits[0][1]} (train) and {layout.splits[1][1]} (eval)"
+    profiles = profile(header, train_rows)
+    target_profile = profiles[label]
+    if target_profile.missing == target_profile.rows:
+        raise ScaffoldError(f"LABEL={label!r} is missing on every row of {train_file}")
+    if target_profile.distinct < 2:
+        raise ScaffoldError(f"LABEL={label!r} is constant ({target_profile.present[0]!r}) in {train_file}: "
+                            f"there is nothing to predict")
+    unlabeled = target_profile.missing
+    if unlabeled:  # rows without a label teach nothing: the pipeline skips them too (TableExampleGen counts them)
+        label_index = header.index(label)
+        train_rows = [r for r in train_rows if not is_missing(r[label_index])]
+        eval_rows = [r for r in eval_rows if not is_missing(r[label_index])]
+        profiles = profile(header, train_rows)
+        target_profile = profiles[label]
+    label_index = header.index(label)
+    every_label = Profile(label, target_profile.kind, target_profile.present + [
+        r[label_index].strip() for r in eval_rows if not is_missing(r[label_index])], 0, 0)
+    task, classes, task_why = choose_task(every_label, task)  # the classes of every row the pipeline will read
+    choices = choose_features(profiles, label)
+    found = baseline(header, train_rows, eval_rows, label, task, classes, choices)
+    bounds, bounds_why = draft_bounds(task, found)
+    kept = [c for c in choices if c.kind != "dropped"]
+    drift = {c.column: 0.1 for c in kept if c.kind in ("numeric", "one-hot")}
+    column_kinds = {c.column: profiles[c.column].kind for c in kept}
+    column_kinds[label] = "float" if task == "regression" else "string"
+    schema = infer_schema(header, train_rows, profiles, label, task, classes, choices)
+    files = render(name, layout, dialect, label, target_profile.kind, task, classes, choices, profiles, bounds,
+                   found, drift, column_kinds)
+
+    from google.protobuf import text_format
+
+    staging = out_root / f".{name}.drafting"
+    staging.mkdir(parents=True, exist_ok=False)
+    try:
+        for file_name, text in files.items():
+            (staging / file_name).write_text(text, encoding="utf-8")
+        (staging / "schema.pbtxt").write_text(text_format.MessageToString(schema), encoding="utf-8")
+        staging.rename(target)  # all of it or nothing
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+    log(f"[new-pipeline] {name} from {layout.root}: {where}; {dialect.describe()}; missing values read from "
+        f"{', '.join(repr(m) for m in MISSING if m)} and empty cells; {len(train_rows)} training rows, "
+        f"{len(eval_rows)} eval rows" + (f"; {unlabeled} row(s) without a label skipped" if unlabeled else "")
+        + (f"; span folders: the newest, {layout.sample_dir.name}, drafted from"
+                                         if layout.spans else ""))
+    width = max(len(c.column) for c in choices + [Choice(label, "", "", "")])
+    log(f"[new-pipeline] {'column':<{width}}  {'use':<9}  why")
+    log(f"[new-pipeline] {label:<{width}}  {'label':<9}  {task}: {task_why}")
+    for c in choices:
+        log(f"[new-pipeline] {c.column:<{width}}  {c.kind:<9}  {c.why}")
+    log(f"[new-pipeline] schema: TFDV's inference on the training rows, {len(schema.feature)} features, "
+        f"missing values allowed in features, the label required")
+    log(f"[new-pipeline] baseline (scikit-learn {'ridge' if task == 'regression' else 'logistic regression'}, "
+        f"same split): {', '.join(f'{k} {v:.4f}' for k, v in found.items())}")
+    log(f"[new-pipeline] Evaluator bounds: {', '.join(f'{k} {v:g}' for k, v in bounds.items()) or 'defaults'} "
+        f"({bounds_why})")
+    log(f"[new-pipeline] drift thresholds: 0.1 for {len(drift)} feature(s) (numbers and categories)")
+    log(f"[new-pipeline] wrote {target}/ ({', '.join(sorted(list(files) + ['schema.pbtxt']))}) in "
+        f"{time.monotonic() - started:.1f} s; next: make run PIPELINE={name}")
+    return target
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("name")
+    parser.add_argument("data", type=Path)
+    parser.add_argument("label")
+    parser.add_argument("--task", default="auto", choices=TASKS)
+    parser.add_argument("--into", type=Path, default=PIPELINES_DIR,
+                        help="the folder the package goes in (default pipelines/; another one: add it to "
+                             "PIPELINES_PATH)")
+    args = parser.parse_args(argv)
+    try:
+        scaffold(args.name, args.data, args.label, args.task, out_root=args.into)
+    except ScaffoldError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,523 @@
+"""Open-source Kubeflow Pipelines' v2 backend, played here: a compiled package's tasks run as that backend runs them.
+
+    python -m testing.kfp_twin build/kubeflow/titanic.yaml --pipeline-root s3://bucket/root \\
+        --param data-root=s3://bucket/data/titanic --param serving-root=s3://bucket/serving/titanic \\
+        --param data-fingerprint=$(python -m runners.data_fingerprint s3://bucket/data/titanic) \\
+        [--kfp-version 2.5] [--enable-caching] [--allow-local-root]
+
+Design notes: docs/design-notes.md, testing/kfp_twin.py."""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Callable, Dict, Iterable, List, Mapping, Optional
+
+import yaml
+
+from orchestration.config import PROJECT_ROOT
+from runners import kfp_package_check, object_store
+
+KFP_VERSIONS = ("2.4", "2.5")
+DEFAULT_PIPELINE_ROOT = "minio://mlpipeline/v2/artifacts"  # config/env.go:37
+ROOT_SCHEMES = ("gs://", "s3://", "minio://", "mem://")  # objectstore/config.go:122
+LAUNCHER_SCHEMES = {"gs://": "gcs", "minio://": "minio", "s3://": "s3"}  # launcher_v2.go:882-896 (oci: Modelcar)
+OUTPUT_METADATA_FILEPATH = "/tmp/kfp_outputs/output_metadata.json"  # launcher_v2.go:458
+DRIVER_PLACEHOLDERS = {"2.4": (), "2.5": ("{{$.pipeline_job_name}}", "{{$.pipeline_job_resource_name}}",
+                                          "{{$.pipeline_job_uuid}}", "{{$.pipeline_task_name}}",
+                                          "{{$.pipeline_task_uuid}}")}
+
+
+class TwinError(RuntimeError):
+    """The package cannot be run (the backend would refuse it) or a task failed; the message names the task."""
+
+
+@dataclasses.dataclass
+class TaskRun:
+    name: str
+    state: str  # COMPLETE or CACHED
+    seconds: float
+    outputs: Dict[str, List[dict]]  # output key -> RuntimeArtifacts as recorded (what downstream tasks get)
+    log: str
+    executor_input: dict  # what the launcher substituted for {{$}}
+    downloaded: int = 0  # objects the launcher downloaded into the pod
+
+
+@dataclasses.dataclass
+class PipelineRun:
+    run_id: str
+    root: str  # <pipeline root>/<pipeline name>/<run id>
+    tasks: Dict[str, TaskRun]
+
+    def artifact(self, task: str, key: str) -> dict:
+        return self.tasks[task].outputs[key][0]
+
+    def metadata(self, task: str, key: str) -> dict:
+        return self.artifact(task, key).get("metadata", {})
+
+
+def load_package(path) -> dict:
+    docs = [d for d in yaml.safe_load_all(Path(path).read_text()) if d]
+    spec = docs[0]
+    spec["_platform"] = docs[1] if len(docs) > 1 else {}  # kfp-kubernetes' platform spec, when there is one
+    return spec
+
+
+def task_order(tasks: Mapping[str, dict]) -> List[str]:
+    """Dependency order (explicit dependentTasks and artifact producers), ties by name."""
+    needs = {name: _needs(task) for name, task in tasks.items()}
+    order, done = [], set()
+    while len(order) < len(tasks):
+        ready = sorted(n for n in tasks if n not in done and needs[n] <= done)
+        if not ready:
+            raise TwinError(f"the DAG has a cycle among {sorted(set(tasks) - done)}")
+        order.append(ready[0])
+        done.add(ready[0])
+    return order
+
+
+def _needs(task: dict) -> set:
+    deps = set(task.get("dependentTasks", []))
+    for value in task.get("inputs", {}).get("artifacts", {}).values():
+        if "taskOutputArtifact" in value:
+            deps.add(value["taskOutputArtifact"]["producerTask"])
+    return deps
+
+
+def ancestors(tasks: Mapping[str, dict], targets: Iterable[str]) -> set:
+    keep, todo = set(), list(targets)
+    while todo:
+        name = todo.pop()
+        if name in keep:
+            continue
+        if name not in tasks:
+            raise TwinError(f"no task {name!r} in the package (tasks: {', '.join(sorted(tasks))})")
+        keep.add(name)
+        todo.extend(_needs(tasks[name]))
+    return keep
+
+
+# ------------------------------------------------------------------------------------------------ ML Metadata
+def to_mlmd_value(value):
+    """converter.go StructValueToMLMDValue: (kind, value) as ML Metadata stores it."""
+    if isinstance(value, bool):
+        return ("int", int(value))
+    if isinstance(value, str):
+        return ("string", value)
+    if isinstance(value, (int, float)):
+        return ("double", float(value))
+    if isinstance(value, list):
+        return ("struct", {"list": value})
+    if isinstance(value, dict):
+        return ("struct", {"struct": value})
+    raise TwinError(f"unknown/unsupported value type {type(value).__name__} (converter.go: 'TODO: support null')")
+
+
+def from_mlmd_value(kind_value):
+    """converter.go toRuntimeArtifact: string -> string, double and int -> number, struct -> struct."""
+    kind, value = kind_value
+    return float(value) if kind in ("int", "double") else value
+
+
+def session_info(root: str) -> str:
+    """The store_session_info the launcher records (objectstore SessionInfo as Go's json.Marshal writes it), for a
+    root with no provider config in the kfp-launcher ConfigMap (config/s3.go:85-91, gcs.go; minio: env.go:164)."""
+    scheme = root.split("://", 1)[0] if "://" in root else ""
+    if scheme == "minio":
+        params = {"accessKeyKey": "accesskey", "disableSSL": "true", "endpoint": "minio-service.kubeflow:9000",
+                  "fromEnv": "false", "region": "minio", "secretKeyKey": "secretkey",
+                  "secretName": "mlpipeline-minio-artifact"}
+    else:
+        params = {"fromEnv": "true"}
+    return json.dumps({"Provider": {"gs": "gs", "s3": "s3", "minio": "minio"}.get(scheme, scheme), "Params": params},
+                      separators=(",", ":"))
+
+
+class Metadata:
+    """The artifacts ML Metadata holds, with ids, as the launcher records and the driver reads them."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._artifacts: Dict[int, dict] = {}
+        self._next = 1
+
+    def record(self, output_name: str, artifact: dict, root: str) -> int:
+        properties = {k: to_mlmd_value(v) for k, v in (artifact.get("metadata") or {}).items()}
+        properties.setdefault("display_name", ("string", output_name))
+        properties.setdefault("store_session_info", ("string", session_info(root)))
+        with self._lock:
+            artifact_id, self._next = self._next, self._next + 1
+            self._artifacts[artifact_id] = {"uri": artifact["uri"], "type": artifact.get("type", {}),
+                                            "custom_properties": properties}
+        return artifact_id
+
+    def runtime_artifact(self, artifact_id: int) -> dict:
+        """OutputArtifact.ToRuntimeArtifact: name = id, metadata from the properties, an empty instance schema."""
+        stored = self._artifacts[artifact_id]
+        return {"name": str(artifact_id), "uri": stored["uri"], "type": {"instanceSchema": ""},
+                "metadata": {k: from_mlmd_value(v) for k, v in stored["custom_properties"].items()}}
+
+
+# ------------------------------------------------------------------------------------------------ the pod
+def _unshare_works() -> bool:
+    try:
+        return subprocess.run(["unshare", "--mount", "--propagation", "private", "true"], capture_output=True,
+                              timeout=30).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+_POD_SCRIPT = ('mkdir -p /tmp/kfp_outputs 2>/dev/null; mount --bind "$0" /tmp/kfp_outputs '
+               '|| { echo "twin: cannot mount the pod\'s /tmp/kfp_outputs" >&2; exit 97; }; exec "$@"')
+
+
+def local_path_for_uri(uri: str, pod: Path) -> Optional[Path]:
+    """launcher_v2.go LocalPathForURI (882-896), under the pod's folder; None for a scheme it does not know."""
+    for prefix, folder in LAUNCHER_SCHEMES.items():
+        if uri.startswith(prefix):
+            return pod / folder / uri[len(prefix):]
+    return None
+
+
+# ------------------------------------------------------------------------------------------------ the backend
+class Backend:
+    """One Kubeflow Pipelines installation: its ML Metadata and cache outlive a run, as a cluster's do."""
+
+    def __init__(self, *, kfp_version: str = "2.5", publish_logs: Optional[bool] = None,
+                 launcher_default_root: Optional[str] = None, secrets: Optional[Mapping[str, Mapping[str, str]]] = None,
+                 env: Optional[Mapping[str, str]] = None, python_dir: Optional[str] = None,
+                 allow_local_root: bool = False, work_dir: Optional[Path] = None,
+                 log: Callable[[str], None] = print):
+        if kfp_version not in KFP_VERSIONS:
+            raise TwinError(f"kfp_version {kfp_version!r} is not one of {KFP_VERSIONS}")
+        self.kfp_version = kfp_version
+        # 2.5's manifests set PUBLISH_LOGS=true on the API server, which passes it to every driver; 2.4 has no logs
+        self.publish_logs = (kfp_version == "2.5") if publish_logs is None else publish_logs
+        if self.publish_logs and kfp_version == "2.4":
+            raise TwinError("KFP 2.4's driver has no executor-logs output")
+        self.launcher_default_root = launcher_default_root
+        self.secrets = {k: dict(v) for k, v in (secrets or {}).items()}
+        self.env = dict(os.environ if env is None else env)  # the image's environment
+        self.env.setdefault("KFP_PROJECT_ROOT", str(PROJECT_ROOT))
+        # `python` in the container command is the image's interpreter: here, this environment's
+        self.env["PATH"] = os.pathsep.join([python_dir or str(Path(sys.executable).parent), self.env.get("PATH", "")])
+        self.allow_local_root = allow_local_root
+        self.work_dir = Path(work_dir or tempfile.mkdtemp(prefix="kfp-twin-"))
+        self.log = log
+        self.metadata = Metadata()
+        self.cache: Dict[str, Dict[str, List[int]]] = {}  # fingerprint -> output key -> artifact ids
+        self._cache_lock = threading.Lock()
+        self.private_pods = _unshare_works()
+
+    # ---- submission and the root DAG
+    def pipeline_root(self, submitted: Optional[str]) -> str:
+        root = (submitted or self.launcher_default_root or DEFAULT_PIPELINE_ROOT).rstrip("/")
+        if not root.startswith(ROOT_SCHEMES):
+            if self.allow_local_root and "://" not in root:
+                return root
+            raise TwinError(f"driver.RootDAG failed: parse bucket config failed: unsupported Cloud bucket: {root!r} "
+                            f"(the backend takes gs://, s3://, minio:// roots only)")
+        return root
+
+    def run(self, package, *, pipeline_root: Optional[str] = None, parameters: Optional[Mapping[str, object]] = None,
+            enable_caching: Optional[bool] = None, run_id: Optional[str] = None,
+            targets: Optional[Iterable[str]] = None, timeout: float = 1800, parallel: int = 2) -> PipelineRun:
+        """Submits and runs the package (or only what `targets` need); raises TwinError naming the first task
+        that fails, as the run's first failed node."""
+        spec = load_package(package)
+        found = kfp_package_check.problems(spec, kfp_version=self.kfp_version)
+        if found:  # the backend refuses such a package at submission, or fails it at once
+            raise TwinError("Kubeflow Pipelines would not run this package:\n  " + "\n  ".join(found))
+        values = self._parameters(spec, parameters or {})
+        root = self.pipeline_root(pipeline_root)
+        run_id = run_id or str(uuid.uuid4())
+        run_root = f"{root}/{spec['pipelineInfo']['name']}/{run_id}"
+        tasks = spec["root"]["dag"]["tasks"]
+        for task in tasks.values():
+            if enable_caching is not None:  # kfp/client/client.py _override_caching_options
+                task["cachingOptions"] = {"enableCache": bool(enable_caching)}
+            if task.get("triggerPolicy", {}).get("condition") or "iteratorPolicy" in task:
+                raise TwinError("conditions and loops are not played by this twin")
+        wanted = ancestors(tasks, targets) if targets else set(tasks)
+        order = [t for t in task_order(tasks) if t in wanted]
+        needs = {t: ancestors(tasks, [t]) - {t} for t in order}
+        done: Dict[str, TaskRun] = {}
+        running: Dict[concurrent.futures.Future, str] = {}
+        parallel = parallel if self.private_pods else 1  # one shared /tmp/kfp_outputs: one task at a time
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+            while len(done) < len(order):
+                for task_name in order:
+                    if (task_name not in done and task_name not in running.values() and len(running) < parallel
+                            and needs[task_name] <= set(done)):
+                        running[pool.submit(self._task, spec, run_id, root, run_root, task_name, values, dict(done),
+                                            timeout)] = task_name
+                finished, _ = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
+                for future in finished:
+                    task_name = running.pop(future)
+                    try:
+                        done[task_name] = future.result()
+                    except TwinError:
+                        concurrent.futures.wait(running)  # tasks already started finish, as pods would
+                        raise
+        return PipelineRun(run_id, run_root, {t: done[t] for t in order})
+
+    @staticmethod
+    def _parameters(spec: dict, overrides: Mapping[str, object]) -> Dict[str, object]:
+        declared = spec["root"].get("inputDefinitions", {}).get("parameters", {})
+        unknown = set(overrides) - set(declared)
+        if unknown:
+            raise TwinError(f"unknown pipeline parameter(s) {', '.join(sorted(unknown))} "
+                            f"(the package declares {', '.join(sorted(declared)) or 'none'})")
+        values = {}
+        for name, definition in declared.items():
+            if name in overrides:
+                values[name] = overrides[name]
+            elif "defaultValue" in definition:
+                values[name] = definition["defaultValue"]
+            elif not definition.get("isOptional"):
+                raise TwinError(f"pipeline parameter {name!r} has no value and no default: pass it at submission")
+        return values
+
+    # ---- one task: driver, cache, launcher
+    def _task(self, spec, run_id, root, run_root, task_name, values, done, timeout) -> TaskRun:
+        task = spec["root"]["dag"]["tasks"][task_name]
+        component = spec["components"][task["componentRef"]["name"]]
+        executor_label = component["executorLabel"]
+        container = spec["deploymentSpec"]["executors"][executor_label]["container"]
+        inputs = {"parameterValues": self._task_parameters(spec, run_id, task_name, task, values),
+                  "artifacts": self._task_artifacts(task, done)}
+        fingerprint = None
+        if task.get("cachingOptions", {}).get("enableCache"):
+            fingerprint = self._fingerprint(inputs, component, container)
+            with self._cache_lock:
+                hit = self.cache.get(fingerprint)
+            if hit is not None:
+                self.log(f"[kfp] {task_name}: cache hit, not run")
+                outputs = {k: [self.metadata.runtime_artifact(i) for i in ids] for k, ids in hit.items()}
+                return TaskRun(task_name, "CACHED", 0.0, outputs, "", {})
+        outputs_spec = dict(component.get("outputDefinitions", {}).get("artifacts", {}))
+        if self.publish_logs:
+            outputs_spec["executor-logs"] = {"artifactType": {"schemaTitle": "system.Artifact"}}
+        salt = str(uuid.uuid4())
+        executor_input = {
+            "inputs": inputs,
+            "outputs": {"artifacts": {
+                name: {"artifacts": [{"uri": f"{run_root}/{task_name}/{salt}/{name}", "type": d["artifactType"],
+                                      **({"metadata": d["metadata"]} if "metadata" in d else {})}]}
+                for name, d in outputs_spec.items()}, "outputFile": OUTPUT_METADATA_FILEPATH}}
+        env = self._pod_env(spec, executor_label, container)
+        started = time.monotonic()
+        recorded, log, downloaded, substituted = self._launch(task_name, component, container, executor_input, env,
+                                                              root, timeout)
+        run = TaskRun(task_name, "COMPLETE", time.monotonic() - started,
+                      {k: [self.metadata.runtime_artifact(i) for i in ids] for k, ids in recorded.items()},
+                      log, substituted, downloaded)
+        if fingerprint is not None:
+            with self._cache_lock:
+                self.cache[fingerprint] = recorded
+        return run
+
+    def _task_parameters(self, spec, run_id, task_name, task, values) -> dict:
+        resolved = {}
+        for name, value in task.get("inputs", {}).get("parameters", {}).items():
+            if "runtimeValue" in value:
+                constant = value["runtimeValue"]["constant"]
+                if constant in DRIVER_PLACEHOLDERS[self.kfp_version]:
+                    constant = {"{{$.pipeline_job_name}}": spec["pipelineInfo"]["name"],
+                                "{{$.pipeline_job_resource_name}}": f"run-{run_id}",
+                                "{{$.pipeline_job_uuid}}": run_id,
+                                "{{$.pipeline_task_name}}": task_name,
+                                "{{$.pipeline_task_uuid}}": str(abs(hash((run_id, task_name))) % 10 ** 6)}[constant]
+                resolved[name] = constant
+            elif "componentInputParameter" in value:
+                source = value["componentInputParameter"]
+                if source in values:
+                    resolved[name] = values[source]
+            else:
+                raise TwinError(f"task {task_name!r}: parameter {name!r}: only constants and pipeline parameters "
+                                f"are played by this twin, not {sorted(value)}")
+        return resolved
+
+    def _task_artifacts(self, task, done) -> dict:
+        artifacts = {}
+        for name, value in task.get("inputs", {}).get("artifacts", {}).items():
+            source = value["taskOutputArtifact"]
+            producer = done[source["producerTask"]]
+            if source["outputArtifactKey"] not in producer.outputs:
+                raise TwinError(f"cannot find output artifact key {source['outputArtifactKey']!r} in producer task "
+                                f"{source['producerTask']!r}")
+            artifacts[name] = {"artifacts": [dict(a) for a in producer.outputs[source["outputArtifactKey"]]]}
+        return artifacts
+
+    @staticmethod
+    def _fingerprint(inputs: dict, component: dict, container: dict) -> str:
+        """cacheutils/cache.go GenerateCacheKey + GenerateFingerPrint (30-105): sha256 of the key as JSON."""
+        key = {
+            "inputArtifactNames": {k: {"artifactNames": [a["name"] for a in v["artifacts"]]}
+                                   for k, v in inputs["artifacts"].items()},
+            "inputParameterValues": inputs["parameterValues"],
+            "outputArtifactsSpec": {k: {"type": d["artifactType"], **({"metadata": d["metadata"]} if "metadata" in d
+                                                                      else {})}
+                                    for k, d in component.get("outputDefinitions", {}).get("artifacts", {}).items()},
+            "outputParametersSpec": {k: d.get("parameterType", "")
+                                     for k, d in component.get("outputDefinitions", {}).get("parameters", {}).items()},
+            "containerSpec": {"image": container.get("image", ""),
+                              "cmdArgs": list(container.get("command", [])) + list(container.get("args", []))},
+        }
+        return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+    def _pod_env(self, spec, executor_label, container) -> Dict[str, str]:
+        env = dict(self.env)
+        for var in container.get("env", []):  # driver.go:465
+            env[var["name"]] = var.get("value", "")
+        executor_config = (spec.get("_platform", {}).get("platforms", {}).get("kubernetes", {})
+                           .get("deploymentSpec", {}).get("executors", {}).get(executor_label, {}))
+        for secret in executor_config.get("secretAsEnv", []):  # driver.go:893-920
+            name = secret.get("secretName")
+            if name not in self.secrets:
+                raise TwinError(f"the pod cannot start: secret {name!r} does not exist in the namespace "
+                                f"(CreateContainerConfigError)")
+            for mapping in secret.get("keyToEnv", []):
+                if mapping["secretKey"] not in self.secrets[name]:
+                    raise TwinError(f"the pod cannot start: secret {name!r} has no key {mapping['secretKey']!r} "
+                                    f"(CreateContainerConfigError)")
+                env[mapping["envVar"]] = self.secrets[name][mapping["secretKey"]]
+        return env
+
+    def _launch(self, task_name, component, container, executor_input, env, root, timeout):
+        pod = self.work_dir / f"{task_name}-{uuid.uuid4().hex[:8]}"
+        (pod / "kfp_outputs").mkdir(parents=True)
+        with_defaults = json.loads(json.dumps(executor_input))  # addDefaultParams
+        for name, definition in component.get("inputDefinitions", {}).get("parameters", {}).items():
+            if name not in with_defaults["inputs"]["parameterValues"] and "defaultValue" in definition:
+                with_defaults["inputs"]["parameterValues"][name] = definition["defaultValue"]
+        placeholders = {"{{$}}": json.dumps(with_defaults, separators=(",", ":"))}
+        for name, value in with_defaults["inputs"]["parameterValues"].items():
+            placeholders[f"{{{{$.inputs.parameters['{name}']}}}}"] = value if isinstance(value, str) else json.dumps(value)
+        for side in ("inputs", "outputs"):
+            for name, artifacts in with_defaults[side].get("artifacts", {}).items():
+                uri = artifacts["artifacts"][0]["uri"]
+                placeholders[f"{{{{$.{side}.artifacts['{name}'].uri}}}}"] = uri
+                local = local_path_for_uri(uri, pod)
+                if local is not None:
+                    placeholders[f"{{{{$.{side}.artifacts['{name}'].path}}}}"] = str(local)
+        downloaded = 0
+        for name, artifacts in executor_input["inputs"]["artifacts"].items():  # downloadArtifacts
+            uri = artifacts["artifacts"][0]["uri"]
+            local = local_path_for_uri(uri, pod)
+            if local is None:
+                continue  # "does not have a recognized storage URI ... Skipping downloading"
+            try:
+                downloaded += object_store.download_prefix(uri, local)
+            except OSError as exc:
+                raise TwinError(f"task {task_name!r} failed before its command ran: failed to execute component: "
+                                f"failed to download input artifact {name!r} from remote storage URI {uri!r}: "
+                                f"{exc}") from None
+        for name, artifacts in executor_input["outputs"]["artifacts"].items():  # prepareOutputFolders
+            uri = artifacts["artifacts"][0]["uri"]
+            local = local_path_for_uri(uri, pod)
+            if local is None:
+                if self.allow_local_root and "://" not in uri:
+                    continue
+                raise TwinError(f"task {task_name!r} failed before its command ran: failed to generate local storage "
+                                f"path for output artifact {name!r}: failed to generate local path for URI {uri}: "
+                                f"unsupported storage scheme")
+            local.parent.mkdir(parents=True, exist_ok=True)
+        argv = []
+        for arg in list(container.get("command", [])) + list(container.get("args", [])):
+            for key, value in placeholders.items():
+                arg = arg.replace(key, value)
+            argv.append(arg)
+        self.log(f"[kfp] {task_name} running")
+        log = self._execute(task_name, argv, env, pod, timeout)
+        logs_artifact = executor_input["outputs"]["artifacts"].get("executor-logs")
+        if logs_artifact is not None:  # getLogWriter: the launcher tees the command's output into the artifact
+            local = local_path_for_uri(logs_artifact["artifacts"][0]["uri"], pod)
+            if local is not None:
+                local.write_text(log)
+        output_file = pod / "kfp_outputs" / "output_metadata.json"
+        written = json.loads(output_file.read_text()).get("artifacts", {}) if output_file.exists() else {}
+        recorded = {}
+        for key, artifacts in executor_input["outputs"]["artifacts"].items():  # uploadOutputArtifacts
+            artifact = json.loads(json.dumps(artifacts["artifacts"][0]))
+            update = (written.get(key, {}).get("artifacts") or [{}])[0]  # mergeRuntimeArtifacts
+            if update.get("uri"):
+                artifact["uri"] = update["uri"]
+            if update.get("metadata"):
+                artifact.setdefault("metadata", {}).update(update["metadata"])
+            local = local_path_for_uri(artifact["uri"], pod)
+            if local is not None and local.exists():
+                object_store.upload_dir(local, artifact["uri"]) if local.is_dir() else object_store.write(
+                    artifact["uri"], local.read_bytes())
+            try:
+                recorded[key] = [self.metadata.record(key, artifact, root)]
+            except TwinError as exc:
+                raise TwinError(f"task {task_name!r} failed: failed to publish results to ML Metadata: unable to "
+                                f"produce MLMD artifact for output {key!r}: {exc}") from None
+        self.log(f"[kfp] {task_name} done")
+        shutil.rmtree(pod, ignore_errors=True)
+        return recorded, log, downloaded, with_defaults
+
+    def _execute(self, task_name: str, argv: List[str], env: Dict[str, str], pod: Path, timeout: float) -> str:
+        if self.private_pods:
+            argv = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", _POD_SCRIPT,
+                    str(pod / "kfp_outputs"), *argv]
+            cwd = pod
+        else:  # one task at a time on the shared fixed path, cleared first
+            shared = Path(OUTPUT_METADATA_FILEPATH).parent
+            shutil.rmtree(shared, ignore_errors=True)
+            shared.mkdir(parents=True)
+            cwd = pod
+        try:
+            proc = subprocess.run(argv, env=env, cwd=str(cwd), capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise TwinError(f"task {task_name!r} ran past {timeout:.0f} s") from None
+        log = proc.stdout + proc.stderr
+        (self.work_dir / f"{task_name}.log").write_text(log)
+        if not self.private_pods and Path(OUTPUT_METADATA_FILEPATH).exists():
+            shutil.copy(OUTPUT_METADATA_FILEPATH, pod / "kfp_outputs" / "output_metadata.json")
+        if proc.returncode != 0:
+            raise TwinError(f"task {task_name!r} failed (exit {proc.returncode}); its last lines:\n"
+                            + "\n".join(log.strip().splitlines()[-15:]))
+        return log
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("package", type=Path)
+    parser.add_argument("--pipeline-root", help="the run's pipeline_root (default: the launcher's, then minio://...)")
+    parser.add_argument("--launcher-default-root", help="the kfp-launcher ConfigMap's defaultPipelineRoot")
+    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--kfp-version", choices=KFP_VERSIONS, default="2.5")
+    parser.add_argument("--enable-caching", action="store_true", default=None)
+    parser.add_argument("--allow-local-root", action="store_true",
+                        help="DEVIATION: accept a local pipeline root, which the backend refuses")
+    parser.add_argument("--run-id")
+    parser.add_argument("--until", action="append", help="run only what this task needs (repeatable)")
+    args = parser.parse_args(argv)
+    try:
+        params = dict(p.split("=", 1) for p in args.param)
+        backend = Backend(kfp_version=args.kfp_version, launcher_default_root=args.launcher_default_root,
+                          allow_local_root=args.allow_local_root)
+        run = backend.run(args.package, pipeline_root=args.pipeline_root, parameters=params,
+                          enable_caching=args.enable_caching, run_id=args.run_id, targets=args.until)
+    except (TwinError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"run {run.run_id}: {len(run.tasks)} task(s) under {run.root}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

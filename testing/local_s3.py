@@ -1,0 +1,96 @@
+"""A loopback S3 server for the tests and benchmarks: moto in server mode (the `dev` extra), which speaks the S3 API
+as MinIO, Kubeflow's own store, does.
+
+    with local_s3.server() as s3:       # s3.env: AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ... for clients
+        s3.create_bucket("data")
+        s3.upload(local_folder, "s3://data/titanic")
+
+It runs in its own process: TensorFlow's S3 file system (tensorflow-io) holds the GIL while it waits for an answer,
+so a server on a thread of the same interpreter would never answer (seen: tf.saved_model.save hangs). The port is
+taken by the server itself (port 0) and read back from it, so nothing can take it in between.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, Iterator, Optional
+
+_SERVE = """
+import sys, time
+from moto.server import ThreadedMotoServer
+server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+server.start()
+print(server.get_host_and_port()[1], flush=True)
+sys.stdin.read()  # until the parent closes it (or dies)
+server.stop()
+"""
+
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "twin-access-key", "AWS_SECRET_ACCESS_KEY": "twin-secret-key",
+               "AWS_REGION": "us-east-1"}
+
+
+class LocalS3:
+    def __init__(self, endpoint: str):
+        self.endpoint = endpoint
+        self.env: Dict[str, str] = {"AWS_ENDPOINT_URL": endpoint, **CREDENTIALS}
+
+    def client(self):
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.endpoint, region_name=CREDENTIALS["AWS_REGION"],
+                            aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                            aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
+
+    def create_bucket(self, name: str) -> None:
+        self.client().create_bucket(Bucket=name)
+
+    def upload(self, folder: Path, uri: str) -> int:
+        """Every file under `folder` to the s3:// prefix `uri`; returns how many."""
+        bucket, _, prefix = uri[len("s3://"):].partition("/")
+        count = 0
+        client = self.client()
+        for path in sorted(Path(folder).rglob("*")):
+            if path.is_file():
+                key = f"{prefix.rstrip('/')}/{path.relative_to(folder).as_posix()}".lstrip("/")
+                client.upload_file(str(path), bucket, key)
+                count += 1
+        return count
+
+    def keys(self, uri: str) -> Dict[str, int]:
+        bucket, _, prefix = uri[len("s3://"):].partition("/")
+        found, token = {}, None
+        client = self.client()
+        while True:
+            page = client.list_objects_v2(Bucket=bucket, Prefix=prefix, **({"ContinuationToken": token} if token else {}))
+            found.update({o["Key"]: o["Size"] for o in page.get("Contents", [])})
+            if not page.get("IsTruncated"):
+                return found
+            token = page["NextContinuationToken"]
+
+
+@contextlib.contextmanager
+def server(timeout_s: float = 60, log: Optional[Path] = None) -> Iterator[LocalS3]:
+    out = open(log, "w") if log else subprocess.DEVNULL
+    proc = subprocess.Popen([sys.executable, "-c", _SERVE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=out, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], timeout_s)
+        port = proc.stdout.readline().strip() if ready else ""  # the server prints its port once it listens
+        if not port.isdigit():
+            raise RuntimeError(f"the local S3 server (moto) did not start (exit {proc.poll()}); is the dev extra "
+                               f"installed? (pip install -c constraints.txt '.[dev]')")
+        yield LocalS3(f"http://127.0.0.1:{port}")
+    finally:
+        with contextlib.suppress(Exception):
+            proc.stdin.close()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if log:
+            out.close()
