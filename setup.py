@@ -7,6 +7,7 @@ Dockerfile install under it); this file only says *what* is needed, by part:
     pip install -c constraints.txt ".[s3]"              + s3:// roots (AWS S3, MinIO): TensorFlow and Beam
     pip install -c constraints.txt -e ".[serving,spark,s3,dev]"   what `make` installs (dev: the tests)
 """
+
 from setuptools import find_packages, setup
 
 EXTRAS = {
@@ -21,8 +22,19 @@ EXTRAS = {
     "dev": ["pytest", "pytest-timeout", "moto[s3]", "flask", "flask-cors", "ruff", "import-linter"],
 }
 
-ROOMS = ("core", "data", "modeling", "serving", "components", "orchestration", "pipelines", "metadata", "runners",
-         "ops", "scaffold")
+ROOMS = (
+    "core",
+    "data",
+    "modeling",
+    "serving",
+    "components",
+    "orchestration",
+    "pipelines",
+    "metadata",
+    "runners",
+    "ops",
+    "scaffold",
+)
 
 setup(
     name="eat-tf2-tfx",

@@ -12,6 +12,7 @@
 Then one table: figure, measured, target, met. Each run is one sample on a shared, noisy machine: read ratios
 measured in the same run, and rerun before believing a small difference.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,8 +55,11 @@ def pipeline_run(name: str, out: Path, base: config_lib.PipelineConfig, log: str
 
 def profile(name: str, seconds: dict, wall: float) -> None:
     shown = ", ".join(f"{n} {s:.1f}" for n, s in seconds.items())
-    print(f"  {name} per component (s): {shown}; outside components (process start, imports, launcher): "
-          f"{wall - sum(seconds.values()):.1f}", flush=True)
+    print(
+        f"  {name} per component (s): {shown}; outside components (process start, imports, launcher): "
+        f"{wall - sum(seconds.values()):.1f}",
+        flush=True,
+    )
 
 
 def titanic(base, scratch: Path) -> None:
@@ -71,8 +75,12 @@ def titanic(base, scratch: Path) -> None:
     row("titanic book script (s), AUC", f"{book['seconds']:.1f}, {book['auc']:.4f}")
     row("titanic pipeline full run (s), AUC", f"{full:.1f}, {result.overall('auc'):.4f}")
     row("titanic full / book", f"{full / book['seconds']:.2f}x", "<= 2x", full <= 2 * book["seconds"])
-    row("titanic cached rerun / book", f"{cached:.1f} s = {cached / book['seconds']:.2f}x", "<= 1x",
-        cached <= book["seconds"])
+    row(
+        "titanic cached rerun / book",
+        f"{cached:.1f} s = {cached / book['seconds']:.2f}x",
+        "<= 1x",
+        cached <= book["seconds"],
+    )
     row("titanic peak RSS (GB)", f"{peak / 2**30:.2f}", f"<= {RSS_TARGET_GB}", peak / 2**30 <= RSS_TARGET_GB)
     print(f"  (first rerun, which re-evaluates against the new baseline: {first:.1f} s)")
 
@@ -101,37 +109,62 @@ def versus_book(name: str, base, scratch: Path, seeds=()) -> None:
             accuracies[seed] = seeded.overall("binary_accuracy")
         values = list(accuracies.values())
         shown = ", ".join(f"seed {s}: {a:.4f}" for s, a in accuracies.items())
-        row(f"{name} accuracy mean / min over {len(values)} seeds",
-            f"{statistics.mean(values):.4f} / {min(values):.4f} ({shown})", ">= 0.935 / >= 0.930",
-            statistics.mean(values) >= 0.935 and min(values) >= 0.930)
+        row(
+            f"{name} accuracy mean / min over {len(values)} seeds",
+            f"{statistics.mean(values):.4f} / {min(values):.4f} ({shown})",
+            ">= 0.935 / >= 0.930",
+            statistics.mean(values) >= 0.935 and min(values) >= 0.930,
+        )
 
 
 def serving() -> None:
     print("serving: bench/serving_bench.py ...", flush=True)
-    proc = subprocess.run([sys.executable, str(PROJECT_ROOT / "bench" / "serving_bench.py"), "--json"],
-                          capture_output=True, text=True, cwd=PROJECT_ROOT)
+    proc = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "bench" / "serving_bench.py"), "--json"],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+    )
     if proc.returncode != 0:
         sys.exit(f"serving bench failed:\n{proc.stderr[-4000:]}")
     figures = json.loads(proc.stdout.strip().splitlines()[-1])
     for path in ("REST", "gRPC"):
         ratio = figures[f"{path} p50 batch 1"] / figures["in-process p50 batch 1"]
-        row(f"{path} p50 batch 1 / in-process", f"{figures[f'{path} p50 batch 1']:.2f} ms = {ratio:.1f}x "
-            f"(in-process {figures['in-process p50 batch 1']:.2f} ms)", "<= 2x", ratio <= 2)
+        row(
+            f"{path} p50 batch 1 / in-process",
+            f"{figures[f'{path} p50 batch 1']:.2f} ms = {ratio:.1f}x "
+            f"(in-process {figures['in-process p50 batch 1']:.2f} ms)",
+            "<= 2x",
+            ratio <= 2,
+        )
     share = figures["REST req/s concurrency 8"] / figures["in-process req/s concurrency 8"]
-    row("REST req/s at concurrency 8 / in-process", f"{figures['REST req/s concurrency 8']:.0f} / "
-        f"{figures['in-process req/s concurrency 8']:.0f} = {share:.0%}", ">= 50%", share >= 0.5)
+    row(
+        "REST req/s at concurrency 8 / in-process",
+        f"{figures['REST req/s concurrency 8']:.0f} / {figures['in-process req/s concurrency 8']:.0f} = {share:.0%}",
+        ">= 50%",
+        share >= 0.5,
+    )
     ratio = figures["REST p50 batch 1 with request logging / without"]
     row("REST p50 batch 1 with request logging / without", f"{ratio:.3f}x", "<= 1.10x", ratio <= 1.10)
     share = figures["Spark rows/s"] / figures["in-process rows/s"]
-    row("Spark local[2] rows/s / in-process", f"{figures['Spark rows/s']:,.0f} / {figures['in-process rows/s']:,.0f}"
+    row(
+        "Spark local[2] rows/s / in-process",
+        f"{figures['Spark rows/s']:,.0f} / {figures['in-process rows/s']:,.0f}"
         f" = {share:.0%} (Spark's own floor, a model returning zeros: {figures['Spark floor s']:.1f} s "
-        f"for {figures['Spark rows']:,} rows)", ">= 50%", share >= 0.5)
+        f"for {figures['Spark rows']:,} rows)",
+        ">= 50%",
+        share >= 0.5,
+    )
 
 
 def drift() -> None:
     print("drift: bench/drift_bench.py ...", flush=True)
-    proc = subprocess.run([sys.executable, str(PROJECT_ROOT / "bench" / "drift_bench.py")], capture_output=True,
-                          text=True, cwd=PROJECT_ROOT)
+    proc = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "bench" / "drift_bench.py")],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+    )
     if proc.returncode != 0:
         sys.exit(f"drift bench failed:\n{proc.stderr[-4000:]}")
     added = float(proc.stdout.split("RESULT drift_seconds=")[1].split()[0])

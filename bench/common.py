@@ -1,5 +1,6 @@
 """What the benchmarks share: run a pipeline's runner as a fresh process and watch its memory, read each
 component's wall time from ML Metadata, run the book's plain Keras script."""
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,13 @@ def run_once(pipeline: str, env: dict, log: Path) -> Tuple[float, int]:
     pipeline's runner file (the one the TFX CLI runs), its output in `log`."""
     started = time.monotonic()
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, str(registry.runner_path(pipeline))], env=env, cwd=PROJECT_ROOT,
-                                stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, str(registry.runner_path(pipeline))],
+            env=env,
+            cwd=PROJECT_ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
         watched, peak = psutil.Process(proc.pid), 0
         while proc.poll() is None:
             try:
@@ -65,8 +71,12 @@ def component_seconds(pipeline: str, cfg: config_lib.PipelineConfig) -> Dict[str
 def book_script(name: str, data_dir: Path, epochs: int) -> dict:
     """The book's plain Keras script for `name` (bench/keras_baselines.py) as a fresh process: accuracy, auc,
     seconds (Python and TensorFlow start-up included, as the pipeline's are)."""
-    proc = subprocess.run([sys.executable, str(PROJECT_ROOT / "bench" / "keras_baselines.py"), name, str(data_dir),
-                           str(epochs)], capture_output=True, text=True, cwd="/")
+    proc = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "bench" / "keras_baselines.py"), name, str(data_dir), str(epochs)],
+        capture_output=True,
+        text=True,
+        cwd="/",
+    )
     if proc.returncode != 0:
         sys.exit(f"the book's {name} script failed:\n{proc.stderr[-4000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])

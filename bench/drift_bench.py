@@ -7,6 +7,7 @@ its result); nothing after them changes. So the part of the pipeline up to Anoma
 spans folder (span 1 ingested first), with the cache off, with DRIFT=warn and with DRIFT=off, alternating for
 --rounds rounds in this one process (the machine's noise hits both alike); the median difference is the cost.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,9 +50,14 @@ def up_to_gate(cfg):
     kept = full.components[: ids.index("AnomaliesGate") + 1]
     for node in kept:  # the nodes were built for the whole pipeline: forget the ones after the gate
         node._downstream_nodes = {d for d in node._downstream_nodes if d in kept}  # noqa: SLF001
-    return Pipeline(pipeline_name=full.pipeline_info.pipeline_name, pipeline_root=full.pipeline_info.pipeline_root,
-                    components=kept, enable_cache=False, metadata_connection_config=full.metadata_connection_config,
-                    beam_pipeline_args=full.beam_pipeline_args)
+    return Pipeline(
+        pipeline_name=full.pipeline_info.pipeline_name,
+        pipeline_root=full.pipeline_info.pipeline_root,
+        components=kept,
+        enable_cache=False,
+        metadata_connection_config=full.metadata_connection_config,
+        beam_pipeline_args=full.beam_pipeline_args,
+    )
 
 
 def main(argv=None) -> int:
@@ -81,13 +87,18 @@ def main(argv=None) -> int:
                     store = results.open_store(cfg.metadata_path("titanic"))
                     drift = results.drift_of(store, results.latest_examples(store, "titanic"))
     added = statistics.median(w - o for w, o in zip(seconds["warn"], seconds["off"]))
-    print(f"drift check adds {added:.2f} s (median of {args.rounds} rounds; runs up to AnomaliesGate: "
-          f"{statistics.median(seconds['warn']):.1f} s with, {statistics.median(seconds['off']):.1f} s without; "
-          f"target <= 3 s)")
-    print("inside the nodes (ML Metadata, create to last update of the last DRIFT=warn run): "
-          + ", ".join(f"{k} {v:.3f} s" for k, v in inside.items()) + f"; span {drift['current_span']} against span "
-          f"{drift['previous_span']}: {sum(f['flagged'] for f in drift['features'])} of {len(drift['features'])} "
-          "features flagged")
+    print(
+        f"drift check adds {added:.2f} s (median of {args.rounds} rounds; runs up to AnomaliesGate: "
+        f"{statistics.median(seconds['warn']):.1f} s with, {statistics.median(seconds['off']):.1f} s without; "
+        f"target <= 3 s)"
+    )
+    print(
+        "inside the nodes (ML Metadata, create to last update of the last DRIFT=warn run): "
+        + ", ".join(f"{k} {v:.3f} s" for k, v in inside.items())
+        + f"; span {drift['current_span']} against span "
+        f"{drift['previous_span']}: {sum(f['flagged'] for f in drift['features'])} of {len(drift['features'])} "
+        "features flagged"
+    )
     print(f"RESULT drift_seconds={added:.3f}")
     return 0
 

@@ -1,7 +1,8 @@
 """The book's plain Keras training scripts, as the yardstick for the pipelines' wall time.
 
-    python bench/keras_baselines.py titanic|cifar2|imdb DATA_DIR EPOCHS   # a JSON line: accuracy, auc, seconds
+python bench/keras_baselines.py titanic|cifar2|imdb DATA_DIR EPOCHS   # a JSON line: accuracy, auc, seconds
 """
+
 import json
 import os
 import sys
@@ -37,13 +38,14 @@ def titanic(data_dir: str, epochs: int) -> dict:
     dftrain_raw, dftest_raw = pd.read_csv(f"{data_dir}/train.csv"), pd.read_csv(f"{data_dir}/test.csv")
     x_train, y_train = preprocessing(dftrain_raw).values, dftrain_raw["Survived"].values
     x_test, y_test = preprocessing(dftest_raw).values, dftest_raw["Survived"].values
-    model = tf.keras.models.Sequential([
-        tf.keras.layers.Dense(20, activation="relu", input_shape=(15,)),
-        tf.keras.layers.Dense(10, activation="relu"),
-        tf.keras.layers.Dense(1, activation="sigmoid"),
-    ])
-    model.compile(optimizer="adam", loss="binary_crossentropy",
-                  metrics=["accuracy", tf.keras.metrics.AUC(name="auc")])
+    model = tf.keras.models.Sequential(
+        [
+            tf.keras.layers.Dense(20, activation="relu", input_shape=(15,)),
+            tf.keras.layers.Dense(10, activation="relu"),
+            tf.keras.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
+    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy", tf.keras.metrics.AUC(name="auc")])
     model.fit(x_train, y_train, batch_size=64, epochs=epochs, validation_split=0.2, verbose=2)
     _, accuracy, auc = model.evaluate(x_test, y_test, verbose=0)
     return {"accuracy": accuracy, "auc": auc}
@@ -51,16 +53,26 @@ def titanic(data_dir: str, epochs: int) -> dict:
 
 def cifar2(data_dir: str, epochs: int) -> dict:
     """Chapter 1-2, as the book writes it."""
+
     def load_image(path, size=(32, 32)):
         label = tf.cast(tf.strings.regex_full_match(path, ".*automobile.*"), tf.int8)
         image = tf.image.resize(tf.image.decode_jpeg(tf.io.read_file(path)), size) / 255.0
         return image, label
 
     auto = tf.data.AUTOTUNE
-    train = (tf.data.Dataset.list_files(f"{data_dir}/train/*/*.jpg").map(load_image, num_parallel_calls=auto)
-             .shuffle(buffer_size=1000).batch(100).prefetch(auto))
-    test = (tf.data.Dataset.list_files(f"{data_dir}/test/*/*.jpg").map(load_image, num_parallel_calls=auto)
-            .batch(100).prefetch(auto))
+    train = (
+        tf.data.Dataset.list_files(f"{data_dir}/train/*/*.jpg")
+        .map(load_image, num_parallel_calls=auto)
+        .shuffle(buffer_size=1000)
+        .batch(100)
+        .prefetch(auto)
+    )
+    test = (
+        tf.data.Dataset.list_files(f"{data_dir}/test/*/*.jpg")
+        .map(load_image, num_parallel_calls=auto)
+        .batch(100)
+        .prefetch(auto)
+    )
     inputs = tf.keras.layers.Input(shape=(32, 32, 3))
     x = tf.keras.layers.Conv2D(32, kernel_size=(3, 3))(inputs)
     x = tf.keras.layers.MaxPool2D()(x)
@@ -71,8 +83,11 @@ def cifar2(data_dir: str, epochs: int) -> dict:
     x = tf.keras.layers.Dense(32, activation="relu")(x)
     outputs = tf.keras.layers.Dense(1, activation="sigmoid")(x)
     model = tf.keras.Model(inputs, outputs)
-    model.compile(optimizer=tf.keras.optimizers.Adam(0.001), loss="binary_crossentropy",
-                  metrics=["accuracy", tf.keras.metrics.AUC(name="auc")])
+    model.compile(
+        optimizer=tf.keras.optimizers.Adam(0.001),
+        loss="binary_crossentropy",
+        metrics=["accuracy", tf.keras.metrics.AUC(name="auc")],
+    )
     model.fit(train, epochs=epochs, validation_data=test, verbose=2)
     _, accuracy, auc = model.evaluate(test, verbose=0)
     return {"accuracy": accuracy, "auc": auc}
@@ -93,20 +108,23 @@ def imdb(data_dir: str, epochs: int) -> dict:
 
     train = tf.data.TextLineDataset(f"{data_dir}/train.csv").map(split_line).shuffle(1000).batch(20)
     test = tf.data.TextLineDataset(f"{data_dir}/test.csv").map(split_line).batch(20)
-    vectorize = tf.keras.layers.TextVectorization(max_tokens=10000, standardize=clean, split="whitespace",
-                                                  output_mode="int", output_sequence_length=200)
+    vectorize = tf.keras.layers.TextVectorization(
+        max_tokens=10000, standardize=clean, split="whitespace", output_mode="int", output_sequence_length=200
+    )
     vectorize.adapt(train.map(lambda text, label: text))
     train = train.map(lambda text, label: (vectorize(text), label)).prefetch(tf.data.AUTOTUNE)
     test = test.map(lambda text, label: (vectorize(text), label)).prefetch(tf.data.AUTOTUNE)
-    model = tf.keras.Sequential([
-        tf.keras.layers.Embedding(10000, 7, input_length=200),
-        tf.keras.layers.Conv1D(filters=16, kernel_size=5, activation="relu"),
-        tf.keras.layers.MaxPool1D(2),
-        tf.keras.layers.Conv1D(filters=128, kernel_size=2, activation="relu"),
-        tf.keras.layers.MaxPool1D(2),
-        tf.keras.layers.Flatten(),
-        tf.keras.layers.Dense(1, activation="sigmoid"),
-    ])
+    model = tf.keras.Sequential(
+        [
+            tf.keras.layers.Embedding(10000, 7, input_length=200),
+            tf.keras.layers.Conv1D(filters=16, kernel_size=5, activation="relu"),
+            tf.keras.layers.MaxPool1D(2),
+            tf.keras.layers.Conv1D(filters=128, kernel_size=2, activation="relu"),
+            tf.keras.layers.MaxPool1D(2),
+            tf.keras.layers.Flatten(),
+            tf.keras.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
     model.compile(optimizer="Nadam", loss="binary_crossentropy", metrics=["accuracy", tf.keras.metrics.AUC(name="auc")])
     model.fit(train, epochs=epochs, validation_data=test, verbose=2)
     _, accuracy, auc = model.evaluate(test, verbose=0)

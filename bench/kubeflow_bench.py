@@ -10,6 +10,7 @@ TensorFlow and TFX, what every pod pays too), what the launcher downloaded per t
 unchanged rerun (ExampleGen keyed by the data fingerprint) against a rerun with caching off, what computing the
 fingerprint costs, and whether the metrics agree.
 """
+
 from __future__ import annotations
 
 import os
@@ -52,15 +53,23 @@ def local_run(name: str, out: Path, data_root: Path) -> float:
 
 def import_floor() -> float:
     started = time.monotonic()
-    subprocess.run([sys.executable, "-c", f"import {kubeflow_runner.kfp_entrypoint.TFX_ENTRYPOINT}"],
-                   capture_output=True, check=True)
+    subprocess.run(
+        [sys.executable, "-c", f"import {kubeflow_runner.kfp_entrypoint.TFX_ENTRYPOINT}"],
+        capture_output=True,
+        check=True,
+    )
     return time.monotonic() - started
 
 
 def fingerprint(root: str) -> tuple:
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "runners.data_fingerprint", root], cwd=PROJECT_ROOT,
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "runners.data_fingerprint", root],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return proc.stdout.strip(), time.monotonic() - started
 
 
@@ -81,12 +90,19 @@ def main() -> int:
         local = results.last_run(name, config_lib.PipelineConfig(output_dir=tmp / "local"))
 
         settings = kubeflow_runner.KubeflowSettings(
-            image="registry.example.com/eat-tf2-tfx:bench", project_root=str(config_lib.PROJECT_ROOT),
-            env=(("AWS_ENDPOINT_URL", s3.endpoint), ("AWS_REGION", "us-east-1")), s3_secret=SECRET)
+            image="registry.example.com/eat-tf2-tfx:bench",
+            project_root=str(config_lib.PROJECT_ROOT),
+            env=(("AWS_ENDPOINT_URL", s3.endpoint), ("AWS_REGION", "us-east-1")),
+            s3_secret=SECRET,
+        )
         package = kubeflow_runner.compile_pipeline(name, tmp / "package", settings)
         image_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3_"))}
-        cluster = kfp_twin.Backend(env=image_env, work_dir=tmp / "cluster", log=lambda line: None, secrets={
-            SECRET: {"accesskey": s3.env["AWS_ACCESS_KEY_ID"], "secretkey": s3.env["AWS_SECRET_ACCESS_KEY"]}})
+        cluster = kfp_twin.Backend(
+            env=image_env,
+            work_dir=tmp / "cluster",
+            log=lambda line: None,
+            secrets={SECRET: {"accesskey": s3.env["AWS_ACCESS_KEY_ID"], "secretkey": s3.env["AWS_SECRET_ACCESS_KEY"]}},
+        )
         data_root = f"s3://data/{spec.dataset}"
         fp, fingerprint_s = fingerprint(data_root)
         parameters = {"data-root": data_root, "serving-root": f"s3://serving/{name}", "data-fingerprint": fp}
@@ -96,30 +112,39 @@ def main() -> int:
         twin_s = time.monotonic() - started
         print(f"{name}: again, unchanged, with caching on ...", flush=True)
         started = time.monotonic()
-        cached = cluster.run(package, pipeline_root="s3://kfp/root", parameters=parameters, run_id="cached",
-                             enable_caching=True)
+        cached = cluster.run(
+            package, pipeline_root="s3://kfp/root", parameters=parameters, run_id="cached", enable_caching=True
+        )
         cached_s = time.monotonic() - started
         floor = import_floor()
         evaluation = tmp / "evaluation"
         object_store.download_prefix(run.artifact("Evaluator", "evaluation")["uri"], evaluation)
         kfp_metrics = results.load_metrics(str(evaluation))
-    print(f"\n== {name}: Kubeflow package (KFP 2.5 twin, s3:// on moto) vs LocalDagRunner (local disk), side by side ==")
+    print(
+        f"\n== {name}: Kubeflow package (KFP 2.5 twin, s3:// on moto) vs LocalDagRunner (local disk), side by side =="
+    )
     print(f"  LocalDagRunner           {local_s:7.1f} s")
     print(f"  package via the twin     {twin_s:7.1f} s   ratio {twin_s / local_s:.2f}x (target <= 2.5x)")
-    print(f"  one task's process start {floor:7.1f} s   (a fresh Python importing TensorFlow + TFX's entrypoint; "
-          f"{len(run.tasks)} tasks pay it, as {len(run.tasks)} pods would)")
+    print(
+        f"  one task's process start {floor:7.1f} s   (a fresh Python importing TensorFlow + TFX's entrypoint; "
+        f"{len(run.tasks)} tasks pay it, as {len(run.tasks)} pods would)"
+    )
     for task in run.tasks.values():
         print(f"    {task.name:<18} {task.seconds:6.1f} s   {task.downloaded:3d} object(s) downloaded into the pod")
     hits = sum(t.state == "CACHED" for t in cached.tasks.values())
-    print(f"  unchanged rerun, cache on {cached_s:6.1f} s   ({hits} of {len(cached.tasks)} tasks from KFP's cache; "
-          f"with caching off a rerun costs a whole run, ~{twin_s:.0f} s)")
+    print(
+        f"  unchanged rerun, cache on {cached_s:6.1f} s   ({hits} of {len(cached.tasks)} tasks from KFP's cache; "
+        f"with caching off a rerun costs a whole run, ~{twin_s:.0f} s)"
+    )
     print(f"  data fingerprint          {fingerprint_s:6.1f} s   (a listing of {data_root}, at submission)")
     same = True
     for metric in sorted(local.metrics.get("overall", {})):
         a, b = local.metrics["overall"][metric], kfp_metrics.get("overall", {}).get(metric)
         ok = b is not None and abs(a - b) <= 1e-6
         same &= ok
-        print(f"  {metric:<28} local {a:.6f}   package {b if b is None else f'{b:.6f}'}  {'same' if ok else 'DIFFERENT'}")
+        print(
+            f"  {metric:<28} local {a:.6f}   package {b if b is None else f'{b:.6f}'}  {'same' if ok else 'DIFFERENT'}"
+        )
     print(f"  metrics {'equal' if same else 'DIFFER'}")
     return 0 if same else 1
 

@@ -6,6 +6,7 @@ Each run is a fresh process through the same runner file the TFX CLI uses, in a 
 Targets on 2 cores: Titanic AUC >= 0.85, full run <= 60 s and <= 2 GB peak RSS, rerun <= 15 s (issue #2);
 COVID full run <= 90 s, with the forecast's zero days printed beside the book's (issue #5).
 """
+
 from __future__ import annotations
 
 import os
@@ -27,8 +28,14 @@ from pipelines import registry
 
 def timed_run(runner: Path, env: dict) -> tuple:
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, str(runner)], env=env, cwd=PROJECT_ROOT,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.run(
+        [sys.executable, str(runner)],
+        env=env,
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     wall = time.monotonic() - started
     if proc.returncode != 0:
         sys.exit(f"run failed:\n{proc.stderr[-4000:]}")
@@ -51,8 +58,13 @@ def main() -> int:
         full, rss = timed_run(runner, env)
         result = results.last_run(name, cfg)
         if name == "covid":
-            forecast = subprocess.run([sys.executable, "-m", "pipelines.covid.forecast"], env=env, cwd=PROJECT_ROOT,
-                                      capture_output=True, text=True)
+            forecast = subprocess.run(
+                [sys.executable, "-m", "pipelines.covid.forecast"],
+                env=env,
+                cwd=PROJECT_ROOT,
+                capture_output=True,
+                text=True,
+            )
             print(forecast.stdout if forecast.returncode == 0 else forecast.stderr[-2000:])
         print(f"{name}: rerun (first: re-evaluates against the new baseline) ...", flush=True)
         rerun1, _ = timed_run(runner, env)

@@ -5,6 +5,7 @@
 Both run as fresh processes, one after the other; each wall time includes starting Python and TensorFlow.
 Target (issues #3, #4): pipeline <= 1.3x the plain script.
 """
+
 import os
 import subprocess
 import sys
@@ -37,8 +38,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as out:
         env = dict(os.environ, OUTPUT_DIR=out, DATA_DIR=str(cfg.data_dir))
         started = time.monotonic()
-        run = subprocess.run([sys.executable, str(registry.runner_path(name))], env=env, cwd=PROJECT_ROOT,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        run = subprocess.run(
+            [sys.executable, str(registry.runner_path(name))],
+            env=env,
+            cwd=PROJECT_ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         pipeline_s = time.monotonic() - started
         if run.returncode != 0:
             sys.exit(run.stderr[-4000:])

@@ -8,9 +8,11 @@ k-1 copies with Age and Fare jittered and a new PassengerId; everything the sche
 once under outputs/scale/<k>x/titanic/. Each (scale, mode) is a fresh run of the same runner file `make run`
 uses, in its own OUTPUT_DIR, with BEAM_WORKERS=2. Per component: its wall time as ML Metadata recorded it.
 Per run: wall time and the peak resident memory of the whole process tree (the runner, Beam's services and
-SDK workers, the multiprocess workers, Flink's JVMs and Beam's job server), sampled every 0.2 s. Then a table per mode, with the growth factor from
-the smallest to the largest scale per component (linear growth would be the ratio of the scales).
+SDK workers, the multiprocess workers, Flink's JVMs and Beam's job server), sampled every 0.2 s. Then a table per
+mode, with the growth factor from the smallest to the largest scale per component (linear growth would be the
+ratio of the scales).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -81,18 +83,42 @@ def main(argv=None) -> int:
         rows = sum(1 for _ in open(data / "train.csv")) - 1
         for mode in modes:
             out = Path(tempfile.mkdtemp(prefix=f"run-{k}x-{mode}-", dir=scale_root))
-            env = dict(os.environ, OUTPUT_DIR=str(out), DATA_DIR=str(data.parent), BEAM=mode, BEAM_WORKERS="2",
-                       EPOCHS=str(args.epochs), MIN_AUC="0", MIN_KS="0")
+            env = dict(
+                os.environ,
+                OUTPUT_DIR=str(out),
+                DATA_DIR=str(data.parent),
+                BEAM=mode,
+                BEAM_WORKERS="2",
+                EPOCHS=str(args.epochs),
+                MIN_AUC="0",
+                MIN_KS="0",
+            )
             print(f"{k}x ({rows} training rows), BEAM={mode} ...", flush=True)
             wall, peak = run_once("titanic", env, out / "run.log")
             per_component = component_seconds("titanic", config_lib.from_env(env))
             figures[(mode, k)] = {"wall": wall, "rss": peak, **per_component}
-            print(f"    {wall:.1f} s, peak RSS {peak / 2**30:.2f} GB; "
-                  + ", ".join(f"{n} {s:.1f}" for n, s in per_component.items()), flush=True)
+            print(
+                f"    {wall:.1f} s, peak RSS {peak / 2**30:.2f} GB; "
+                + ", ".join(f"{n} {s:.1f}" for n, s in per_component.items()),
+                flush=True,
+            )
 
-    nodes = [n for n in ("CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "AnomaliesGate",
-                         "Transform", "Trainer", "ServedBaseline", "Evaluator", "Pusher")
-             if any(n in f for f in figures.values())]
+    nodes = [
+        n
+        for n in (
+            "CsvExampleGen",
+            "StatisticsGen",
+            "ImportSchemaGen",
+            "ExampleValidator",
+            "AnomaliesGate",
+            "Transform",
+            "Trainer",
+            "ServedBaseline",
+            "Evaluator",
+            "Pusher",
+        )
+        if any(n in f for f in figures.values())
+    ]
     lo, hi = min(scales), max(scales)
     print()
     for mode in modes:
@@ -110,8 +136,10 @@ def main(argv=None) -> int:
         print(f"{'component':<18}" + "".join(f"{m:>14}" for m in modes if m != "in_memory"))
         for node in list(BEAM_STAGES) + ["wall"]:
             ref = figures[("in_memory", hi)].get(node)
-            print(f"{node:<18}" + "".join(f"{figures[(m, hi)].get(node, float('nan')) / ref:>14.2f}"
-                                          for m in modes if m != "in_memory"))
+            print(
+                f"{node:<18}"
+                + "".join(f"{figures[(m, hi)].get(node, float('nan')) / ref:>14.2f}" for m in modes if m != "in_memory")
+            )
     return 0
 
 

@@ -17,6 +17,7 @@ while the model config moves labels under load (goal: 0). Then scores the Titani
 model in each), beside one in-process loop over the same rows, and the same Spark job with a model that returns
 zeros: Spark's own floor for reading, moving the rows to Python and back, and writing.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,15 +40,41 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-ROW = {"Age": 22.0, "Fare": 7.25, "Pclass": 3, "SibSp": 1, "Parch": 0, "Sex": "male", "Embarked": "S",
-       "Ticket": "A/5 21171", "Cabin": ""}
+ROW = {
+    "Age": 22.0,
+    "Fare": 7.25,
+    "Pclass": 3,
+    "SibSp": 1,
+    "Parch": 0,
+    "Sex": "male",
+    "Embarked": "S",
+    "Ticket": "A/5 21171",
+    "Cabin": "",
+}
 FLOATS, INTS = ("Age", "Fare"), ("Pclass", "SibSp", "Parch")
 
 
 def start_server(root: Path, workers: int, *extra: str):
-    proc = subprocess.Popen([sys.executable, "-m", "serving.server", "--serving-root", str(root), "--rest-port", "0",
-                             "--grpc-port", "0", "--workers", str(workers), *extra], cwd=PROJECT_ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "serving.server",
+            "--serving-root",
+            str(root),
+            "--rest-port",
+            "0",
+            "--grpc-port",
+            "0",
+            "--workers",
+            str(workers),
+            *extra,
+        ],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     ports = {}
     for line in proc.stdout:
         if line.startswith("gRPC listening on "):
@@ -108,8 +135,10 @@ def light_rest_caller(rest_url: str, body: bytes, path: str = "/v1/models/titani
     import socket
 
     host, port = urllib.parse.urlsplit(rest_url).hostname, urllib.parse.urlsplit(rest_url).port
-    request = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
-               f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    request = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
     length_re = re.compile(rb"(?i)\r\ncontent-length: *(\d+)")
     local = threading.local()
 
@@ -136,6 +165,7 @@ def light_rest_caller(rest_url: str, body: bytes, path: str = "/v1/models/titani
         local.buffer = rest[length:]
         if head[9:12] != b"200":
             raise RuntimeError(f"REST answered {head[9:12].decode()}: {rest[:length][:200]!r}")
+
     return call
 
 
@@ -153,6 +183,7 @@ def rest_caller(rest_url: str, body: bytes):
         response.read()
         if response.status != 200:
             raise RuntimeError(f"REST answered {response.status}")
+
     return call
 
 
@@ -189,9 +220,15 @@ def logging_overhead(root: Path, workers: int, requests: int, rounds: int = 5) -
             proc.wait(timeout=30)
     logged = len(request_log.read_examples(logs / "titanic"))
     plain_p50, logging_p50 = float(np.median(p50s["plain"])), float(np.median(p50s["logging"]))
-    return {"plain p50": plain_p50, "logging p50": logging_p50, "ratio": logging_p50 / plain_p50,
-            "plain req/s conc 8": rps["plain"], "logging req/s conc 8": rps["logging"],
-            "logged": logged, "expected": len(sent)}
+    return {
+        "plain p50": plain_p50,
+        "logging p50": logging_p50,
+        "ratio": logging_p50 / plain_p50,
+        "plain req/s conc 8": rps["plain"],
+        "logging req/s conc 8": rps["logging"],
+        "logged": logged,
+        "expected": len(sent),
+    }
 
 
 def batching_throughput(root: Path, workers: int, requests: int, body: bytes) -> dict:
@@ -202,8 +239,10 @@ def batching_throughput(root: Path, workers: int, requests: int, body: bytes) ->
     batched, batched_ports = start_server(root, workers, "--enable_batching", "--batching_parameters_file", str(params))
     rps = {"plain": [], "batching": []}
     try:
-        calls = {"plain": light_rest_caller(plain_ports["rest"], body),
-                 "batching": light_rest_caller(batched_ports["rest"], body)}
+        calls = {
+            "plain": light_rest_caller(plain_ports["rest"], body),
+            "batching": light_rest_caller(batched_ports["rest"], body),
+        }
         for call in calls.values():
             run_load(call, 50, 8)
         for _ in range(3):
@@ -214,8 +253,11 @@ def batching_throughput(root: Path, workers: int, requests: int, body: bytes) ->
         for proc in (plain, batched):
             proc.terminate()
             proc.wait(timeout=30)
-    return {"plain": float(np.median(rps["plain"])), "batching": float(np.median(rps["batching"])),
-            "batching p50": batched_p50}
+    return {
+        "plain": float(np.median(rps["plain"])),
+        "batching": float(np.median(rps["batching"])),
+        "batching p50": batched_p50,
+    }
 
 
 def batching_and_labels(root: Path, workers: int, requests: int, in_process_rps: float) -> dict:
@@ -236,17 +278,24 @@ def batching_and_labels(root: Path, workers: int, requests: int, in_process_rps:
     shutil.copytree(root / "titanic" / "1", labels_root / "titanic" / "2")
     promotion.assign(labels_root, "titanic", 1, "stable", server="none", say=lambda _: None)
     config = labels_root / "models.config"
-    proc, ports = start_server(labels_root, workers, "--model_config_file", str(config),
-                               "--model_config_file_poll_wait_seconds", "0.2",
-                               "--allow_version_labels_for_unavailable_models")
+    proc, ports = start_server(
+        labels_root,
+        workers,
+        "--model_config_file",
+        str(config),
+        "--model_config_file_poll_wait_seconds",
+        "0.2",
+        "--allow_version_labels_for_unavailable_models",
+    )
     answered, failed, stop = [0], [], threading.Event()
     host, port = urllib.parse.urlsplit(ports["rest"]).hostname, urllib.parse.urlsplit(ports["rest"]).port
 
     def client():
         connection = http.client.HTTPConnection(host, port, timeout=60)
         while not stop.is_set():
-            connection.request("POST", "/v1/models/titanic/labels/stable:predict", body,
-                               {"Content-Type": "application/json"})
+            connection.request(
+                "POST", "/v1/models/titanic/labels/stable:predict", body, {"Content-Type": "application/json"}
+            )
             response = connection.getresponse()
             response.read()
             if response.status == 200:
@@ -270,12 +319,20 @@ def batching_and_labels(root: Path, workers: int, requests: int, in_process_rps:
         proc.terminate()
         proc.wait(timeout=30)
         shutil.rmtree(labels_root, ignore_errors=True)
-    return {"plain req/s": plain_rps, "batching req/s": batched_rps, "batching / plain": batched_rps / plain_rps,
-            "batching / in-process": batched_rps / in_process_rps, "batching p50 batch 1": batched_p50,
-            "workers": workers, f"plain req/s, {workers} processes": many["plain"],
-            f"batching req/s, {workers} processes": many["batching"],
-            f"batching / plain, {workers} processes": many["batching"] / many["plain"],
-            "label moves": moves, "answered during label moves": answered[0], "failed during label moves": len(failed)}
+    return {
+        "plain req/s": plain_rps,
+        "batching req/s": batched_rps,
+        "batching / plain": batched_rps / plain_rps,
+        "batching / in-process": batched_rps / in_process_rps,
+        "batching p50 batch 1": batched_p50,
+        "workers": workers,
+        f"plain req/s, {workers} processes": many["plain"],
+        f"batching req/s, {workers} processes": many["batching"],
+        f"batching / plain, {workers} processes": many["batching"] / many["plain"],
+        "label moves": moves,
+        "answered during label moves": answered[0],
+        "failed during label moves": len(failed),
+    }
 
 
 def main() -> int:
@@ -330,19 +387,30 @@ def main() -> int:
                     if response.status != 200:
                         raise RuntimeError(f"REST answered {response.status}")
 
-                calls = {"in-process": lambda: fn(**tensors), "REST": rest_call,
-                         "gRPC": lambda: stub.Predict(request, timeout=60)}
+                calls = {
+                    "in-process": lambda: fn(**tensors),
+                    "REST": rest_call,
+                    "gRPC": lambda: stub.Predict(request, timeout=60),
+                }
                 base = None
                 for concurrency in (1, 8):
                     for name, call in calls.items():
                         p50, p99, rps = run_load(call, args.requests, concurrency)
                         if batch == 1:
                             figures[f"{name} p50 batch 1" if concurrency == 1 else f"{name} req/s concurrency 8"] = (
-                                p50 if concurrency == 1 else rps)
+                                p50 if concurrency == 1 else rps
+                            )
                         if name == "in-process" and concurrency == 1:
                             base = p50
-                        ratio = f"   ({p50 / base:.1f}x in-process p50)" if name != "in-process" and concurrency == 1 else ""
-                        print(f"{name:<12}{batch:>6}{concurrency:>6}{p50:>10.2f}{p99:>10.2f}{rps:>10.0f}{ratio}", flush=True)
+                        ratio = (
+                            f"   ({p50 / base:.1f}x in-process p50)"
+                            if name != "in-process" and concurrency == 1
+                            else ""
+                        )
+                        print(
+                            f"{name:<12}{batch:>6}{concurrency:>6}{p50:>10.2f}{p99:>10.2f}{rps:>10.0f}{ratio}",
+                            flush=True,
+                        )
         finally:
             channel.close()
             proc.terminate()
@@ -350,24 +418,35 @@ def main() -> int:
         b = batching_and_labels(tmp, args.workers, args.requests, figures["in-process req/s concurrency 8"])
         figures.update({f"batching: {k}": v for k, v in b.items()})
         w = b["workers"]
-        print(f"\nbatching (serving/deploy/batching.config), REST batch 1, concurrency 8, light client (wrk-like), "
-              f"one server process: {b['batching req/s']:.0f} req/s vs {b['plain req/s']:.0f} without = "
-              f"{b['batching / plain']:.2f}x (target >= 1.5x); {b['batching / in-process']:.0%} of in-process "
-              f"calls/s (target >= 60%); batch-1 p50 with batching at concurrency 1: "
-              f"{b['batching p50 batch 1']:.2f} ms", flush=True)
+        print(
+            f"\nbatching (serving/deploy/batching.config), REST batch 1, concurrency 8, light client (wrk-like), "
+            f"one server process: {b['batching req/s']:.0f} req/s vs {b['plain req/s']:.0f} without = "
+            f"{b['batching / plain']:.2f}x (target >= 1.5x); {b['batching / in-process']:.0%} of in-process "
+            f"calls/s (target >= 60%); batch-1 p50 with batching at concurrency 1: "
+            f"{b['batching p50 batch 1']:.2f} ms",
+            flush=True,
+        )
         if w > 1:
-            print(f"  with {w} server processes (make serve): {b[f'batching req/s, {w} processes']:.0f} req/s vs "
-                  f"{b[f'plain req/s, {w} processes']:.0f} without = {b[f'batching / plain, {w} processes']:.2f}x "
-                  f"(the processes already use every core, so merging has less to win)", flush=True)
-        print(f"labels moved {b['label moves']} times under load (8 clients on /labels/stable): "
-              f"{b['answered during label moves']} answered, {b['failed during label moves']} failed (target 0)",
-              flush=True)
+            print(
+                f"  with {w} server processes (make serve): {b[f'batching req/s, {w} processes']:.0f} req/s vs "
+                f"{b[f'plain req/s, {w} processes']:.0f} without = {b[f'batching / plain, {w} processes']:.2f}x "
+                f"(the processes already use every core, so merging has less to win)",
+                flush=True,
+            )
+        print(
+            f"labels moved {b['label moves']} times under load (8 clients on /labels/stable): "
+            f"{b['answered during label moves']} answered, {b['failed during label moves']} failed (target 0)",
+            flush=True,
+        )
         o = logging_overhead(tmp, args.workers, args.requests)
         figures["REST p50 batch 1 with request logging / without"] = o["ratio"]
-        print(f"\nrequest logging (--log-requests, every request): REST p50 batch 1 {o['logging p50']:.2f} ms vs "
-              f"{o['plain p50']:.2f} ms without = {o['ratio']:.3f}x (target <= 1.10x); concurrency 8: "
-              f"{o['logging req/s conc 8']:.0f} vs {o['plain req/s conc 8']:.0f} req/s; "
-              f"{o['logged']} of {o['expected']} requests logged", flush=True)
+        print(
+            f"\nrequest logging (--log-requests, every request): REST p50 batch 1 {o['logging p50']:.2f} ms vs "
+            f"{o['plain p50']:.2f} ms without = {o['ratio']:.3f}x (target <= 1.10x); concurrency 8: "
+            f"{o['logging req/s conc 8']:.0f} vs {o['plain req/s conc 8']:.0f} req/s; "
+            f"{o['logged']} of {o['expected']} requests logged",
+            flush=True,
+        )
 
     if args.spark_rows:
         import pandas as pd
@@ -376,7 +455,7 @@ def main() -> int:
         from serving import spark_batch
 
         test = pd.read_csv(fetch("titanic", cfg.data_dir) / "test.csv")
-        big = pd.concat([test] * (args.spark_rows // len(test) + 1), ignore_index=True).iloc[:args.spark_rows]
+        big = pd.concat([test] * (args.spark_rows // len(test) + 1), ignore_index=True).iloc[: args.spark_rows]
         for k in FLOATS:
             big[k] = big[k].astype("float64")
         for k in ("Embarked", "Cabin"):
@@ -387,12 +466,14 @@ def main() -> int:
         spark = spark_batch.spark_session("local[2]")
         try:
             started = time.perf_counter()  # cold: Spark's Python workers start, import TensorFlow, load the model
-            spark_batch.run(spark, str(model_dir), str(tmp / "warm.parquet"), str(tmp / "warm-scored.parquet"),
-                            batch_size=4096)
+            spark_batch.run(
+                spark, str(model_dir), str(tmp / "warm.parquet"), str(tmp / "warm-scored.parquet"), batch_size=4096
+            )
             cold_s = time.perf_counter() - started
             started = time.perf_counter()  # warm: the same workers, the model already loaded in each
-            rows = spark_batch.run(spark, str(model_dir), str(tmp / "big.parquet"), str(tmp / "scored.parquet"),
-                                   batch_size=4096)
+            rows = spark_batch.run(
+                spark, str(model_dir), str(tmp / "big.parquet"), str(tmp / "scored.parquet"), batch_size=4096
+            )
             spark_s = time.perf_counter() - started
             # the floor: the same job with a model that only returns zeros (read, convert, Arrow both ways, write)
             zeros = str(zeros_model(fn, tmp / "zeros"))
@@ -404,19 +485,33 @@ def main() -> int:
             spark.stop()
         started = time.perf_counter()
         for start in range(0, len(big), 4096):
-            chunk = big.iloc[start:start + 4096]
-            fn(**{k: tf.constant(chunk[k].to_numpy(np.float32 if k in FLOATS else np.int64)) if k in FLOATS + INTS
-                  else tf.constant(chunk[k].astype(str).tolist()) for k in ROW})
+            chunk = big.iloc[start : start + 4096]
+            fn(
+                **{
+                    k: tf.constant(chunk[k].to_numpy(np.float32 if k in FLOATS else np.int64))
+                    if k in FLOATS + INTS
+                    else tf.constant(chunk[k].astype(str).tolist())
+                    for k in ROW
+                }
+            )
         loop_s = time.perf_counter() - started
-        print(f"\nSpark local[2], {rows:,} rows read, scored and written as Parquet: {rows / spark_s:,.0f} rows/s "
-              f"({spark_s:.1f} s; first job of 20,000 rows with worker start-up and model load: {cold_s:.1f} s)\n"
-              f"one in-process loop over the same rows (scoring only): {len(big) / loop_s:,.0f} rows/s "
-              f"({loop_s:.1f} s)\nSpark / in-process: {loop_s / spark_s:.0%} (target >= 50%)\n"
-              f"the same Spark job with a model that returns zeros (Spark's floor: read, Arrow to Python and back, "
-              f"write): {floor_s:.1f} s; the model's share {spark_s - floor_s:.1f} s = "
-              f"{rows / max(spark_s - floor_s, 1e-9):,.0f} rows/s")
-        figures.update({"Spark rows/s": rows / spark_s, "in-process rows/s": len(big) / loop_s,
-                        "Spark floor s": floor_s, "Spark rows": rows})
+        print(
+            f"\nSpark local[2], {rows:,} rows read, scored and written as Parquet: {rows / spark_s:,.0f} rows/s "
+            f"({spark_s:.1f} s; first job of 20,000 rows with worker start-up and model load: {cold_s:.1f} s)\n"
+            f"one in-process loop over the same rows (scoring only): {len(big) / loop_s:,.0f} rows/s "
+            f"({loop_s:.1f} s)\nSpark / in-process: {loop_s / spark_s:.0%} (target >= 50%)\n"
+            f"the same Spark job with a model that returns zeros (Spark's floor: read, Arrow to Python and back, "
+            f"write): {floor_s:.1f} s; the model's share {spark_s - floor_s:.1f} s = "
+            f"{rows / max(spark_s - floor_s, 1e-9):,.0f} rows/s"
+        )
+        figures.update(
+            {
+                "Spark rows/s": rows / spark_s,
+                "in-process rows/s": len(big) / loop_s,
+                "Spark floor s": floor_s,
+                "Spark rows": rows,
+            }
+        )
     shutil.rmtree(tmp, ignore_errors=True)
     if args.json:
         print(json.dumps(figures))

@@ -61,9 +61,11 @@ def drift_lines(drift_artifact) -> Tuple[List[str], dict]:
 
 
 @component
-def AnomaliesGate(anomalies: InputArtifact[standard_artifacts.ExampleAnomalies],
-                  drift: InputArtifact[standard_artifacts.ExampleAnomalies] = None,
-                  drift_action: Parameter[str] = "warn"):
+def AnomaliesGate(
+    anomalies: InputArtifact[standard_artifacts.ExampleAnomalies],
+    drift: InputArtifact[standard_artifacts.ExampleAnomalies] = None,
+    drift_action: Parameter[str] = "warn",
+):
     """Raises DataAnomaliesError listing every anomaly, or DataDriftError listing every drifted feature
     when drift_action is "block"; otherwise returns (drift is logged as a warning).
 
@@ -82,12 +84,12 @@ def AnomaliesGate(anomalies: InputArtifact[standard_artifacts.ExampleAnomalies],
     drifted, result = drift_lines(drift)
     if not drifted:
         return
-    where = (f"span {result['current_span']} against span {result['previous_span']} "
-             f"({result['split']} split)")
+    where = f"span {result['current_span']} against span {result['previous_span']} ({result['split']} split)"
     if drift_action == "block":
         raise DataDriftError(
             f"{where} drifted (DRIFT=block); stopping before Transform/Trainer, nothing will be pushed:\n  "
-            + "\n  ".join(drifted))
+            + "\n  ".join(drifted)
+        )
     message = f"{where} drifted (DRIFT=warn: training goes on; DRIFT=block stops): " + "; ".join(drifted)
     logging.warning(message)
     print(f"[drift] WARNING {message}", flush=True)  # a project line: `make run` shows it as the run goes

@@ -1,6 +1,7 @@
 """A Pusher whose serving directory never holds a partial model version where a model server would load it.
 
 Design notes: docs/design-notes.md, components/atomic_pusher.py."""
+
 from __future__ import annotations
 
 import filecmp
@@ -43,7 +44,9 @@ def same_tree(a: str, b: str) -> bool:
     if cmp.left_only or cmp.right_only or cmp.funny_files:
         return False
     _, mismatch, errors = filecmp.cmpfiles(a, b, cmp.common_files, shallow=False)
-    return not mismatch and not errors and all(same_tree(os.path.join(a, d), os.path.join(b, d)) for d in cmp.common_dirs)
+    return (
+        not mismatch and not errors and all(same_tree(os.path.join(a, d), os.path.join(b, d)) for d in cmp.common_dirs)
+    )
 
 
 def _files(root: str) -> Dict[str, str]:
@@ -52,7 +55,7 @@ def _files(root: str) -> Dict[str, str]:
     for folder, _, names in fileio.walk(root):
         for name in names:
             full = posixpath.join(folder, name) if is_remote(root) else os.path.join(folder, name)
-            found[os.path.relpath(full, root) if not is_remote(root) else full[len(root.rstrip("/")) + 1:]] = full
+            found[os.path.relpath(full, root) if not is_remote(root) else full[len(root.rstrip("/")) + 1 :]] = full
     return found
 
 
@@ -130,8 +133,12 @@ def serving_root(exec_properties: Dict[str, Any]) -> str:
 
 
 class Executor(pusher_executor.Executor):
-    def Do(self, input_dict: Dict[str, List[types.Artifact]], output_dict: Dict[str, List[types.Artifact]],
-           exec_properties: Dict[str, Any]) -> None:
+    def Do(
+        self,
+        input_dict: Dict[str, List[types.Artifact]],
+        output_dict: Dict[str, List[types.Artifact]],
+        exec_properties: Dict[str, Any],
+    ) -> None:
         base = serving_root(exec_properties)
         model_push = artifact_utils.get_single_instance(output_dict[standard_component_specs.PUSHED_MODEL_KEY])
         if not self.CheckBlessing(input_dict):
@@ -161,17 +168,23 @@ class Executor(pusher_executor.Executor):
             return  # no labels: the newest version serves, as without a config file
         done = promotion.assign(root, name, version, label, say=lambda line: logging.info("%s", line))
         model_push.set_string_custom_property("serving_label", label)
-        model_push.set_string_custom_property("serving_previous", "" if done["previous"] is None
-                                              else str(done["previous"]))
+        model_push.set_string_custom_property(
+            "serving_previous", "" if done["previous"] is None else str(done["previous"])
+        )
         model_push.set_string_custom_property("serving_labels", json.dumps(done["labels"], sort_keys=True))
-        print(f"[push] {name} version {version} is {label}; labels now "
-              + ", ".join(f"{k} -> {v}" for k, v in sorted(done["labels"].items())), flush=True)
+        print(
+            f"[push] {name} version {version} is {label}; labels now "
+            + ", ".join(f"{k} -> {v}" for k, v in sorted(done["labels"].items())),
+            flush=True,
+        )
 
 
 class AtomicPusherSpec(standard_component_specs.PusherSpec):
-    PARAMETERS = {**standard_component_specs.PusherSpec.PARAMETERS,
-                  SERVING_ROOT: ExecutionParameter(type=str, optional=True),
-                  PUSH_LABEL: ExecutionParameter(type=str, optional=True)}
+    PARAMETERS = {
+        **standard_component_specs.PusherSpec.PARAMETERS,
+        SERVING_ROOT: ExecutionParameter(type=str, optional=True),
+        PUSH_LABEL: ExecutionParameter(type=str, optional=True),
+    }
 
 
 class AtomicPusher(pusher_component.Pusher):
@@ -181,12 +194,22 @@ class AtomicPusher(pusher_component.Pusher):
     SPEC_CLASS = AtomicPusherSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
-    def __init__(self, model: types.BaseChannel, model_blessing: Optional[types.BaseChannel] = None,
-                 serving_root=None, push_destination: Optional[pusher_pb2.PushDestination] = None,
-                 push_label: Optional[str] = None):
+    def __init__(
+        self,
+        model: types.BaseChannel,
+        model_blessing: Optional[types.BaseChannel] = None,
+        serving_root=None,
+        push_destination: Optional[pusher_pb2.PushDestination] = None,
+        push_label: Optional[str] = None,
+    ):
         if serving_root is None and push_destination is None:
             raise ValueError("AtomicPusher needs serving_root or push_destination")
-        spec = AtomicPusherSpec(model=model, model_blessing=model_blessing, push_destination=push_destination,
-                                serving_root=serving_root, push_label=push_label,
-                                pushed_model=types.Channel(type=standard_artifacts.PushedModel))
+        spec = AtomicPusherSpec(
+            model=model,
+            model_blessing=model_blessing,
+            push_destination=push_destination,
+            serving_root=serving_root,
+            push_label=push_label,
+            pushed_model=types.Channel(type=standard_artifacts.PushedModel),
+        )
         base_component.BaseComponent.__init__(self, spec=spec)

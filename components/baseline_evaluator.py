@@ -11,6 +11,7 @@ Component
                 `baseline_version`: the served version the model was judged against, "" for none.
     parameters  as TFX's Evaluator (eval_config, ...).
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, List
@@ -28,8 +29,12 @@ BASELINE_VERSION = "baseline_version"
 
 
 class Executor(evaluator_executor.Executor):
-    def Do(self, input_dict: Dict[str, List[types.Artifact]], output_dict: Dict[str, List[types.Artifact]],
-           exec_properties: Dict[str, Any]) -> None:
+    def Do(
+        self,
+        input_dict: Dict[str, List[types.Artifact]],
+        output_dict: Dict[str, List[types.Artifact]],
+        exec_properties: Dict[str, Any],
+    ) -> None:
         key = standard_component_specs.BASELINE_MODEL_KEY
         baselines = [a for a in input_dict.get(key, []) if served_baseline.holds_model(a)]
         inputs = {k: v for k, v in input_dict.items() if k != key}
@@ -37,8 +42,7 @@ class Executor(evaluator_executor.Executor):
         if baselines:
             inputs[key] = baselines
             version = served_baseline.served_version(baselines[0])
-        print(f"[evaluator] baseline: {'served version ' + version if version else 'none (first model)'}",
-              flush=True)
+        print(f"[evaluator] baseline: {'served version ' + version if version else 'none (first model)'}", flush=True)
         logging.info("Evaluator baseline: %s", version or "none")
         super().Do(inputs, output_dict, exec_properties)
         for name in (standard_component_specs.EVALUATION_KEY, standard_component_specs.BLESSING_KEY):

@@ -11,6 +11,7 @@ Component
     outputs     examples (Examples), as TFX's CsvExampleGen
     parameters  as TFX's CsvExampleGen (input_base, input_config, output_config, ...)
 """
+
 from __future__ import annotations
 
 import os
@@ -46,7 +47,8 @@ def check_split(split: str, files: List[str], pattern: str) -> None:
         if head.startswith(BOM):
             raise CsvInputError(
                 f"{split} split: {path} starts with a UTF-8 byte-order mark (U+FEFF, invisible in most editors), "
-                f"which would become part of the first column's name; save the file as UTF-8 without a BOM")
+                f"which would become part of the first column's name; save the file as UTF-8 without a BOM"
+            )
         lines = [line for line in head.splitlines() if line.strip()]
         rows_seen = rows_seen or len(lines) > 1 or len(head) == _HEAD_BYTES
     if not rows_seen:

@@ -7,6 +7,7 @@ delimiter) and typed per column. An empty line, too few fields, a value of the w
 column's allowed values is an error naming file and line, or with `skip_invalid=True` is skipped, counted
 (Beam counter `invalid_lines_skipped`) and logged per file with the count.
 """
+
 from __future__ import annotations
 
 import json
@@ -53,7 +54,9 @@ def _typed(raw: str, spec: Dict[str, Any]):
         try:
             value = int(raw) if kind == "int" else float(raw)
         except ValueError:
-            raise ValueError(f"column '{spec['name']}': {raw[:40]!r} is not {'an integer' if kind == 'int' else 'a number'}") from None
+            raise ValueError(
+                f"column '{spec['name']}': {raw[:40]!r} is not {'an integer' if kind == 'int' else 'a number'}"
+            ) from None
     allowed = spec.get("allowed")
     if allowed is not None:
         allowed_typed = [int(a) if kind == "int" else a for a in allowed]
@@ -108,8 +111,9 @@ class _ParseFile(beam.DoFn):
                     continue
                 yield example
         if skipped:
-            logging.warning("DelimitedExampleGen: skipped %d invalid line(s) in %s; the first: %s",
-                            skipped, path, first_problem)
+            logging.warning(
+                "DelimitedExampleGen: skipped %d invalid line(s) in %s; the first: %s", skipped, path, first_problem
+            )
 
 
 @beam.ptransform_fn
@@ -126,9 +130,11 @@ def _DelimitedToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any]
         split = next((s.get("name") for s in splits if s.get("pattern") == split_pattern), split_pattern)
         raise InvalidLineError(f"{split} split: 0 examples in {files[0] if len(files) == 1 else files}")
     name = split_pattern.replace("*", "_").replace("/", "_")
-    return (pipeline
-            | f"List{name}" >> beam.Create(files, reshuffle=False)
-            | f"Parse{name}" >> beam.ParDo(_ParseFile(settings)))
+    return (
+        pipeline
+        | f"List{name}" >> beam.Create(files, reshuffle=False)
+        | f"Parse{name}" >> beam.ParDo(_ParseFile(settings))
+    )
 
 
 class Executor(BaseExampleGenExecutor):
@@ -147,18 +153,26 @@ class DelimitedExampleGen(example_gen_component.FileBasedExampleGen):
 
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
 
-    def __init__(self, input_base: str, columns: Sequence[Dict[str, Any]], splits: Sequence[Tuple[str, str]],
-                 delimiter: str = "\t", skip_invalid: bool = False):
+    def __init__(
+        self,
+        input_base: str,
+        columns: Sequence[Dict[str, Any]],
+        splits: Sequence[Tuple[str, str]],
+        delimiter: str = "\t",
+        skip_invalid: bool = False,
+    ):
         """`columns`: from `column(name, type, allowed)`, in file order; `splits`: (split name, file pattern)."""
         if not columns:
             raise ValueError("columns must not be empty")
         if not delimiter or delimiter in "\r\n":
             raise ValueError(f"delimiter {delimiter!r} cannot separate fields on one line")
         custom_config = example_gen_config.pack(
-            {"columns": list(columns), "delimiter": delimiter, "skip_invalid": bool(skip_invalid)})
+            {"columns": list(columns), "delimiter": delimiter, "skip_invalid": bool(skip_invalid)}
+        )
         super().__init__(
             input_base=input_base,
             input_config=example_gen_pb2.Input(
-                splits=[example_gen_pb2.Input.Split(name=name, pattern=pattern) for name, pattern in splits]),
+                splits=[example_gen_pb2.Input.Split(name=name, pattern=pattern) for name, pattern in splits]
+            ),
             custom_config=custom_config,
         )

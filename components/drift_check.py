@@ -40,8 +40,11 @@ def _input_spans(store, statistics: List[types.Artifact]) -> Dict[int, tuple]:
     from ml_metadata.proto import metadata_store_pb2
 
     ids = [a.id for a in statistics]
-    producer = {e.artifact_id: e.execution_id for e in store.get_events_by_artifact_ids(ids)
-                if e.type == metadata_store_pb2.Event.OUTPUT}
+    producer = {
+        e.artifact_id: e.execution_id
+        for e in store.get_events_by_artifact_ids(ids)
+        if e.type == metadata_store_pb2.Event.OUTPUT
+    }
     executions = {e.id: e for e in store.get_executions_by_id(list(set(producer.values())))}
     inputs = {}
     for event in store.get_events_by_execution_ids(list(executions)):
@@ -50,8 +53,11 @@ def _input_spans(store, statistics: List[types.Artifact]) -> Dict[int, tuple]:
     examples = {a.id: a for a in store.get_artifacts_by_id([i for ids_ in inputs.values() for i in ids_])}
     found = {}
     for stats_id, execution_id in producer.items():
-        spans = [(examples[i].custom_properties["span"].int_value, i) for i in inputs.get(execution_id, [])
-                 if "span" in examples[i].custom_properties]
+        spans = [
+            (examples[i].custom_properties["span"].int_value, i)
+            for i in inputs.get(execution_id, [])
+            if "span" in examples[i].custom_properties
+        ]
         found[stats_id] = (executions[execution_id].type_id, *(spans[0] if spans else (None, None)))
     return found
 
@@ -61,7 +67,9 @@ class PreviousSpanStatistics(resolver.ResolverStrategy):
     history_examples: [the Examples those were computed from] or []}: only statistics written by the same kind
     of step (StatisticsGen, not Transform's) from spanned Examples."""
 
-    def resolve_artifacts(self, store, input_dict: Dict[str, List[types.Artifact]]) -> Optional[Dict[str, List[types.Artifact]]]:
+    def resolve_artifacts(
+        self, store, input_dict: Dict[str, List[types.Artifact]]
+    ) -> Optional[Dict[str, List[types.Artifact]]]:
         current = input_dict.get(CURRENT) or []
         if not current:
             return None
@@ -71,8 +79,11 @@ class PreviousSpanStatistics(resolver.ResolverStrategy):
         none = {CURRENT: current, HISTORY: [], HISTORY_EXAMPLES: []}
         if span is None:
             return none
-        older = [(known[a.id][1], a.id, a) for a in history
-                 if a.id in known and known[a.id][0] == kind and known[a.id][1] is not None and known[a.id][1] < span]
+        older = [
+            (known[a.id][1], a.id, a)
+            for a in history
+            if a.id in known and known[a.id][0] == kind and known[a.id][1] is not None and known[a.id][1] < span
+        ]
         if not older:
             return none
         chosen = max(older, key=lambda t: (t[0], t[1]))[2]
@@ -83,8 +94,11 @@ class PreviousSpanStatistics(resolver.ResolverStrategy):
 def previous_span_resolver(statistics_channel) -> resolver.Resolver:
     return resolver.Resolver(
         strategy_class=PreviousSpanStatistics,
-        **{CURRENT: statistics_channel, HISTORY: channel.Channel(type=standard_artifacts.ExampleStatistics),
-           HISTORY_EXAMPLES: channel.Channel(type=standard_artifacts.Examples)},
+        **{
+            CURRENT: statistics_channel,
+            HISTORY: channel.Channel(type=standard_artifacts.ExampleStatistics),
+            HISTORY_EXAMPLES: channel.Channel(type=standard_artifacts.Examples),
+        },
     ).with_id("PreviousSpanStatistics")
 
 
@@ -133,8 +147,9 @@ def DriftCheck(
         current = drift_lib.load_split(statistics.uri, split)
         previous = drift_lib.load_split(previous_statistics.uri, split)
         distances = drift_lib.compare(current, previous, drift_lib.load_schema(schema.uri), limits, "drift")
-        context.update(previous_span=_span(previous_examples), previous_statistics=previous_statistics.uri,
-                       compared=True)
+        context.update(
+            previous_span=_span(previous_examples), previous_statistics=previous_statistics.uri, compared=True
+        )
     drift.split_names = artifact_utils.encode_split_names([split])
     fileio.makedirs(drift.uri)
     with fileio.open(result_path(drift), "w") as f:

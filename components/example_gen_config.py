@@ -2,6 +2,7 @@
 
 FileBasedExampleGen only takes a CustomConfig proto (an Any); a Struct inside keeps the settings plain JSON,
 readable in ML Metadata and in a compiled Kubeflow package."""
+
 from typing import Any, Dict
 
 from google.protobuf import json_format, struct_pb2

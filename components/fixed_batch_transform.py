@@ -21,6 +21,7 @@ elsewhere and TFX's shared path is kept.
 Component
     inputs, outputs, parameters: as TFX's Transform.
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -83,8 +84,11 @@ class Executor(transform_executor.Executor):
     def Do(self, input_dict, output_dict, exec_properties) -> None:
         # TFX's Do builds `TransformProcessor()` from its module's global and offers no other way in: the seam puts
         # ours there for this call, and fails loudly if TFX did not build it (core/seams.py)
-        processor = type(FixedBatchProcessor.__name__, (FixedBatchProcessor,),
-                         {"local_temp": workers_on_this_machine(self._beam_pipeline_args)})
+        processor = type(
+            FixedBatchProcessor.__name__,
+            (FixedBatchProcessor,),
+            {"local_temp": workers_on_this_machine(self._beam_pipeline_args)},
+        )
         with seams.transform_processor(processor):
             super().Do(input_dict, output_dict, exec_properties)
 

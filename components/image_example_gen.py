@@ -12,6 +12,7 @@ so the same folder always gives the same examples. A file that is not a decodabl
 or with `skip_invalid=True` is skipped, counted (Beam counter `invalid_images_skipped`) and logged. A missing
 split folder, a class folder that is missing or empty, or a folder that is not a known class is an error.
 """
+
 from __future__ import annotations
 
 import io
@@ -54,8 +55,10 @@ def list_split(input_base: str, split_dir: str, class_names: Sequence[str]) -> L
     """(relative path, label) for every file of one split folder, sorted; layout errors name the folder."""
     root = os.path.join(input_base, split_dir)
     if not tf.io.gfile.isdir(root):
-        raise ImageLayoutError(f"{root}: split folder missing; expected {input_base}/{split_dir}/<class>/<images> "
-                               f"with classes {list(class_names)}")
+        raise ImageLayoutError(
+            f"{root}: split folder missing; expected {input_base}/{split_dir}/<class>/<images> "
+            f"with classes {list(class_names)}"
+        )
     found = sorted(d.rstrip("/") for d in tf.io.gfile.listdir(root) if tf.io.gfile.isdir(os.path.join(root, d)))
     unknown = [d for d in found if d not in class_names]
     if unknown:
@@ -85,11 +88,15 @@ def check_image(data: bytes, path: str) -> None:
 
 
 def to_example(data: bytes, label: int, rel_path: str) -> tf.train.Example:
-    return tf.train.Example(features=tf.train.Features(feature={
-        IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[data])),
-        LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
-        PATH_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[rel_path.encode()])),
-    }))
+    return tf.train.Example(
+        features=tf.train.Features(
+            feature={
+                IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[data])),
+                LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+                PATH_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[rel_path.encode()])),
+            }
+        )
+    )
 
 
 class _ReadImage(beam.DoFn):
@@ -127,9 +134,11 @@ def _ImageToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any], sp
     files = list_split(input_base, split_dir, settings["class_names"])
     logging.info("ImageExampleGen: %d files in %s/%s", len(files), input_base, split_dir)
     label = split_dir.replace("/", "_")
-    return (pipeline
-            | f"List{label}" >> beam.Create(files, reshuffle=False)
-            | f"Read{label}" >> beam.ParDo(_ReadImage(input_base, bool(settings.get("skip_invalid")))))
+    return (
+        pipeline
+        | f"List{label}" >> beam.Create(files, reshuffle=False)
+        | f"Read{label}" >> beam.ParDo(_ReadImage(input_base, bool(settings.get("skip_invalid"))))
+    )
 
 
 class Executor(BaseExampleGenExecutor):
@@ -148,16 +157,21 @@ class ImageExampleGen(example_gen_component.FileBasedExampleGen):
 
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
 
-    def __init__(self, input_base: str, class_names: Sequence[str], skip_invalid: bool = False,
-                 splits: Sequence[Tuple[str, str]] = DEFAULT_SPLITS):
+    def __init__(
+        self,
+        input_base: str,
+        class_names: Sequence[str],
+        skip_invalid: bool = False,
+        splits: Sequence[Tuple[str, str]] = DEFAULT_SPLITS,
+    ):
         """`splits`: (split name, folder) pairs; `class_names[i]` is the folder of label i."""
         if len(set(class_names)) != len(class_names) or not class_names:
             raise ValueError(f"class_names must be distinct and non-empty, got {list(class_names)}")
-        custom_config = example_gen_config.pack(
-            {"class_names": list(class_names), "skip_invalid": bool(skip_invalid)})
+        custom_config = example_gen_config.pack({"class_names": list(class_names), "skip_invalid": bool(skip_invalid)})
         super().__init__(
             input_base=input_base,
             input_config=example_gen_pb2.Input(
-                splits=[example_gen_pb2.Input.Split(name=name, pattern=f"{folder}/*/*") for name, folder in splits]),
+                splits=[example_gen_pb2.Input.Split(name=name, pattern=f"{folder}/*/*") for name, folder in splits]
+            ),
             custom_config=custom_config,
         )

@@ -11,6 +11,7 @@ that does not fit its column's type is an error naming file, line and column (Ta
 The splits are the file patterns of `input_config`; with a single pattern and an `output_config`, TFX's base
 executor splits the examples by hash, as CsvExampleGen does by default (train 2 : eval 1).
 """
+
 from __future__ import annotations
 
 import csv
@@ -61,8 +62,9 @@ def typed(raw: str, kind: str, column: str):
         if kind == "float":
             return float(text)
     except ValueError:
-        raise ValueError(f"column {column!r}: {raw[:40]!r} is not {'an integer' if kind == 'int' else 'a number'}") \
-            from None
+        raise ValueError(
+            f"column {column!r}: {raw[:40]!r} is not {'an integer' if kind == 'int' else 'a number'}"
+        ) from None
     return raw
 
 
@@ -83,8 +85,10 @@ def parse_row(row: Dict[str, str], settings: Dict[str, Any]) -> Optional[tf.trai
             if classes:
                 value = raw.strip()
                 if value not in classes:
-                    raise ValueError(f"label {name!r}: {value[:40]!r} is not one of the classes {classes} the "
-                                     f"pipeline declares (its features.py, LABEL_CLASSES)")
+                    raise ValueError(
+                        f"label {name!r}: {value[:40]!r} is not one of the classes {classes} the "
+                        f"pipeline declares (its features.py, LABEL_CLASSES)"
+                    )
                 feature[name] = _feature(classes.index(value), "int")
             else:
                 feature[name] = _feature(typed(raw, "float", name), "float")
@@ -103,20 +107,20 @@ def read_table(path: str, settings: Dict[str, Any]) -> Iterator[tf.train.Example
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
+        line = data[: exc.start].count(b"\n") + 1
         raise TableInputError(f"{path}:{line}: not UTF-8 ({exc.reason} at byte {exc.start})", file=path) from None
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quotechar=settings.get("quotechar", '"'))
     try:
         header = next(reader)
     except StopIteration:
-        raise TableInputError(f"{path} is empty; expected a header line and at least one row", file=path) \
-            from None
+        raise TableInputError(f"{path} is empty; expected a header line and at least one row", file=path) from None
     header = [h.strip() for h in header]
     wanted = [c["name"] for c in settings["columns"]]
     absent = [name for name in wanted if name not in header]
     if absent:
-        raise TableInputError(f"{path}: no column {absent[0]!r} in the header (it has {header})",
-                              file=path, field=absent[0])
+        raise TableInputError(
+            f"{path}: no column {absent[0]!r} in the header (it has {header})", file=path, field=absent[0]
+        )
     rows = unlabeled = 0
     while True:
         try:
@@ -163,9 +167,11 @@ def _TableToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any], sp
     if not files:
         raise TableInputError(f"no file matches {os.path.join(input_base, split_pattern)}")
     name = split_pattern.replace("*", "_").replace("/", "_").replace("{", "_").replace("}", "_")
-    return (pipeline
-            | f"List{name}" >> beam.Create(files, reshuffle=False)
-            | f"Read{name}" >> beam.ParDo(_ReadFile(settings)))
+    return (
+        pipeline
+        | f"List{name}" >> beam.Create(files, reshuffle=False)
+        | f"Read{name}" >> beam.ParDo(_ReadFile(settings))
+    )
 
 
 class Executor(BaseExampleGenExecutor):
@@ -191,26 +197,49 @@ class TableExampleGen(example_gen_component.FileBasedExampleGen):
 
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
 
-    def __init__(self, input_base, columns: Sequence[Dict[str, str]], splits: Sequence, delimiter: str = ",",
-                 label: Optional[str] = None, label_classes: Optional[Sequence[str]] = None,
-                 missing: Sequence[str] = MISSING, hash_split: bool = False):
+    def __init__(
+        self,
+        input_base,
+        columns: Sequence[Dict[str, str]],
+        splits: Sequence,
+        delimiter: str = ",",
+        label: Optional[str] = None,
+        label_classes: Optional[Sequence[str]] = None,
+        missing: Sequence[str] = MISSING,
+        hash_split: bool = False,
+    ):
         if not columns:
             raise ValueError("columns must not be empty")
         if delimiter not in (",", "\t", ";", "|"):
             raise ValueError(f"delimiter {delimiter!r} is not one of ',', tab, ';', '|'")
         if hash_split and len(splits) != 1:
             raise ValueError("hash_split takes one file pattern")
-        settings = {"columns": list(columns), "delimiter": delimiter, "missing": [m.lower() for m in missing],
-                    "label": {"name": label, "classes": list(label_classes) if label_classes else None}}
+        settings = {
+            "columns": list(columns),
+            "delimiter": delimiter,
+            "missing": [m.lower() for m in missing],
+            "label": {"name": label, "classes": list(label_classes) if label_classes else None},
+        }
         output_config = None
         if hash_split:
-            output_config = example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
-                example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=2),
-                example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=1)]))
-            input_config = example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="single_split",
-                                                                                    pattern=splits[0][1])])
+            output_config = example_gen_pb2.Output(
+                split_config=example_gen_pb2.SplitConfig(
+                    splits=[
+                        example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=2),
+                        example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=1),
+                    ]
+                )
+            )
+            input_config = example_gen_pb2.Input(
+                splits=[example_gen_pb2.Input.Split(name="single_split", pattern=splits[0][1])]
+            )
         else:
             input_config = example_gen_pb2.Input(
-                splits=[example_gen_pb2.Input.Split(name=name, pattern=pattern) for name, pattern in splits])
-        super().__init__(input_base=input_base, input_config=input_config, output_config=output_config,
-                         custom_config=example_gen_config.pack(settings))
+                splits=[example_gen_pb2.Input.Split(name=name, pattern=pattern) for name, pattern in splits]
+            )
+        super().__init__(
+            input_base=input_base,
+            input_config=input_config,
+            output_config=output_config,
+            custom_config=example_gen_config.pack(settings),
+        )

@@ -9,6 +9,7 @@ eval target, so nothing from the eval period leaks into training.
 Each example: `window` (window_size x len(columns) floats, day-major), `target` (the next day's values) and
 `target_date` (YYYY-MM-DD). The same parsing serves the forecast (`read_series`, `daily_increments`).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -97,18 +98,24 @@ def make_windows(dates: Sequence[dt.date], daily: np.ndarray, window_size: int, 
     count = len(daily) - window_size
     needed = window_size + eval_windows + 2  # +1 for differencing, +1 for at least one train window
     if count < eval_windows + 1:
-        raise SeriesError(f"{path}: {len(daily) + 1} rows make {max(count, 0)} window(s) of {window_size} days; "
-                          f"at least {needed} rows are needed for {eval_windows} eval window(s) and one to train on")
-    windows = [(daily[i:i + window_size], daily[i + window_size], dates[i + window_size]) for i in range(count)]
-    return windows[:-eval_windows] if eval_windows else windows, windows[len(windows) - eval_windows:]
+        raise SeriesError(
+            f"{path}: {len(daily) + 1} rows make {max(count, 0)} window(s) of {window_size} days; "
+            f"at least {needed} rows are needed for {eval_windows} eval window(s) and one to train on"
+        )
+    windows = [(daily[i : i + window_size], daily[i + window_size], dates[i + window_size]) for i in range(count)]
+    return windows[:-eval_windows] if eval_windows else windows, windows[len(windows) - eval_windows :]
 
 
 def to_example(window: np.ndarray, target: np.ndarray, date: dt.date) -> tf.train.Example:
-    return tf.train.Example(features=tf.train.Features(feature={
-        WINDOW_KEY: tf.train.Feature(float_list=tf.train.FloatList(value=window.astype(np.float32).ravel())),
-        TARGET_KEY: tf.train.Feature(float_list=tf.train.FloatList(value=target.astype(np.float32))),
-        DATE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[date.isoformat().encode()])),
-    }))
+    return tf.train.Example(
+        features=tf.train.Features(
+            feature={
+                WINDOW_KEY: tf.train.Feature(float_list=tf.train.FloatList(value=window.astype(np.float32).ravel())),
+                TARGET_KEY: tf.train.Feature(float_list=tf.train.FloatList(value=target.astype(np.float32))),
+                DATE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[date.isoformat().encode()])),
+            }
+        )
+    )
 
 
 class Executor(BaseExampleGenExecutor):
@@ -124,8 +131,9 @@ class Executor(BaseExampleGenExecutor):
         if len(files) != 1:
             raise SeriesError(f"{pattern}: expected exactly one file, found {len(files)}")
         series = read_series(files[0], settings["date_column"], settings["value_columns"], settings["delimiter"])
-        train, evaluation = make_windows(*daily_increments(series), int(settings["window_size"]),
-                                         int(settings["eval_windows"]), files[0])
+        train, evaluation = make_windows(
+            *daily_increments(series), int(settings["window_size"]), int(settings["eval_windows"]), files[0]
+        )
         # A time series is small and ordered: the windows are made here, Beam only writes them.
         return {
             split: pipeline | f"Create[{split}]" >> beam.Create([to_example(*w) for w in windows], reshuffle=False)
@@ -144,18 +152,37 @@ class WindowExampleGen(example_gen_component.FileBasedExampleGen):
 
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
 
-    def __init__(self, input_base: str, file_pattern: str, date_column: str, value_columns: Sequence[str],
-                 window_size: int, eval_windows: int, delimiter: str = "\t"):
+    def __init__(
+        self,
+        input_base: str,
+        file_pattern: str,
+        date_column: str,
+        value_columns: Sequence[str],
+        window_size: int,
+        eval_windows: int,
+        delimiter: str = "\t",
+    ):
         if window_size < 1 or eval_windows < 1:
             raise ValueError(f"window_size ({window_size}) and eval_windows ({eval_windows}) must be >= 1")
         super().__init__(
             input_base=input_base,
             input_config=example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="all", pattern=file_pattern)]),
             # Only names the output splits: the executor assigns windows to them by time, not by hash.
-            output_config=example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
-                example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=1),
-                example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=1)])),
-            custom_config=example_gen_config.pack({
-                "date_column": date_column, "value_columns": list(value_columns), "window_size": window_size,
-                "eval_windows": eval_windows, "delimiter": delimiter}),
+            output_config=example_gen_pb2.Output(
+                split_config=example_gen_pb2.SplitConfig(
+                    splits=[
+                        example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=1),
+                        example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=1),
+                    ]
+                )
+            ),
+            custom_config=example_gen_config.pack(
+                {
+                    "date_column": date_column,
+                    "value_columns": list(value_columns),
+                    "window_size": window_size,
+                    "eval_windows": eval_windows,
+                    "delimiter": delimiter,
+                }
+            ),
         )

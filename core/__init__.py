@@ -1,4 +1,5 @@
 """The shared kernel: what every other room builds on, importing none of them (docs/layout.md)."""
+
 import warnings
 
 from core import keras_env, quiet

@@ -6,6 +6,7 @@ split and which field, so `make run` can print it last and alone, whatever compo
 runners/run.py finds the last `module.Class: message` line of a failed run whose class is a DataError
 (it imports that one module to ask), so a new ExampleGen's error is recognised as soon as it derives from here.
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -14,8 +15,9 @@ from typing import Optional
 class DataError(ValueError):
     """The data does not fit what the pipeline expects; the message says what to fix."""
 
-    def __init__(self, message: str, *, file: Optional[str] = None, split: Optional[str] = None,
-                 field: Optional[str] = None):
+    def __init__(
+        self, message: str, *, file: Optional[str] = None, split: Optional[str] = None, field: Optional[str] = None
+    ):
         super().__init__(message)
         self.file, self.split, self.field = file, split, field
 

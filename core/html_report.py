@@ -1,5 +1,6 @@
 """HTML pieces the run report is built from, for the report itself and for each dataset's own report section
 (`DatasetSpec.report_module`): a table, a matplotlib figure as an embedded PNG, a tf.Example's value."""
+
 from __future__ import annotations
 
 import base64
@@ -16,7 +17,6 @@ def write_atomically(path: Path, text: str, private: bool = False) -> Path:
     """Writes under a hidden name, then renames: a reader never sees half a page. `private`: the page shows people's
     data (rows, distributions of logged requests): a 0600 file, for its owner only (core/private_files.py)."""
     if private:
-
         return write_private(path, text.encode("utf-8"))
     tmp = path.parent / f".{path.name}.tmp"
     tmp.write_text(text, encoding="utf-8")

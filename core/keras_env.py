@@ -2,6 +2,7 @@
 first import, so `import core` (every project package's __init__ does it) sets it first, and
 require_legacy_keras() fails loudly where TensorFlow was imported before that anyway. AutoGraph's rule for
 tf_keras is a seam (core/seams.py)."""
+
 import os
 
 LEGACY_KERAS = {"TF_USE_LEGACY_KERAS": "1"}

@@ -10,6 +10,7 @@ The Trainer, the Pusher, ServedBaseline, the server, Spark scoring, the forecast
 benchmarks all find models through these functions, and the signature and run-record names through these
 constants, so a change of layout is a change here.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import IO, Callable, List, Optional
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
 def default_output_dir(env=None) -> Path:
     env = os.environ if env is None else env
     return Path(env["OUTPUT_DIR"]).expanduser().resolve() if env.get("OUTPUT_DIR") else PROJECT_ROOT / "outputs"
@@ -31,6 +34,7 @@ def default_serving_dir(env=None) -> Path:
     if env.get("SERVING_DIR"):
         return Path(env["SERVING_DIR"]).expanduser().resolve()
     return default_output_dir(env) / "serving"
+
 
 # The served model's signatures (modeling/signatures.py says what each takes and gives)
 DEFAULT_SIGNATURE = "serving_default"
@@ -96,8 +100,9 @@ def version_dir(root, version: Optional[int] = None, files=LocalFiles) -> str:
             raise NoPushedModel(f"no pushed model under {root}")
         version = versions[-1]
     if int(version) not in versions:
-        raise NoPushedModel(f"{os.path.join(str(root), str(version))} is not a pushed model (versions there: "
-                            f"{versions})")
+        raise NoPushedModel(
+            f"{os.path.join(str(root), str(version))} is not a pushed model (versions there: {versions})"
+        )
     return os.path.join(str(root), str(version))
 
 

@@ -6,6 +6,7 @@ already exists and that others can write is refused (someone else could plant or
 caller made it itself earlier (`tighten=True`: the project's own report folders); one others can only read is
 tightened to 0700 when it is ours.
 """
+
 from __future__ import annotations
 
 import os
@@ -39,8 +40,10 @@ def private_folder(path, tighten: bool = False) -> Path:
     if not stat.S_ISDIR(info.st_mode):
         raise NotPrivate(f"{path} is not a folder")
     if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not (tighten and info.st_uid == os.geteuid()):
-        raise NotPrivate(f"{path} is writable by others (mode {stat.S_IMODE(info.st_mode):04o}); it would hold "
-                         f"personal data: use a folder only you can write (chmod 700 {path})")
+        raise NotPrivate(
+            f"{path} is writable by others (mode {stat.S_IMODE(info.st_mode):04o}); it would hold "
+            f"personal data: use a folder only you can write (chmod 700 {path})"
+        )
     if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO) and info.st_uid == os.geteuid():
         os.chmod(path, FOLDER_MODE)
     return path

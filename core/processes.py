@@ -5,6 +5,7 @@ Each service is the leader of its own process group, so stopping it stops what i
 workers, the JVM a Flink script `exec`s). A `ServiceGroup` stops its services in reverse order when its block
 ends, fails or is interrupted; SIGTERM (a CI cancelling the run) unwinds like Ctrl-C.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -108,8 +109,10 @@ class Service:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise ServiceError(f"{self.name} exited (code {self.proc.returncode}) before {what}; its log "
-                                   f"{self.log}:\n{log_tail(self.log)}{hint}")
+                raise ServiceError(
+                    f"{self.name} exited (code {self.proc.returncode}) before {what}; its log "
+                    f"{self.log}:\n{log_tail(self.log)}{hint}"
+                )
             with contextlib.suppress(OSError):
                 if ready():
                     return
@@ -132,8 +135,15 @@ class ServiceGroup:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_dir / log_name
         with open(log, "w") as out:
-            proc = subprocess.Popen(list(argv), env=env, stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True, cwd=cwd)
+            proc = subprocess.Popen(
+                list(argv),
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=cwd,
+            )
         service = Service(name, proc, log)
         self.services.append(service)
         return service

@@ -21,6 +21,7 @@ both steps are one write: a server started later gets the labels at start-up (`m
 This module edits the file and knows nothing of pipelines (it is the kernel's, below both the Pusher and the
 server); the commands are ops/promote.py's, their history in ML Metadata metadata/promotions.py's.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -118,8 +119,9 @@ def _served_versions(entry: ModelConfig) -> List[int]:
     return entry.aspired(on_disk)
 
 
-def plan(models: List[ModelConfig], serving_root, model: str, version: int, label: str
-         ) -> Tuple[ModelConfig, ModelConfig, Optional[int]]:
+def plan(
+    models: List[ModelConfig], serving_root, model: str, version: int, label: str
+) -> Tuple[ModelConfig, ModelConfig, Optional[int]]:
     """(phase 1, phase 2, previous version of the label) for pointing `label` of `model` at `version`."""
     entry = _entry(models, serving_root, model)
     labels = dict(entry.labels)
@@ -137,8 +139,9 @@ def plan(models: List[ModelConfig], serving_root, model: str, version: int, labe
         del labels["canary"]  # the canary was promoted
     new_targets = set(labels.values())
     phase1 = dataclasses.replace(entry, policy=("specific", tuple(sorted(old_targets | new_targets))))
-    phase2 = dataclasses.replace(entry, policy=("specific", tuple(sorted(new_targets))),
-                                 labels=tuple(sorted(labels.items())))
+    phase2 = dataclasses.replace(
+        entry, policy=("specific", tuple(sorted(new_targets))), labels=tuple(sorted(labels.items()))
+    )
     return phase1, phase2, previous
 
 
@@ -156,8 +159,15 @@ def _status(server: str, model: str, version: int, timeout: float = 2.0) -> Opti
     return states[0] if states else "NOT_FOUND"
 
 
-def assign(serving_root, model: str, version: int, label: str, server: Optional[str] = None,
-           wait_s: float = 180.0, say: Callable[[str], None] = print) -> Dict:
+def assign(
+    serving_root,
+    model: str,
+    version: int,
+    label: str,
+    server: Optional[str] = None,
+    wait_s: float = 180.0,
+    say: Callable[[str], None] = print,
+) -> Dict:
     """Points `label` of `model` at `version` (module docstring: two writes when a server is serving).
     Returns {"labels": {label: version}, "previous": the label's version before, or None}."""
     if not _LABEL.match(label or ""):
@@ -167,8 +177,10 @@ def assign(serving_root, model: str, version: int, label: str, server: Optional[
         raise PromotionError(f"no model {model!r} under {serving_root} (nothing was pushed for it)")
     if not (base / str(version) / layout.SAVED_MODEL).is_file():
         pushed = _complete_versions(base)
-        raise PromotionError(f"{model}: no complete version {version} under {base} "
-                             f"(pushed versions: {', '.join(map(str, pushed)) or 'none'})")
+        raise PromotionError(
+            f"{model}: no complete version {version} under {base} "
+            f"(pushed versions: {', '.join(map(str, pushed)) or 'none'})"
+        )
     path = config_path(serving_root)
     models = current_models(serving_root)
     phase1, phase2, previous = plan(models, serving_root, model, version, label)
@@ -176,8 +188,10 @@ def assign(serving_root, model: str, version: int, label: str, server: Optional[
     state = _status(server, model, version) if server != "none" else None
     if state is None:
         tfs.write_model_config(path, _with(models, phase2))
-        say(f"{path}: {model} {label} -> {version} (no server answered at {server}; a server started with this "
-            f"config serves it)")
+        say(
+            f"{path}: {model} {label} -> {version} (no server answered at {server}; a server started with this "
+            f"config serves it)"
+        )
     else:
         if phase1 != _entry(models, serving_root, model):
             tfs.write_model_config(path, _with(models, phase1))
@@ -188,7 +202,8 @@ def assign(serving_root, model: str, version: int, label: str, server: Optional[
                 raise PromotionError(
                     f"{model} version {version} is not AVAILABLE at {server} after {wait_s:.0f}s (last: {state}); "
                     f"the label was not moved. Is that server started with --model_config_file {path} and "
-                    f"--model_config_file_poll_wait_seconds? (make serve does both)")
+                    f"--model_config_file_poll_wait_seconds? (make serve does both)"
+                )
             time.sleep(0.5)
             state = _status(server, model, version)
         tfs.write_model_config(path, _with(tfs.read_model_config(path), phase2))

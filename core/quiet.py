@@ -7,6 +7,7 @@ TensorFlow's C++ log level 3 and no FutureWarnings (google.api_core's Python-ver
 had is kept for the runs a command starts (caller_environment). A long-running process whose later native messages
 must still show (the server) uses quiet_native_startup around its imports instead.
 """
+
 import contextlib
 import os
 import sys
@@ -21,9 +22,20 @@ def verbose() -> bool:
 
 # The project's commands (python -m ...), each started quietly; serving.server and runners.kfp_entrypoint are not
 # here on purpose (the server filters its start-up itself; a Kubeflow task's log keeps everything).
-COMMANDS = ("runners.run", "runners.kubeflow", "runners.data_fingerprint", "metadata.results", "metadata.lineage",
-            "metadata.skew", "ops.promote", "ops.deploy", "scaffold.new_pipeline", "serving.client",
-            "pipelines.covid.forecast", "testing.kfp_twin")
+COMMANDS = (
+    "runners.run",
+    "runners.kubeflow",
+    "runners.data_fingerprint",
+    "metadata.results",
+    "metadata.lineage",
+    "metadata.skew",
+    "ops.promote",
+    "ops.deploy",
+    "scaffold.new_pipeline",
+    "serving.client",
+    "pipelines.covid.forecast",
+    "testing.kfp_twin",
+)
 _CALLER = {}
 
 
@@ -63,10 +75,16 @@ def quiet_command() -> None:
 # What TensorFlow 2.16's C++ side writes to stderr on every start of a CPU-only process, and is not a problem:
 # XLA registers its CUDA plugins a second time (tensorflow/tensorflow#62075: "Unable to register cuDNN factory"),
 # there is no GPU or TensorRT, and the CPU could use more instructions.
-STARTUP_NOISE = ("Unable to register cuFFT factory", "Unable to register cuDNN factory",
-                 "Unable to register cuBLAS factory", "TF-TRT Warning: Could not find TensorRT",
-                 "Could not find cuda drivers", "cpu_feature_guard.cc", "To enable the following instructions",
-                 "rebuild TensorFlow with the appropriate compiler flags")
+STARTUP_NOISE = (
+    "Unable to register cuFFT factory",
+    "Unable to register cuDNN factory",
+    "Unable to register cuBLAS factory",
+    "TF-TRT Warning: Could not find TensorRT",
+    "Could not find cuda drivers",
+    "cpu_feature_guard.cc",
+    "To enable the following instructions",
+    "rebuild TensorFlow with the appropriate compiler flags",
+)
 
 
 @contextlib.contextmanager

@@ -2,19 +2,13 @@
 that fails loudly when the internal is gone or no longer used: an upgrade of TFX or TensorFlow is one audit of this
 module (and `tests/test_seams.py`, which runs each check in seconds).
 
-| seam | upstream (TFX 1.16 / TF 2.16) | what for | check |
-|---|---|---|---|
-| `transform_processor` | tfx/components/transform/executor.py: `Do` builds `TransformProcessor()` from the module's global and hands it the temporary folder under `labels.TEMP_OUTPUT_LABEL` | fixed analyzer batches; tf.Transform's temporary files on local disk on an object store (components/fixed_batch_transform.py) | the replacement must be constructed inside `Do`, else SeamBroken; tests/test_seams.py checks the label is still how `Do` passes the folder (without it the files stay where TFX puts them: slower, not wrong) |
-| `call_flat` | tensorflow/python/eager/polymorphic_function/concrete_function.py `_call_flat`; saved_model/load.py | serving's signature call without re-binding (serving/inference.py) | present, and the first call of each loaded signature is compared with the structured call |
-| `autograph_rule_for_tf_keras` | tensorflow/python/autograph/core/config.py `CONVERSION_RULES`, `DoNotConvert` | AutoGraph leaves tf_keras alone as it leaves keras (modeling/training.py) | the rules must still hold DoNotConvert('keras'), else SeamBroken |
-| `no_tfx_ephemeral_package` | tfx/dsl/components/base/base_beam_executor.py: `__init__` calls `dependency_utils.make_beam_dependency_flags`, which builds and adds a `tfx_ephemeral` sdist (tfx/utils/dependency_utils.py) unless a dependency flag is set | where Beam's workers run the project's environment (DirectRunner; EXTERNAL, LOOPBACK, PROCESS workers from this venv or the image) no copy of TFX is built and staged per Beam stage; other runners keep it (runners/local.py, kfp_entrypoint.py) | the function is still there and still what the executor calls |
-| `direct_runner_without_prism` | apache_beam/runners/direct/direct_runner.py: `SwitchingDirectRunner.run_pipeline` tries Prism first (its binary downloaded from GitHub, portability/prism_runner.py) unless the pipeline `allow_unsafe_triggers` | no download from a Beam stage, here or in a pod (orchestration/config.py) | the DirectRunner still reads the flag; tests/test_no_downloads.py runs every stage behind a proxy that records any download |
-| `v2_entrypoint_flags` | tfx/orchestration/kubeflow/v2/container/kubeflow_v2_run_executor.py `_parse_flags` | the KFP task entrypoint parses flags as TFX's own __main__ (runners/kfp_entrypoint.py) | present and parses the two required flags |
+Each seam's upstream file, what it is for and its check: docs/design-notes.md, core/seams.py.
 
 The Pusher's output properties (`pushed`, `pushed_destination`, `pushed_version`) are set with the artifact's public
 setters under the names TFX's Pusher writes (tfx/components/pusher/executor.py, `_MarkPushed`): a contract with
 ML Metadata's readers, not a private call (components/atomic_pusher.py).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -27,8 +21,10 @@ class SeamBroken(RuntimeError):
 
 
 def _broken(seam: str, what: str) -> SeamBroken:
-    return SeamBroken(f"seam {seam!r} (core/seams.py): {what}. The installed library changed; re-audit the "
-                      f"seam before trusting results")
+    return SeamBroken(
+        f"seam {seam!r} (core/seams.py): {what}. The installed library changed; re-audit the "
+        f"seam before trusting results"
+    )
 
 
 # ------------------------------------------------------------------------------------ transform_processor
@@ -61,8 +57,11 @@ def transform_processor(replacement: type) -> Iterator[None]:
         finally:
             transform_executor.TransformProcessor = original
     if not built:
-        raise _broken("transform_processor", "TFX's Transform executor ran without building "
-                      "transform_executor.TransformProcessor, so the fixed analyzer batch size was not applied")
+        raise _broken(
+            "transform_processor",
+            "TFX's Transform executor ran without building "
+            "transform_executor.TransformProcessor, so the fixed analyzer batch size was not applied",
+        )
 
 
 # ------------------------------------------------------------------------------------ call_flat
@@ -84,12 +83,16 @@ def autograph_rule_for_tf_keras() -> None:
 
     rules = getattr(config, "CONVERSION_RULES", None)
     if rules is None or not hasattr(config, "DoNotConvert"):
-        raise _broken("autograph_rule_for_tf_keras", "tensorflow.python.autograph.core.config has no "
-                      "CONVERSION_RULES / DoNotConvert")
+        raise _broken(
+            "autograph_rule_for_tf_keras",
+            "tensorflow.python.autograph.core.config has no CONVERSION_RULES / DoNotConvert",
+        )
     prefixes = [getattr(rule, "_prefix", None) for rule in rules]
     if "keras" not in prefixes:
-        raise _broken("autograph_rule_for_tf_keras", "AutoGraph's rules no longer hold DoNotConvert('keras'), the "
-                      "rule this one copies for tf_keras")
+        raise _broken(
+            "autograph_rule_for_tf_keras",
+            "AutoGraph's rules no longer hold DoNotConvert('keras'), the rule this one copies for tf_keras",
+        )
     if "tf_keras" not in prefixes:
         config.CONVERSION_RULES = (config.DoNotConvert("tf_keras"),) + tuple(rules)
 
@@ -108,10 +111,13 @@ def no_tfx_ephemeral_package(beam_pipeline_args: Sequence[str]) -> bool:
     from tfx.dsl.components.base import base_beam_executor
     from tfx.utils import dependency_utils
 
-    if not callable(getattr(dependency_utils, "make_beam_dependency_flags", None)) or \
-            getattr(base_beam_executor, "dependency_utils", None) is not dependency_utils:
-        raise _broken("no_tfx_ephemeral_package", "base_beam_executor no longer calls "
-                      "dependency_utils.make_beam_dependency_flags")
+    if (
+        not callable(getattr(dependency_utils, "make_beam_dependency_flags", None))
+        or getattr(base_beam_executor, "dependency_utils", None) is not dependency_utils
+    ):
+        raise _broken(
+            "no_tfx_ephemeral_package", "base_beam_executor no longer calls dependency_utils.make_beam_dependency_flags"
+        )
     dependency_utils.make_beam_dependency_flags = _beam_args_as_given
     return True
 
@@ -159,8 +165,9 @@ def direct_runner_without_prism() -> str:
 
     source = inspect.getsource(direct_runner.SwitchingDirectRunner.run_pipeline)
     if "PrismRunner" in source and "allow_unsafe_triggers" not in source:
-        raise _broken("direct_runner_without_prism", "the DirectRunner tries Prism without reading "
-                      "allow_unsafe_triggers")
+        raise _broken(
+            "direct_runner_without_prism", "the DirectRunner tries Prism without reading allow_unsafe_triggers"
+        )
     return DIRECT_RUNNER_WITHOUT_PRISM
 
 
@@ -175,5 +182,11 @@ def v2_entrypoint_flags() -> Callable:
     return parser
 
 
-SEAMS = ("transform_processor", "call_flat", "autograph_rule_for_tf_keras", "no_tfx_ephemeral_package",
-         "direct_runner_without_prism", "v2_entrypoint_flags")
+SEAMS = (
+    "transform_processor",
+    "call_flat",
+    "autograph_rule_for_tf_keras",
+    "no_tfx_ephemeral_package",
+    "direct_runner_without_prism",
+    "v2_entrypoint_flags",
+)

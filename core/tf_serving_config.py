@@ -14,6 +14,7 @@ The model server config comes with tensorflow-serving-api; the other two are not
 messages are declared here field for field (same names, numbers and wrapper types), and text_format parses them
 as TF Serving's ParseProtoTextFile does: an unknown field is an error naming it.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -30,6 +31,7 @@ except ImportError:  # pragma: no cover - older protobuf
 
     def _message_class(descriptor):
         return _factory.MessageFactory().GetPrototype(descriptor)
+
 
 # TF Serving's defaults where a file leaves a field out
 DEFAULT_PROMETHEUS_PATH = "/monitoring/prometheus/metrics"  # util/prometheus_exporter.cc:156 (kPrometheusPath)
@@ -48,8 +50,12 @@ def _declare():
     """MonitoringConfig and BatchingParameters as TF Serving's .proto files declare them."""
     pool = descriptor_pool.DescriptorPool()
     pool.AddSerializedFile(wrappers_pb2.DESCRIPTOR.serialized_pb)
-    proto = descriptor_pb2.FileDescriptorProto(name="tfx_book/tf_serving_config.proto", package="tensorflow.serving",
-                                               syntax="proto3", dependency=["google/protobuf/wrappers.proto"])
+    proto = descriptor_pb2.FileDescriptorProto(
+        name="tfx_book/tf_serving_config.proto",
+        package="tensorflow.serving",
+        syntax="proto3",
+        dependency=["google/protobuf/wrappers.proto"],
+    )
     f = descriptor_pb2.FieldDescriptorProto
 
     def message(name, fields):
@@ -61,16 +67,25 @@ def _declare():
     message("PrometheusConfig", [("enable", 1, f.TYPE_BOOL, "", opt), ("path", 2, f.TYPE_STRING, "", opt)])
     message("MonitoringConfig", [("prometheus_config", 1, f.TYPE_MESSAGE, ".tensorflow.serving.PrometheusConfig", opt)])
     int64 = ".google.protobuf.Int64Value"
-    message("BatchingParameters", [
-        ("max_batch_size", 1, f.TYPE_MESSAGE, int64, opt), ("batch_timeout_micros", 2, f.TYPE_MESSAGE, int64, opt),
-        ("max_enqueued_batches", 3, f.TYPE_MESSAGE, int64, opt), ("num_batch_threads", 4, f.TYPE_MESSAGE, int64, opt),
-        ("thread_pool_name", 5, f.TYPE_MESSAGE, ".google.protobuf.StringValue", opt),
-        ("allowed_batch_sizes", 6, f.TYPE_INT64, "", rep), ("pad_variable_length_inputs", 7, f.TYPE_BOOL, "", opt),
-        ("enable_large_batch_splitting", 8, f.TYPE_MESSAGE, ".google.protobuf.BoolValue", opt),
-        ("max_execution_batch_size", 9, f.TYPE_MESSAGE, int64, opt)])
+    message(
+        "BatchingParameters",
+        [
+            ("max_batch_size", 1, f.TYPE_MESSAGE, int64, opt),
+            ("batch_timeout_micros", 2, f.TYPE_MESSAGE, int64, opt),
+            ("max_enqueued_batches", 3, f.TYPE_MESSAGE, int64, opt),
+            ("num_batch_threads", 4, f.TYPE_MESSAGE, int64, opt),
+            ("thread_pool_name", 5, f.TYPE_MESSAGE, ".google.protobuf.StringValue", opt),
+            ("allowed_batch_sizes", 6, f.TYPE_INT64, "", rep),
+            ("pad_variable_length_inputs", 7, f.TYPE_BOOL, "", opt),
+            ("enable_large_batch_splitting", 8, f.TYPE_MESSAGE, ".google.protobuf.BoolValue", opt),
+            ("max_execution_batch_size", 9, f.TYPE_MESSAGE, int64, opt),
+        ],
+    )
     pool.Add(proto)
-    return (_message_class(pool.FindMessageTypeByName("tensorflow.serving.MonitoringConfig")),
-            _message_class(pool.FindMessageTypeByName("tensorflow.serving.BatchingParameters")))
+    return (
+        _message_class(pool.FindMessageTypeByName("tensorflow.serving.MonitoringConfig")),
+        _message_class(pool.FindMessageTypeByName("tensorflow.serving.BatchingParameters")),
+    )
 
 
 MonitoringConfigProto, BatchingParametersProto = _declare()
@@ -103,7 +118,7 @@ class ModelConfig:
             return list(versions)
         if self.policy[0] == "specific":
             return [v for v in versions if v in self.policy[1]]
-        return list(versions[-self.policy[1]:]) if self.policy[1] > 0 else []
+        return list(versions[-self.policy[1] :]) if self.policy[1] > 0 else []
 
 
 def default_model(name: str, base_path: str) -> ModelConfig:
@@ -117,8 +132,7 @@ def read_model_config(path: Path) -> List[ModelConfig]:
 
     config = _parse(path, model_server_config_pb2.ModelServerConfig(), "model config file")
     if config.WhichOneof("config") != "model_config_list":
-        raise ConfigError(f"model config file {path}: expected a model_config_list (custom_model_config is not "
-                          f"served)")
+        raise ConfigError(f"model config file {path}: expected a model_config_list (custom_model_config is not served)")
     models, seen = [], set()
     for entry in config.model_config_list.config:
         if not entry.name:
@@ -129,16 +143,19 @@ def read_model_config(path: Path) -> List[ModelConfig]:
         if not entry.base_path:
             raise ConfigError(f"model config file {path}: model {entry.name!r} has no base_path")
         if entry.model_platform not in ("", "tensorflow"):
-            raise ConfigError(f"model config file {path}: model {entry.name!r}: model_platform "
-                              f"{entry.model_platform!r} is not served (tensorflow is)")
+            raise ConfigError(
+                f"model config file {path}: model {entry.name!r}: model_platform "
+                f"{entry.model_platform!r} is not served (tensorflow is)"
+            )
         policy = entry.model_version_policy
         kind = policy.WhichOneof("policy_choice")
         if kind == "all":
             chosen: Tuple = ("all",)
         elif kind == "specific":
             if not policy.specific.versions:
-                raise ConfigError(f"model config file {path}: model {entry.name!r}: a specific policy lists no "
-                                  f"versions")
+                raise ConfigError(
+                    f"model config file {path}: model {entry.name!r}: a specific policy lists no versions"
+                )
             chosen = ("specific", tuple(sorted(set(policy.specific.versions))))
         else:
             n = policy.latest.num_versions if kind == "latest" else 1
@@ -146,10 +163,14 @@ def read_model_config(path: Path) -> List[ModelConfig]:
         # A relative base_path is resolved against the config file's folder. TF Serving resolves it against its
         # working directory; serving/deploy's manifests run it with the config's folder as working directory
         # (workingDir / docker -w), so one file means the same models to both.
-        base = entry.base_path if os.path.isabs(entry.base_path) else os.path.join(
-            os.path.dirname(os.path.abspath(path)), entry.base_path)
-        models.append(ModelConfig(entry.name, base, chosen, tuple(sorted(entry.version_labels.items())),
-                                  entry.base_path))
+        base = (
+            entry.base_path
+            if os.path.isabs(entry.base_path)
+            else os.path.join(os.path.dirname(os.path.abspath(path)), entry.base_path)
+        )
+        models.append(
+            ModelConfig(entry.name, base, chosen, tuple(sorted(entry.version_labels.items())), entry.base_path)
+        )
     return models
 
 
@@ -160,8 +181,9 @@ def write_model_config(path: Path, models: List[ModelConfig]) -> None:
 
     config = model_server_config_pb2.ModelServerConfig()
     for model in models:
-        entry = config.model_config_list.config.add(name=model.name, base_path=model.written_path or model.base_path,
-                                                    model_platform="tensorflow")
+        entry = config.model_config_list.config.add(
+            name=model.name, base_path=model.written_path or model.base_path, model_platform="tensorflow"
+        )
         if model.policy[0] == "all":
             entry.model_version_policy.all.SetInParent()
         elif model.policy[0] == "specific":
@@ -215,7 +237,9 @@ def read_batching_parameters(path: Optional[Path]) -> BatchingParameters:
     params = BatchingParameters(**values, allowed_batch_sizes=tuple(config.allowed_batch_sizes))
     if params.allowed_batch_sizes and params.allowed_batch_sizes[-1] != params.max_batch_size:
         # bundle_factory_util.cc WrapSessionForBatching, the same check and words
-        raise ConfigError(f"batching parameters file {path}: Last entry in allowed_batch_sizes must match "
-                          f"max_batch_size; last entry was {params.allowed_batch_sizes[-1]}; expected "
-                          f"{params.max_batch_size}")
+        raise ConfigError(
+            f"batching parameters file {path}: Last entry in allowed_batch_sizes must match "
+            f"max_batch_size; last entry was {params.allowed_batch_sizes[-1]}; expected "
+            f"{params.max_batch_size}"
+        )
     return params

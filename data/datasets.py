@@ -3,6 +3,7 @@
 The per-file checksums live in `manifests/<name>.tsv` (relative path, size, sha256), so a corrupt or
 truncated file is caught by name, whichever way it arrived.
 """
+
 from __future__ import annotations
 
 import dataclasses

@@ -7,6 +7,7 @@ an interrupted or failed fetch never leaves a partial dataset where the pipeline
 
     python -m data.fetch titanic [cifar2 ...] [--dest DIR] [--mirror DIR]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -128,8 +129,12 @@ def fetch(
             return target
         # The folder is the user's too (span-N/ folders, edited files): a file that differs from the manifest is
         # never overwritten, only missing files are fetched, one by one, beside what is there.
-        changed = [rel for rel in files if (target / rel).is_file() and (
-            (target / rel).stat().st_size != files[rel].size or sha256_file(target / rel) != files[rel].sha256)]
+        changed = [
+            rel
+            for rel in files
+            if (target / rel).is_file()
+            and ((target / rel).stat().st_size != files[rel].size or sha256_file(target / rel) != files[rel].sha256)
+        ]
         if changed:
             raise FetchError(
                 f"{target / changed[0]} differs from the {dataset.name} dataset's file (sha256 "
@@ -137,7 +142,8 @@ def fetch(
                 + (f" and {len(changed) - 1} more" if len(changed) > 1 else "")
                 + ". It is not overwritten. To train on your own data, put it in a new span folder "
                 f"({target}/span-N/, laid out as the dataset is; see the README); to go back to the book's "
-                f"data, move the changed file(s) away and run again.")
+                f"data, move the changed file(s) away and run again."
+            )
         missing = {rel: e for rel, e in files.items() if not (target / rel).is_file()}
         log(f"[data] {dataset.name}: {len(missing)} of {len(files)} files missing in {target}; fetching them")
         _fetch_files(dataset, missing, target, dest_root, mirror, log, merge=True)
@@ -149,8 +155,15 @@ def fetch(
     return target
 
 
-def _fetch_files(dataset: Dataset, files: Dict[str, FileEntry], target: Path, dest_root: Path,
-                 mirror: Optional[Path], log: Callable[[str], None], merge: bool) -> None:
+def _fetch_files(
+    dataset: Dataset,
+    files: Dict[str, FileEntry],
+    target: Path,
+    dest_root: Path,
+    mirror: Optional[Path],
+    log: Callable[[str], None],
+    merge: bool,
+) -> None:
     """Fetches `files` into a temporary folder, every one checked, then moves them into `target`: the whole folder
     with one rename (a new dataset), or file by file beside what is there (`merge`)."""
     total_bytes = sum(e.size for e in files.values())
@@ -194,7 +207,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("names", nargs="+", help="dataset names (titanic, cifar2, imdb, covid) or 'all'")
     parser.add_argument("--dest", type=Path, default=None, help="destination root (default: $DATA_DIR or data/raw)")
-    parser.add_argument("--mirror", type=Path, default=None, help="mirror folder (default: $DATASETS_MIRROR or ../shared/datasets)")
+    parser.add_argument(
+        "--mirror", type=Path, default=None, help="mirror folder (default: $DATASETS_MIRROR or ../shared/datasets)"
+    )
     args = parser.parse_args(argv)
 
     names = sorted(DATASETS) if args.names == ["all"] else args.names

@@ -9,6 +9,7 @@ model's span), the code version and the packages it was trained with; which vers
 drift against the span before it (DriftCheck), and why it was retrained: what it had that its baseline had not
 (a new span, changed files, code, schema or settings) and how its metrics moved.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,15 +60,26 @@ def data_lineage(store, raw_examples) -> dict:
         matched = sorted(tf.io.gfile.glob(os.path.join(input_base, pattern)))
         if len(matched) > 50:  # folders of images: a digest of digests keeps the report readable
             digest = hashlib.sha256("".join(sha256(p) for p in matched).encode()).hexdigest()
-            files.append({"split": split["name"], "pattern": pattern, "files": len(matched), "sha256_of_sha256s": digest})
+            files.append(
+                {"split": split["name"], "pattern": pattern, "files": len(matched), "sha256_of_sha256s": digest}
+            )
         else:
-            files.extend({"split": split["name"], "path": p, "bytes": tf.io.gfile.stat(p).length, "sha256": sha256(p)}
-                         for p in matched)
+            files.extend(
+                {"split": split["name"], "path": p, "bytes": tf.io.gfile.stat(p).length, "sha256": sha256(p)}
+                for p in matched
+            )
     total = sum(f.get("bytes", 0) for f in files)
     sizes = [part.split(":")[1] for part in fingerprint.split(",") if part.startswith("total_bytes:")]
     unchanged = None if not sizes or not total else sum(int(s) for s in sizes) == total
-    return {"span": span, "input_base": input_base, "examples": raw_examples.uri, "ingested_fingerprint": fingerprint,
-            "files": files, "unchanged_since_ingestion": unchanged, "drift": results.drift_of(store, raw_examples)}
+    return {
+        "span": span,
+        "input_base": input_base,
+        "examples": raw_examples.uri,
+        "ingested_fingerprint": fingerprint,
+        "files": files,
+        "unchanged_since_ingestion": unchanged,
+        "drift": results.drift_of(store, raw_examples),
+    }
 
 
 def model_lineage(store, model) -> dict:
@@ -89,10 +101,14 @@ def model_lineage(store, model) -> dict:
         "schema": {"uri": schema.uri, "sha256": sha256(schema_files[0]) if schema_files else None},
         "transform_graph": transform_graph.uri,
         "training": {
-            "strategy": settings.get("strategy"), "replicas": record.get("strategy", {}).get("num_replicas"),
-            "seed": settings.get("seed"), "epochs_run": len(history.get("loss", [])),
-            "epochs_max": settings.get("epochs"), "batch_size": settings.get("batch_size"),
-            "final_loss": (history.get("loss") or [None])[-1], "code_fingerprint": settings.get("code_fingerprint"),
+            "strategy": settings.get("strategy"),
+            "replicas": record.get("strategy", {}).get("num_replicas"),
+            "seed": settings.get("seed"),
+            "epochs_run": len(history.get("loss", [])),
+            "epochs_max": settings.get("epochs"),
+            "batch_size": settings.get("batch_size"),
+            "final_loss": (history.get("loss") or [None])[-1],
+            "code_fingerprint": settings.get("code_fingerprint"),
             "run_dir": run_dir,
         },
         "code": record.get("code"),
@@ -105,8 +121,10 @@ def training_inputs(store, pipeline: str, version: str):
     output for the Examples its Transform read, and the schema Transform used."""
     by_version = _versions(store, pipeline)
     if version not in by_version:
-        raise LineageError(f"{pipeline}: version {version} was not pushed by this pipeline "
-                           f"(pushed: {', '.join(sorted(by_version, key=int)) or 'none'})")
+        raise LineageError(
+            f"{pipeline}: version {version} was not pushed by this pipeline "
+            f"(pushed: {', '.join(sorted(by_version, key=int)) or 'none'})"
+        )
     model = results.inputs_of(store, by_version[version][0])["model"][0]
     transform_graph = results.inputs_of(store, producer(store, model))["transform_graph"][0]
     transform_in = results.inputs_of(store, producer(store, transform_graph))
@@ -140,14 +158,20 @@ def lineage(pipeline: str, cfg: config_lib.PipelineConfig, version: Optional[str
         raise LineageError(f"{pipeline}: no model has been pushed yet")
     version = version or max(by_version, key=int)
     if version not in by_version:
-        raise LineageError(f"{pipeline}: version {version} was not pushed by this pipeline "
-                           f"(pushed: {', '.join(sorted(by_version, key=int))})")
+        raise LineageError(
+            f"{pipeline}: version {version} was not pushed by this pipeline "
+            f"(pushed: {', '.join(sorted(by_version, key=int))})"
+        )
     pusher, pushed_model = by_version[version]
     pusher_in = results.inputs_of(store, pusher)
     model, blessing = pusher_in["model"][0], pusher_in["model_blessing"][0]
     serving_versions = layout.version_numbers(cfg.serving_root(pipeline))
-    head = {"pipeline": pipeline, "version": version, "pushed_to": custom(pushed_model, "pushed_destination"),
-            "serving_now": str(serving_versions[-1]) if serving_versions else None}
+    head = {
+        "pipeline": pipeline,
+        "version": version,
+        "pushed_to": custom(pushed_model, "pushed_destination"),
+        "serving_now": str(serving_versions[-1]) if serving_versions else None,
+    }
     return {**head, **judged_model_lineage(store, model, blessing, by_version)}
 
 
@@ -172,9 +196,12 @@ def judged_model_lineage(store, model, blessing, by_version: dict) -> dict:
     baseline_version = served_version(baseline) if baseline is not None else ""
     report = {
         **model_lineage(store, model),
-        "evaluation": {"uri": evaluation.uri, "blessed": bool(custom(blessing, "blessed", 0)),
-                       "metrics": results.load_metrics(evaluation.uri),
-                       "change_vs_baseline": results.load_metrics(evaluation.uri, diffs=True)},
+        "evaluation": {
+            "uri": evaluation.uri,
+            "blessed": bool(custom(blessing, "blessed", 0)),
+            "metrics": results.load_metrics(evaluation.uri),
+            "change_vs_baseline": results.load_metrics(evaluation.uri, diffs=True),
+        },
         "baseline": None,
     }
     if baseline_version:
@@ -183,8 +210,13 @@ def judged_model_lineage(store, model, blessing, by_version: dict) -> dict:
         if baseline_version in by_version:
             base_model = results.inputs_of(store, by_version[baseline_version][0])["model"][0]
             base = model_lineage(store, base_model)
-            report["baseline"].update(model=base_model.uri, span=base["data"]["span"], data=base["data"],
-                                      training=base["training"], schema=base["schema"])
+            report["baseline"].update(
+                model=base_model.uri,
+                span=base["data"]["span"],
+                data=base["data"],
+                training=base["training"],
+                schema=base["schema"],
+            )
     report["why"] = why_retrained(report)
     return report
 
@@ -193,8 +225,14 @@ def why_retrained(r: dict) -> dict:
     """What this model had that the model it was judged against (the baseline) had not: a new span or changed
     files, the new span's drift, other code, schema or settings; and how its metrics moved."""
     data, base = r["data"], r.get("baseline") or {}
-    why = {"span": data["span"], "drift": results.drift_summary(data.get("drift")), "baseline_version": None,
-           "baseline_span": None, "changed": [], "metric_deltas": r["evaluation"]["change_vs_baseline"].get("overall", {})}
+    why = {
+        "span": data["span"],
+        "drift": results.drift_summary(data.get("drift")),
+        "baseline_version": None,
+        "baseline_span": None,
+        "changed": [],
+        "metric_deltas": r["evaluation"]["change_vs_baseline"].get("overall", {}),
+    }
     if not base:
         why["changed"].append("first model: nothing was serving")
         return why
@@ -204,15 +242,20 @@ def why_retrained(r: dict) -> dict:
     if base["span"] != data["span"]:
         why["changed"].append(f"new span {data['span']} (the baseline was trained on span {base['span']})")
     elif {f.get("sha256") or f.get("sha256_of_sha256s") for f in data["files"]} != {
-            f.get("sha256") or f.get("sha256_of_sha256s") for f in base["data"]["files"]}:
+        f.get("sha256") or f.get("sha256_of_sha256s") for f in base["data"]["files"]
+    }:
         why["changed"].append(f"span {data['span']} was ingested again with changed files")
     if (r["training"].get("code_fingerprint") or "") != (base["training"].get("code_fingerprint") or ""):
-        why["changed"].append(f"code (fingerprint {base['training'].get('code_fingerprint')} -> "
-                              f"{r['training'].get('code_fingerprint')})")
+        why["changed"].append(
+            f"code (fingerprint {base['training'].get('code_fingerprint')} -> {r['training'].get('code_fingerprint')})"
+        )
     if r["schema"].get("sha256") != base["schema"].get("sha256"):
         why["changed"].append("schema")
-    settings = [f"{k} {base['training'].get(k)} -> {r['training'].get(k)}" for k in ("seed", "epochs_max", "batch_size",
-                "strategy") if base["training"].get(k) != r["training"].get(k)]
+    settings = [
+        f"{k} {base['training'].get(k)} -> {r['training'].get(k)}"
+        for k in ("seed", "epochs_max", "batch_size", "strategy")
+        if base["training"].get(k) != r["training"].get(k)
+    ]
     if settings:
         why["changed"].append("settings (" + ", ".join(settings) + ")")
     if not why["changed"]:
@@ -226,45 +269,73 @@ def format_why(why: dict) -> List[str]:
         lines.append(f"               {why['drift']}")
     if why["baseline_version"]:
         deltas = ", ".join(f"{k} {v:+.4f}" for k, v in sorted(why["metric_deltas"].items()))
-        lines.append(f"               judged against served version {why['baseline_version']}"
-                     + (f" (span {why['baseline_span']})" if why["baseline_span"] is not None else "")
-                     + (f": {deltas}" if deltas else ""))
+        lines.append(
+            f"               judged against served version {why['baseline_version']}"
+            + (f" (span {why['baseline_span']})" if why["baseline_span"] is not None else "")
+            + (f": {deltas}" if deltas else "")
+        )
     return lines
 
 
 def format_report(r: dict) -> str:
-    lines = [f"== {r['pipeline']} version {r['version']} ==",
-             f"pushed to      {r['pushed_to']}",
-             f"serving now    version {r['serving_now']}" + ("  (this one)" if r["serving_now"] == r["version"] else "")]
+    lines = [
+        f"== {r['pipeline']} version {r['version']} ==",
+        f"pushed to      {r['pushed_to']}",
+        f"serving now    version {r['serving_now']}" + ("  (this one)" if r["serving_now"] == r["version"] else ""),
+    ]
     d = r["data"]
-    lines.append(f"data           span {d['span']} from {d['input_base']}"
-                 + {True: "  (files unchanged since ingestion)", False: "  (FILES CHANGED since ingestion)",
-                    None: ""}[d["unchanged_since_ingestion"]])
+    lines.append(
+        f"data           span {d['span']} from {d['input_base']}"
+        + {True: "  (files unchanged since ingestion)", False: "  (FILES CHANGED since ingestion)", None: ""}[
+            d["unchanged_since_ingestion"]
+        ]
+    )
     if results.drift_summary(d.get("drift")):
         lines.append(f"drift          {results.drift_summary(d['drift'])}")
     for f in d["files"]:
         if "sha256" in f:
             lines.append(f"  {f['split']:<6} {f['path']}  {f['bytes']} bytes  sha256 {f['sha256']}")
         else:
-            lines.append(f"  {f['split']:<6} {f['pattern']}  {f['files']} files  sha256 of sha256s {f['sha256_of_sha256s']}")
+            lines.append(
+                f"  {f['split']:<6} {f['pattern']}  {f['files']} files  sha256 of sha256s {f['sha256_of_sha256s']}"
+            )
     lines.append(f"schema         {r['schema']['uri']}  sha256 {r['schema']['sha256']}")
     lines.append(f"transform      {r['transform_graph']}")
     t = r["training"]
-    lines.append(f"training       strategy {t['strategy']} ({t['replicas']} replica(s)), seed {t['seed']}, "
-                 f"{t['epochs_run']}/{t['epochs_max']} epochs, batch {t['batch_size']}, final loss {t['final_loss']}")
+    lines.append(
+        f"training       strategy {t['strategy']} ({t['replicas']} replica(s)), seed {t['seed']}, "
+        f"{t['epochs_run']}/{t['epochs_max']} epochs, batch {t['batch_size']}, final loss {t['final_loss']}"
+    )
     lines.append(f"               code fingerprint {t['code_fingerprint']}; run dir {t['run_dir']}")
     code = r.get("code") or {}
     lines.append(f"code           git {code.get('commit')}" + (" (dirty)" if code.get("dirty") else ""))
     pk = r.get("packages", {})
-    lines.append("packages       " + ", ".join(f"{n} {pk[n]}" for n in ("tfx", "tensorflow", "tf-keras",
-                 "tensorflow-transform", "tensorflow-model-analysis", "apache-beam", "ml-metadata") if n in pk)
-                 + f" ({len(pk)} in all)")
+    lines.append(
+        "packages       "
+        + ", ".join(
+            f"{n} {pk[n]}"
+            for n in (
+                "tfx",
+                "tensorflow",
+                "tf-keras",
+                "tensorflow-transform",
+                "tensorflow-model-analysis",
+                "apache-beam",
+                "ml-metadata",
+            )
+            if n in pk
+        )
+        + f" ({len(pk)} in all)"
+    )
     e = r["evaluation"]
     overall = e["metrics"].get("overall", {})
     changes = e["change_vs_baseline"].get("overall", {})
-    lines.append(f"evaluation     {'blessed' if e['blessed'] else 'NOT blessed'}: "
-                 + ", ".join(f"{k} {v:.4f}" + (f" ({changes[k]:+.4f})" if k in changes else "")
-                             for k, v in sorted(overall.items())))
+    lines.append(
+        f"evaluation     {'blessed' if e['blessed'] else 'NOT blessed'}: "
+        + ", ".join(
+            f"{k} {v:.4f}" + (f" ({changes[k]:+.4f})" if k in changes else "") for k, v in sorted(overall.items())
+        )
+    )
     b = r.get("baseline")
     if not b:
         lines.append("baseline       none (first blessed model)")

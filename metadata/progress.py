@@ -6,6 +6,7 @@ polls the (SQLite) store and prints one line per change:
     [titanic] CsvExampleGen running
     [titanic] CsvExampleGen done in 3.1 s; StatisticsGen running
 """
+
 from __future__ import annotations
 
 import threading
@@ -20,8 +21,13 @@ FINISHED = {"COMPLETE": "done", "CACHED": "cached", "FAILED": "FAILED", "CANCELE
 
 
 class Progress(threading.Thread):
-    def __init__(self, pipeline: str, sqlite_path: str, every_s: float = 1.0,
-                 say: Callable[[str], None] = lambda line: print(line, flush=True)):
+    def __init__(
+        self,
+        pipeline: str,
+        sqlite_path: str,
+        every_s: float = 1.0,
+        say: Callable[[str], None] = lambda line: print(line, flush=True),
+    ):
         super().__init__(daemon=True, name=f"progress-{pipeline}")
         self.pipeline, self.sqlite_path, self.every_s, self.say = pipeline, sqlite_path, every_s, say
         self._halt = threading.Event()

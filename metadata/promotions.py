@@ -2,6 +2,7 @@
 tfx_book.Promotion) attributed to the pipeline's context, with the pushed model as its input where this pipeline
 pushed it; a push as `canary` or `stable` (PUSH_LABEL) is recorded on the Pusher's PushedModel artifact (custom
 properties serving_label, serving_previous, serving_labels). ops/promote.py writes them, lineage reads them."""
+
 from __future__ import annotations
 
 import time
@@ -26,8 +27,9 @@ def _writable_store(sqlite_path):
     return metadata_store.MetadataStore(cfg)
 
 
-def record(sqlite_path, pipeline: str, model: str, label: str, version: int, previous: Optional[int],
-           action: str) -> Optional[int]:
+def record(
+    sqlite_path, pipeline: str, model: str, label: str, version: int, previous: Optional[int], action: str
+) -> Optional[int]:
     """An Execution of type tfx_book.Promotion in the pipeline's ML Metadata (its id), attributed to the
     pipeline's context, with the PushedModel of `version` as input when this pipeline pushed it."""
     from ml_metadata.proto import metadata_store_pb2 as mlmd
@@ -40,8 +42,13 @@ def record(sqlite_path, pipeline: str, model: str, label: str, version: int, pre
         kind.properties[key] = mlmd.STRING
     type_id = store.put_execution_type(kind, can_add_fields=True)
     execution = mlmd.Execution(type_id=type_id, last_known_state=mlmd.Execution.COMPLETE)
-    for key, value in (("model", model), ("label", label), ("version", str(version)),
-                       ("previous", "" if previous is None else str(previous)), ("action", action)):
+    for key, value in (
+        ("model", model),
+        ("label", label),
+        ("version", str(version)),
+        ("previous", "" if previous is None else str(previous)),
+        ("action", action),
+    ):
         execution.properties[key].string_value = value
     pushed = _pushed_model(store, pipeline, version)
     events = []
@@ -72,9 +79,16 @@ def history(sqlite_path, pipeline: str, model: str) -> List[Dict]:
         for artifact in results.outputs_of(store, execution).get("pushed_model", []):
             label = results.custom(artifact, "serving_label", "")
             if label and results.custom(artifact, "pushed", 0):
-                found.append({"at": execution.create_time_since_epoch, "order": execution.id, "action": "push",
-                              "label": label, "version": str(results.custom(artifact, "pushed_version", "")),
-                              "previous": str(results.custom(artifact, "serving_previous", ""))})
+                found.append(
+                    {
+                        "at": execution.create_time_since_epoch,
+                        "order": execution.id,
+                        "action": "push",
+                        "label": label,
+                        "version": str(results.custom(artifact, "pushed_version", "")),
+                        "previous": str(results.custom(artifact, "serving_previous", "")),
+                    }
+                )
     try:
         executions = store.get_executions_by_type(PROMOTION_TYPE)
     except Exception:  # noqa: BLE001 - the type does not exist before the first promotion
@@ -106,10 +120,18 @@ def describe(pipeline: str, cfg=None) -> str:
     cfg = cfg or config_lib.from_env()
     serving_root = Path(cfg.serving_root(pipeline)).parent
     labels = labels_of(serving_root, pipeline)
-    lines = [f"{pipeline}: " + (", ".join(f"{k} -> {v}" for k, v in sorted(labels.items())) if labels else
-                                "no labels (the newest version serves)")]
+    lines = [
+        f"{pipeline}: "
+        + (
+            ", ".join(f"{k} -> {v}" for k, v in sorted(labels.items()))
+            if labels
+            else "no labels (the newest version serves)"
+        )
+    ]
     for r in history(cfg.metadata_path(pipeline), pipeline, pipeline):
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["at"] / 1000))
-        lines.append(f"  {when}  {r['action']:<8} {r['label']:<7} -> {r['version']}"
-                     + (f" (was {r['previous']})" if r.get("previous") else ""))
+        lines.append(
+            f"  {when}  {r['action']:<8} {r['label']:<7} -> {r['version']}"
+            + (f" (was {r['previous']})" if r.get("previous") else "")
+        )
     return "\n".join(lines)

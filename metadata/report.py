@@ -15,6 +15,7 @@ Why a post-run step and not a TFX component: the report reads the whole run, inc
 the lineage that only exists once the run is over; a component could only see its declared inputs, and a
 failed Evaluator would take the report down with it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,7 +50,9 @@ def data_section(store, pipeline: str, label_key: str) -> str:
     if not outputs.get("statistics"):
         return "<p>No statistics in this run.</p>"
     artifact = outputs["statistics"][0]
-    splits = json.loads(results.custom(artifact, "split_names", None) or artifact.properties["split_names"].string_value)
+    splits = json.loads(
+        results.custom(artifact, "split_names", None) or artifact.properties["split_names"].string_value
+    )
     plt = html_report.pyplot()
     rows, missing_by_feature, balance = [], {}, {}
     for split in splits:
@@ -57,8 +60,11 @@ def data_section(store, pipeline: str, label_key: str) -> str:
         rows.append([split, int(stats.num_examples), len(stats.features)])
         for feature in stats.features:
             name = feature.path.step[0] if feature.path.step else feature.name
-            common = feature.num_stats.common_stats if feature.HasField("num_stats") else (
-                feature.string_stats.common_stats if feature.HasField("string_stats") else None)
+            common = (
+                feature.num_stats.common_stats
+                if feature.HasField("num_stats")
+                else (feature.string_stats.common_stats if feature.HasField("string_stats") else None)
+            )
             if common is None:
                 continue
             total = common.num_non_missing + common.num_missing
@@ -73,15 +79,20 @@ def data_section(store, pipeline: str, label_key: str) -> str:
         fig, ax = plt.subplots(figsize=(8, 0.35 * len(missing_by_feature) + 1))
         names = sorted(missing_by_feature)
         for k, split in enumerate(splits):
-            ax.barh(np.arange(len(names)) + 0.4 * k, [missing_by_feature[n].get(split, 0) for n in names], 0.4,
-                    label=split)
+            ax.barh(
+                np.arange(len(names)) + 0.4 * k, [missing_by_feature[n].get(split, 0) for n in names], 0.4, label=split
+            )
         ax.set_yticks(np.arange(len(names)) + 0.2, names)
         ax.set_xlabel("% of examples missing a value")
         ax.legend()
         parts += ["<h3>Missing values</h3>", html_report.png(fig)]
     if balance:
-        parts += ["<h3>Label balance</h3>",
-                  html_report.table(["split", f"mean of {label_key} (share of positives)"], [[s, v] for s, v in balance.items()])]
+        parts += [
+            "<h3>Label balance</h3>",
+            html_report.table(
+                ["split", f"mean of {label_key} (share of positives)"], [[s, v] for s, v in balance.items()]
+            ),
+        ]
     return "\n".join(parts)
 
 
@@ -92,38 +103,64 @@ def drift_section(store, pipeline: str) -> str:
     examples = results.latest_examples(store, pipeline)
     found = results.drift_of(store, examples) if examples is not None else None
     if not found or not found.get("compared"):
-        why = ("the first span: nothing to compare with" if found else
-               "the data folder holds no spans (span-1/, span-2/, ...), or DRIFT=off")
+        why = (
+            "the first span: nothing to compare with"
+            if found
+            else "the data folder holds no spans (span-1/, span-2/, ...), or DRIFT=off"
+        )
         return f"<p>No span-to-span comparison in this run: {html.escape(why)}.</p>"
-    return distances_html(found["features"], found["split"], drift_lib.load_split(found["statistics"], found["split"]),
-                          drift_lib.load_split(found["previous_statistics"], found["split"]),
-                          f"span {found['current_span']}", f"span {found['previous_span']}", "drifted")
+    return distances_html(
+        found["features"],
+        found["split"],
+        drift_lib.load_split(found["statistics"], found["split"]),
+        drift_lib.load_split(found["previous_statistics"], found["split"]),
+        f"span {found['current_span']}",
+        f"span {found['previous_span']}",
+        "drifted",
+    )
 
 
-def distances_html(features, split: str, current, reference, current_label: str, reference_label: str,
-                   word: str) -> str:
+def distances_html(
+    features, split: str, current, reference, current_label: str, reference_label: str, word: str
+) -> str:
     """A table of per-feature distances and, for each flagged feature, `reference` and `current` side by
     side; used for drift (new span vs previous) and skew (serving traffic vs training data)."""
 
     rows, attrs = [], []
     for f in features:
         verdict = "not comparable" if f["distance"] is None else (word.upper() if f["flagged"] else "ok")
-        rows.append([f["feature"], f["comparator"], "" if f["distance"] is None else float(f["distance"]),
-                     float(f["threshold"]), verdict])
-        attrs.append([f'data-feature="{html.escape(f["feature"])}" data-flagged="{str(f["flagged"]).lower()}"',
-                      "", "", "", ""])
+        rows.append(
+            [
+                f["feature"],
+                f["comparator"],
+                "" if f["distance"] is None else float(f["distance"]),
+                float(f["threshold"]),
+                verdict,
+            ]
+        )
+        attrs.append(
+            [f'data-feature="{html.escape(f["feature"])}" data-flagged="{str(f["flagged"]).lower()}"', "", "", "", ""]
+        )
     flagged = [f for f in features if f["flagged"]]
-    parts = [f"<p>{current_label} against {reference_label}, {html.escape(split)} split: "
-             f"{len(flagged)} of {len(features)} features {word}.</p>",
-             html_report.table(["feature", "distance", "value", "threshold", "verdict"], rows, attrs)]
+    parts = [
+        f"<p>{current_label} against {reference_label}, {html.escape(split)} split: "
+        f"{len(flagged)} of {len(features)} features {word}.</p>",
+        html_report.table(["feature", "distance", "value", "threshold", "verdict"], rows, attrs),
+    ]
     plt = html_report.pyplot()
     now, before = drift_lib.feature_stats(current), drift_lib.feature_stats(reference)
     for f in flagged:
         name = f["feature"]
-        fig = drift_lib.plot_pair(plt, name, drift_lib.distribution(before.get(name)),
-                                  drift_lib.distribution(now.get(name)), reference_label, current_label,
-                                  f"{f['comparator']} distance {f['distance'] if f['distance'] is None else round(f['distance'], 4)} "
-                                  f"(threshold {f['threshold']:g})")
+        fig = drift_lib.plot_pair(
+            plt,
+            name,
+            drift_lib.distribution(before.get(name)),
+            drift_lib.distribution(now.get(name)),
+            reference_label,
+            current_label,
+            f"{f['comparator']} distance {f['distance'] if f['distance'] is None else round(f['distance'], 4)} "
+            f"(threshold {f['threshold']:g})",
+        )
         parts.append(f'<h3 data-plot="{html.escape(name)}">{html.escape(name)}</h3>' + html_report.png(fig))
     return "\n".join(parts)
 
@@ -154,9 +191,11 @@ def training_section(store, pipeline: str) -> str:
         ax.set_xlabel("epoch")
         ax.legend()
     settings = record.get("settings", {})
-    info = (f"strategy {settings.get('strategy')} ({record.get('strategy', {}).get('num_replicas')} replica(s)), "
-            f"seed {settings.get('seed')}, {len(history.get('loss', []))} of at most {settings.get('epochs')} "
-            f"epochs, batch {settings.get('batch_size')}")
+    info = (
+        f"strategy {settings.get('strategy')} ({record.get('strategy', {}).get('num_replicas')} replica(s)), "
+        f"seed {settings.get('seed')}, {len(history.get('loss', []))} of at most {settings.get('epochs')} "
+        f"epochs, batch {settings.get('batch_size')}"
+    )
     return f"<p>{html.escape(info)}</p>" + html_report.png(fig)
 
 
@@ -165,18 +204,31 @@ def evaluation_section(result: results.RunResult) -> str:
     names = sorted({m for values in result.metrics.values() for m in values})
     for slice_name, values in sorted(result.metrics.items(), key=lambda kv: (kv[0] != "overall", kv[0])):
         rows.append([slice_name] + [values.get(m, "") for m in names])
-        attrs.append([""] + [f'data-slice="{html.escape(slice_name)}" data-metric="{m}" data-value="{values[m]!r}"'
-                             if m in values else "" for m in names])
+        attrs.append(
+            [""]
+            + [
+                f'data-slice="{html.escape(slice_name)}" data-metric="{m}" data-value="{values[m]!r}"'
+                if m in values
+                else ""
+                for m in names
+            ]
+        )
     parts = [html_report.table(["slice"] + names, rows, attrs)]
     changes = result.changes.get("overall")
     if changes:
-        parts.append(f"<p>Change against the last blessed model (served version {result.baseline_version}, overall): "
-                     + ", ".join(f"{k} {v:+.4f}" for k, v in sorted(changes.items())) + "</p>")
+        parts.append(
+            f"<p>Change against the last blessed model (served version {result.baseline_version}, overall): "
+            + ", ".join(f"{k} {v:+.4f}" for k, v in sorted(changes.items()))
+            + "</p>"
+        )
     else:
         parts.append("<p>No baseline: this is the first model to be judged.</p>")
     verdict = "blessed" if result.blessed else "NOT blessed"
-    parts.append(f'<p class="verdict">{verdict}; ' + ("pushed to " + html.escape(str(result.pushed_destination))
-                                                       if result.pushed else "nothing pushed") + "</p>")
+    parts.append(
+        f'<p class="verdict">{verdict}; '
+        + ("pushed to " + html.escape(str(result.pushed_destination)) if result.pushed else "nothing pushed")
+        + "</p>"
+    )
     if result.failures:
         parts.append("<ul>" + "".join(f"<li>{html.escape(f)}</li>" for f in result.failures) + "</ul>")
     return "\n".join(parts)
@@ -202,13 +254,17 @@ def curves_section(result: results.RunResult) -> str:
     fig, (roc, ks) = plt.subplots(1, 2, figsize=(10, 4))
     roc.plot(fpr, tpr)
     roc.plot([0, 1], [0, 1], ls="--", color="grey")
-    roc.set(xlabel="false positive rate", ylabel="true positive rate",
-            title=f"ROC (AUC {result.overall('auc'):.4f})")
+    roc.set(xlabel="false positive rate", ylabel="true positive rate", title=f"ROC (AUC {result.overall('auc'):.4f})")
     keep = thresholds >= 0
     ks.plot(thresholds[keep], 1 - tpr[keep], label="positives: share scored <= t")
     ks.plot(thresholds[keep], 1 - fpr[keep], label="negatives: share scored <= t")
-    ks.vlines(thresholds[best], 1 - tpr[best], 1 - fpr[best], color="red",
-              label=f"largest gap {tpr[best] - fpr[best]:.4f} at t={thresholds[best]:.3f}")
+    ks.vlines(
+        thresholds[best],
+        1 - tpr[best],
+        1 - fpr[best],
+        color="red",
+        label=f"largest gap {tpr[best] - fpr[best]:.4f} at t={thresholds[best]:.3f}",
+    )
     ks.set(xlabel="threshold t", ylabel="cumulative share", title=f"KS (metric {result.overall('ks'):.4f})")
     ks.legend(fontsize=8)
     return html_report.png(fig)
@@ -234,16 +290,27 @@ def confusion_section(result: results.RunResult, classes) -> str:
         if 0 <= actual < k and 0 <= predicted < k:
             matrix[actual, predicted] += entry.get("numWeightedExamples", 0.0)
     names = [html.escape(str(c)) for c in classes]
-    rows = "".join(f"<tr><th>{names[i]}</th>" + "".join(f"<td>{int(matrix[i, j])}</td>" for j in range(k))
-                   + f"<td>{result.overall(f'auc_class_{i}') or float('nan'):.4f}</td></tr>" for i in range(k))
-    table = (f'<table class="confusion"><tr><th>actual \\ predicted</th>{"".join(f"<th>{n}</th>" for n in names)}'
-             f"<th>AUC (one vs rest)</th></tr>{rows}</table>")
+    rows = "".join(
+        f"<tr><th>{names[i]}</th>"
+        + "".join(f"<td>{int(matrix[i, j])}</td>" for j in range(k))
+        + f"<td>{result.overall(f'auc_class_{i}') or float('nan'):.4f}</td></tr>"
+        for i in range(k)
+    )
+    table = (
+        f'<table class="confusion"><tr><th>actual \\ predicted</th>{"".join(f"<th>{n}</th>" for n in names)}'
+        f"<th>AUC (one vs rest)</th></tr>{rows}</table>"
+    )
     plt = html_report.pyplot()
     fig, ax = plt.subplots(figsize=(1.2 + 0.6 * k, 1 + 0.6 * k))
     ax.imshow(matrix, cmap="Blues")
-    ax.set(xticks=range(k), yticks=range(k), xlabel="predicted", ylabel="actual",
-           title=f"accuracy {result.overall('sparse_categorical_accuracy') or float('nan'):.4f}, "
-                 f"macro AUC {result.overall('macro_auc') or float('nan'):.4f}")
+    ax.set(
+        xticks=range(k),
+        yticks=range(k),
+        xlabel="predicted",
+        ylabel="actual",
+        title=f"accuracy {result.overall('sparse_categorical_accuracy') or float('nan'):.4f}, "
+        f"macro AUC {result.overall('macro_auc') or float('nan'):.4f}",
+    )
     ax.set_xticklabels([str(c) for c in classes], rotation=45, ha="right")
     ax.set_yticklabels([str(c) for c in classes])
     for i in range(k):
@@ -283,13 +350,17 @@ def examples_section(store, pipeline: str, spec) -> str:
                 return f"{classes[int(p[0] >= 0.5)]} ({max(p[0], 1 - p[0]):.3f})"
             return f"{classes[int(np.argmax(p))]} ({float(np.max(p)):.3f})"
 
-        rows = [[named(html_report.feature_value(e, label)), guess(p)] + [html_report.short(html_report.feature_value(e, k))
-                                                                      for k in keys]
-                for e, p in zip(examples, predicted)]
+        rows = [
+            [named(html_report.feature_value(e, label)), guess(p)]
+            + [html_report.short(html_report.feature_value(e, k)) for k in keys]
+            for e, p in zip(examples, predicted)
+        ]
         return html_report.table([label, "predicted (probability)"] + keys, rows)
-    rows = [[html_report.feature_value(e, label), float(np.ravel(p)[0])] + [html_report.short(html_report.feature_value(e, k))
-                                                                          for k in keys]
-            for e, p in zip(examples, predicted)]
+    rows = [
+        [html_report.feature_value(e, label), float(np.ravel(p)[0])]
+        + [html_report.short(html_report.feature_value(e, k)) for k in keys]
+        for e, p in zip(examples, predicted)
+    ]
     return html_report.table([label, "prediction"] + keys, rows)
 
 
@@ -346,11 +417,18 @@ def write_report(pipeline: str, cfg: Optional[config_lib.PipelineConfig] = None)
         result = None
         why = html.escape(str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__)
     evaluated = result is not None and result.evaluation_uri
-    sections = [("Data", "data", _guarded(data_section, store, pipeline, spec.label_key)),
-                ("Drift from the previous span", "drift", _guarded(drift_section, store, pipeline)),
-                ("Training", "training", _guarded(training_section, store, pipeline)),
-                ("Evaluation", "evaluation", _guarded(evaluation_section, result) if evaluated
-                 else f"<p>No evaluation in this run{': ' + why if result is None else ''}.</p>")]
+    sections = [
+        ("Data", "data", _guarded(data_section, store, pipeline, spec.label_key)),
+        ("Drift from the previous span", "drift", _guarded(drift_section, store, pipeline)),
+        ("Training", "training", _guarded(training_section, store, pipeline)),
+        (
+            "Evaluation",
+            "evaluation",
+            _guarded(evaluation_section, result)
+            if evaluated
+            else f"<p>No evaluation in this run{': ' + why if result is None else ''}.</p>",
+        ),
+    ]
     if evaluated:
         sections.append(("Why this model was trained", "why", _guarded(why_section, pipeline, cfg)))
     if spec.problem == "binary" and evaluated:
@@ -359,12 +437,14 @@ def write_report(pipeline: str, cfg: Optional[config_lib.PipelineConfig] = None)
         sections.append(("Confusion matrix", "confusion", _guarded(confusion_section, result, spec.label_classes)))
     sections.append(("Example predictions", "examples", _guarded(examples_section, store, pipeline, spec)))
     hooks = dataset_hooks(spec)
-    for title, sid, render_section in (hooks.sections(cfg) if hasattr(hooks, "sections") else []):
+    for title, sid, render_section in hooks.sections(cfg) if hasattr(hooks, "sections") else []:
         sections.append((title, sid, _guarded(render_section, cfg)))
     sections.append(("Lineage of the pushed model", "lineage", _guarded(lineage_section, pipeline, cfg)))
     body = "\n".join(f'<section id="{sid}"><h2>{title}</h2>\n{content}</section>' for title, sid, content in sections)
-    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{pipeline} run report</title>"
-            f"<style>{STYLE}</style></head><body><h1>{pipeline}: run {run_id(store, pipeline)}</h1>\n{body}</body></html>")
+    page = (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{pipeline} run report</title>"
+        f"<style>{STYLE}</style></head><body><h1>{pipeline}: run {run_id(store, pipeline)}</h1>\n{body}</body></html>"
+    )
     # the page shows rows of the data with their predictions: its owner's only
     folder = private_folder(cfg.pipeline_root(pipeline) / "reports" / run_id(store, pipeline), tighten=True)
     return html_report.write_atomically(folder / "report.html", page, private=True)

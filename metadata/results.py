@@ -1,7 +1,8 @@
 """What the last run of a pipeline did, read from ML Metadata and the artifacts it points to.
 
-    python -m metadata.results titanic     # where the pushed model is, its AUC/KS, blessed or why not
+python -m metadata.results titanic     # where the pushed model is, its AUC/KS, blessed or why not
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,6 +52,7 @@ def outputs_of(store, execution) -> Dict[str, List[metadata_store_pb2.Artifact]]
 
 def inputs_of(store, execution) -> Dict[str, List[metadata_store_pb2.Artifact]]:
     return artifacts_by_key(store, execution, INPUT_EVENTS)
+
 
 def latest_outputs(store, pipeline: str, node_id: str) -> Tuple[Optional[metadata_store_pb2.Execution], Dict]:
     """The newest execution of the node that finished (ran or was cached), with its outputs."""
@@ -136,8 +138,10 @@ def validation_failures(evaluation_uri: str) -> List[str]:
             if threshold.HasField("change_threshold"):
                 needs.append(f"change vs baseline >= {threshold.change_threshold.absolute.value:g}")
             what = "the change" if failure.metric_key.is_diff else "the value"
-            failures.append(f"{where} {failure.metric_key.name}: {what} {value:.4f} misses "
-                            f"{' and '.join(needs) or 'its threshold'} {failure.message}".rstrip())
+            failures.append(
+                f"{where} {failure.metric_key.name}: {what} {value:.4f} misses "
+                f"{' and '.join(needs) or 'its threshold'} {failure.message}".rstrip()
+            )
     return failures
 
 
@@ -145,9 +149,12 @@ def consumers(store, artifact, kind: str, key: str) -> List[metadata_store_pb2.E
     """The executions of a component `kind` (its type name's last part, e.g. "StatisticsGen") that read the
     artifact as their input `key`, newest first."""
     ids = [e.execution_id for e in store.get_events_by_artifact_ids([artifact.id]) if e.type in INPUT_EVENTS]
-    found = [e for e in store.get_executions_by_id(ids)
-             if store.get_execution_types_by_id([e.type_id])[0].name.endswith(kind)
-             and artifact.id in {a.id for a in inputs_of(store, e).get(key, [])}]
+    found = [
+        e
+        for e in store.get_executions_by_id(ids)
+        if store.get_execution_types_by_id([e.type_id])[0].name.endswith(kind)
+        and artifact.id in {a.id for a in inputs_of(store, e).get(key, [])}
+    ]
     return sorted(found, key=lambda e: -e.id)
 
 
@@ -175,9 +182,12 @@ def drift_summary(drift: Optional[dict]) -> Optional[str]:
     flagged = [f for f in drift["features"] if f["flagged"]]
     if not flagged:
         return f"no feature drifted against span {drift['previous_span']} ({len(drift['features'])} compared)"
-    return (f"drift against span {drift['previous_span']}: " + ", ".join(
-        f"'{f['feature']}' {f['comparator']} {f['distance']:.4f} > {f['threshold']:g}" if f["distance"] is not None
-        else f"'{f['feature']}' not comparable" for f in flagged))
+    return f"drift against span {drift['previous_span']}: " + ", ".join(
+        f"'{f['feature']}' {f['comparator']} {f['distance']:.4f} > {f['threshold']:g}"
+        if f["distance"] is not None
+        else f"'{f['feature']}' not comparable"
+        for f in flagged
+    )
 
 
 @dataclasses.dataclass
@@ -238,10 +248,18 @@ def latest_examples(store, pipeline: str):
 
 def format_result(result: RunResult) -> str:
     lines = [f"== {result.pipeline}: last run =="]
-    for metric, label in (("auc", "AUC"), ("ks", "KS"), ("binary_accuracy", "accuracy"),
-                          ("sparse_categorical_accuracy", "accuracy"), ("macro_auc", "macro AUC"),
-                          ("mean_squared_percentage_error", "MSPE"), ("mean_absolute_error", "MAE"),
-                          ("mean_squared_error", "MSE"), ("r2", "R²"), ("example_count", "eval examples")):
+    for metric, label in (
+        ("auc", "AUC"),
+        ("ks", "KS"),
+        ("binary_accuracy", "accuracy"),
+        ("sparse_categorical_accuracy", "accuracy"),
+        ("macro_auc", "macro AUC"),
+        ("mean_squared_percentage_error", "MSPE"),
+        ("mean_absolute_error", "MAE"),
+        ("mean_squared_error", "MSE"),
+        ("r2", "R²"),
+        ("example_count", "eval examples"),
+    ):
         value = result.overall(metric)
         change = result.changes.get("overall", {}).get(metric)
         if value is None:
@@ -253,13 +271,22 @@ def format_result(result: RunResult) -> str:
             lines.append(f"  {label:<14} {value:.4f}{versus}")
     for name, values in sorted(result.metrics.items()):
         if name != "overall" and "auc" in values:
-            lines.append(f"  slice {name:<20} AUC {values['auc']:.4f}  KS {values.get('ks', float('nan')):.4f}  n={int(values.get('example_count', 0))}")
+            ks, count = values.get("ks", float("nan")), int(values.get("example_count", 0))
+            lines.append(f"  slice {name:<20} AUC {values['auc']:.4f}  KS {ks:.4f}  n={count}")
     if drift_summary(result.drift):
         flagged = any(f["flagged"] for f in result.drift["features"])
-        lines.append(f"  {'DRIFT' if flagged else 'drift':<14} span {result.drift['current_span']}: "
-                     + drift_summary(result.drift))
-    lines.append("  baseline       " + (f"served version {result.baseline_version}" if result.baseline_version
-                                         else "none (the first model: judged on absolute bounds only)"))
+        lines.append(
+            f"  {'DRIFT' if flagged else 'drift':<14} span {result.drift['current_span']}: "
+            + drift_summary(result.drift)
+        )
+    lines.append(
+        "  baseline       "
+        + (
+            f"served version {result.baseline_version}"
+            if result.baseline_version
+            else "none (the first model: judged on absolute bounds only)"
+        )
+    )
     lines.append(f"  blessed        {'yes' if result.blessed else 'no'}")
     for failure in result.failures:
         lines.append(f"    not blessed because: {failure}")

@@ -1,4 +1,5 @@
 """The one place that opens a pipeline's ML Metadata store (read-only: readers never write lineage)."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -12,6 +12,7 @@ from a dataset's plain `{feature: threshold}` declaration, by what the statistic
   tenth of its range, where equal-width buckets would see one bar).
 A feature is flagged when its distance is above its threshold, as TFDV flags it.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -51,10 +52,14 @@ class FeatureDistance:
         if self.distance is None:
             return f"'{self.feature}': not in both sets of statistics, could not be compared"
         relation = ">" if self.flagged else "<="
-        return f"'{self.feature}': {self.comparator} distance {self.distance:.4f} {relation} threshold {self.threshold:g}"
+        return (
+            f"'{self.feature}': {self.comparator} distance {self.distance:.4f} {relation} threshold {self.threshold:g}"
+        )
 
 
-def feature_stats(stats: statistics_pb2.DatasetFeatureStatisticsList) -> Dict[str, statistics_pb2.FeatureNameStatistics]:
+def feature_stats(
+    stats: statistics_pb2.DatasetFeatureStatisticsList,
+) -> Dict[str, statistics_pb2.FeatureNameStatistics]:
     dataset = stats.datasets[0] if stats.datasets else statistics_pb2.DatasetFeatureStatistics()
     return {(f.path.step[0] if f.path.step else f.name): f for f in dataset.features}
 
@@ -65,8 +70,12 @@ def is_categorical(feature: Optional[statistics_pb2.FeatureNameStatistics]) -> b
     return feature is not None and feature.HasField("string_stats")
 
 
-def with_comparators(schema: schema_pb2.Schema, thresholds: Mapping[str, float],
-                     stats: statistics_pb2.DatasetFeatureStatisticsList, kind: str) -> schema_pb2.Schema:
+def with_comparators(
+    schema: schema_pb2.Schema,
+    thresholds: Mapping[str, float],
+    stats: statistics_pb2.DatasetFeatureStatisticsList,
+    kind: str,
+) -> schema_pb2.Schema:
     """A copy of the schema with a drift (kind="drift") or skew (kind="skew") comparator on each feature of
     `thresholds`; KeyError names a feature the schema lacks."""
     if kind not in ("drift", "skew"):
@@ -77,8 +86,9 @@ def with_comparators(schema: schema_pb2.Schema, thresholds: Mapping[str, float],
     described = feature_stats(stats)
     for name, threshold in thresholds.items():
         if name not in by_name:
-            raise KeyError(f"{kind} threshold for '{name}': the schema has no such feature "
-                           f"(it has {', '.join(sorted(by_name))})")
+            raise KeyError(
+                f"{kind} threshold for '{name}': the schema has no such feature (it has {', '.join(sorted(by_name))})"
+            )
         comparator = getattr(by_name[name], f"{kind}_comparator")
         comparator.Clear()
         if is_categorical(described.get(name)):
@@ -89,9 +99,13 @@ def with_comparators(schema: schema_pb2.Schema, thresholds: Mapping[str, float],
     return out
 
 
-def compare(current: statistics_pb2.DatasetFeatureStatisticsList,
-            reference: statistics_pb2.DatasetFeatureStatisticsList,
-            schema: schema_pb2.Schema, thresholds: Mapping[str, float], kind: str = "drift") -> List[FeatureDistance]:
+def compare(
+    current: statistics_pb2.DatasetFeatureStatisticsList,
+    reference: statistics_pb2.DatasetFeatureStatisticsList,
+    schema: schema_pb2.Schema,
+    thresholds: Mapping[str, float],
+    kind: str = "drift",
+) -> List[FeatureDistance]:
     """One FeatureDistance per feature of `thresholds`, in its order. drift: `current` is the new span,
     `reference` the previous one; skew: `current` the training data, `reference` the serving traffic."""
     import tensorflow_data_validation as tfdv
@@ -105,15 +119,21 @@ def compare(current: statistics_pb2.DatasetFeatureStatisticsList,
         anomalies = tfdv.validate_statistics(current, schema, serving_statistics=reference)
     measured: Dict[str, anomalies_pb2.DriftSkewInfo.Measurement] = {}
     for info in anomalies.drift_skew_info:
-        for m in (info.drift_measurements if kind == "drift" else info.skew_measurements):
+        for m in info.drift_measurements if kind == "drift" else info.skew_measurements:
             measured[info.path.step[0]] = m
     described = feature_stats(current)
     found = []
     for name, threshold in thresholds.items():
         m = measured.get(name)
         comparator = L_INFINITY if is_categorical(described.get(name)) else JENSEN_SHANNON
-        found.append(FeatureDistance(name, _MEASUREMENT_NAMES.get(m.type, comparator) if m else comparator,
-                                     float(m.value) if m else None, float(threshold)))
+        found.append(
+            FeatureDistance(
+                name,
+                _MEASUREMENT_NAMES.get(m.type, comparator) if m else comparator,
+                float(m.value) if m else None,
+                float(threshold),
+            )
+        )
     return found
 
 
@@ -144,8 +164,9 @@ def load_schema(schema_uri: str) -> schema_pb2.Schema:
     return load_schema_text(os.path.join(schema_uri, files[0]))
 
 
-def statistics_of(serialized_examples: Sequence[bytes],
-                  schema: Optional[schema_pb2.Schema] = None) -> statistics_pb2.DatasetFeatureStatisticsList:
+def statistics_of(
+    serialized_examples: Sequence[bytes], schema: Optional[schema_pb2.Schema] = None
+) -> statistics_pb2.DatasetFeatureStatisticsList:
     """TFDV statistics of serialized tf.Examples, in this process (no Beam): the examples are decoded to an
     Arrow batch by tfx_bsl's C++ decoder, as StatisticsGen's own reader does; with the schema, features are
     typed (and ints marked categorical counted as categories) exactly as in the training statistics."""
@@ -168,7 +189,9 @@ def distribution(feature: Optional[statistics_pb2.FeatureNameStatistics], top: i
     if feature.HasField("string_stats"):
         s = feature.string_stats
         total = sum(b.sample_count for b in s.rank_histogram.buckets) or sum(v.frequency for v in s.top_values) or 1
-        pairs = [(b.label, b.sample_count) for b in s.rank_histogram.buckets] or [(v.value, v.frequency) for v in s.top_values]
+        pairs = [(b.label, b.sample_count) for b in s.rank_histogram.buckets] or [
+            (v.value, v.frequency) for v in s.top_values
+        ]
         pairs = sorted(pairs, key=lambda p: -p[1])[:top]
         return {"kind": "categorical", "values": [p[0] for p in pairs], "shares": [p[1] / total for p in pairs]}
     hist = next((h for h in feature.num_stats.histograms if h.type == statistics_pb2.Histogram.QUANTILES), None)
@@ -176,8 +199,11 @@ def distribution(feature: Optional[statistics_pb2.FeatureNameStatistics], top: i
     if hist is None or not hist.buckets:
         return {"kind": "numeric", "edges": [], "shares": []}
     total = sum(b.sample_count for b in hist.buckets) or 1
-    return {"kind": "numeric", "edges": [hist.buckets[0].low_value] + [b.high_value for b in hist.buckets],
-            "shares": [b.sample_count / total for b in hist.buckets]}
+    return {
+        "kind": "numeric",
+        "edges": [hist.buckets[0].low_value] + [b.high_value for b in hist.buckets],
+        "shares": [b.sample_count / total for b in hist.buckets],
+    }
 
 
 def plot_pair(plt, name: str, left: dict, right: dict, left_label: str, right_label: str, title: str):
@@ -198,8 +224,13 @@ def plot_pair(plt, name: str, left: dict, right: dict, left_label: str, right_la
             edges = dist["edges"]
             widths = [max(b - a, 1e-9) for a, b in zip(edges[:-1], edges[1:])]
             # density: a quantiles histogram has equal shares in unequal widths
-            ax.bar(edges[:-1], [s / w for s, w in zip(dist["shares"], widths)], width=widths, align="edge",
-                   edgecolor="white")
+            ax.bar(
+                edges[:-1],
+                [s / w for s, w in zip(dist["shares"], widths)],
+                width=widths,
+                align="edge",
+                edgecolor="white",
+            )
             ax.set_xlim(*span)
             ax.set_ylabel("density")
         else:
@@ -211,13 +242,13 @@ def plot_pair(plt, name: str, left: dict, right: dict, left_label: str, right_la
 
 # ------------------------------------------------------------------------------------------- results as JSON
 def to_json(distances: Sequence[FeatureDistance], **context) -> str:
-    return json.dumps({**context, "features": [d.as_dict() for d in distances]},
-                      indent=2, sort_keys=True)
+    return json.dumps({**context, "features": [d.as_dict() for d in distances]}, indent=2, sort_keys=True)
 
 
 def from_json(text: str) -> dict:
     """{..., "features": [FeatureDistance, ...]} as written by to_json."""
     data = json.loads(text)
-    data["features"] = [FeatureDistance(f["feature"], f["comparator"], f["distance"], f["threshold"])
-                        for f in data.get("features", [])]
+    data["features"] = [
+        FeatureDistance(f["feature"], f["comparator"], f["distance"], f["threshold"]) for f in data.get("features", [])
+    ]
     return data

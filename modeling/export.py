@@ -5,6 +5,7 @@ and then the model, written with `tf.saved_model.save` (as TFX's penguin example
 
 `settings` is a modeling.training.TrainerSettings (only raw_feature_keys, output_name and raw_shapes are read).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -76,6 +77,7 @@ def export_serving_model(model, tft_output, settings, export_dir: str) -> None:
         return {"scores": scores, "classes": names}
 
     if output == "probabilities":  # multi-class: the raw signature answers as classify does
+
         @tf.function(input_signature=[{k: tf.TensorSpec(json_shape(k, s), s.dtype, name=k) for k, s in spec.items()}])
         def serve_raw_classes(features):
             return classify_outputs(serve_raw(features)[output])
@@ -83,10 +85,14 @@ def export_serving_model(model, tft_output, settings, export_dir: str) -> None:
         raw_fn = serve_raw_classes.get_concrete_function()
     else:
         raw_fn = serve_raw.get_concrete_function()
-    exported = {layout.DEFAULT_SIGNATURE: raw_fn, layout.RAW_SIGNATURE: raw_fn,
-                layout.EXAMPLES_SIGNATURE: serve_examples.get_concrete_function()}
+    exported = {
+        layout.DEFAULT_SIGNATURE: raw_fn,
+        layout.RAW_SIGNATURE: raw_fn,
+        layout.EXAMPLES_SIGNATURE: serve_examples.get_concrete_function(),
+    }
     methods = {}
     if output in ("probability", "probabilities"):  # classifiers: TF Serving's Classify
+
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=signatures.METHOD_INPUT)])
         def classify(serialized):
             return classify_outputs(serve_examples(serialized)[output])
@@ -94,6 +100,7 @@ def export_serving_model(model, tft_output, settings, export_dir: str) -> None:
         exported[layout.CLASSIFY_SIGNATURE] = classify.get_concrete_function()
         methods[layout.CLASSIFY_SIGNATURE] = signatures.CLASSIFY_METHOD
     if output == "probability":  # a binary classifier's P(class 1), as TF Serving's Regress gives one value each
+
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=signatures.METHOD_INPUT)])
         def regress(serialized):
             return {"outputs": tf.reshape(serve_examples(serialized)[output], [-1])}

@@ -14,6 +14,7 @@ Raw values may arrive dense or sparse (a CSV column with empty cells is a VarLen
 empty cell, a NaN or an empty string, and numeric columns can add a 0/1 "<name>_missing" flag for it as the book
 does with its `*_nan` columns.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -205,9 +206,7 @@ def transformed_names(spec: Sequence[ModelColumn]) -> List[str]:
 def _densify(x: Union[tf.Tensor, tf.SparseTensor], default) -> tf.Tensor:
     """A rank-1 dense tensor from a [batch, 1] dense or sparse raw feature; absent values -> default."""
     if isinstance(x, tf.SparseTensor):
-        x = tf.sparse.to_dense(
-            tf.sparse.reset_shape(x, [x.dense_shape[0], 1]), default_value=tf.cast(default, x.dtype)
-        )
+        x = tf.sparse.to_dense(tf.sparse.reset_shape(x, [x.dense_shape[0], 1]), default_value=tf.cast(default, x.dtype))
     if x.shape.rank == 2:
         x = tf.squeeze(x, axis=1)
     return x
@@ -245,8 +244,9 @@ class _TransformBuilder:
         try:
             return self._raw[key]
         except KeyError:
-            raise KeyError(f"feature column needs raw feature {key!r}, which the input lacks "
-                           f"(has: {sorted(self._raw)})") from None
+            raise KeyError(
+                f"feature column needs raw feature {key!r}, which the input lacks (has: {sorted(self._raw)})"
+            ) from None
 
     def numeric(self, col: Numeric) -> Dict[str, tf.Tensor]:
         x = self._raw_float(col.key)
@@ -320,13 +320,14 @@ def _text_ids(col: Text, raw) -> tf.Tensor:
     text = tf.strings.regex_replace(text, r"[^\w\s]", " ")
     tokens = tf.strings.split(text)
     vocabulary = tft.vocabulary(tokens.to_sparse(), top_k=col.vocab_size, vocab_filename=col.vocab_filename)
-    kept = tokens[:, :col.max_tokens].to_sparse()
+    kept = tokens[:, : col.max_tokens].to_sparse()
     looked_up = tft.apply_vocabulary(kept, vocabulary, default_value=-1)
     values = tf.where(looked_up.values < 0, tf.constant(TEXT_OOV_ID, tf.int64), looked_up.values + 2)
     sparse = tf.SparseTensor(looked_up.indices, values, looked_up.dense_shape)
     batch = tf.shape(tokens.row_lengths(), out_type=tf.int64)[0]
-    padded = tf.sparse.to_dense(tf.sparse.reset_shape(sparse, tf.stack([batch, col.max_tokens])),
-                                default_value=TEXT_PAD_ID)
+    padded = tf.sparse.to_dense(
+        tf.sparse.reset_shape(sparse, tf.stack([batch, col.max_tokens])), default_value=TEXT_PAD_ID
+    )
     return tf.reshape(padded, [-1, col.max_tokens])
 
 
@@ -408,7 +409,8 @@ def encode(spec: Sequence[ModelColumn], inputs: Dict[str, tf.Tensor], tft_output
                 raise ValueError(f"{col.name}: the vocabulary size is known only from the Transform output")
             n = tft_output.vocabulary_size_by_name(col.vocab_filename) + 2
             emb = tf.keras.layers.Embedding(n, col.dimension, mask_zero=True, name=f"{col.name}_embedding")(
-                inputs[col.name])
+                inputs[col.name]
+            )
             parts.append(tf.keras.layers.GlobalAveragePooling1D(name=f"{col.name}_mean")(emb))
         else:
             raise TypeError(f"{col!r} is not a model column")

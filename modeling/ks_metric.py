@@ -5,6 +5,7 @@ referenced from an EvalConfig as `tfma.MetricConfig(class_name="KolmogorovSmirno
 module must be importable wherever TFMA runs (Beam workers, the container image), hence a package module and
 not a module_file.
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -34,4 +35,3 @@ class KolmogorovSmirnov(confusion_matrix_metrics.ConfusionMatrixMetricBase):
 
 
 metric_types.register_metric(KolmogorovSmirnov)
-

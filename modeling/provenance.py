@@ -1,4 +1,5 @@
 """Where a model came from, recorded by the Trainer beside the model: the code version and the packages."""
+
 from __future__ import annotations
 
 import os
@@ -13,10 +14,16 @@ from core.layout import PROJECT_ROOT
 def git_version(root: Path = PROJECT_ROOT) -> Dict[str, object]:
     """{"commit", "dirty"} of the checkout the code runs from; GIT_COMMIT (baked into an image) otherwise."""
     try:
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                timeout=10, check=True).stdout.strip()
-        status = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                                capture_output=True, text=True, timeout=10, check=True).stdout
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
         return {"commit": commit, "dirty": bool(status.strip())}
     except (OSError, subprocess.SubprocessError):
         return {"commit": os.environ.get("GIT_COMMIT", "unknown"), "dirty": None}

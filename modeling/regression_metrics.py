@@ -2,6 +2,7 @@
 
 Referenced from an EvalConfig as `tfma.MetricConfig(class_name="MeanSquaredPercentageError", module=__name__)`.
 """
+
 import tensorflow as tf
 
 EPSILON = 1e-7  # the book's floor for y_true**2: a zero true value does not divide by zero
@@ -10,7 +11,7 @@ EPSILON = 1e-7  # the book's floor for y_true**2: a zero true value does not div
 def mean_squared_percentage_error(y_true, y_pred):
     y_true = tf.cast(y_true, tf.float32)
     y_pred = tf.cast(y_pred, tf.float32)
-    return tf.reduce_mean((y_true - y_pred) ** 2 / tf.maximum(y_true ** 2, EPSILON), axis=-1)
+    return tf.reduce_mean((y_true - y_pred) ** 2 / tf.maximum(y_true**2, EPSILON), axis=-1)
 
 
 class MSPE(tf.keras.losses.Loss):

@@ -20,6 +20,7 @@ Regress on such a signature (tensorflow_serving/servables/tensorflow/classifier.
 classification signature method_name to be tensorflow/serving/classify"), so `set_method_names` rewrites them in
 saved_model.pb (and the fingerprint that hashes it). TensorFlow's own loader ignores method names.
 """
+
 from __future__ import annotations
 
 import os

@@ -3,6 +3,7 @@
 The names are owned here and imported by the run settings (orchestration/config.py), which must stay light enough for
 a CLI to parse settings without TensorFlow; so TensorFlow is imported inside the functions that need it.
 """
+
 from __future__ import annotations
 
 import json

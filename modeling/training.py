@@ -9,6 +9,7 @@ output the pipeline already wrote, e.g. to try a model change without rerunning 
 `settings` are TrainerSettings: what differs per dataset arrives as JSON-friendly values (recorded in ML
 Metadata by TFX): the dotted path of the model builder, the label, epochs, batch size, strategy, seed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -71,8 +72,10 @@ class TrainerSettings:
 
     def __post_init__(self):
         if self.early_stopping_monitor.startswith("val_") and self.early_stopping_patience and not self.holdout_every:
-            raise ValueError("early stopping on validation data needs holdout_every > 0: the eval split is the "
-                             "Evaluator's and must not choose the model")
+            raise ValueError(
+                "early stopping on validation data needs holdout_every > 0: the eval split is the "
+                "Evaluator's and must not choose the model"
+            )
 
     @classmethod
     def from_custom_config(cls, config: Optional[Dict[str, Any]]) -> "TrainerSettings":
@@ -107,8 +110,9 @@ def set_seeds(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def make_dataset(dataset_factory: DatasetFactory, file_pattern, tft_output, label_key: str, batch_size: int,
-                 seed: int, shuffle: bool) -> tf.data.Dataset:
+def make_dataset(
+    dataset_factory: DatasetFactory, file_pattern, tft_output, label_key: str, batch_size: int, seed: int, shuffle: bool
+) -> tf.data.Dataset:
     """(features, label) batches of the transformed examples in `file_pattern`, read by `dataset_factory`."""
     dataset = dataset_factory(
         file_pattern,
@@ -127,8 +131,11 @@ def split_holdout(dataset_factory: DatasetFactory, train_files, tft_output, sett
     """(train, validation) datasets: every `holdout_every`-th training example is held out, the rest shuffled
     anew each epoch with the seed. The split is by position in the (deterministic) Transform output."""
     every = settings.holdout_every
-    examples = make_dataset(dataset_factory, train_files, tft_output, settings.label_key, 256, settings.seed,
-                            shuffle=False).unbatch().enumerate()
+    examples = (
+        make_dataset(dataset_factory, train_files, tft_output, settings.label_key, 256, settings.seed, shuffle=False)
+        .unbatch()
+        .enumerate()
+    )
     strip = lambda i, example: example  # noqa: E731
     train = examples.filter(lambda i, _: i % every != 0).map(strip)
     valid = examples.filter(lambda i, _: i % every == 0).map(strip)
@@ -149,21 +156,35 @@ class EpochLogger(tf.keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every == 0 or epoch + 1 == self.epochs or epoch == 0:
             shown = " ".join(f"{k}={v:.4f}" for k, v in (logs or {}).items() if k != "lr")
-            print(f"[trainer] epoch {epoch + 1}/{self.epochs} ({time.monotonic() - self.started:.1f} s) {shown}",
-                  flush=True)
+            print(
+                f"[trainer] epoch {epoch + 1}/{self.epochs} ({time.monotonic() - self.started:.1f} s) {shown}",
+                flush=True,
+            )
 
 
 def callbacks_for(settings: "TrainerSettings", model_run_dir: str) -> list:
     """TensorBoard logs, the epoch lines, and early stopping / learning-rate reduction when the settings ask."""
-    callbacks = [tf.keras.callbacks.TensorBoard(log_dir=os.path.join(model_run_dir, "logs")),
-                 EpochLogger(settings.epochs)]
+    callbacks = [
+        tf.keras.callbacks.TensorBoard(log_dir=os.path.join(model_run_dir, "logs")),
+        EpochLogger(settings.epochs),
+    ]
     if settings.early_stopping_patience:
-        callbacks.append(tf.keras.callbacks.EarlyStopping(
-            monitor=settings.early_stopping_monitor, patience=settings.early_stopping_patience,
-            restore_best_weights=settings.restore_best_weights, verbose=1))
+        callbacks.append(
+            tf.keras.callbacks.EarlyStopping(
+                monitor=settings.early_stopping_monitor,
+                patience=settings.early_stopping_patience,
+                restore_best_weights=settings.restore_best_weights,
+                verbose=1,
+            )
+        )
     if settings.reduce_lr_patience:
-        callbacks.append(tf.keras.callbacks.ReduceLROnPlateau(
-            monitor=settings.reduce_lr_monitor, factor=settings.reduce_lr_factor, patience=settings.reduce_lr_patience))
+        callbacks.append(
+            tf.keras.callbacks.ReduceLROnPlateau(
+                monitor=settings.reduce_lr_monitor,
+                factor=settings.reduce_lr_factor,
+                patience=settings.reduce_lr_patience,
+            )
+        )
     return callbacks
 
 
@@ -180,8 +201,9 @@ def warm_start(model, base_model_dir: Optional[str]) -> Optional[str]:
     return base_model_dir
 
 
-def read_transformed_examples(file_pattern: FilePatterns, options: tfxio.TensorFlowDatasetOptions, schema
-                              ) -> tf.data.Dataset:
+def read_transformed_examples(
+    file_pattern: FilePatterns, options: tfxio.TensorFlowDatasetOptions, schema
+) -> tf.data.Dataset:
     """A DatasetFactory in plain tf.data: the gzipped tf.Example TFRecords Transform writes, parsed with the
     transformed schema, batched, optionally shuffled, split into (features, label) as TFX's factory does."""
     from tensorflow_transform.tf_metadata import schema_utils
@@ -201,9 +223,16 @@ def read_transformed_examples(file_pattern: FilePatterns, options: tfxio.TensorF
     return dataset.repeat(options.num_epochs) if options.num_epochs != 1 else dataset
 
 
-def train(settings: TrainerSettings, transform_output: str, train_files: FilePatterns, eval_files: FilePatterns,
-          model_run_dir: str, export_dir: str, base_model: Optional[str] = None,
-          dataset_factory: DatasetFactory = read_transformed_examples) -> Dict[str, Any]:
+def train(
+    settings: TrainerSettings,
+    transform_output: str,
+    train_files: FilePatterns,
+    eval_files: FilePatterns,
+    model_run_dir: str,
+    export_dir: str,
+    base_model: Optional[str] = None,
+    dataset_factory: DatasetFactory = read_transformed_examples,
+) -> Dict[str, Any]:
     """Trains `settings.model_builder`'s model on the transformed examples and exports the served SavedModel.
 
     transform_output: the folder of Transform's `transform_graph` (tft.TFTransformOutput reads it).
@@ -227,21 +256,42 @@ def train(settings: TrainerSettings, transform_output: str, train_files: FilePat
     if settings.holdout_every:
         train_ds, valid_ds = split_holdout(dataset_factory, train_files, tft_output, settings)
     else:
-        train_ds = make_dataset(dataset_factory, train_files, tft_output, settings.label_key,
-                                settings.batch_size, settings.seed, shuffle=True)
-        valid_ds = make_dataset(dataset_factory, eval_files, tft_output, settings.label_key,
-                                settings.batch_size, settings.seed, shuffle=False)
+        train_ds = make_dataset(
+            dataset_factory,
+            train_files,
+            tft_output,
+            settings.label_key,
+            settings.batch_size,
+            settings.seed,
+            shuffle=True,
+        )
+        valid_ds = make_dataset(
+            dataset_factory,
+            eval_files,
+            tft_output,
+            settings.label_key,
+            settings.batch_size,
+            settings.seed,
+            shuffle=False,
+        )
     with strategy.scope():
         model = import_string(settings.model_builder)(tft_output)
         warm_from = warm_start(model, base_model) if settings.warm_start else None
     model.summary(print_fn=lambda line: print(line, flush=True))
 
     described = strategies.describe(strategy)
-    print(f"[trainer] strategy={settings.strategy} ({described['num_replicas']} replica(s) on "
-          f"{', '.join(described['devices'])}), seed={settings.seed}, epochs={settings.epochs}", flush=True)
-    history = model.fit(train_ds, validation_data=valid_ds, epochs=settings.epochs,
-                        verbose=0,  # EpochLogger prints progress
-                        callbacks=callbacks)
+    print(
+        f"[trainer] strategy={settings.strategy} ({described['num_replicas']} replica(s) on "
+        f"{', '.join(described['devices'])}), seed={settings.seed}, epochs={settings.epochs}",
+        flush=True,
+    )
+    history = model.fit(
+        train_ds,
+        validation_data=valid_ds,
+        epochs=settings.epochs,
+        verbose=0,  # EpochLogger prints progress
+        callbacks=callbacks,
+    )
     fitted = time.monotonic()
     print(f"[trainer] trained in {fitted - started:.1f} s; exporting", flush=True)
     # Every worker must take part in saving (it runs collectives); only the chief's copy is kept.
@@ -261,7 +311,11 @@ def train(settings: TrainerSettings, transform_output: str, train_files: FilePat
         "code": provenance.git_version(),
         "packages": provenance.installed_packages(),
     }
-    name = layout.RUN_RECORD if task["chief"] else layout.RUN_RECORD.replace(".json", f".{task['type']}-{task['index']}.json")
+    name = (
+        layout.RUN_RECORD
+        if task["chief"]
+        else layout.RUN_RECORD.replace(".json", f".{task['type']}-{task['index']}.json")
+    )
     tf.io.gfile.makedirs(model_run_dir)
     with tf.io.gfile.GFile(os.path.join(model_run_dir, name), "w") as f:
         f.write(json.dumps(record, indent=2))
@@ -282,9 +336,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (ValueError, TypeError) as exc:
         print(f"error: --settings: {exc}", file=sys.stderr)
         return 2
-    train(settings, args.transform_output, os.path.join(args.examples, "Split-train", "*"),
-          os.path.join(args.examples, "Split-eval", "*"), os.path.join(args.out, "run"),
-          os.path.join(args.out, "serving"))
+    train(
+        settings,
+        args.transform_output,
+        os.path.join(args.examples, "Split-train", "*"),
+        os.path.join(args.examples, "Split-eval", "*"),
+        os.path.join(args.out, "run"),
+        os.path.join(args.out, "serving"),
+    )
     return 0
 
 

@@ -10,6 +10,7 @@ against the config file's folder, and the manifests run TF Serving with that fol
 directory, where TF Serving resolves them. serving/deploy/ holds the rendering for the book's four pipelines
 (tests check it is current).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,8 +63,10 @@ spec:
 
 def kserve_yaml(names: Sequence[str]) -> str:
     # KServe's names are DNS labels (lowercase, digits, '-'); the storage folder keeps the pipeline's own name
-    return _KSERVE_HEAD + "---\n".join(_KSERVE_ONE.format(k8s_name=n.replace("_", "-").lower(), name=n,
-                                                          version=TF_SERVING_IMAGE_VERSION) for n in names)
+    return _KSERVE_HEAD + "---\n".join(
+        _KSERVE_ONE.format(k8s_name=n.replace("_", "-").lower(), name=n, version=TF_SERVING_IMAGE_VERSION)
+        for n in names
+    )
 
 
 def default_models(names: Sequence[str], folder: Path) -> List[ModelConfig]:
@@ -72,10 +75,12 @@ def default_models(names: Sequence[str], folder: Path) -> List[ModelConfig]:
 
 def model_config_text(names: Sequence[str]) -> str:
     """The initial model config: every pipeline, newest version, base paths relative to the file's folder."""
-    lines = ["# TensorFlow Serving model config: every pipeline's pushed versions, newest served (TF Serving's",
-             "# default policy). Base paths are relative to this file's folder (the serving root; mounted at /models",
-             "# with /models as TF Serving's working directory). `make promote` adds labels and version policies.",
-             "model_config_list {"]
+    lines = [
+        "# TensorFlow Serving model config: every pipeline's pushed versions, newest served (TF Serving's",
+        "# default policy). Base paths are relative to this file's folder (the serving root; mounted at /models",
+        "# with /models as TF Serving's working directory). `make promote` adds labels and version policies.",
+        "model_config_list {",
+    ]
     lines += [f'  config {{ name: "{n}" base_path: "{n}" model_platform: "tensorflow" }}' for n in names]
     return "\n".join(lines + ["}", ""])
 
@@ -124,8 +129,10 @@ def main(argv=None) -> int:
     except tfs.ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"{args.serving_root / 'models.config'}: " + (f"added {', '.join(added)}" if added else
-                                                         "already lists every pipeline"))
+    print(
+        f"{args.serving_root / 'models.config'}: "
+        + (f"added {', '.join(added)}" if added else "already lists every pipeline")
+    )
     return 0
 
 

@@ -5,6 +5,7 @@ the serving root's model config, metadata/promotions.py keeps the record).
     python -m ops.promote rollback titanic                      (or: make rollback PIPELINE=)
     python -m ops.promote show titanic                          # the labels and their history
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,8 +21,15 @@ from orchestration import config as config_lib
 from pipelines import registry
 
 
-def promote(pipeline: str, version: int, label: str, cfg=None, server: Optional[str] = None,
-            action: str = "promote", say: Callable[[str], None] = print) -> Dict:
+def promote(
+    pipeline: str,
+    version: int,
+    label: str,
+    cfg=None,
+    server: Optional[str] = None,
+    action: str = "promote",
+    say: Callable[[str], None] = print,
+) -> Dict:
     cfg = cfg or config_lib.from_env()
     serving_root = Path(cfg.serving_root(pipeline)).parent
     done = assign(serving_root, pipeline, version, label, server=server, say=say)
@@ -34,9 +42,11 @@ def rollback(pipeline: str, cfg=None, server: Optional[str] = None, say: Callabl
     records = history(cfg.metadata_path(pipeline), pipeline, pipeline)
     target = rollback_target(records)
     if target is None:
-        raise PromotionError(f"{pipeline}: no earlier stable version is recorded in ML Metadata "
-                             f"({cfg.metadata_path(pipeline)}); point stable at a version with "
-                             f"`make promote PIPELINE={pipeline} VERSION=<version> LABEL=stable`")
+        raise PromotionError(
+            f"{pipeline}: no earlier stable version is recorded in ML Metadata "
+            f"({cfg.metadata_path(pipeline)}); point stable at a version with "
+            f"`make promote PIPELINE={pipeline} VERSION=<version> LABEL=stable`"
+        )
     return promote(pipeline, target, "stable", cfg, server, action="rollback", say=say)
 
 
@@ -52,8 +62,11 @@ def main(argv=None) -> int:
     s = sub.add_parser("show", help="the labels and their history")
     s.add_argument("pipeline")
     for q in (p, r):
-        q.add_argument("--server", default=None, help=f"the serving REST address to wait for (SERVING_URL, default "
-                                                      f"{DEFAULT_SERVER}; 'none': do not wait)")
+        q.add_argument(
+            "--server",
+            default=None,
+            help=f"the serving REST address to wait for (SERVING_URL, default {DEFAULT_SERVER}; 'none': do not wait)",
+        )
     args = parser.parse_args(argv)
     if args.pipeline not in registry.PIPELINES:
         parser.error(f"unknown pipeline {args.pipeline!r}; known: {', '.join(registry.PIPELINES)}")

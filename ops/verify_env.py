@@ -6,6 +6,7 @@ Exit 0 when every pinned package that is installed has its pinned version and no
 1 otherwise, listing each difference. Packages installed but not pinned (pip, setuptools, this project) are
 listed for information.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -1,6 +1,7 @@
 """Run settings: plain defaults, overridden by environment variables (which `make VAR=value` sets).
 
 Design notes: docs/design-notes.md, orchestration/config.py."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -116,20 +117,31 @@ class PipelineConfig:
         if self.beam == "in_memory":
             mode = ["--direct_running_mode=in_memory", "--direct_num_workers=1", DIRECT_RUNNER_WITHOUT_PRISM]
         elif self.beam == "multiprocess":
-            mode = ["--direct_running_mode=multi_processing", f"--direct_num_workers={self.beam_workers}",
-                    DIRECT_RUNNER_WITHOUT_PRISM]
+            mode = [
+                "--direct_running_mode=multi_processing",
+                f"--direct_num_workers={self.beam_workers}",
+                DIRECT_RUNNER_WITHOUT_PRISM,
+            ]
         elif self.beam == "portable":  # services that runners/beam.py starts for the run
-            mode = ["--runner=PortableRunner", f"--job_endpoint=localhost:{self.beam_job_port}",
-                    "--environment_type=EXTERNAL", f"--environment_config=localhost:{self.beam_worker_pool_port}",
-                    f"--direct_num_workers={self.beam_workers}"]
+            mode = [
+                "--runner=PortableRunner",
+                f"--job_endpoint=localhost:{self.beam_job_port}",
+                "--environment_type=EXTERNAL",
+                f"--environment_config=localhost:{self.beam_worker_pool_port}",
+                f"--direct_num_workers={self.beam_workers}",
+            ]
         else:  # flink: a session cluster, Beam's job server and the worker pool (runners/flink.py)
-            mode = ["--runner=PortableRunner", f"--job_endpoint=localhost:{self.beam_job_port}",
-                    "--environment_type=EXTERNAL", f"--environment_config=localhost:{self.beam_worker_pool_port}",
-                    f"--parallelism={self.flink_stage_parallelism}",
-                    # a job's SDK workers live on between its stages (runners/flink.py, write_conf).
-                    # 60 s, not 10: at 100x rows an environment idle for 10 s on one TaskManager was closed while
-                    # the Evaluator's job still needed it, and every restart got the closed one (docs/beam.md)
-                    "--environment_cache_millis=60000"]
+            mode = [
+                "--runner=PortableRunner",
+                f"--job_endpoint=localhost:{self.beam_job_port}",
+                "--environment_type=EXTERNAL",
+                f"--environment_config=localhost:{self.beam_worker_pool_port}",
+                f"--parallelism={self.flink_stage_parallelism}",
+                # a job's SDK workers live on between its stages (runners/flink.py, write_conf).
+                # 60 s, not 10: at 100x rows an environment idle for 10 s on one TaskManager was closed while
+                # the Evaluator's job still needed it, and every restart got the closed one (docs/beam.md)
+                "--environment_cache_millis=60000",
+            ]
         return mode + extra
 
     @property
@@ -170,8 +182,12 @@ def from_env(env: Optional[Mapping[str, str]] = None, **overrides) -> PipelineCo
     """The defaults, then environment variables, then explicit keyword overrides."""
     env = os.environ if env is None else env
     values = {}
-    for field, var in (("output_dir", "OUTPUT_DIR"), ("data_dir", "DATA_DIR"), ("serving_dir", "SERVING_DIR"),
-                       ("data_root", "DATA_ROOT")):
+    for field, var in (
+        ("output_dir", "OUTPUT_DIR"),
+        ("data_dir", "DATA_DIR"),
+        ("serving_dir", "SERVING_DIR"),
+        ("data_root", "DATA_ROOT"),
+    ):
         if env.get(var):
             values[field] = Path(env[var]).expanduser().resolve()
     if env.get("STRATEGY"):

@@ -1,5 +1,6 @@
 """The Evaluator's TFMA config per problem: which metrics are reported, overall and per slice, and which are
 judged, with absolute bounds and change thresholds against the baseline (the latest blessed, served model)."""
+
 from __future__ import annotations
 
 from typing import List, Optional
@@ -52,8 +53,11 @@ def _no_worse(allowed: float) -> float:
 def _at_least(value: float, change_from_baseline: Optional[float] = None) -> List[tfma.PerSliceMetricThreshold]:
     threshold = tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(lower_bound={"value": value}))
     if change_from_baseline is not None:
-        threshold.change_threshold.CopyFrom(tfma.GenericChangeThreshold(
-            direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": _no_worse(change_from_baseline)}))
+        threshold.change_threshold.CopyFrom(
+            tfma.GenericChangeThreshold(
+                direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": _no_worse(change_from_baseline)}
+            )
+        )
     return _overall_only(threshold)
 
 
@@ -62,8 +66,9 @@ def _binary_metrics(bound) -> List[tfma.MetricConfig]:
         tfma.MetricConfig(class_name="BinaryAccuracy"),
         tfma.MetricConfig(class_name="ConfusionMatrixPlot"),  # the report's ROC and KS curves
         tfma.MetricConfig(class_name="AUC", per_slice_thresholds=_at_least(bound("min_auc"), bound("max_auc_drop"))),
-        tfma.MetricConfig(class_name="KolmogorovSmirnov", module=KS_MODULE,
-                          per_slice_thresholds=_at_least(bound("min_ks"))),
+        tfma.MetricConfig(
+            class_name="KolmogorovSmirnov", module=KS_MODULE, per_slice_thresholds=_at_least(bound("min_ks"))
+        ),
     ]
 
 
@@ -73,32 +78,47 @@ def _multiclass_specs(bound, classes: int) -> List[tfma.MetricsSpec]:
     class weights, judged) are two specs."""
     ids = list(range(classes))
     return [
-        tfma.MetricsSpec(metrics=[
-            tfma.MetricConfig(class_name="ExampleCount"),
-            tfma.MetricConfig(class_name="SparseCategoricalAccuracy",
-                              per_slice_thresholds=_at_least(bound("min_accuracy"))),
-            tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),
-        ]),
-        tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name="AUC")],
-                         binarize=tfma.BinarizationOptions(class_ids={"values": ids})),
-        tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name="AUC", per_slice_thresholds=_at_least(
-            bound("min_macro_auc"), bound("max_auc_drop")))],
-            aggregate=tfma.AggregationOptions(macro_average=True, class_weights={i: 1.0 for i in ids})),
+        tfma.MetricsSpec(
+            metrics=[
+                tfma.MetricConfig(class_name="ExampleCount"),
+                tfma.MetricConfig(
+                    class_name="SparseCategoricalAccuracy", per_slice_thresholds=_at_least(bound("min_accuracy"))
+                ),
+                tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),
+            ]
+        ),
+        tfma.MetricsSpec(
+            metrics=[tfma.MetricConfig(class_name="AUC")], binarize=tfma.BinarizationOptions(class_ids={"values": ids})
+        ),
+        tfma.MetricsSpec(
+            metrics=[
+                tfma.MetricConfig(
+                    class_name="AUC", per_slice_thresholds=_at_least(bound("min_macro_auc"), bound("max_auc_drop"))
+                )
+            ],
+            aggregate=tfma.AggregationOptions(macro_average=True, class_weights={i: 1.0 for i in ids}),
+        ),
     ]
 
 
 def _mse_metrics(bound) -> List[tfma.MetricConfig]:
     """Lower is better: MSE may rise at most max_mse_rise (a fraction) above the baseline's, and stay under max_mse
     when one is set; R² at least min_r2 when one is set."""
-    mse = tfma.MetricThreshold(change_threshold=tfma.GenericChangeThreshold(
-        direction=tfma.MetricDirection.LOWER_IS_BETTER, relative={"value": max(bound("max_mse_rise"), 1e-10)}))
+    mse = tfma.MetricThreshold(
+        change_threshold=tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.LOWER_IS_BETTER, relative={"value": max(bound("max_mse_rise"), 1e-10)}
+        )
+    )
     if bound("max_mse") is not None:
         mse.value_threshold.CopyFrom(tfma.GenericValueThreshold(upper_bound={"value": bound("max_mse")}))
     r2 = tfma.MetricConfig(class_name="R2Score", module=R2_MODULE)
     if bound("min_r2") is not None:
         r2.per_slice_thresholds.extend(_at_least(bound("min_r2")))
-    return [tfma.MetricConfig(class_name="MeanAbsoluteError"),
-            tfma.MetricConfig(class_name="MeanSquaredError", per_slice_thresholds=_overall_only(mse)), r2]
+    return [
+        tfma.MetricConfig(class_name="MeanAbsoluteError"),
+        tfma.MetricConfig(class_name="MeanSquaredError", per_slice_thresholds=_overall_only(mse)),
+        r2,
+    ]
 
 
 def _mspe_metrics(bound) -> List[tfma.MetricConfig]:
@@ -109,11 +129,14 @@ def _mspe_metrics(bound) -> List[tfma.MetricConfig]:
         tfma.MetricConfig(
             class_name="MeanSquaredPercentageError",
             module=MSPE_MODULE,
-            per_slice_thresholds=_overall_only(tfma.MetricThreshold(
-                value_threshold=tfma.GenericValueThreshold(upper_bound={"value": bound("max_mspe")}),
-                change_threshold=tfma.GenericChangeThreshold(
-                    direction=tfma.MetricDirection.LOWER_IS_BETTER,
-                    absolute={"value": max(bound("max_mspe_rise"), 1e-10)}),
-            )),
+            per_slice_thresholds=_overall_only(
+                tfma.MetricThreshold(
+                    value_threshold=tfma.GenericValueThreshold(upper_bound={"value": bound("max_mspe")}),
+                    change_threshold=tfma.GenericChangeThreshold(
+                        direction=tfma.MetricDirection.LOWER_IS_BETTER,
+                        absolute={"value": max(bound("max_mspe_rise"), 1e-10)},
+                    ),
+                )
+            ),
         ),
     ]

@@ -5,6 +5,7 @@ AnomaliesGate -> Transform -> Trainer -> ServedBaseline (the latest blessed, pus
 (atomic). Every node compiles to a container step, so the same graph runs locally, on open-source Kubeflow
 Pipelines and on Vertex AI Pipelines.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -48,8 +49,9 @@ def has_spans(data_root) -> bool:
     if not isinstance(data_root, str) or "://" in data_root:
         return False
     root = Path(data_root)
-    return root.is_dir() and any(p.is_dir() and p.name.startswith("span-") and p.name[5:].isdigit()
-                                 for p in root.iterdir())
+    return root.is_dir() and any(
+        p.is_dir() and p.name.startswith("span-") and p.name[5:].isdigit() for p in root.iterdir()
+    )
 
 
 def code_fingerprint(spec: DatasetSpec) -> str:
@@ -98,8 +100,13 @@ def _served_now(serving_root) -> str:
     return "" if version is None else str(version)
 
 
-def create_components(spec: DatasetSpec, config: PipelineConfig, data_root=None, serving_root: Optional[str] = None,
-                      project_root: Optional[str] = None) -> List:
+def create_components(
+    spec: DatasetSpec,
+    config: PipelineConfig,
+    data_root=None,
+    serving_root: Optional[str] = None,
+    project_root: Optional[str] = None,
+) -> List:
     """`data_root`: a path, URI or RuntimeParameter (default: the fetched dataset); `serving_root`: where the
     Pusher writes (default: config); `project_root`: where this checkout's files are when the pipeline runs
     elsewhere (a container image), for files the components read, like a curated schema."""
@@ -110,8 +117,9 @@ def create_components(spec: DatasetSpec, config: PipelineConfig, data_root=None,
     example_gen = spec.make_example_gen(data_root, SPAN_PREFIX if has_spans(data_root) else "")
     statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = _schema_gen(spec, statistics_gen, project_root)
-    example_validator = ExampleValidator(statistics=statistics_gen.outputs["statistics"],
-                                         schema=schema_gen.outputs["schema"])
+    example_validator = ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
+    )
     drift_nodes, drift_inputs = drift_check_nodes(spec, config, data_root, statistics_gen, schema_gen)
     anomalies_gate = AnomaliesGate(anomalies=example_validator.outputs["anomalies"], **drift_inputs)
     transform = _transform(spec, example_gen, schema_gen, after=anomalies_gate)
@@ -122,14 +130,34 @@ def create_components(spec: DatasetSpec, config: PipelineConfig, data_root=None,
         trainer = _trainer(spec, config, transform, schema_gen, base_model=baseline.outputs["model"])
     else:
         trainer = _trainer(spec, config, transform, schema_gen)
-        baseline = ServedBaseline(serving_root=serving_root, expected_version=served_now,
-                                  candidate=trainer.outputs["model"])
-    evaluator = Evaluator(examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
-                          baseline_model=baseline.outputs["model"], eval_config=eval_config(spec, config))
-    pusher = AtomicPusher(model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
-                          serving_root=serving_root, push_label=config.push_label).with_id("Pusher")
-    return [example_gen, statistics_gen, schema_gen, example_validator, *drift_nodes, anomalies_gate, transform,
-            trainer, baseline, evaluator, pusher]
+        baseline = ServedBaseline(
+            serving_root=serving_root, expected_version=served_now, candidate=trainer.outputs["model"]
+        )
+    evaluator = Evaluator(
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        baseline_model=baseline.outputs["model"],
+        eval_config=eval_config(spec, config),
+    )
+    pusher = AtomicPusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        serving_root=serving_root,
+        push_label=config.push_label,
+    ).with_id("Pusher")
+    return [
+        example_gen,
+        statistics_gen,
+        schema_gen,
+        example_validator,
+        *drift_nodes,
+        anomalies_gate,
+        transform,
+        trainer,
+        baseline,
+        evaluator,
+        pusher,
+    ]
 
 
 def _data_root(spec: DatasetSpec, config: PipelineConfig, data_root):
@@ -219,9 +247,17 @@ def names_its_jobs(config: PipelineConfig) -> bool:
     return bool(runners) and runners[-1].lower().removesuffix("runner") + "runner" in JOB_SERVER_RUNNERS
 
 
-def create_pipeline(spec: DatasetSpec, config: PipelineConfig, *, data_root=None, with_local_metadata: bool = True,
-                    pipeline_root: Optional[str] = None, serving_root: Optional[str] = None,
-                    project_root: Optional[str] = None, pipeline_name: Optional[str] = None) -> Pipeline:
+def create_pipeline(
+    spec: DatasetSpec,
+    config: PipelineConfig,
+    *,
+    data_root=None,
+    with_local_metadata: bool = True,
+    pipeline_root: Optional[str] = None,
+    serving_root: Optional[str] = None,
+    project_root: Optional[str] = None,
+    pipeline_name: Optional[str] = None,
+) -> Pipeline:
     """`with_local_metadata=False` leaves ML Metadata to the orchestrator (Kubeflow brings its own); the roots
     may be object-store URIs there (see create_components for the rest). `pipeline_name`: the orchestrator's
     name for it when its rules differ from a Python package's (Kubeflow: no underscores)."""

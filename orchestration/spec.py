@@ -1,4 +1,5 @@
 """What makes one dataset's pipeline different from another's; everything else lives in the factory."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -10,8 +11,18 @@ from modeling.drift import DRIFT_ACTIONS
 PROBLEMS = ("binary", "multiclass", "regression")
 # Evaluator bounds a spec may set for itself (orchestration/config.py has the defaults; a variable set in the
 # environment still wins): what `make new-pipeline` drafts from a baseline on the user's table
-BOUNDS = ("min_auc", "min_ks", "max_auc_drop", "min_accuracy", "min_macro_auc", "max_mse", "max_mse_rise", "min_r2",
-          "max_mspe", "max_mspe_rise")
+BOUNDS = (
+    "min_auc",
+    "min_ks",
+    "max_auc_drop",
+    "min_accuracy",
+    "min_macro_auc",
+    "max_mse",
+    "max_mse_rise",
+    "min_r2",
+    "max_mspe",
+    "max_mspe_rise",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,7 +82,8 @@ class DatasetSpec:
         if unknown:
             raise ValueError(f"{self.name}: unknown bounds {sorted(unknown)} (known: {', '.join(BOUNDS)})")
         if self.problem == "multiclass" and len(self.label_classes) < 3:
-            raise ValueError(f"{self.name}: a multiclass problem needs label_classes (3 or more), got "
-                             f"{list(self.label_classes)}")
+            raise ValueError(
+                f"{self.name}: a multiclass problem needs label_classes (3 or more), got {list(self.label_classes)}"
+            )
         if self.regression_metric not in ("mse", "mspe"):
             raise ValueError(f"{self.name}: regression_metric {self.regression_metric!r} is not mse or mspe")

@@ -21,6 +21,7 @@ Port 0 asks for free ports instead (nothing of such a run is reused by the next)
 held, with SO_REUSEPORT, until the service has bound it too (Beam's gRPC servers bind with SO_REUSEPORT, gRPC's
 default on Linux), so no other program can take it in between.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -56,15 +57,17 @@ def check_worker_imports(env: Dict[str, str], cwd: Path) -> None:
     try:
         proc = subprocess.run(["python", "-c", code], env=env, capture_output=True, text=True, timeout=120, cwd=cwd)
     except FileNotFoundError:
-        raise BeamServiceError("Beam's worker pool starts SDK workers as `python` from PATH, and there is no "
-                               "`python` on the workers' PATH") from None
+        raise BeamServiceError(
+            "Beam's worker pool starts SDK workers as `python` from PATH, and there is no `python` on the workers' PATH"
+        ) from None
     if proc.returncode != 0:
         reason = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
         raise BeamServiceError(
             f"Beam SDK workers cannot import the project ({reason}): the workers' `python` "
             f"({_which('python', env)}) must import {', '.join(PROJECT_PACKAGES)} by name to unpickle its "
             "functions. Install the project where the workers run (pip install -c constraints.txt .) or put the "
-            "checkout on their PYTHONPATH")
+            "checkout on their PYTHONPATH"
+        )
 
 
 def _which(name: str, env: Dict[str, str]) -> str:
@@ -82,23 +85,34 @@ def take_ports(wanted: Dict[str, int]) -> Dict[str, socket.socket]:
         elif not port_free(port):
             for sock in held.values():
                 sock.close()
-            raise BeamServiceError(f"port {port} is in use (another run of a Beam mode, or another service): "
-                                   f"set {var} to a free port")
+            raise BeamServiceError(
+                f"port {port} is in use (another run of a Beam mode, or another service): set {var} to a free port"
+            )
     return held
 
 
 def start_worker_pool(group: ServiceGroup, port: int, env: Dict[str, str], cwd: Path):
     """Beam's external SDK worker pool on `port`, its workers started as `python` from env's PATH, each set up as
     sdk_worker_main would (runners/sdk_worker_pool.py)."""
-    pool = group.start("Beam's worker pool", [sys.executable, "-m", "runners.sdk_worker_pool",
-                                               "--service_port", str(port)], env, cwd, "beam-worker-pool.log")
+    pool = group.start(
+        "Beam's worker pool",
+        [sys.executable, "-m", "runners.sdk_worker_pool", "--service_port", str(port)],
+        env,
+        cwd,
+        "beam-worker-pool.log",
+    )
     pool.wait_listening(port)
     return pool
 
 
 @contextlib.contextmanager
-def portable_services(job_port: int, worker_pool_port: int, log_dir: Path, env: Optional[Dict[str, str]] = None,
-                      worker_python_dir: Optional[Path] = None) -> Iterator[Dict[str, int]]:
+def portable_services(
+    job_port: int,
+    worker_pool_port: int,
+    log_dir: Path,
+    env: Optional[Dict[str, str]] = None,
+    worker_python_dir: Optional[Path] = None,
+) -> Iterator[Dict[str, int]]:
     """Beam's Python job service and external worker pool, for the duration of the block.
 
     Yields {"job_service": pid, "worker_pool": pid, "job_port": port, "worker_pool_port": port} (port 0 given:
@@ -113,15 +127,23 @@ def portable_services(job_port: int, worker_pool_port: int, log_dir: Path, env: 
         log_dir.mkdir(parents=True, exist_ok=True)
         check_worker_imports(env, log_dir)
         with ServiceGroup(log_dir) as group:
-            job = group.start("Beam's job service", [sys.executable, "-m", "runners.beam_job_service",
-                                                     "--port", str(ports["BEAM_JOB_PORT"])], env, log_dir,
-                              "beam-job-service.log")
+            job = group.start(
+                "Beam's job service",
+                [sys.executable, "-m", "runners.beam_job_service", "--port", str(ports["BEAM_JOB_PORT"])],
+                env,
+                log_dir,
+                "beam-job-service.log",
+            )
             job.wait_listening(ports["BEAM_JOB_PORT"])
             _release(held, "BEAM_JOB_PORT")  # the service has bound it: ours can go
             pool = start_worker_pool(group, ports["BEAM_WORKER_POOL_PORT"], env, log_dir)
             _release(held, "BEAM_WORKER_POOL_PORT")
-            yield {"job_service": job.pid, "worker_pool": pool.pid, "job_port": ports["BEAM_JOB_PORT"],
-                   "worker_pool_port": ports["BEAM_WORKER_POOL_PORT"]}
+            yield {
+                "job_service": job.pid,
+                "worker_pool": pool.pid,
+                "job_port": ports["BEAM_JOB_PORT"],
+                "worker_pool_port": ports["BEAM_WORKER_POOL_PORT"],
+            }
     finally:
         for sock in held.values():
             sock.close()

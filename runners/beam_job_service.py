@@ -9,6 +9,7 @@ applies the same rule to `run_via_runner_api` and then runs Beam's unchanged ser
 
     python -m runners.beam_job_service --port 8099
 """
+
 from __future__ import annotations
 
 import multiprocessing

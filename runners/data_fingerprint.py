@@ -12,6 +12,7 @@ task checks it against the files it is about to read and refuses a stale one.
 The fingerprint covers every file under the root (relative path, size, modification time), through TensorFlow's
 file systems, so it reads a listing, not the data: seconds even for cifar2's 12,000 images.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -32,7 +33,7 @@ def listing(root: str) -> List[Tuple[str, int, int]]:
         for name in files:
             path = f"{folder.rstrip('/')}/{name}"
             stat = fileio.stat(path)
-            found.append((path[len(root) + 1:], int(stat.length), int(stat.mtime_nsec)))
+            found.append((path[len(root) + 1 :], int(stat.length), int(stat.mtime_nsec)))
     return sorted(found)
 
 

@@ -16,6 +16,7 @@ cache or say to run `make engines`.
 
 ENGINES_DIR moves the cache (default ~/.cache/eat-tf2-tfx/engines; Maven keeps its own in ~/.m2).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -84,8 +85,10 @@ def flink_pins(pins: Path = FLINK_PINS) -> FlinkPins:
     flink = re.search(r"^apache-flink==(\S+)", requirements, re.M)
     runner = re.search(r"<artifactId>(beam-runners-flink-[\d.]+)</artifactId>\s*<version>([^<]+)</version>", pom)
     if not flink or not runner:
-        raise EngineError(f"{pins}: no apache-flink==<version> in requirements.txt or no beam-runners-flink-<v> "
-                          f"dependency in job-server/pom.xml")
+        raise EngineError(
+            f"{pins}: no apache-flink==<version> in requirements.txt or no beam-runners-flink-<v> "
+            f"dependency in job-server/pom.xml"
+        )
     return FlinkPins(flink.group(1), runner.group(1), runner.group(2))
 
 
@@ -115,9 +118,11 @@ def flink_home(cache: Optional[Path] = None) -> Path:
     pins = flink_pins()
     home = pins.home(cache or cache_dir())
     if not _verified(home, _digest(*_home_pins())):
-        raise EngineError(f"Flink {pins.flink_version} is not in the engine cache ({home}): run `make engines` "
-                          f"(it downloads it from PyPI, pinned in engines/flink/requirements.txt), or set "
-                          f"ENGINES_DIR to where it was fetched")
+        raise EngineError(
+            f"Flink {pins.flink_version} is not in the engine cache ({home}): run `make engines` "
+            f"(it downloads it from PyPI, pinned in engines/flink/requirements.txt), or set "
+            f"ENGINES_DIR to where it was fetched"
+        )
     return home
 
 
@@ -127,9 +132,11 @@ def job_server_jars(cache: Optional[Path] = None) -> Tuple[Path, Path]:
     folder = pins.job_server(cache or cache_dir())
     jars = folder / pins.job_server_jar_name, folder / pins.flink_lib_jar_name
     if not _verified(folder, _digest(*_job_server_pins())) or not all(j.is_file() for j in jars):
-        raise EngineError(f"Beam's Flink job server ({pins.runner_artifact} {pins.beam_java_version}) is not in the "
-                          f"engine cache ({folder}): run `make engines` (it copies the jars from Maven Central, "
-                          f"pinned in engines/flink/job-server/), or set ENGINES_DIR to where it was fetched")
+        raise EngineError(
+            f"Beam's Flink job server ({pins.runner_artifact} {pins.beam_java_version}) is not in the "
+            f"engine cache ({folder}): run `make engines` (it copies the jars from Maven Central, "
+            f"pinned in engines/flink/job-server/), or set ENGINES_DIR to where it was fetched"
+        )
     return jars
 
 
@@ -140,17 +147,22 @@ def java(env: Optional[Dict[str, str]] = None) -> str:
         candidate = Path(env["JAVA_HOME"]) / "bin" / "java"
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return str(candidate)
-        raise EngineError(f"JAVA_HOME={env['JAVA_HOME']} has no bin/java: set JAVA_HOME to a JDK or JRE 11 or 17 "
-                          f"(Flink 1.19 runs on those), or unset it to use the `java` on PATH")
+        raise EngineError(
+            f"JAVA_HOME={env['JAVA_HOME']} has no bin/java: set JAVA_HOME to a JDK or JRE 11 or 17 "
+            f"(Flink 1.19 runs on those), or unset it to use the `java` on PATH"
+        )
     found = shutil.which("java", path=env.get("PATH"))
     if not found:
-        raise EngineError("BEAM=flink needs Java 11 or 17 (Flink's JVMs and Beam's job server): no `java` on PATH "
-                          "and JAVA_HOME is not set; install a JDK (e.g. apt install openjdk-17-jdk-headless) or set "
-                          "JAVA_HOME")
+        raise EngineError(
+            "BEAM=flink needs Java 11 or 17 (Flink's JVMs and Beam's job server): no `java` on PATH "
+            "and JAVA_HOME is not set; install a JDK (e.g. apt install openjdk-17-jdk-headless) or set "
+            "JAVA_HOME"
+        )
     return found
 
 
 # ---- fetching ----
+
 
 @contextlib.contextmanager
 def _new_folder(final: Path, pins_digest: str) -> Iterator[Path]:
@@ -190,9 +202,27 @@ def fetch_flink_home(cache: Path, log: Callable[[str], None] = print) -> Path:
         log(f"[engines] Flink {pins.flink_version}: downloading from PyPI (about 235 MB, hashes pinned)")
         # --no-build-isolation: pip reads the sdist's metadata with this environment's setuptools instead of
         # fetching a build backend; the sdist is unpacked below, never built or installed
-        _run([sys.executable, "-m", "pip", "download", "--no-deps", "--require-hashes", "--no-build-isolation",
-              "--only-binary", "apache-flink", "--disable-pip-version-check", "-q", "-d", str(downloads),
-              "-r", str(FLINK_PINS / "requirements.txt")], "pip download of Flink", log)
+        _run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--require-hashes",
+                "--no-build-isolation",
+                "--only-binary",
+                "apache-flink",
+                "--disable-pip-version-check",
+                "-q",
+                "-d",
+                str(downloads),
+                "-r",
+                str(FLINK_PINS / "requirements.txt"),
+            ],
+            "pip download of Flink",
+            log,
+        )
         wheel = next(downloads.glob("apache_flink-*.whl"))
         sdist = next(downloads.glob("apache-flink-libraries-*.tar.gz"))
         with zipfile.ZipFile(wheel) as zf:
@@ -205,8 +235,12 @@ def fetch_flink_home(cache: Path, log: Callable[[str], None] = print) -> Path:
         with tarfile.open(sdist) as tf:
             for member in tf.getmembers():
                 parts = member.name.split("/")
-                if len(parts) > 3 and parts[1] == "deps" and parts[2] in ("bin", "lib", "opt", "plugins") \
-                        and member.isfile():
+                if (
+                    len(parts) > 3
+                    and parts[1] == "deps"
+                    and parts[2] in ("bin", "lib", "opt", "plugins")
+                    and member.isfile()
+                ):
                     target = partial / "/".join(parts[2:])
                     target.parent.mkdir(parents=True, exist_ok=True)
                     with tf.extractfile(member) as src, open(target, "wb") as dst:
@@ -216,8 +250,10 @@ def fetch_flink_home(cache: Path, log: Callable[[str], None] = print) -> Path:
                 script.chmod(0o755)
         dist = list((partial / "lib").glob(f"flink-dist-{pins.flink_version}.jar"))
         if not dist or not (partial / "bin" / "jobmanager.sh").is_file():
-            raise EngineError(f"the Flink {pins.flink_version} packages did not hold bin/jobmanager.sh and "
-                              f"lib/flink-dist-{pins.flink_version}.jar")
+            raise EngineError(
+                f"the Flink {pins.flink_version} packages did not hold bin/jobmanager.sh and "
+                f"lib/flink-dist-{pins.flink_version}.jar"
+            )
         shutil.rmtree(downloads)
         log(f"[engines] Flink {pins.flink_version}: {final}")
     return final
@@ -241,8 +277,10 @@ def verify_jars(folder: Path, lock: Path) -> None:
     found = {p.name for p in folder.glob("*.jar")}
     missing, extra = sorted(set(expected) - found), sorted(found - set(expected))
     if missing or extra:
-        raise EngineError(f"{folder}: the jars differ from {lock}: missing {missing[:5]}, not pinned {extra[:5]}"
-                          f"{' ...' if len(missing) > 5 or len(extra) > 5 else ''}")
+        raise EngineError(
+            f"{folder}: the jars differ from {lock}: missing {missing[:5]}, not pinned {extra[:5]}"
+            f"{' ...' if len(missing) > 5 or len(extra) > 5 else ''}"
+        )
     for name in sorted(expected):
         actual = sha256_file(folder / name)
         if actual != expected[name]:
@@ -252,8 +290,20 @@ def verify_jars(folder: Path, lock: Path) -> None:
 def _build_job_server(build: Path, log: Callable[[str], None]) -> list:
     """Copies the pinned dependencies into build/dependencies and shades them into the job server's jar (as Beam
     builds it) and the cluster's lib jar (the same less Flink's own classes); returns both."""
-    _run(["mvn", "-B", "-q", "-f", str(FLINK_PINS / "job-server" / "pom.xml"), "dependency:copy-dependencies",
-          "package", f"-Dengine.build={build}"], "mvn (Beam's Flink job server)", log)
+    _run(
+        [
+            "mvn",
+            "-B",
+            "-q",
+            "-f",
+            str(FLINK_PINS / "job-server" / "pom.xml"),
+            "dependency:copy-dependencies",
+            "package",
+            f"-Dengine.build={build}",
+        ],
+        "mvn (Beam's Flink job server)",
+        log,
+    )
     pins = flink_pins()
     return [build / pins.job_server_jar_name, build / pins.flink_lib_jar_name]
 
@@ -265,20 +315,26 @@ def fetch_job_server(cache: Path, log: Callable[[str], None] = print) -> Path:
         log(f"[engines] Beam's Flink job server: {final} (verified earlier)")
         return final
     with _new_folder(final, digest) as partial:
-        log(f"[engines] Beam's Flink job server ({pins.runner_artifact} {pins.beam_java_version}): its jars from "
-            f"Maven Central (about 150 MB; Maven keeps them in ~/.m2), shaded into one")
+        log(
+            f"[engines] Beam's Flink job server ({pins.runner_artifact} {pins.beam_java_version}): its jars from "
+            f"Maven Central (about 150 MB; Maven keeps them in ~/.m2), shaded into one"
+        )
         jars = _build_job_server(partial / "build", log)
         verify_jars(partial / "build" / "dependencies", FLINK_PINS / "job-server" / "jars.sha256")
         expected = read_lock(FLINK_PINS / "job-server" / "job-server.sha256")
         for jar in jars:
             actual = sha256_file(jar)
             if expected.get(jar.name) != actual:
-                raise EngineError(f"{jar.name}, built from the verified jars: sha256 {actual}, but "
-                                  f"engines/flink/job-server/job-server.sha256 pins {expected.get(jar.name)}")
+                raise EngineError(
+                    f"{jar.name}, built from the verified jars: sha256 {actual}, but "
+                    f"engines/flink/job-server/job-server.sha256 pins {expected.get(jar.name)}"
+                )
             jar.rename(partial / jar.name)
         shutil.rmtree(partial / "build")
-        log(f"[engines] Beam's Flink job server: {final} (its {len(read_lock(_job_server_pins()[1]))} jars and the "
-            f"{len(jars)} jars built from them verified)")
+        log(
+            f"[engines] Beam's Flink job server: {final} (its {len(read_lock(_job_server_pins()[1]))} jars and the "
+            f"{len(jars)} jars built from them verified)"
+        )
     return final
 
 

@@ -15,6 +15,7 @@ Every stage is then submitted with PortableRunner --job_endpoint (config.beam_pi
 starts or downloads a job server itself. The two Beam ports stay fixed (TFX's cache key holds the Beam
 arguments); Flink's own ports are free ones chosen by the run. Logs: outputs/<pipeline>/logs/flink/.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -59,13 +60,18 @@ class FlinkCluster:
 
     def describe(self) -> str:
         who = "started for this run" if self.started else "FLINK_MASTER's"
-        return (f"Flink {self.version} session cluster ({who}) at {self.rest_url}: {self.taskmanagers} "
-                f"TaskManagers, {self.slots} slots")
+        return (
+            f"Flink {self.version} session cluster ({who}) at {self.rest_url}: {self.taskmanagers} "
+            f"TaskManagers, {self.slots} slots"
+        )
 
     def lost_taskmanagers(self) -> List[str]:
         """The TaskManagers this run started whose JVM is gone: 'taskmanager-2 (pid N, exit -9, log ...)'."""
-        return [f"{s.name} (pid {s.pid}, exit {s.exited()}, log {s.log})" for s in self.taskmanager_services
-                if s.exited() is not None]
+        return [
+            f"{s.name} (pid {s.pid}, exit {s.exited()}, log {s.log})"
+            for s in self.taskmanager_services
+            if s.exited() is not None
+        ]
 
 
 def rest(rest_url: str, path: str, timeout_s: float = 5) -> dict:
@@ -83,8 +89,17 @@ def _rest_url(master: str) -> str:
     return master if "://" in master else f"http://{master}"
 
 
-def write_conf(conf_dir: Path, home: Path, *, rpc_port: int, rest_port: int, slots: int, parallelism: int,
-               tmp_dir: Path, taskmanager_memory_mb: int = 2048) -> Path:
+def write_conf(
+    conf_dir: Path,
+    home: Path,
+    *,
+    rpc_port: int,
+    rest_port: int,
+    slots: int,
+    parallelism: int,
+    tmp_dir: Path,
+    taskmanager_memory_mb: int = 2048,
+) -> Path:
     """A Flink configuration for a session cluster on this machine (2 cores, 24 GB); returns its folder.
 
     Memory: 1 GB for the JobManager, 2 GB per TaskManager of which 256 MB network buffers: a Beam batch stage is
@@ -149,7 +164,8 @@ def write_conf(conf_dir: Path, home: Path, *, rpc_port: int, rest_port: int, slo
         "appender.console.name = ConsoleAppender\nappender.console.type = CONSOLE\n"
         "appender.console.layout.type = PatternLayout\n"
         "appender.console.layout.pattern = %d{yyyy-MM-dd HH:mm:ss,SSS} %-5p %-60c %x - %m%n\n"
-        "logger.netty.name = org.jboss.netty.channel.DefaultChannelPipeline\nlogger.netty.level = OFF\n")
+        "logger.netty.name = org.jboss.netty.channel.DefaultChannelPipeline\nlogger.netty.level = OFF\n"
+    )
     return conf_dir
 
 
@@ -168,32 +184,65 @@ def cluster_lib(home: Path, beam_lib_jar: Path, folder: Path) -> Path:
     return folder
 
 
-def start_cluster(group: ServiceGroup, home: Path, work_dir: Path, taskmanagers: int, slots: int,
-                  parallelism: int, java_bin: str, beam_lib_jar: Path, timeout_s: float = 180) -> FlinkCluster:
+def start_cluster(
+    group: ServiceGroup,
+    home: Path,
+    work_dir: Path,
+    taskmanagers: int,
+    slots: int,
+    parallelism: int,
+    java_bin: str,
+    beam_lib_jar: Path,
+    timeout_s: float = 180,
+) -> FlinkCluster:
     """A JobManager and `taskmanagers` TaskManagers, each its own JVM, started from Flink's scripts with Beam's
     runner in their lib/; returns once the REST API lists every TaskManager."""
     rest_port, rpc_port = free_port(), free_port()
     tmp_dir = work_dir / "tmp"
     tmp_dir.mkdir(parents=True, exist_ok=True)
-    conf_dir = write_conf(work_dir / "conf", home, rpc_port=rpc_port, rest_port=rest_port, slots=slots,
-                          parallelism=parallelism, tmp_dir=tmp_dir)
+    conf_dir = write_conf(
+        work_dir / "conf",
+        home,
+        rpc_port=rpc_port,
+        rest_port=rest_port,
+        slots=slots,
+        parallelism=parallelism,
+        tmp_dir=tmp_dir,
+    )
     env = _flink_env(conf_dir, group.log_dir, java_bin)
     env["FLINK_LIB_DIR"] = str(cluster_lib(home, beam_lib_jar, work_dir / "lib"))  # bin/config.sh reads it
     rest_url = f"http://localhost:{rest_port}"
-    jobmanager = group.start("Flink's JobManager", [str(home / "bin" / "jobmanager.sh"), "start-foreground"], env,
-                             work_dir, "jobmanager.log")
+    jobmanager = group.start(
+        "Flink's JobManager", [str(home / "bin" / "jobmanager.sh"), "start-foreground"], env, work_dir, "jobmanager.log"
+    )
     jobmanager.wait_until(lambda: bool(rest(rest_url, "/overview", 1)), f"answer on {rest_url}", timeout_s)
     services = []
     for i in range(1, taskmanagers + 1):
         name = f"taskmanager-{i}"
-        services.append(group.start(f"Flink's TaskManager {name}", [
-            str(home / "bin" / "taskmanager.sh"), "start-foreground", "-D", f"taskmanager.resource-id={name}"],
-            env, work_dir, f"{name}.log"))
+        services.append(
+            group.start(
+                f"Flink's TaskManager {name}",
+                [str(home / "bin" / "taskmanager.sh"), "start-foreground", "-D", f"taskmanager.resource-id={name}"],
+                env,
+                work_dir,
+                f"{name}.log",
+            )
+        )
     for service in services:
-        service.wait_until(lambda: rest(rest_url, "/overview", 1).get("taskmanagers", 0) >= taskmanagers,
-                           f"registering with the JobManager at {rest_url}", timeout_s)
-    return FlinkCluster(rest_url, rest(rest_url, "/config")["flink-version"], taskmanagers, taskmanagers * slots,
-                        True, jobmanager, services)
+        service.wait_until(
+            lambda: rest(rest_url, "/overview", 1).get("taskmanagers", 0) >= taskmanagers,
+            f"registering with the JobManager at {rest_url}",
+            timeout_s,
+        )
+    return FlinkCluster(
+        rest_url,
+        rest(rest_url, "/config")["flink-version"],
+        taskmanagers,
+        taskmanagers * slots,
+        True,
+        jobmanager,
+        services,
+    )
 
 
 def connect(master: str) -> FlinkCluster:
@@ -203,13 +252,16 @@ def connect(master: str) -> FlinkCluster:
         config, overview = rest(url, "/config"), rest(url, "/overview")
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise FlinkError(f"FLINK_MASTER={master}: no Flink REST API answers at {url} ({reason}); start the "
-                         f"cluster, or set FLINK_MASTER to its JobManager's REST address (host:port, "
-                         f"rest.port, 8081 by default), or unset it to start one for the run") from None
+        raise FlinkError(
+            f"FLINK_MASTER={master}: no Flink REST API answers at {url} ({reason}); start the "
+            f"cluster, or set FLINK_MASTER to its JobManager's REST address (host:port, "
+            f"rest.port, 8081 by default), or unset it to start one for the run"
+        ) from None
     if overview.get("taskmanagers", 0) < 1:
         raise FlinkError(f"FLINK_MASTER={master}: the cluster at {url} has no TaskManager registered; start one")
-    return FlinkCluster(url, config.get("flink-version", "?"), overview["taskmanagers"],
-                        overview.get("slots-total", 0), False)
+    return FlinkCluster(
+        url, config.get("flink-version", "?"), overview["taskmanagers"], overview.get("slots-total", 0), False
+    )
 
 
 def check_versions(cluster: FlinkCluster, pins: engines.FlinkPins) -> None:
@@ -220,17 +272,42 @@ def check_versions(cluster: FlinkCluster, pins: engines.FlinkPins) -> None:
         raise FlinkError(
             f"the Flink cluster at {cluster.rest_url} runs Flink {cluster.version}, but Beam's job server here "
             f"({pins.runner_artifact} {pins.beam_java_version}) is built for Flink {pins.runner_flink_minor}: "
-            f"point FLINK_MASTER at a Flink {pins.runner_flink_minor} cluster, or unset it to start one")
+            f"point FLINK_MASTER at a Flink {pins.runner_flink_minor} cluster, or unset it to start one"
+        )
 
 
-def start_job_server(group: ServiceGroup, jar: Path, cluster: FlinkCluster, job_port: int, work_dir: Path,
-                     java_bin: str, conf_dir: Optional[Path] = None) -> Service:
+def start_job_server(
+    group: ServiceGroup,
+    jar: Path,
+    cluster: FlinkCluster,
+    job_port: int,
+    work_dir: Path,
+    java_bin: str,
+    conf_dir: Optional[Path] = None,
+) -> Service:
     artifacts = work_dir / "artifacts"
     artifacts.mkdir(parents=True, exist_ok=True)
-    argv = [java_bin, "-Dorg.slf4j.simpleLogger.showDateTime=true",
-            "-Dorg.slf4j.simpleLogger.dateTimeFormat=yyyy-MM-dd HH:mm:ss,SSS", "-cp", str(jar), JOB_SERVER_MAIN, "--flink-master", cluster.master,
-            "--job-host", "localhost", "--job-port", str(job_port), "--artifact-port", "0", "--expansion-port",
-            "0", "--artifacts-dir", str(artifacts), "--clean-artifacts-per-job"]
+    argv = [
+        java_bin,
+        "-Dorg.slf4j.simpleLogger.showDateTime=true",
+        "-Dorg.slf4j.simpleLogger.dateTimeFormat=yyyy-MM-dd HH:mm:ss,SSS",
+        "-cp",
+        str(jar),
+        JOB_SERVER_MAIN,
+        "--flink-master",
+        cluster.master,
+        "--job-host",
+        "localhost",
+        "--job-port",
+        str(job_port),
+        "--artifact-port",
+        "0",
+        "--expansion-port",
+        "0",
+        "--artifacts-dir",
+        str(artifacts),
+        "--clean-artifacts-per-job",
+    ]
     if conf_dir is not None:
         argv += ["--flink-conf-dir", str(conf_dir)]
     server = group.start("Beam's Flink job server", argv, dict(os.environ), work_dir, "job-server.log")
@@ -250,9 +327,11 @@ class FlinkRun:
     started_at_ms: int
 
     def describe(self) -> str:
-        return (f"{self.cluster.describe()}; Beam's Flink job server ({self.pins.runner_artifact} "
-                f"{self.pins.beam_java_version}) on port {self.job_port}; SDK worker pool on port "
-                f"{self.worker_pool_port}; logs in {self.log_dir}")
+        return (
+            f"{self.cluster.describe()}; Beam's Flink job server ({self.pins.runner_artifact} "
+            f"{self.pins.beam_java_version}) on port {self.job_port}; SDK worker pool on port "
+            f"{self.worker_pool_port}; logs in {self.log_dir}"
+        )
 
     def jobs(self) -> List[dict]:
         """The cluster's jobs submitted since this run began."""
@@ -260,9 +339,19 @@ class FlinkRun:
 
 
 @contextlib.contextmanager
-def flink_services(log_dir: Path, *, job_port: int, worker_pool_port: int, taskmanagers: int = 2, slots: int = 2,
-                   parallelism: Optional[int] = None, master: str = "", env: Optional[Dict[str, str]] = None,
-                   worker_python_dir: Optional[Path] = None, cache: Optional[Path] = None) -> Iterator[FlinkRun]:
+def flink_services(
+    log_dir: Path,
+    *,
+    job_port: int,
+    worker_pool_port: int,
+    taskmanagers: int = 2,
+    slots: int = 2,
+    parallelism: Optional[int] = None,
+    master: str = "",
+    env: Optional[Dict[str, str]] = None,
+    worker_python_dir: Optional[Path] = None,
+    cache: Optional[Path] = None,
+) -> Iterator[FlinkRun]:
     """The cluster (or FLINK_MASTER's), the job server and the worker pool for the block; everything started is
     stopped when it ends. Refused in one line, before anything starts, when Java, the engines or the workers'
     imports are missing."""
@@ -284,14 +373,24 @@ def flink_services(log_dir: Path, *, job_port: int, worker_pool_port: int, taskm
             if master:
                 cluster = connect(master)
             else:
-                cluster = start_cluster(group, home, work_dir, taskmanagers, slots,
-                                        parallelism or taskmanagers, java_bin, beam_lib_jar)
+                cluster = start_cluster(
+                    group, home, work_dir, taskmanagers, slots, parallelism or taskmanagers, java_bin, beam_lib_jar
+                )
             check_versions(cluster, pins)
-            server = start_job_server(group, jar, cluster, ports["BEAM_JOB_PORT"], work_dir, java_bin,
-                                      None if master else work_dir / "conf")
+            server = start_job_server(
+                group, jar, cluster, ports["BEAM_JOB_PORT"], work_dir, java_bin, None if master else work_dir / "conf"
+            )
             pool = start_worker_pool(group, ports["BEAM_WORKER_POOL_PORT"], workers, log_dir)
-            yield FlinkRun(cluster, ports["BEAM_JOB_PORT"], ports["BEAM_WORKER_POOL_PORT"], server, pool, log_dir,
-                           pins, started_at_ms)
+            yield FlinkRun(
+                cluster,
+                ports["BEAM_JOB_PORT"],
+                ports["BEAM_WORKER_POOL_PORT"],
+                server,
+                pool,
+                log_dir,
+                pins,
+                started_at_ms,
+            )
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
 
@@ -300,7 +399,13 @@ def job_table(run: FlinkRun, stage_names: Dict[str, str]) -> List[dict]:
     """[{stage, jid, state, seconds}] for the run's Flink jobs; `stage_names`: job name -> TFX component id."""
     rows = []
     for job in run.jobs():
-        rows.append({"stage": stage_names.get(job.get("name", ""), job.get("name", "")), "jid": job["jid"],
-                     "name": job.get("name", ""), "state": job.get("state", "?"),
-                     "seconds": round(job.get("duration", 0) / 1000, 1)})
+        rows.append(
+            {
+                "stage": stage_names.get(job.get("name", ""), job.get("name", "")),
+                "jid": job["jid"],
+                "name": job.get("name", ""),
+                "state": job.get("state", "?"),
+                "seconds": round(job.get("duration", 0) / 1000, 1),
+            }
+        )
     return rows

@@ -6,6 +6,7 @@ task's launcher can download.
         --json_serialized_inputs_spec_args '...' [Beam arguments]
 
 Design notes: docs/design-notes.md, runners/kfp_entrypoint.py."""
+
 from __future__ import annotations
 
 import argparse
@@ -23,9 +24,11 @@ OWN_PARAMETER_PREFIX = "kfp_"  # parameters the package adds for KFP's cache; ne
 DATA_FINGERPRINT = "kfp_data_fingerprint"
 BACKEND_OUTPUT_TYPES = ("system.",)  # schema titles of outputs the backend adds to every task
 WRITABLE_SCHEMES = ("gs", "s3")
-ROOT_HINT = ("submit the run with pipeline_root='s3://<bucket>/<prefix>' (Kubeflow's MinIO speaks S3: "
-             "s3://mlpipeline/v2/artifacts) or 'gs://<bucket>/<prefix>', or set defaultPipelineRoot in the "
-             "kfp-launcher ConfigMap of the namespace")
+ROOT_HINT = (
+    "submit the run with pipeline_root='s3://<bucket>/<prefix>' (Kubeflow's MinIO speaks S3: "
+    "s3://mlpipeline/v2/artifacts) or 'gs://<bucket>/<prefix>', or set defaultPipelineRoot in the "
+    "kfp-launcher ConfigMap of the namespace"
+)
 
 
 class PreflightError(RuntimeError):
@@ -42,8 +45,9 @@ def _parameters(executor_input: dict) -> dict:
 
 
 def _empty_type(type_spec: dict) -> bool:
-    return not type_spec or not (type_spec.get("instanceSchema") or type_spec.get("schemaTitle")
-                                 or type_spec.get("schemaUri"))
+    return not type_spec or not (
+        type_spec.get("instanceSchema") or type_spec.get("schemaTitle") or type_spec.get("schemaUri")
+    )
 
 
 def repair(executor_input: dict, inputs_spec: Optional[dict]) -> Tuple[dict, dict, List[str]]:
@@ -56,9 +60,11 @@ def repair(executor_input: dict, inputs_spec: Optional[dict]) -> Tuple[dict, dic
         for artifact in artifact_list.get("artifacts", []):
             if _empty_type(artifact.get("type", {})):
                 if name not in declared:
-                    raise PreflightError(f"input artifact {name!r} arrived without a type and the package declares "
-                                         f"none for it (--json_serialized_inputs_spec_args); recompile with make "
-                                         f"kubeflow")
+                    raise PreflightError(
+                        f"input artifact {name!r} arrived without a type and the package declares "
+                        f"none for it (--json_serialized_inputs_spec_args); recompile with make "
+                        f"kubeflow"
+                    )
                 artifact["type"] = declared[name]["artifactType"]
                 notes.append(f"input {name}: type from the package (the backend sent an empty schema)")
     outputs = fixed.get("outputs", {}).get("artifacts", {})
@@ -75,13 +81,21 @@ def repair(executor_input: dict, inputs_spec: Optional[dict]) -> Tuple[dict, dic
 
 
 def output_uris(executor_input: dict) -> List[str]:
-    return [a["uri"] for artifacts in executor_input.get("outputs", {}).get("artifacts", {}).values()
-            for a in artifacts.get("artifacts", []) if a.get("uri")]
+    return [
+        a["uri"]
+        for artifacts in executor_input.get("outputs", {}).get("artifacts", {}).values()
+        for a in artifacts.get("artifacts", [])
+        if a.get("uri")
+    ]
 
 
 def input_uris(executor_input: dict) -> List[str]:
-    return [a["uri"] for artifacts in executor_input.get("inputs", {}).get("artifacts", {}).values()
-            for a in artifacts.get("artifacts", []) if a.get("uri")]
+    return [
+        a["uri"]
+        for artifacts in executor_input.get("inputs", {}).get("artifacts", {}).values()
+        for a in artifacts.get("artifacts", [])
+        if a.get("uri")
+    ]
 
 
 # ------------------------------------------------------------------------------------------------ checks
@@ -92,19 +106,24 @@ def prepare_filesystems(uris: List[str]) -> None:
     for scheme in sorted(schemes):
         if scheme == "minio":
             root = next(u for u in uris if u.startswith("minio://"))
-            raise PreflightError(f"the pipeline root is {root.split('/v2/artifacts')[0]}/v2/artifacts..., a minio:// "
-                                 f"URI (the backend's default when a run names no root), which no TensorFlow file "
-                                 f"system writes; {ROOT_HINT}")
+            raise PreflightError(
+                f"the pipeline root is {root.split('/v2/artifacts')[0]}/v2/artifacts..., a minio:// "
+                f"URI (the backend's default when a run names no root), which no TensorFlow file "
+                f"system writes; {ROOT_HINT}"
+            )
         if scheme not in WRITABLE_SCHEMES:
-            raise PreflightError(f"{scheme}:// is not a file system this image writes (gs:// and s3:// are); "
-                                 f"{ROOT_HINT}")
+            raise PreflightError(
+                f"{scheme}:// is not a file system this image writes (gs:// and s3:// are); {ROOT_HINT}"
+            )
     if "s3" in schemes:
         os.environ.update(object_store.s3_environment())
         try:
             import tensorflow_io  # noqa: F401 - registers s3:// with TensorFlow 2.16, which has none of its own
         except ImportError:
-            raise PreflightError("s3:// needs tensorflow-io, which this image lacks (TensorFlow 2.16 has no S3 file "
-                                 "system of its own): build the image from this project's Dockerfile") from None
+            raise PreflightError(
+                "s3:// needs tensorflow-io, which this image lacks (TensorFlow 2.16 has no S3 file "
+                "system of its own): build the image from this project's Dockerfile"
+            ) from None
     buckets = {}
     for uri in uris:
         scheme, bucket, _ = object_store.split(uri)
@@ -134,8 +153,10 @@ def check_executor(class_path: str) -> None:
     try:
         import_utils.import_class_by_path(class_path)
     except (ImportError, AttributeError) as exc:
-        raise PreflightError(f"this image cannot load the executor {class_path} ({exc}); build the image from "
-                             f"this project's Dockerfile so that its code is installed") from None
+        raise PreflightError(
+            f"this image cannot load the executor {class_path} ({exc}); build the image from "
+            f"this project's Dockerfile so that its code is installed"
+        ) from None
 
 
 def check_data(parameters: dict, own: dict) -> None:
@@ -156,17 +177,19 @@ def check_data(parameters: dict, own: dict) -> None:
             continue
         if not fileio.glob(os.path.join(input_base, pattern)):
             expected = ", ".join(f"{s.get('name')}: {s.get('pattern')}" for s in splits)
-            raise PreflightError(f"data root {input_base!r}: split {split.get('name')!r} expects "
-                                 f"{pattern!r} there and finds nothing (expected {expected}); {hint}")
+            raise PreflightError(
+                f"data root {input_base!r}: split {split.get('name')!r} expects "
+                f"{pattern!r} there and finds nothing (expected {expected}); {hint}"
+            )
     if DATA_FINGERPRINT in own:
-
         given, actual = own[DATA_FINGERPRINT], data_fingerprint.fingerprint(input_base)
         if given != actual:
             raise PreflightError(
                 f"data-fingerprint {given!r} is not the fingerprint of {input_base!r} now ({actual!r}): the files "
                 f"changed since it was computed, or it was never computed for them. KFP's cache keys ExampleGen "
                 f"on it, so a stale one would reuse old examples: submit with the value of "
-                f"`python -m runners.data_fingerprint {input_base}`")
+                f"`python -m runners.data_fingerprint {input_base}`"
+            )
 
 
 # ------------------------------------------------------------------------------------------------ the run
@@ -207,8 +230,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         fixed, own, notes = repair(executor_input, inputs_spec)
         for note in notes:
             print(f"[kfp] {note}", flush=True)
-        prepare_filesystems(output_uris(fixed) + input_uris(fixed) + [
-            v for v in _parameters(fixed).values() if isinstance(v, str) and "://" in v])
+        prepare_filesystems(
+            output_uris(fixed)
+            + input_uris(fixed)
+            + [v for v in _parameters(fixed).values() if isinstance(v, str) and "://" in v]
+        )
         check_executor(known.executor_class_path)
         check_data(_parameters(fixed), own)
     except PreflightError as exc:
@@ -218,7 +244,6 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     from absl import app
     from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor as tfx_entrypoint
-
 
     # no tfx_ephemeral sdist built per Beam task where the workers are this image (core/seams.py)
     seams.no_tfx_ephemeral_package(beam_args)

@@ -19,6 +19,7 @@
 5. The Kubernetes platform spec (a second YAML document, kfp-kubernetes' format) must parse as KFP's PlatformSpec
    and name executors that exist.
 """
+
 from __future__ import annotations
 
 import re
@@ -28,8 +29,13 @@ PLACEHOLDER = re.compile(r"\{\{\$[^}]*\}\}|\{\{[^}]*\}\}")
 # replaced by KFP's driver in a task's constant parameters, when the constant is exactly one of them
 DRIVER_PLACEHOLDERS = {
     "2.4": set(),
-    "2.5": {"{{$.pipeline_job_name}}", "{{$.pipeline_job_resource_name}}", "{{$.pipeline_job_uuid}}",
-            "{{$.pipeline_task_name}}", "{{$.pipeline_task_uuid}}"},
+    "2.5": {
+        "{{$.pipeline_job_name}}",
+        "{{$.pipeline_job_resource_name}}",
+        "{{$.pipeline_job_uuid}}",
+        "{{$.pipeline_task_name}}",
+        "{{$.pipeline_task_uuid}}",
+    },
 }
 OWN_PARAMETER_PREFIX = "kfp_"
 IMPLEMENTED_EXECUTORS = ("container", "importer")
@@ -86,38 +92,53 @@ def problems(spec: dict, forbidden_paths: Iterable[str] = (), kfp_version: str =
         kinds = set(executor) - {"lifecycle"}
         unsupported = kinds - set(IMPLEMENTED_EXECUTORS)
         if unsupported:
-            found.append(f"task {task_name!r}: executor {label!r} is of kind {', '.join(sorted(unsupported))}, "
-                         f"which open-source Kubeflow Pipelines does not implement (only container and importer)")
+            found.append(
+                f"task {task_name!r}: executor {label!r} is of kind {', '.join(sorted(unsupported))}, "
+                f"which open-source Kubeflow Pipelines does not implement (only container and importer)"
+            )
         container = executor.get("container", {})
         allowed = launcher_placeholders(component)
         for text in _strings([container.get("command", []), container.get("args", [])]):
             for placeholder in PLACEHOLDER.findall(text):
                 if placeholder not in allowed:
-                    found.append(f"task {task_name!r}: container argument placeholder {placeholder} is resolved "
-                                 f"by neither KFP's launcher nor the runtime config")
+                    found.append(
+                        f"task {task_name!r}: container argument placeholder {placeholder} is resolved "
+                        f"by neither KFP's launcher nor the runtime config"
+                    )
         inputs = task.get("inputs", {})
         for name, value in sorted(inputs.get("parameters", {}).items()):
             if "componentInputParameter" in value and value["componentInputParameter"] not in pipeline_parameters:
-                found.append(f"task {task_name!r}: parameter {name!r} reads pipeline parameter "
-                             f"{value['componentInputParameter']!r}, which the pipeline does not declare")
+                found.append(
+                    f"task {task_name!r}: parameter {name!r} reads pipeline parameter "
+                    f"{value['componentInputParameter']!r}, which the pipeline does not declare"
+                )
             constant = value.get("runtimeValue", {}).get("constant")
             if name.startswith(OWN_PARAMETER_PREFIX) or constant in resolved:
                 continue
             for text in _strings(value.get("runtimeValue", {})):
                 for placeholder in PLACEHOLDER.findall(text):
-                    found.append(f"task {task_name!r}: parameter {name!r} holds placeholder {placeholder}, "
-                                 f"which KFP {kfp_version}'s driver does not replace (it replaces only a constant "
-                                 f"that is exactly one of {sorted(resolved) or 'none'})")
+                    found.append(
+                        f"task {task_name!r}: parameter {name!r} holds placeholder {placeholder}, "
+                        f"which KFP {kfp_version}'s driver does not replace (it replaces only a constant "
+                        f"that is exactly one of {sorted(resolved) or 'none'})"
+                    )
         for name, value in sorted(inputs.get("artifacts", {}).items()):
             source = value.get("taskOutputArtifact")
             if source is None:
                 continue
             producer = tasks.get(source.get("producerTask"))
-            outputs = {} if producer is None else components.get(
-                producer.get("componentRef", {}).get("name"), {}).get("outputDefinitions", {}).get("artifacts", {})
+            outputs = (
+                {}
+                if producer is None
+                else components.get(producer.get("componentRef", {}).get("name"), {})
+                .get("outputDefinitions", {})
+                .get("artifacts", {})
+            )
             if source.get("outputArtifactKey") not in outputs:
-                found.append(f"task {task_name!r}: input artifact {name!r} comes from "
-                             f"{source.get('producerTask')}.{source.get('outputArtifactKey')}, which does not exist")
+                found.append(
+                    f"task {task_name!r}: input artifact {name!r} comes from "
+                    f"{source.get('producerTask')}.{source.get('outputArtifactKey')}, which does not exist"
+                )
     platform = spec.get("_platform") or {}
     if platform:
         from google.protobuf import json_format

@@ -4,6 +4,7 @@
     (or: make kubeflow PIPELINE=titanic KFP_IMAGE=...)
 
 Design notes: docs/design-notes.md, runners/kubeflow.py."""
+
 from __future__ import annotations
 
 import argparse
@@ -51,11 +52,20 @@ class KubeflowSettings:
     @classmethod
     def from_env(cls, env=None) -> "KubeflowSettings":
         env = os.environ if env is None else env
-        names = {"image": "KFP_IMAGE", "image_digest": "KFP_IMAGE_DIGEST", "s3_secret": "KFP_S3_SECRET",
-                 "pipeline_root": "KFP_PIPELINE_ROOT", "data_root": "KFP_DATA_ROOT",
-                 "serving_root": "KFP_SERVING_ROOT", "project_root": "KFP_PROJECT_ROOT"}
-        values = {field: env[var].strip().rstrip("/") if field.endswith("root") else env[var].strip()
-                  for field, var in names.items() if env.get(var, "").strip()}
+        names = {
+            "image": "KFP_IMAGE",
+            "image_digest": "KFP_IMAGE_DIGEST",
+            "s3_secret": "KFP_S3_SECRET",
+            "pipeline_root": "KFP_PIPELINE_ROOT",
+            "data_root": "KFP_DATA_ROOT",
+            "serving_root": "KFP_SERVING_ROOT",
+            "project_root": "KFP_PROJECT_ROOT",
+        }
+        values = {
+            field: env[var].strip().rstrip("/") if field.endswith("root") else env[var].strip()
+            for field, var in names.items()
+            if env.get(var, "").strip()
+        }
         if env.get("KFP_ENV", "").strip():
             pairs = []
             for item in shlex.split(env["KFP_ENV"]):
@@ -70,11 +80,13 @@ class KubeflowSettings:
         if not self.image:
             raise config_lib.ConfigError(
                 "KFP_IMAGE is not set: build the image from the Dockerfile, push it to a registry the cluster pulls "
-                "from, and set KFP_IMAGE=<registry>/<repository>:<tag> (e.g. ghcr.io/you/eat-tf2-tfx:1.0)")
+                "from, and set KFP_IMAGE=<registry>/<repository>:<tag> (e.g. ghcr.io/you/eat-tf2-tfx:1.0)"
+            )
         if not _REGISTRY.match(self.image):
             raise config_lib.ConfigError(
                 f"KFP_IMAGE={self.image} names no registry: the cluster would pull docker.io/library/"
-                f"{self.image.split('@')[0]}, which is not this image; give the registry you pushed it to")
+                f"{self.image.split('@')[0]}, which is not this image; give the registry you pushed it to"
+            )
         if self.image_digest:
             if not _DIGEST.match(self.image_digest):
                 raise config_lib.ConfigError(f"KFP_IMAGE_DIGEST={self.image_digest} is not sha256:<64 hex digits>")
@@ -89,19 +101,27 @@ class KubeflowSettings:
             return parts[0], "accesskey", "secretkey"
         if len(parts) == 3 and all(parts):
             return parts[0], parts[1], parts[2]
-        raise config_lib.ConfigError(f"KFP_S3_SECRET={self.s3_secret} is not NAME or NAME:ACCESS_KEY_KEY:SECRET_KEY_KEY")
+        raise config_lib.ConfigError(
+            f"KFP_S3_SECRET={self.s3_secret} is not NAME or NAME:ACCESS_KEY_KEY:SECRET_KEY_KEY"
+        )
 
 
 def build_pipeline(name: str, settings: KubeflowSettings, cfg: config_lib.PipelineConfig):
     from tfx.orchestration import data_types
 
-
     spec = registry.get_spec(name)
     data_root = data_types.RuntimeParameter(name=DATA_ROOT_PARAMETER, ptype=str)
     serving_root = data_types.RuntimeParameter(name=SERVING_ROOT_PARAMETER, ptype=str)
-    return create_pipeline(spec, cfg, data_root=data_root, with_local_metadata=False, pipeline_root=COMPILE_ROOT,
-                           serving_root=serving_root, project_root=settings.project_root,
-                           pipeline_name=kfp_pipeline_name(name))
+    return create_pipeline(
+        spec,
+        cfg,
+        data_root=data_root,
+        with_local_metadata=False,
+        pipeline_root=COMPILE_ROOT,
+        serving_root=serving_root,
+        project_root=settings.project_root,
+        pipeline_name=kfp_pipeline_name(name),
+    )
 
 
 _KFP_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,127}$")  # tfx/orchestration/kubeflow/v2/pipeline_builder.py:45-50
@@ -112,13 +132,19 @@ def kfp_pipeline_name(name: str) -> str:
     pipeline name may not hold '_' (TFX's v2 compiler refuses it), so '_' becomes '-'."""
     kfp_name = name.lower().replace("_", "-")
     if not _KFP_NAME.match(kfp_name):
-        raise PackageError(f"pipeline {name!r}: Kubeflow needs a name of lowercase letters, digits and '-' (at most "
-                           f"128, not starting with '-'); {kfp_name!r} is not one: rename the package")
+        raise PackageError(
+            f"pipeline {name!r}: Kubeflow needs a name of lowercase letters, digits and '-' (at most "
+            f"128, not starting with '-'); {kfp_name!r} is not one: rename the package"
+        )
     return kfp_name
 
 
-def compile_pipeline(name: str, output_dir: Path, settings: Optional[KubeflowSettings] = None,
-                     cfg: Optional[config_lib.PipelineConfig] = None) -> Path:
+def compile_pipeline(
+    name: str,
+    output_dir: Path,
+    settings: Optional[KubeflowSettings] = None,
+    cfg: Optional[config_lib.PipelineConfig] = None,
+) -> Path:
     from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 
     settings = settings or KubeflowSettings.from_env()
@@ -129,7 +155,9 @@ def compile_pipeline(name: str, output_dir: Path, settings: Optional[KubeflowSet
         # spec 2.1: typed parameters, what current KFP writes and reads (2.0 trips TFX's YAML writer on
         # runtime parameters)
         config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(default_image=image, use_pipeline_spec_2_1=True),
-        output_dir=str(output_dir), output_filename=f"{name}.yaml")
+        output_dir=str(output_dir),
+        output_filename=f"{name}.yaml",
+    )
     runner.run(build_pipeline(name, settings, cfg))
     path = output_dir / f"{name}.yaml"
     spec, platform = _complete_package(path, settings)
@@ -137,15 +165,19 @@ def compile_pipeline(name: str, output_dir: Path, settings: Optional[KubeflowSet
     leaks = [] if settings.project_root == str(config_lib.PROJECT_ROOT) else [str(config_lib.PROJECT_ROOT)]
     found = kfp_package_check.problems(dict(spec, _platform=platform), leaks)
     if found:
-        raise PackageError(f"{path}: open-source Kubeflow Pipelines would not run this package:\n  "
-                           + "\n  ".join(found))
+        raise PackageError(
+            f"{path}: open-source Kubeflow Pipelines would not run this package:\n  " + "\n  ".join(found)
+        )
     return path
 
 
 def _example_gen_task(tasks: Dict[str, dict]) -> str:
-    found = [name for name, task in tasks.items()
-             if task.get("inputs", {}).get("parameters", {}).get("input_base", {}).get("componentInputParameter")
-             == DATA_ROOT_PARAMETER]
+    found = [
+        name
+        for name, task in tasks.items()
+        if task.get("inputs", {}).get("parameters", {}).get("input_base", {}).get("componentInputParameter")
+        == DATA_ROOT_PARAMETER
+    ]
     if len(found) != 1:
         raise PackageError(f"expected one ExampleGen reading {DATA_ROOT_PARAMETER}, found {found}")
     return found[0]
@@ -181,15 +213,19 @@ def _complete_package(path: Path, settings: KubeflowSettings) -> Tuple[dict, dic
     else:
         spec.pop("defaultPipelineRoot", None)
     tasks = spec["root"]["dag"]["tasks"]
-    for name, extra in ((_example_gen_task(tasks), {kfp_entrypoint.DATA_FINGERPRINT: {
-                            "componentInputParameter": FINGERPRINT_PARAMETER}}),
-                        (SERVED_BASELINE_NODE, {RUN_ID_PARAMETER: {
-                            "runtimeValue": {"constant": "{{$.pipeline_job_uuid}}"}}})):
+    for name, extra in (
+        (
+            _example_gen_task(tasks),
+            {kfp_entrypoint.DATA_FINGERPRINT: {"componentInputParameter": FINGERPRINT_PARAMETER}},
+        ),
+        (SERVED_BASELINE_NODE, {RUN_ID_PARAMETER: {"runtimeValue": {"constant": "{{$.pipeline_job_uuid}}"}}}),
+    ):
         tasks[name]["inputs"].setdefault("parameters", {}).update(extra)
         component = spec["components"][tasks[name]["componentRef"]["name"]]
         for parameter in extra:
             component.setdefault("inputDefinitions", {}).setdefault("parameters", {})[parameter] = {
-                "parameterType": "STRING"}
+                "parameterType": "STRING"
+            }
     env = [{"name": k, "value": v} for k, v in settings.env]
     for executor in spec["deploymentSpec"]["executors"].values():
         container = executor.get("container", {})
@@ -201,11 +237,28 @@ def _complete_package(path: Path, settings: KubeflowSettings) -> Tuple[dict, dic
     keys = settings.secret_keys()
     if keys:
         secret, access, secret_key = keys
-        platform = {"platforms": {"kubernetes": {"deploymentSpec": {"executors": {
-            label: {"secretAsEnv": [{"secretName": secret, "keyToEnv": [
-                {"secretKey": access, "envVar": "AWS_ACCESS_KEY_ID"},
-                {"secretKey": secret_key, "envVar": "AWS_SECRET_ACCESS_KEY"}]}]}
-            for label in spec["deploymentSpec"]["executors"]}}}}}
+        platform = {
+            "platforms": {
+                "kubernetes": {
+                    "deploymentSpec": {
+                        "executors": {
+                            label: {
+                                "secretAsEnv": [
+                                    {
+                                        "secretName": secret,
+                                        "keyToEnv": [
+                                            {"secretKey": access, "envVar": "AWS_ACCESS_KEY_ID"},
+                                            {"secretKey": secret_key, "envVar": "AWS_SECRET_ACCESS_KEY"},
+                                        ],
+                                    }
+                                ]
+                            }
+                            for label in spec["deploymentSpec"]["executors"]
+                        }
+                    }
+                }
+            }
+        }
     tmp = path.with_suffix(".yaml.tmp")
     body = "\n".join(header) + "\n" + yaml.safe_dump(spec, sort_keys=False, width=120)
     if platform:
@@ -218,6 +271,9 @@ def _complete_package(path: Path, settings: KubeflowSettings) -> Tuple[dict, dic
 def submission_snippet(name: str, path: Path, settings: KubeflowSettings) -> str:
     dataset = registry.get_spec(name).dataset
     data_root = settings.data_root and f"{settings.data_root}/{dataset}"
+    serving_root = f"{settings.serving_root}/{name}" if settings.serving_root else "<s3:// or gs:// folder>/" + name
+    pipeline_root = settings.pipeline_root or "<s3:// or gs:// folder for artifacts>"
+    no_root = "  # none: the backend's minio://, which TF cannot write"
     return f'''import kfp
 from runners.data_fingerprint import fingerprint  # with this project installed, and the bucket's
                                                              # credentials (the same AWS_* / Google ones as the tasks)
@@ -225,9 +281,9 @@ data_root = "{data_root or f"<s3:// or gs:// folder holding the {dataset} files>
 kfp.Client(host="<your KFP endpoint>").create_run_from_pipeline_package(
     "{path}",
     arguments={{"{DATA_ROOT_PARAMETER}": data_root,
-               "{SERVING_ROOT_PARAMETER}": "{f"{settings.serving_root}/{name}" if settings.serving_root else "<s3:// or gs:// folder>/" + name}",
+               "{SERVING_ROOT_PARAMETER}": "{serving_root}",
                "{FINGERPRINT_PARAMETER}": fingerprint(data_root)}},
-    pipeline_root="{settings.pipeline_root or "<s3:// or gs:// folder for artifacts>"}",  # none: the backend's minio://, which TF cannot write
+    pipeline_root="{pipeline_root}",{no_root}
 )'''
 
 
@@ -247,9 +303,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"error: {exc.args[0]}", file=sys.stderr)
         return 2
     if not settings.image_digest:
-        print(f"note: {settings.image} is not pinned by digest; KFP's cache keys the image name, so an image rebuilt "
-              f"under this tag would reuse the old one's cached results: set KFP_IMAGE_DIGEST=sha256:... "
-              f"(docker inspect --format '{{{{index .RepoDigests 0}}}}' {settings.image})", file=sys.stderr)
+        print(
+            f"note: {settings.image} is not pinned by digest; KFP's cache keys the image name, so an image rebuilt "
+            f"under this tag would reuse the old one's cached results: set KFP_IMAGE_DIGEST=sha256:... "
+            f"(docker inspect --format '{{{{index .RepoDigests 0}}}}' {settings.image})",
+            file=sys.stderr,
+        )
     started = time.monotonic()
     for name in args.names or registry.PIPELINES:
         try:

@@ -1,4 +1,5 @@
 """Running a dataset's pipeline on the embedded orchestrator (local Beam + SQLite ML Metadata)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -57,27 +58,45 @@ def run_local(spec: DatasetSpec, config=None) -> None:
 def _start_services(spec: DatasetSpec, config, services: contextlib.ExitStack):
     if config.beam == "portable":
         log_dir = config.pipeline_root(spec.name) / "logs" / "beam"
-        started = services.enter_context(beam.portable_services(
-            config.beam_job_port, config.beam_worker_pool_port, log_dir))
+        started = services.enter_context(
+            beam.portable_services(config.beam_job_port, config.beam_worker_pool_port, log_dir)
+        )
         config = config.replace(beam_job_port=started["job_port"], beam_worker_pool_port=started["worker_pool_port"])
-        print(f"[{spec.name}] Beam: job service (pid {started['job_service']}) on port {config.beam_job_port}, "
-              f"{config.beam_workers} SDK workers from the pool (pid {started['worker_pool']}) on port "
-              f"{config.beam_worker_pool_port}; logs in {log_dir}", flush=True)
+        print(
+            f"[{spec.name}] Beam: job service (pid {started['job_service']}) on port {config.beam_job_port}, "
+            f"{config.beam_workers} SDK workers from the pool (pid {started['worker_pool']}) on port "
+            f"{config.beam_worker_pool_port}; logs in {log_dir}",
+            flush=True,
+        )
         return config, None
     log_dir = config.pipeline_root(spec.name) / "logs" / "flink"
-    print(f"[{spec.name}] Beam on Flink: starting "
-          + (f"Beam's job server for FLINK_MASTER={config.flink_master}'s cluster" if config.flink_master else
-             f"a session cluster ({config.flink_taskmanagers} TaskManagers x {config.flink_slots} slots) and Beam's "
-             f"job server")
-          + " and the SDK worker pool", flush=True)
+    if config.flink_master:
+        what = f"Beam's job server for FLINK_MASTER={config.flink_master}'s cluster"
+    else:
+        slots = f"{config.flink_taskmanagers} TaskManagers x {config.flink_slots} slots"
+        what = f"a session cluster ({slots}) and Beam's job server"
+    print(
+        f"[{spec.name}] Beam on Flink: starting {what} and the SDK worker pool",
+        flush=True,
+    )
     started = time.monotonic()
-    run = services.enter_context(flink.flink_services(
-        log_dir, job_port=config.beam_job_port, worker_pool_port=config.beam_worker_pool_port,
-        taskmanagers=config.flink_taskmanagers, slots=config.flink_slots, parallelism=config.flink_stage_parallelism,
-        master=config.flink_master))
+    run = services.enter_context(
+        flink.flink_services(
+            log_dir,
+            job_port=config.beam_job_port,
+            worker_pool_port=config.beam_worker_pool_port,
+            taskmanagers=config.flink_taskmanagers,
+            slots=config.flink_slots,
+            parallelism=config.flink_stage_parallelism,
+            master=config.flink_master,
+        )
+    )
     config = config.replace(beam_job_port=run.job_port, beam_worker_pool_port=run.worker_pool_port)
-    print(f"[{spec.name}] Beam on Flink ({time.monotonic() - started:.1f} s to start): {run.describe()}; "
-          f"each stage at parallelism {config.flink_stage_parallelism}", flush=True)
+    print(
+        f"[{spec.name}] Beam on Flink ({time.monotonic() - started:.1f} s to start): {run.describe()}; "
+        f"each stage at parallelism {config.flink_stage_parallelism}",
+        flush=True,
+    )
     return config, run
 
 
@@ -91,17 +110,30 @@ def _flink_summary(spec: DatasetSpec, run: "flink.FlinkRun", pipeline, failed: b
         print(f"[{spec.name}] Flink: the cluster's job list could not be read ({exc})", flush=True)
         rows = []
     for row in rows:
-        print(f"[{spec.name}] Flink job {row['jid']}  {row['stage']:<16} {row['state']:<9} {row['seconds']:.1f} s",
-              flush=True)
+        print(
+            f"[{spec.name}] Flink job {row['jid']}  {row['stage']:<16} {row['state']:<9} {row['seconds']:.1f} s",
+            flush=True,
+        )
     lost = run.cluster.lost_taskmanagers()
     if lost:  # a run that recovered says so too: its jobs were restarted on the TaskManagers left
-        print(f"[{spec.name}] Flink: lost TaskManager(s) during the run: {'; '.join(lost)}"
-              + ("" if failed else "; Flink restarted the jobs on the slots left"), flush=True)
-    record = {"cluster": {"rest_url": run.cluster.rest_url, "flink_version": run.cluster.version,
-                          "taskmanagers": run.cluster.taskmanagers, "slots": run.cluster.slots,
-                          "started_by_run": run.cluster.started},
-              "job_server": f"{run.pins.runner_artifact} {run.pins.beam_java_version}",
-              "jobs": rows, "lost_taskmanagers": lost, "failed": failed}
+        print(
+            f"[{spec.name}] Flink: lost TaskManager(s) during the run: {'; '.join(lost)}"
+            + ("" if failed else "; Flink restarted the jobs on the slots left"),
+            flush=True,
+        )
+    record = {
+        "cluster": {
+            "rest_url": run.cluster.rest_url,
+            "flink_version": run.cluster.version,
+            "taskmanagers": run.cluster.taskmanagers,
+            "slots": run.cluster.slots,
+            "started_by_run": run.cluster.started,
+        },
+        "job_server": f"{run.pins.runner_artifact} {run.pins.beam_java_version}",
+        "jobs": rows,
+        "lost_taskmanagers": lost,
+        "failed": failed,
+    }
     (run.log_dir / "flink-jobs.json").write_text(json.dumps(record, indent=2))
 
 

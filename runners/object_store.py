@@ -16,6 +16,7 @@ tensorflow-io's S3 file system reads (S3_ENDPOINT, S3_USE_HTTPS, S3_VERIFY_SSL, 
 TensorFlow, Beam (boto3) and this module. GCS: Application Default Credentials (Workload Identity or
 GOOGLE_APPLICATION_CREDENTIALS).
 """
+
 from __future__ import annotations
 
 import os
@@ -58,13 +59,17 @@ class _S3:
             import boto3
             from botocore.config import Config
         except ImportError:
-            raise StoreError("s3:// needs boto3, which this image lacks: install the project with its s3 extra "
-                             "(pip install '.[s3]', as the Dockerfile does)") from None
+            raise StoreError(
+                "s3:// needs boto3, which this image lacks: install the project with its s3 extra "
+                "(pip install '.[s3]', as the Dockerfile does)"
+            ) from None
         endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
-        self.client = boto3.client("s3", endpoint_url=endpoint,
-                                   region_name=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-                                   or "us-east-1",
-                                   config=Config(retries={"max_attempts": 3}, connect_timeout=10, read_timeout=60))
+        self.client = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+            config=Config(retries={"max_attempts": 3}, connect_timeout=10, read_timeout=60),
+        )
         self.endpoint = endpoint or "AWS S3"
 
     def list(self, bucket: str, prefix: str) -> List[Tuple[str, int]]:
@@ -87,8 +92,9 @@ class _S3:
 
     def delete(self, bucket: str, keys: List[str]) -> None:
         for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1000 keys
-            self.client.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[start:start + 1000]],
-                                                              "Quiet": True})
+            self.client.delete_objects(
+                Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[start : start + 1000]], "Quiet": True}
+            )
 
     def check(self, bucket: str) -> None:
         from botocore import exceptions
@@ -96,21 +102,29 @@ class _S3:
         try:
             self.client.head_bucket(Bucket=bucket)
         except exceptions.NoCredentialsError:
-            raise StoreError("no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY on the tasks "
-                             "(make kubeflow KFP_S3_SECRET=<secret> maps a Kubernetes secret's keys to them; for "
-                             "Kubeflow's MinIO: mlpipeline-minio-artifact)") from None
+            raise StoreError(
+                "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY on the tasks "
+                "(make kubeflow KFP_S3_SECRET=<secret> maps a Kubernetes secret's keys to them; for "
+                "Kubeflow's MinIO: mlpipeline-minio-artifact)"
+            ) from None
         except exceptions.EndpointConnectionError:
-            raise StoreError(f"cannot reach the S3 endpoint {self.endpoint}: set AWS_ENDPOINT_URL on the tasks "
-                             f"(Kubeflow's MinIO: http://minio-service.kubeflow:9000; make kubeflow "
-                             f"KFP_ENV=AWS_ENDPOINT_URL=...)") from None
+            raise StoreError(
+                f"cannot reach the S3 endpoint {self.endpoint}: set AWS_ENDPOINT_URL on the tasks "
+                f"(Kubeflow's MinIO: http://minio-service.kubeflow:9000; make kubeflow "
+                f"KFP_ENV=AWS_ENDPOINT_URL=...)"
+            ) from None
         except exceptions.ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
-                raise StoreError(f"S3 refused the credentials for bucket {bucket!r} ({code}): check "
-                                 f"AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY on the tasks") from None
+                raise StoreError(
+                    f"S3 refused the credentials for bucket {bucket!r} ({code}): check "
+                    f"AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY on the tasks"
+                ) from None
             if code in ("404", "NoSuchBucket"):
-                raise StoreError(f"bucket {bucket!r} does not exist on {self.endpoint}: create it, or point the "
-                                 f"root at an existing one") from None
+                raise StoreError(
+                    f"bucket {bucket!r} does not exist on {self.endpoint}: create it, or point the "
+                    f"root at an existing one"
+                ) from None
             raise StoreError(f"S3 bucket {bucket!r} on {self.endpoint}: {exc}") from None
 
 
@@ -123,8 +137,10 @@ class _GCS:
         try:
             self.client = storage.Client()
         except Exception as exc:  # noqa: BLE001 - google.auth raises several kinds
-            raise StoreError(f"no Google credentials ({type(exc).__name__}): give the pods Workload Identity or "
-                             f"set GOOGLE_APPLICATION_CREDENTIALS to a key file mounted from a secret") from None
+            raise StoreError(
+                f"no Google credentials ({type(exc).__name__}): give the pods Workload Identity or "
+                f"set GOOGLE_APPLICATION_CREDENTIALS to a key file mounted from a secret"
+            ) from None
 
     def list(self, bucket: str, prefix: str) -> List[Tuple[str, int]]:
         return [(b.name, b.size or 0) for b in self.client.list_blobs(bucket, prefix=prefix)]
@@ -171,8 +187,11 @@ def markers(uri: str) -> List[str]:
     """Zero-byte "folder/" objects at or under the folder `uri`."""
     scheme, bucket, prefix = split(uri)
     prefix = prefix.rstrip("/")
-    return [k for k, size in client(scheme).list(bucket, prefix) if k.endswith("/") and size == 0
-            and (k == prefix + "/" or k.startswith(prefix + "/"))]
+    return [
+        k
+        for k, size in client(scheme).list(bucket, prefix)
+        if k.endswith("/") and size == 0 and (k == prefix + "/" or k.startswith(prefix + "/"))
+    ]
 
 
 def delete_markers(uri: str) -> int:

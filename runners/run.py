@@ -7,6 +7,7 @@ Exactly what a user would type by hand (README, "The TFX CLI by hand"):
     tfx run create --engine local --pipeline_name <name>
 with the CLI's state kept in $LOCAL_HOME (default outputs/tfx_local) instead of ~/tfx/local.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,7 +66,7 @@ def data_error(output: str) -> Optional[str]:
         match = _ERROR_LINE.match(lines[i].strip())
         if match and match.group(2).endswith("Error") and is_data_error(match.group(1), match.group(2)):
             message = [match.group(3)]
-            for line in lines[i + 1:]:
+            for line in lines[i + 1 :]:
                 if not line.startswith("  ") or line.strip().startswith(("File ", "Traceback")):
                     break
                 message.append(line.rstrip())
@@ -79,7 +80,7 @@ def service_error(output: str) -> Optional[str]:
     for line in reversed(output.splitlines()):
         head, _, rest = line.partition("] ")
         if line.startswith("[") and rest.startswith(SERVICES_REFUSED):
-            return rest[len(SERVICES_REFUSED):]
+            return rest[len(SERVICES_REFUSED) :]
     return None
 
 
@@ -92,8 +93,9 @@ OWN_LINE = re.compile(r"^\[[\w.-]+\] ")
 def _call_teed(argv, env, log_file: Path, verbose: bool) -> Tuple[int, str]:
     """Runs a command; every line goes to `log_file`, the project's own lines (all, with `verbose`) to the
     console as they come; the last 2000 lines are returned to look into after."""
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            errors="replace", bufsize=1)
+    proc = subprocess.Popen(
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1
+    )
     kept = collections.deque(maxlen=2000)
     with open(log_file, "a", encoding="utf-8") as log:
         for line in proc.stdout:
@@ -123,8 +125,9 @@ def registered_as(local_home: Path, name: str) -> Optional[Tuple[str, str]]:
         return None
 
 
-def run_via_cli(name: str, cfg: config_lib.PipelineConfig, log_file: Optional[Path] = None,
-                verbose: Optional[bool] = None) -> int:
+def run_via_cli(
+    name: str, cfg: config_lib.PipelineConfig, log_file: Optional[Path] = None, verbose: Optional[bool] = None
+) -> int:
     env = tfx_env(cfg)
     verbose = quiet.verbose() if verbose is None else verbose
     log_file = log_file or log_path(name, cfg)
@@ -133,21 +136,31 @@ def run_via_cli(name: str, cfg: config_lib.PipelineConfig, log_file: Optional[Pa
     tfx_bin = str(Path(sys.executable).parent / "tfx")
     runner = str(registry.runner_path(name))
     exists = (Path(env["LOCAL_HOME"]) / name).is_dir()
-    if exists and registered_as(Path(env["LOCAL_HOME"]), name) == (os.path.realpath(runner),
-                                                                     os.path.realpath(cfg.pipeline_root(name))):
-        print(f"==> tfx pipeline update: skipped, the CLI already has {name} from {runner} with this pipeline "
-              f"root (all it keeps; `tfx run create` runs the file anew)", flush=True)
+    if exists and registered_as(Path(env["LOCAL_HOME"]), name) == (
+        os.path.realpath(runner),
+        os.path.realpath(cfg.pipeline_root(name)),
+    ):
+        print(
+            f"==> tfx pipeline update: skipped, the CLI already has {name} from {runner} with this pipeline "
+            f"root (all it keeps; `tfx run create` runs the file anew)",
+            flush=True,
+        )
     else:
         started = _step(f"tfx pipeline {'update' if exists else 'create'} ({runner})")
-        rc, output = _call_teed([tfx_bin, "pipeline", "update" if exists else "create", "--engine", "local",
-                                 "--pipeline_path", runner], env, log_file, verbose)
+        rc, output = _call_teed(
+            [tfx_bin, "pipeline", "update" if exists else "create", "--engine", "local", "--pipeline_path", runner],
+            env,
+            log_file,
+            verbose,
+        )
         if rc != 0:
             print("".join(output.splitlines(keepends=True)[-30:]), file=sys.stderr)
             return rc
         _done(started)
     started = _step(f"tfx run create --pipeline_name {name}")
-    rc, output = _call_teed([tfx_bin, "run", "create", "--engine", "local", "--pipeline_name", name], env,
-                            log_file, verbose)
+    rc, output = _call_teed(
+        [tfx_bin, "run", "create", "--engine", "local", "--pipeline_name", name], env, log_file, verbose
+    )
     _done(started)
     if rc != 0:
         refused = service_error(output)
@@ -156,8 +169,11 @@ def run_via_cli(name: str, cfg: config_lib.PipelineConfig, log_file: Optional[Pa
             return SERVICES_NOT_STARTED
         message = data_error(output)
         if message:
-            print(f"\nerror: the {name} data was not accepted; nothing was trained or pushed:\n{message}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"\nerror: the {name} data was not accepted; nothing was trained or pushed:\n{message}",
+                file=sys.stderr,
+                flush=True,
+            )
             return DATA_REJECTED
         if not verbose:  # what went wrong, from the log (all of it is in the file)
             print("".join(output.splitlines(keepends=True)[-40:]), file=sys.stderr)
@@ -174,15 +190,21 @@ def _labels_line(pipeline: str, cfg) -> str:
         return f"  serving labels unreadable: {exc}"
     if not labels:
         return "  serving labels none: the newest pushed version serves (PUSH_LABEL=canary to serve beside it)"
-    return ("  serving labels " + ", ".join(f"{k} -> {v}" for k, v in sorted(labels.items()))
-            + f"  ({promotion.config_path(root)}; make promote / make rollback)")
+    return (
+        "  serving labels "
+        + ", ".join(f"{k} -> {v}" for k, v in sorted(labels.items()))
+        + f"  ({promotion.config_path(root)}; make promote / make rollback)"
+    )
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("pipeline", nargs="?", default="titanic", choices=registry.PIPELINES)
-    parser.add_argument("--retrain", action="store_true",
-                        help="make retrain: the data must hold span-N folders; says which span the run ingests")
+    parser.add_argument(
+        "--retrain",
+        action="store_true",
+        help="make retrain: the data must hold span-N folders; says which span the run ingests",
+    )
     args = parser.parse_args(argv)
     try:
         cfg = config_lib.from_env()
@@ -212,14 +234,23 @@ def main(argv=None) -> int:
 
     if args.retrain:
         folder = Path(own_data) if own_data else cfg.dataset_dir(spec.dataset)
-        spans = sorted((int(p.name[5:]) for p in folder.iterdir() if p.is_dir() and p.name[:5] == "span-"
-                        and p.name[5:].isdigit()) if folder.is_dir() else [])
+        spans = sorted(
+            (int(p.name[5:]) for p in folder.iterdir() if p.is_dir() and p.name[:5] == "span-" and p.name[5:].isdigit())
+            if folder.is_dir()
+            else []
+        )
         if not spans:
-            print(f"error: nothing to retrain on: {folder} holds no span-N folders; put the new batch of data in "
-                  f"{folder}/span-N/ with the same files as the dataset (docs/retraining-drift.md)", file=sys.stderr)
+            print(
+                f"error: nothing to retrain on: {folder} holds no span-N folders; put the new batch of data in "
+                f"{folder}/span-N/ with the same files as the dataset (docs/retraining-drift.md)",
+                file=sys.stderr,
+            )
             return 1
-        print(f"==> retraining on span {spans[-1]} of {folder} (spans there: {', '.join(map(str, spans))}); the "
-              f"model is judged against the served one and pushed only if it passes", flush=True)
+        print(
+            f"==> retraining on span {spans[-1]} of {folder} (spans there: {', '.join(map(str, spans))}); the "
+            f"model is judged against the served one and pushed only if it passes",
+            flush=True,
+        )
 
     log_file = log_path(args.pipeline, cfg)
     rc = run_via_cli(args.pipeline, cfg, log_file)
@@ -228,8 +259,11 @@ def main(argv=None) -> int:
     if rc == SERVICES_NOT_STARTED:
         return 2  # nothing ran: the line above says what to set
     if rc != 0:
-        print(f"\nerror: the {args.pipeline} pipeline run failed (exit {rc}); the cause is printed above, the "
-              f"whole output is in {log_file}. Nothing was pushed by the failed run.", file=sys.stderr)
+        print(
+            f"\nerror: the {args.pipeline} pipeline run failed (exit {rc}); the cause is printed above, the "
+            f"whole output is in {log_file}. Nothing was pushed by the failed run.",
+            file=sys.stderr,
+        )
         return rc
     print()
     print(results.format_result(results.last_run(args.pipeline, cfg)))

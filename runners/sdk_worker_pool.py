@@ -6,11 +6,12 @@ through sdk_worker_main, so a worker never gets what sdk_worker_main.main gives 
 (sdk_worker_main.py:125; without options Beam's S3 file system refuses every s3:// path: "Must provide one of
 client or options", apache_beam/io/aws/s3io.py:60) and the imports named in --beam_plugins
 (sdk_worker_main.py:172-173; so TensorFlow in the worker has no s3:// file system: tensorflow/tfx#3601).
-This module runs the same pool with `import runners.sdk_worker_setup` put before each worker's code; the pool's flags are
-Beam's. Run it as the worker-pool sidecar of a TaskManager too (docs/kubeflow.md, step 8):
+This module runs the same pool with `import runners.sdk_worker_setup` put before each worker's code; the pool's
+flags are Beam's. Run it as the worker-pool sidecar of a TaskManager too (docs/kubeflow.md, step 8):
 
     python -m runners.sdk_worker_pool --service_port=50000
 """
+
 import subprocess
 import sys
 
@@ -39,8 +40,10 @@ def main(argv=None) -> None:
 
     source = inspect.getsource(worker_pool_main.BeamFnExternalWorkerPoolServicer.StartWorker)
     if "'from apache_beam.runners.worker.sdk_worker '" not in source or "'import SdkHarness; '" not in source:
-        raise SystemExit("runners/sdk_worker_pool.py: Beam's worker pool no longer starts workers with "
-                         f"{HARNESS!r}; re-audit the seam")
+        raise SystemExit(
+            "runners/sdk_worker_pool.py: Beam's worker pool no longer starts workers with "
+            f"{HARNESS!r}; re-audit the seam"
+        )
     worker_pool_main.subprocess = _Subprocess()
     sys.argv = [sys.argv[0]] + list(sys.argv[1:] if argv is None else argv)
     worker_pool_main.main()

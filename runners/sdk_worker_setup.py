@@ -1,6 +1,7 @@
 """What each Beam SDK worker of the project's pool does before it runs anything (runners/sdk_worker_pool.py):
 Beam's file systems get options (boto3 then reads the AWS_* environment, as in a KFP task), and where the worker
 has S3 credentials, tensorflow_io registers s3:// with TensorFlow (TensorFlow 2.16 has none of its own)."""
+
 import os
 
 from apache_beam.io.filesystems import FileSystems

@@ -4,6 +4,7 @@
     (or: make new-pipeline NAME=churn DATA=~/data/churn LABEL=Exited [TASK=...])
 
 Design notes: docs/design-notes.md, scaffold/new_pipeline.py."""
+
 from __future__ import annotations
 
 import argparse
@@ -53,10 +54,12 @@ def find_layout(root: Path) -> Layout:
     if not root.exists():
         raise ScaffoldError(f"DATA={root} does not exist")
     if not root.is_dir():
-        raise ScaffoldError(f"DATA={root} is a file; give the folder that holds it (its train.* and test.*, or "
-                            f"the one file)")
-    spans = sorted((p for p in root.iterdir() if p.is_dir() and re.fullmatch(r"span-\d+", p.name)),
-                   key=lambda p: int(p.name[5:]))
+        raise ScaffoldError(
+            f"DATA={root} is a file; give the folder that holds it (its train.* and test.*, or the one file)"
+        )
+    spans = sorted(
+        (p for p in root.iterdir() if p.is_dir() and re.fullmatch(r"span-\d+", p.name)), key=lambda p: int(p.name[5:])
+    )
     sample = spans[-1] if spans else root
     files = sorted(p for p in sample.iterdir() if p.is_file() and not p.name.startswith("."))
     train = [p for p in files if p.stem.lower() == "train"]
@@ -68,8 +71,10 @@ def find_layout(root: Path) -> Layout:
     elif not files:
         raise ScaffoldError(f"{sample} holds no file: put the table there (train.csv and test.csv, or one file)")
     else:
-        raise ScaffoldError(f"{sample} holds {len(files)} files ({', '.join(p.name for p in files[:5])}): expected "
-                            f"train.* and test.* (the two splits), or a single file (split by hash)")
+        raise ScaffoldError(
+            f"{sample} holds {len(files)} files ({', '.join(p.name for p in files[:5])}): expected "
+            f"train.* and test.* (the two splits), or a single file (split by hash)"
+        )
     return Layout(root.resolve(), sample, bool(spans), splits)
 
 
@@ -91,9 +96,10 @@ def sniff(path: Path) -> Dialect:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         if exc.start < len(raw) - 4:  # not only a character cut at the end of the sample
-            raise ScaffoldError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") \
-                from None
-        text = raw[:exc.start].decode("utf-8-sig")
+            raise ScaffoldError(
+                f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8"
+            ) from None
+        text = raw[: exc.start].decode("utf-8-sig")
     first = text.splitlines()[0]
     counts = {d: first.count(d) for d in (",", "\t", ";", "|")}
     try:
@@ -103,8 +109,9 @@ def sniff(path: Path) -> Dialect:
     if counts.get(delimiter, 0) == 0:
         delimiter = max(counts, key=counts.get)
     if counts[delimiter] == 0:
-        raise ScaffoldError(f"{path}: the first line has no comma, tab, semicolon or '|': expected a header "
-                            f"naming at least two columns")
+        raise ScaffoldError(
+            f"{path}: the first line has no comma, tab, semicolon or '|': expected a header naming at least two columns"
+        )
     return Dialect(delimiter, first.lstrip().startswith('"'))
 
 
@@ -200,8 +207,10 @@ def choose_task(label: Profile, task: str) -> Tuple[str, List[str], str]:
         elif len(values) <= MAX_CLASSES:
             task, why = "multiclass", f"{len(values)} values"
         else:
-            raise ScaffoldError(f"label {label.name!r} is text with {len(values)} values: too many classes to "
-                                f"learn; give TASK=multiclass to insist, or another label")
+            raise ScaffoldError(
+                f"label {label.name!r} is text with {len(values)} values: too many classes to "
+                f"learn; give TASK=multiclass to insist, or another label"
+            )
     else:
         why = "TASK=" + task
     if task == "regression":
@@ -229,27 +238,52 @@ def choose_features(profiles: Dict[str, Profile], label: str) -> List[Choice]:
             choices.append(Choice(name, "dropped", "", "always missing"))
         elif p.distinct == 1:
             choices.append(Choice(name, "dropped", "", f"constant ({p.present[0][:20]!r}): nothing to learn"))
-        elif p.distinct == len(p.present) == p.rows and (p.kind == "string" and p.mean_words < TEXT_WORDS
-                                                         or p.kind == "int" and (_is_counter(p) or _id_name(name))):
+        elif p.distinct == len(p.present) == p.rows and (
+            p.kind == "string" and p.mean_words < TEXT_WORDS or p.kind == "int" and (_is_counter(p) or _id_name(name))
+        ):
             choices.append(Choice(name, "dropped", "", "an identifier: a different value on every row"))
         elif p.kind in ("int", "float"):
-            choices.append(Choice(name, "numeric", f'fc.Numeric("{name}")',
-                                  f"{p.kind}, {p.distinct} values"
-                                  + (f", {p.missing} missing (a 0/1 flag says which)" if p.missing else "")))
+            choices.append(
+                Choice(
+                    name,
+                    "numeric",
+                    f'fc.Numeric("{name}")',
+                    f"{p.kind}, {p.distinct} values"
+                    + (f", {p.missing} missing (a 0/1 flag says which)" if p.missing else ""),
+                )
+            )
         elif p.mean_words >= TEXT_WORDS:
-            choices.append(Choice(name, "text", f'fc.Text("{name}")',
-                                  f"free text, {p.mean_words:.0f} words on average: a bag of word embeddings"))
+            choices.append(
+                Choice(
+                    name,
+                    "text",
+                    f'fc.Text("{name}")',
+                    f"free text, {p.mean_words:.0f} words on average: a bag of word embeddings",
+                )
+            )
         elif p.distinct <= FEW_VALUES:
-            choices.append(Choice(name, "one-hot", f'fc.Indicator(fc.VocabularyFile("{name}"))',
-                                  f"text with {p.distinct} values: one-hot over the data's vocabulary"))
+            choices.append(
+                Choice(
+                    name,
+                    "one-hot",
+                    f'fc.Indicator(fc.VocabularyFile("{name}"))',
+                    f"text with {p.distinct} values: one-hot over the data's vocabulary",
+                )
+            )
         else:
             buckets = 1 << max(6, min(12, math.ceil(math.log2(p.distinct * 2))))
-            choices.append(Choice(name, "embedding", f'fc.Embedding(fc.HashBucket("{name}", {buckets}), 8)',
-                                  f"text with {p.distinct} values: hashed into {buckets} buckets, an 8-wide "
-                                  f"embedding"))
+            choices.append(
+                Choice(
+                    name,
+                    "embedding",
+                    f'fc.Embedding(fc.HashBucket("{name}", {buckets}), 8)',
+                    f"text with {p.distinct} values: hashed into {buckets} buckets, an 8-wide embedding",
+                )
+            )
     if not any(c.kind != "dropped" for c in choices):
-        raise ScaffoldError("no column is left to learn from: every column but the label is an identifier, constant "
-                            "or always missing")
+        raise ScaffoldError(
+            "no column is left to learn from: every column but the label is an identifier, constant or always missing"
+        )
     return choices
 
 
@@ -269,8 +303,9 @@ def _hash_eval(row: Sequence[str]) -> bool:
     return int(hashlib.sha256("\x1f".join(row).encode()).hexdigest(), 16) % 3 == 0
 
 
-def baseline(header, train_rows, eval_rows, label: str, task: str, classes: List[str],
-             choices: List[Choice]) -> Dict[str, float]:
+def baseline(
+    header, train_rows, eval_rows, label: str, task: str, classes: List[str], choices: List[Choice]
+) -> Dict[str, float]:
     """A plain scikit-learn model on the same columns: standardized numbers (missing: the mean, plus a flag),
     one-hot categories, hashed words for text; logistic regression or ridge. The draft's bounds come from it."""
     import numpy as np
@@ -294,8 +329,11 @@ def baseline(header, train_rows, eval_rows, label: str, task: str, classes: List
                 if c.column not in fitted:
                     fitted[c.column] = StandardScaler().fit(np.where(np.isnan(values), np.nanmean(values), values))
                 mean = fitted[c.column].mean_
-                parts.append(sparse.csr_matrix(np.hstack([fitted[c.column].transform(
-                    np.where(np.isnan(values), mean, values)), flag])))
+                parts.append(
+                    sparse.csr_matrix(
+                        np.hstack([fitted[c.column].transform(np.where(np.isnan(values), mean, values)), flag])
+                    )
+                )
             elif c.kind == "text":
                 parts.append(HashingVectorizer(n_features=1 << 14, alternate_sign=False, norm="l2").transform(raw))
             else:
@@ -333,23 +371,29 @@ def draft_bounds(task: str, found: Dict[str, float]) -> Tuple[Dict[str, float], 
     """Bounds a model must meet to be pushed: a little under the baseline, so a model well below a plain linear
     one never is."""
     if task == "binary" and "auc" in found:
-        return ({"min_auc": round(max(0.5, found["auc"] - 0.05), 3), "min_ks": 0.0},
-                f"AUC >= baseline {found['auc']:.3f} - 0.05")
+        return (
+            {"min_auc": round(max(0.5, found["auc"] - 0.05), 3), "min_ks": 0.0},
+            f"AUC >= baseline {found['auc']:.3f} - 0.05",
+        )
     if task == "multiclass":
         bounds = {"min_accuracy": round(max(0.0, found["accuracy"] - 0.05), 3)}
         if "macro_auc" in found:
             bounds["min_macro_auc"] = round(max(0.5, found["macro_auc"] - 0.05), 3)
         return bounds, f"accuracy >= baseline {found['accuracy']:.3f} - 0.05" + (
-            f", macro AUC >= baseline {found['macro_auc']:.3f} - 0.05" if "macro_auc" in found else "")
+            f", macro AUC >= baseline {found['macro_auc']:.3f} - 0.05" if "macro_auc" in found else ""
+        )
     if task == "regression":
-        return ({"max_mse": float(f"{found['mse'] * 1.25:.6g}")},
-                f"MSE <= 1.25 x baseline {found['mse']:.6g} (R² {found['r2']:.3f})")
+        return (
+            {"max_mse": float(f"{found['mse'] * 1.25:.6g}")},
+            f"MSE <= 1.25 x baseline {found['mse']:.6g} (R² {found['r2']:.3f})",
+        )
     return {}, "no baseline (a split without both classes)"
 
 
 # ------------------------------------------------------------------------------------------------ schema
-def infer_schema(header, rows, profiles: Dict[str, Profile], label: str, task: str, classes: List[str],
-                 choices: List[Choice]):
+def infer_schema(
+    header, rows, profiles: Dict[str, Profile], label: str, task: str, classes: List[str], choices: List[Choice]
+):
     """TFDV's schema of the examples TableExampleGen will write: every kept column typed as drafted, the label
     required (a class index for classification), the features optional (a missing value is allowed anywhere)."""
     import pandas as pd
@@ -404,27 +448,49 @@ def _py(value) -> str:
     return repr(value)
 
 
-def render(name: str, layout: Layout, dialect: Dialect, label: str, label_kind: str, task: str,
-           classes: List[str], choices: List[Choice], profiles: Dict[str, Profile], bounds: Dict[str, float],
-           baseline_found: Dict[str, float], drift: Dict[str, float], column_kinds: Dict[str, str]) -> Dict[str, str]:
+def render(
+    name: str,
+    layout: Layout,
+    dialect: Dialect,
+    label: str,
+    label_kind: str,
+    task: str,
+    classes: List[str],
+    choices: List[Choice],
+    profiles: Dict[str, Profile],
+    bounds: Dict[str, float],
+    baseline_found: Dict[str, float],
+    drift: Dict[str, float],
+    column_kinds: Dict[str, str],
+) -> Dict[str, str]:
     kept = [c for c in choices if c.kind != "dropped"]
     dropped = [c for c in choices if c.kind == "dropped"]
     features_lines = "\n".join(f"    {c.code},  # {c.why}" for c in kept)
     dropped_lines = "".join(f"# left out: {c.column!r}, {c.why}\n" for c in dropped)
-    problem_note = {"binary": f"binary: P({classes[1] if classes else 1!r}) is served",
-                    "multiclass": f"multi-class over {len(classes)} classes",
-                    "regression": "regression"}[task]
-    label_train = {"binary": "LABEL_CLASSES index (0 or 1)", "multiclass": "LABEL_CLASSES index",
-                   "regression": "the value"}[task]
+    problem_note = {
+        "binary": f"binary: P({classes[1] if classes else 1!r}) is served",
+        "multiclass": f"multi-class over {len(classes)} classes",
+        "regression": "regression",
+    }[task]
+    label_train = {
+        "binary": "LABEL_CLASSES index (0 or 1)",
+        "multiclass": "LABEL_CLASSES index",
+        "regression": "the value",
+    }[task]
     numbers = [float(v) for v in profiles[label].present] if task == "regression" else []
     mean = sum(numbers) / len(numbers) if numbers else 0.0
     std = (sum((v - mean) ** 2 for v in numbers) / len(numbers)) ** 0.5 if numbers else 1.0
-    splits = (f'[("single_split", PREFIX + {layout.splits[0][1]!r})]' if layout.hash_split else
-              "[" + ", ".join(f'("{s}", PREFIX + {f!r})' for s, f in layout.splits) + "]")
+    splits = (
+        f'[("single_split", PREFIX + {layout.splits[0][1]!r})]'
+        if layout.hash_split
+        else "[" + ", ".join(f'("{s}", PREFIX + {f!r})' for s, f in layout.splits) + "]"
+    )
     columns = ", ".join(f"column({n!r}, {k!r})" for n, k in column_kinds.items())
     files = {}
     files["__init__.py"] = f'"""{name}: drafted by `make new-pipeline` from {layout.root}."""\n'
-    files["features.py"] = f'''"""{name}'s features, drafted from the data by `make new-pipeline` ({time.strftime("%Y-%m-%d")}): edit freely.
+    files[
+        "features.py"
+    ] = f'''"""{name}'s features, drafted from the data by `make new-pipeline` ({time.strftime("%Y-%m-%d")}): edit freely.
 
 Each column of the table that is worth learning from, with the feature-column kind chosen for it and why
 (modeling/feature_columns.py has every kind). The label is {label!r} ({problem_note}).
@@ -455,16 +521,18 @@ def preprocessing_fn(inputs):
 '''
     hidden = "64, 32"
     if task == "binary":
-        head = '''    output = tf.keras.layers.Dense(1, activation="sigmoid")(x)
-    loss, metrics = "binary_crossentropy", [tf.keras.metrics.AUC(name="auc"), tf.keras.metrics.BinaryAccuracy(name="accuracy")]'''
+        head = """    output = tf.keras.layers.Dense(1, activation="sigmoid")(x)
+    loss, metrics = "binary_crossentropy", [tf.keras.metrics.AUC(name="auc"), tf.keras.metrics.BinaryAccuracy(name="accuracy")]"""
     elif task == "multiclass":
-        head = '''    output = tf.keras.layers.Dense(len(LABEL_CLASSES), activation="softmax")(x)
-    loss, metrics = "sparse_categorical_crossentropy", [tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy")]'''
+        head = """    output = tf.keras.layers.Dense(len(LABEL_CLASSES), activation="softmax")(x)
+    loss, metrics = "sparse_categorical_crossentropy", [tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy")]"""
     else:
-        head = '''    # the label's own scale: a unit-scale output times its spread, plus its mean
+        head = """    # the label's own scale: a unit-scale output times its spread, plus its mean
     output = tf.keras.layers.Rescaling(LABEL_STD, offset=LABEL_MEAN)(tf.keras.layers.Dense(1)(x))
-    loss, metrics = "mse", [tf.keras.metrics.MeanAbsoluteError(name="mae")]'''
-    files["model.py"] = f'''"""{name}'s network, drafted by `make new-pipeline`: wide and deep on the encoded features of features.py (a
+    loss, metrics = "mse", [tf.keras.metrics.MeanAbsoluteError(name="mae")]"""
+    files[
+        "model.py"
+    ] = f'''"""{name}'s network, drafted by `make new-pipeline`: wide and deep on the encoded features of features.py (a
 small MLP with dropout, and the features straight to the output beside it); the Trainer holds out every 5th
 training row to stop early on (spec.py, trainer_options)."""
 from __future__ import annotations
@@ -491,8 +559,10 @@ def build_model(tft_output) -> tf.keras.Model:
     model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=0.001), loss=loss, metrics=metrics)
     return model
 '''
-    prefix_note = ("span-N/ folders: a run reads the newest" if layout.spans else "one folder")
-    files["spec.py"] = f'''"""{name}: a pipeline drafted by `make new-pipeline` from {layout.root} ({dialect.describe()};
+    prefix_note = "span-N/ folders: a run reads the newest" if layout.spans else "one folder"
+    files[
+        "spec.py"
+    ] = f'''"""{name}: a pipeline drafted by `make new-pipeline` from {layout.root} ({dialect.describe()};
 {prefix_note}). Edit freely: features.py (columns), model.py (network), schema.pbtxt (what the data must look like).
 
 Drafted {time.strftime("%Y-%m-%d")}: task {task}; baseline on the same split (scikit-learn): {", ".join(f"{k} {v:.4g}" for k, v in baseline_found.items()) or "none"}.
@@ -536,7 +606,9 @@ SPEC = DatasetSpec(
     drift_thresholds={_py(drift)},
 )
 '''
-    files["local_runner.py"] = f'''"""{name} on the local orchestrator; settings from the environment (see orchestration/config.py).
+    files[
+        "local_runner.py"
+    ] = f'''"""{name} on the local orchestrator; settings from the environment (see orchestration/config.py).
 
     tfx pipeline create --engine local --pipeline_path pipelines/{name}/local_runner.py
     tfx run create --engine local --pipeline_name {name}
@@ -552,20 +624,21 @@ if __name__ == "__main__":
 
 
 # ------------------------------------------------------------------------------------------------ the command
-def scaffold(name: str, data: Path, label: str, task: str = "auto", out_root: Path = PIPELINES_DIR,
-             log=print) -> Path:
+def scaffold(name: str, data: Path, label: str, task: str = "auto", out_root: Path = PIPELINES_DIR, log=print) -> Path:
     started = time.monotonic()
     if not name.isidentifier() or not name.islower() or name in RESERVED or name.startswith("_"):
-        raise ScaffoldError(f"NAME={name!r}: a pipeline name is a lower-case Python identifier (e.g. churn, "
-                            f"iris_2), not a reserved word")
+        raise ScaffoldError(
+            f"NAME={name!r}: a pipeline name is a lower-case Python identifier (e.g. churn, "
+            f"iris_2), not a reserved word"
+        )
     target = out_root / name
 
     if name in registry.discover() and not target.exists():
-        raise ScaffoldError(f"a pipeline named {name!r} exists already ({registry.package_dir(name)}); pick another "
-                            f"NAME")
+        raise ScaffoldError(
+            f"a pipeline named {name!r} exists already ({registry.package_dir(name)}); pick another NAME"
+        )
     if target.exists():
-        raise ScaffoldError(f"pipelines/{name} exists already; it is not overwritten (remove it, or pick another "
-                            f"NAME)")
+        raise ScaffoldError(f"pipelines/{name} exists already; it is not overwritten (remove it, or pick another NAME)")
     if task not in TASKS:
         raise ScaffoldError(f"TASK={task!r} is not one of {', '.join(TASKS)}")
     layout = find_layout(Path(data).expanduser())
@@ -584,8 +657,10 @@ def scaffold(name: str, data: Path, label: str, task: str = "auto", out_root: Pa
         eval_header, eval_rows = read_rows(eval_file, eval_dialect)
         missing = [h for h in header if h not in eval_header]
         if missing or eval_dialect.delimiter != dialect.delimiter:
-            raise ScaffoldError(f"{eval_file} does not match {train_file}: "
-                                + (f"no column {missing[0]!r}" if missing else "another delimiter"))
+            raise ScaffoldError(
+                f"{eval_file} does not match {train_file}: "
+                + (f"no column {missing[0]!r}" if missing else "another delimiter")
+            )
         order = [eval_header.index(h) for h in header]
         eval_rows = [[r[i] for i in order] for r in eval_rows]
         train_rows = rows
@@ -595,8 +670,9 @@ def scaffold(name: str, data: Path, label: str, task: str = "auto", out_root: Pa
     if target_profile.missing == target_profile.rows:
         raise ScaffoldError(f"LABEL={label!r} is missing on every row of {train_file}")
     if target_profile.distinct < 2:
-        raise ScaffoldError(f"LABEL={label!r} is constant ({target_profile.present[0]!r}) in {train_file}: "
-                            f"there is nothing to predict")
+        raise ScaffoldError(
+            f"LABEL={label!r} is constant ({target_profile.present[0]!r}) in {train_file}: there is nothing to predict"
+        )
     unlabeled = target_profile.missing
     if unlabeled:  # rows without a label teach nothing: the pipeline skips them too (TableExampleGen counts them)
         label_index = header.index(label)
@@ -605,8 +681,13 @@ def scaffold(name: str, data: Path, label: str, task: str = "auto", out_root: Pa
         profiles = profile(header, train_rows)
         target_profile = profiles[label]
     label_index = header.index(label)
-    every_label = Profile(label, target_profile.kind, target_profile.present + [
-        r[label_index].strip() for r in eval_rows if not is_missing(r[label_index])], 0, 0)
+    every_label = Profile(
+        label,
+        target_profile.kind,
+        target_profile.present + [r[label_index].strip() for r in eval_rows if not is_missing(r[label_index])],
+        0,
+        0,
+    )
     task, classes, task_why = choose_task(every_label, task)  # the classes of every row the pipeline will read
     choices = choose_features(profiles, label)
     found = baseline(header, train_rows, eval_rows, label, task, classes, choices)
@@ -616,8 +697,21 @@ def scaffold(name: str, data: Path, label: str, task: str = "auto", out_root: Pa
     column_kinds = {c.column: profiles[c.column].kind for c in kept}
     column_kinds[label] = "float" if task == "regression" else "string"
     schema = infer_schema(header, train_rows, profiles, label, task, classes, choices)
-    files = render(name, layout, dialect, label, target_profile.kind, task, classes, choices, profiles, bounds,
-                   found, drift, column_kinds)
+    files = render(
+        name,
+        layout,
+        dialect,
+        label,
+        target_profile.kind,
+        task,
+        classes,
+        choices,
+        profiles,
+        bounds,
+        found,
+        drift,
+        column_kinds,
+    )
 
     from google.protobuf import text_format
 
@@ -634,25 +728,35 @@ def scaffold(name: str, data: Path, label: str, task: str = "auto", out_root: Pa
         shutil.rmtree(staging, ignore_errors=True)
         raise
 
-    log(f"[new-pipeline] {name} from {layout.root}: {where}; {dialect.describe()}; missing values read from "
+    log(
+        f"[new-pipeline] {name} from {layout.root}: {where}; {dialect.describe()}; missing values read from "
         f"{', '.join(repr(m) for m in MISSING if m)} and empty cells; {len(train_rows)} training rows, "
-        f"{len(eval_rows)} eval rows" + (f"; {unlabeled} row(s) without a label skipped" if unlabeled else "")
-        + (f"; span folders: the newest, {layout.sample_dir.name}, drafted from"
-                                         if layout.spans else ""))
+        f"{len(eval_rows)} eval rows"
+        + (f"; {unlabeled} row(s) without a label skipped" if unlabeled else "")
+        + (f"; span folders: the newest, {layout.sample_dir.name}, drafted from" if layout.spans else "")
+    )
     width = max(len(c.column) for c in choices + [Choice(label, "", "", "")])
     log(f"[new-pipeline] {'column':<{width}}  {'use':<9}  why")
     log(f"[new-pipeline] {label:<{width}}  {'label':<9}  {task}: {task_why}")
     for c in choices:
         log(f"[new-pipeline] {c.column:<{width}}  {c.kind:<9}  {c.why}")
-    log(f"[new-pipeline] schema: TFDV's inference on the training rows, {len(schema.feature)} features, "
-        f"missing values allowed in features, the label required")
-    log(f"[new-pipeline] baseline (scikit-learn {'ridge' if task == 'regression' else 'logistic regression'}, "
-        f"same split): {', '.join(f'{k} {v:.4f}' for k, v in found.items())}")
-    log(f"[new-pipeline] Evaluator bounds: {', '.join(f'{k} {v:g}' for k, v in bounds.items()) or 'defaults'} "
-        f"({bounds_why})")
+    log(
+        f"[new-pipeline] schema: TFDV's inference on the training rows, {len(schema.feature)} features, "
+        f"missing values allowed in features, the label required"
+    )
+    log(
+        f"[new-pipeline] baseline (scikit-learn {'ridge' if task == 'regression' else 'logistic regression'}, "
+        f"same split): {', '.join(f'{k} {v:.4f}' for k, v in found.items())}"
+    )
+    log(
+        f"[new-pipeline] Evaluator bounds: {', '.join(f'{k} {v:g}' for k, v in bounds.items()) or 'defaults'} "
+        f"({bounds_why})"
+    )
     log(f"[new-pipeline] drift thresholds: 0.1 for {len(drift)} feature(s) (numbers and categories)")
-    log(f"[new-pipeline] wrote {target}/ ({', '.join(sorted(list(files) + ['schema.pbtxt']))}) in "
-        f"{time.monotonic() - started:.1f} s; next: make run PIPELINE={name}")
+    log(
+        f"[new-pipeline] wrote {target}/ ({', '.join(sorted(list(files) + ['schema.pbtxt']))}) in "
+        f"{time.monotonic() - started:.1f} s; next: make run PIPELINE={name}"
+    )
     return target
 
 
@@ -662,9 +766,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("data", type=Path)
     parser.add_argument("label")
     parser.add_argument("--task", default="auto", choices=TASKS)
-    parser.add_argument("--into", type=Path, default=PIPELINES_DIR,
-                        help="the folder the package goes in (default pipelines/; another one: add it to "
-                             "PIPELINES_PATH)")
+    parser.add_argument(
+        "--into",
+        type=Path,
+        default=PIPELINES_DIR,
+        help="the folder the package goes in (default pipelines/; another one: add it to PIPELINES_PATH)",
+    )
     args = parser.parse_args(argv)
     try:
         scaffold(args.name, args.data, args.label, args.task, out_root=args.into)

@@ -12,6 +12,7 @@ batch scheduling queue to which this task was submitted is full"); with allowed_
 the next allowed size with copies of its first example, and the padding's outputs are dropped. Tasks whose inputs
 differ in anything but the batch dimension (dtypes, other dimensions) go in separate batches.
 """
+
 from __future__ import annotations
 
 import collections
@@ -64,8 +65,9 @@ class BatchScheduler:
         self._runners: Dict[Tuple, Callable] = {}
         self._cond = threading.Condition()
         self._stopped = False
-        self._threads = [threading.Thread(target=self._work, name=f"batch-{i}", daemon=True)
-                         for i in range(params.num_batch_threads)]
+        self._threads = [
+            threading.Thread(target=self._work, name=f"batch-{i}", daemon=True) for i in range(params.num_batch_threads)
+        ]
         for thread in self._threads:
             thread.start()
 
@@ -79,10 +81,12 @@ class BatchScheduler:
         limit = self.params.max_batch_size
         if size > limit:
             if not self.params.enable_large_batch_splitting:
-                raise BatchRefused("INVALID_ARGUMENT", f"Task size {size} is larger than maximum input batch size "
-                                                       f"{limit}")
-            parts = [self.run(key, {k: a[i:i + limit] for k, a in arrays.items()}, runner)
-                     for i in range(0, size, limit)]
+                raise BatchRefused(
+                    "INVALID_ARGUMENT", f"Task size {size} is larger than maximum input batch size {limit}"
+                )
+            parts = [
+                self.run(key, {k: a[i : i + limit] for k, a in arrays.items()}, runner) for i in range(0, size, limit)
+            ]
             return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         task = self._enqueue(key, arrays, size, runner, None)
         task.done.wait()
@@ -99,8 +103,10 @@ class BatchScheduler:
         size = sizes.pop()
         if size > self.params.max_batch_size:
             if not self.params.enable_large_batch_splitting:
-                raise BatchRefused("INVALID_ARGUMENT", f"Task size {size} is larger than maximum input batch size "
-                                                       f"{self.params.max_batch_size}")
+                raise BatchRefused(
+                    "INVALID_ARGUMENT",
+                    f"Task size {size} is larger than maximum input batch size {self.params.max_batch_size}",
+                )
             return False
         self._enqueue(key, arrays, size, runner, callback)
         return True
@@ -163,14 +169,17 @@ class BatchScheduler:
             else:
                 merged = {k: np.concatenate([t.arrays[k] for t in tasks]) for k in tasks[0].arrays}
                 if padded > total:  # batching_session.cc pads with copies of the first example
-                    merged = {k: np.concatenate([a, np.repeat(a[:1], padded - total, axis=0)])
-                              for k, a in merged.items()}
+                    merged = {
+                        k: np.concatenate([a, np.repeat(a[:1], padded - total, axis=0)]) for k, a in merged.items()
+                    }
             outputs = runner(merged)
             self.on_batch(queue_key[0], total)
             start = 0
             for task in tasks:
-                task.outputs = {k: (v[start:start + task.size] if getattr(v, "ndim", 0) and v.shape[0] == padded
-                                    else v) for k, v in outputs.items()}
+                task.outputs = {
+                    k: (v[start : start + task.size] if getattr(v, "ndim", 0) and v.shape[0] == padded else v)
+                    for k, v in outputs.items()
+                }
                 start += task.size
         except Exception as exc:  # noqa: BLE001
             if len(tasks) == 1:

@@ -10,6 +10,7 @@
 Works against this project's server or a real TensorFlow Serving (both speak the same API); uses the models'
 `serving_raw` signature (override with --signature).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -102,8 +103,9 @@ def _csv_instances(path: str, dtypes: Dict[str, str]) -> List[Dict]:
 def rest_predict(host: str, port: int, model: str, instances: List[Dict], signature: str, version=None) -> dict:
     path = f"/v1/models/{model}" + (f"/versions/{version}" if version else "") + ":predict"
     body = json.dumps({"signature_name": signature, "instances": instances}).encode()
-    request = urllib.request.Request(f"http://{host}:{port}{path}", data=body,
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"http://{host}:{port}{path}", data=body, headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return json.loads(response.read())
@@ -134,14 +136,19 @@ def grpc_predict(host: str, port: int, model: str, instances: List[Dict], signat
         for name, info in inputs.items():
             values = [_unb64(i[name]) for i in instances]
             dtype = tf.dtypes.as_dtype(info.dtype)
-            request.inputs[name].CopyFrom(tf.make_tensor_proto(np.array(values, dtype=object if dtype == tf.string
-                                                                         else dtype.as_numpy_dtype), dtype=dtype))
+            request.inputs[name].CopyFrom(
+                tf.make_tensor_proto(
+                    np.array(values, dtype=object if dtype == tf.string else dtype.as_numpy_dtype), dtype=dtype
+                )
+            )
         response = stub.Predict(request, timeout=60)
     except grpc.RpcError as exc:
         raise ClientError(f"gRPC {exc.code().name}: {exc.details()}") from None
     outputs = {k: tf.make_ndarray(v).tolist() for k, v in response.outputs.items()}
-    return {"model_version": response.model_spec.version.value,
-            "predictions": next(iter(outputs.values())) if len(outputs) == 1 else outputs}
+    return {
+        "model_version": response.model_spec.version.value,
+        "predictions": next(iter(outputs.values())) if len(outputs) == 1 else outputs,
+    }
 
 
 def _unb64(value):

@@ -1,5 +1,6 @@
 """TF Serving's gRPC API (tensorflow-serving-api stubs) over a Repository: PredictionService (Predict, Classify,
 Regress, GetModelMetadata) and ModelService.GetModelStatus, so a standard TF Serving gRPC client works."""
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -34,27 +35,43 @@ MAX_MESSAGE_BYTES = 64 << 20
 # bytes into any amount of memory, so only a single value may fill a tensor, and only a small one.
 MAX_FILLED_ELEMENTS = 1 << 16
 _FIELDS = {  # dtype -> (value field, bytes per element in tensor_content, values per element)
-    types_pb2.DT_FLOAT: ("float_val", 4, 1), types_pb2.DT_DOUBLE: ("double_val", 8, 1),
-    types_pb2.DT_INT32: ("int_val", 4, 1), types_pb2.DT_INT16: ("int_val", 2, 1), types_pb2.DT_INT8: ("int_val", 1, 1),
-    types_pb2.DT_UINT8: ("int_val", 1, 1), types_pb2.DT_UINT16: ("int_val", 2, 1),
-    types_pb2.DT_INT64: ("int64_val", 8, 1), types_pb2.DT_UINT32: ("uint32_val", 4, 1),
-    types_pb2.DT_UINT64: ("uint64_val", 8, 1), types_pb2.DT_BOOL: ("bool_val", 1, 1),
-    types_pb2.DT_HALF: ("half_val", 2, 1), types_pb2.DT_BFLOAT16: ("half_val", 2, 1),
+    types_pb2.DT_FLOAT: ("float_val", 4, 1),
+    types_pb2.DT_DOUBLE: ("double_val", 8, 1),
+    types_pb2.DT_INT32: ("int_val", 4, 1),
+    types_pb2.DT_INT16: ("int_val", 2, 1),
+    types_pb2.DT_INT8: ("int_val", 1, 1),
+    types_pb2.DT_UINT8: ("int_val", 1, 1),
+    types_pb2.DT_UINT16: ("int_val", 2, 1),
+    types_pb2.DT_INT64: ("int64_val", 8, 1),
+    types_pb2.DT_UINT32: ("uint32_val", 4, 1),
+    types_pb2.DT_UINT64: ("uint64_val", 8, 1),
+    types_pb2.DT_BOOL: ("bool_val", 1, 1),
+    types_pb2.DT_HALF: ("half_val", 2, 1),
+    types_pb2.DT_BFLOAT16: ("half_val", 2, 1),
     types_pb2.DT_STRING: ("string_val", None, 1),
 }
 
 # dtypes whose repeated field holds the values as they are (half/bfloat16 hold bit patterns: tf.make_ndarray)
-_PLAIN = {types_pb2.DT_FLOAT: np.float32, types_pb2.DT_DOUBLE: np.float64, types_pb2.DT_INT32: np.int32,
-          types_pb2.DT_INT64: np.int64, types_pb2.DT_BOOL: np.bool_, types_pb2.DT_STRING: object}
+_PLAIN = {
+    types_pb2.DT_FLOAT: np.float32,
+    types_pb2.DT_DOUBLE: np.float64,
+    types_pb2.DT_INT32: np.int32,
+    types_pb2.DT_INT64: np.int64,
+    types_pb2.DT_BOOL: np.bool_,
+    types_pb2.DT_STRING: object,
+}
 
 
 def tensor_to_value(name: str, proto) -> object:
     """A request's TensorProto as an array, after checking that what it declares (dtype, shape) agrees with the
     bytes it actually carries; nothing is allocated for a size the request did not send."""
+
     def bad(why):
         return inference.BadRequest(f"input '{name}': {why}")
 
-    dtype_name = types_pb2.DataType.Name(proto.dtype) if proto.dtype in types_pb2.DataType.values() else str(proto.dtype)
+    dtype_name = (
+        types_pb2.DataType.Name(proto.dtype) if proto.dtype in types_pb2.DataType.values() else str(proto.dtype)
+    )
     if proto.dtype not in _FIELDS:
         raise bad(f"dtype {dtype_name} is not supported")
     if proto.tensor_shape.unknown_rank:
@@ -70,8 +87,10 @@ def tensor_to_value(name: str, proto) -> object:
         if itemsize is None:
             raise bad(f"{dtype_name} values cannot be sent as tensor_content")
         if len(proto.tensor_content) != elements * itemsize:
-            raise bad(f"tensor_content holds {len(proto.tensor_content)} bytes; shape {dims} of {dtype_name} "
-                      f"needs {elements * itemsize}")
+            raise bad(
+                f"tensor_content holds {len(proto.tensor_content)} bytes; shape {dims} of {dtype_name} "
+                f"needs {elements * itemsize}"
+            )
     else:
         sent = len(getattr(proto, field)) // per_element
         if sent > elements:
@@ -82,7 +101,11 @@ def tensor_to_value(name: str, proto) -> object:
         # the common case, one value per element in its repeated field: one array straight from the field
         # (tf.make_ndarray's generic path costs more per input than a small model's run)
         values = getattr(proto, field)
-        array = np.array(values, dtype=object) if proto.dtype == types_pb2.DT_STRING else np.array(values, _PLAIN[proto.dtype])
+        array = (
+            np.array(values, dtype=object)
+            if proto.dtype == types_pb2.DT_STRING
+            else np.array(values, _PLAIN[proto.dtype])
+        )
         return array.reshape(dims)
     try:
         array = tf.make_ndarray(proto)
@@ -119,9 +142,16 @@ def handles_errors(method):
             if counted:
                 spec = request.model_spec
                 name = spec.name if self.repository.is_served(spec.name) else "<unknown>"
-                METRICS.request(name, method.__name__, "GRPC", code, (time.perf_counter() - started) * 1e6,
-                                signature=spec.signature_name or inference.DEFAULT_SIGNATURE)
+                METRICS.request(
+                    name,
+                    method.__name__,
+                    "GRPC",
+                    code,
+                    (time.perf_counter() - started) * 1e6,
+                    signature=spec.signature_name or inference.DEFAULT_SIGNATURE,
+                )
         context.abort(getattr(grpc.StatusCode, code), message)
+
     return wrapper
 
 
@@ -222,23 +252,33 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
 
     @handles_errors
     def GetModelStatus(self, request, context):
-        entries = self.repository.status(request.model_spec.name, _version(request.model_spec),
-                                         _label(request.model_spec))
+        entries = self.repository.status(
+            request.model_spec.name, _version(request.model_spec), _label(request.model_spec)
+        )
         response = get_model_status_pb2.GetModelStatusResponse()
         for entry in entries:
             status = response.model_version_status.add()
             status.version = int(entry["version"])
             status.state = get_model_status_pb2.ModelVersionStatus.State.Value(entry["state"])
-            status.status.CopyFrom(status_pb2.StatusProto(error_code=0 if entry["status"]["error_code"] == "OK" else 2,
-                                                          error_message=entry["status"]["error_message"]))
+            status.status.CopyFrom(
+                status_pb2.StatusProto(
+                    error_code=0 if entry["status"]["error_code"] == "OK" else 2,
+                    error_message=entry["status"]["error_message"],
+                )
+            )
         return response
 
 
 def create_server(repository: Repository, host: str, port: int, workers: int = 8) -> tuple[grpc.Server, int]:
     """The server, not started, and the port it bound (gRPC's own pick for port 0: no window in which another
     program could take a port chosen beforehand)."""
-    server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=workers), options=[
-        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES), ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)])
+    server = grpc.server(
+        concurrent.futures.ThreadPoolExecutor(max_workers=workers),
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ],
+    )
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(repository), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(repository), server)
     bound = server.add_insecure_port(f"{host}:{port}")

@@ -3,6 +3,7 @@
 Inputs are checked against the signature (names, dtypes, shapes) before the model runs, so bad input is a
 `BadRequest` (HTTP 400 / gRPC INVALID_ARGUMENT) naming the input, never a server error.
 """
+
 from __future__ import annotations
 
 import base64
@@ -28,11 +29,13 @@ SERIALIZED_SIGNATURES = frozenset({layout.EXAMPLES_SIGNATURE, layout.CLASSIFY_SI
 
 class BadRequest(ValueError):
     """The client's request cannot be answered: HTTP 400; gRPC `code` (INVALID_ARGUMENT unless said otherwise)."""
+
     code = "INVALID_ARGUMENT"
 
 
 class SignatureNotFound(BadRequest):
     """predict_util.cc: an unknown signature key is FAILED_PRECONDITION (HTTP 400 in http_server.cc)."""
+
     code = "FAILED_PRECONDITION"
 
 
@@ -84,8 +87,7 @@ class _Inputs:
         except Exception:  # noqa: BLE001 - a flat call TensorFlow refuses is a disagreement too
             same = False
         if not same:
-            log.warning("%s: the flat call disagrees with the structured call; using the structured call",
-                        self.where)
+            log.warning("%s: the flat call disagrees with the structured call; using the structured call", self.where)
             self.flat_order = None
         self.checked = True
         return structured
@@ -112,7 +114,7 @@ def signature_inputs(model, signature_name: str) -> _Inputs:
         try:
             fn = model.signature(signature_name)
         except KeyError:
-            raise SignatureNotFound(f"Serving signature key \"{shown_text(signature_name)}\" not found.") from None
+            raise SignatureNotFound(f'Serving signature key "{shown_text(signature_name)}" not found.') from None
         derived = model.derived[signature_name] = _Inputs(fn, getattr(model, "name", ""), signature_name)
     return derived
 
@@ -144,7 +146,7 @@ def decode_b64(value):
             try:
                 return base64.b64decode(value["b64"], validate=True)
             except (ValueError, TypeError):
-                raise BadRequest("a {\"b64\": ...} value is not valid base64") from None
+                raise BadRequest('a {"b64": ...} value is not valid base64') from None
         raise BadRequest(f"unexpected object {sorted(value)} where a value was expected")
     if isinstance(value, list):
         return [decode_b64(v) for v in value]
@@ -156,8 +158,15 @@ def decode_b64(value):
 # a double, true is not a number); int64 only one that fits an int64; bool only true/false; string only text or
 # {"b64": ...}. null, and any other kind, is "JSON Value: <v> Type: <kind> is not of expected type: <dtype>".
 _INT32 = (-(1 << 31), (1 << 31) - 1)
-_JSON_RANGES = {tf.int8: _INT32, tf.int16: _INT32, tf.int32: _INT32, tf.uint8: _INT32, tf.int64: (-(1 << 63), (1 << 63) - 1),
-                tf.uint32: (0, (1 << 32) - 1), tf.uint64: (0, (1 << 64) - 1)}
+_JSON_RANGES = {
+    tf.int8: _INT32,
+    tf.int16: _INT32,
+    tf.int32: _INT32,
+    tf.uint8: _INT32,
+    tf.int64: (-(1 << 63), (1 << 63) - 1),
+    tf.uint32: (0, (1 << 32) - 1),
+    tf.uint64: (0, (1 << 64) - 1),
+}
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
@@ -181,8 +190,10 @@ def type_error(name: str, value, dtype: tf.DType) -> BadRequest:
         shown_value = json.dumps(value, allow_nan=True)[:200]
     except (TypeError, ValueError):
         shown_value = repr(value)[:200]
-    return BadRequest(f"input '{name}': JSON Value: {shown_value} Type: {_json_kind(value)} is not of expected "
-                      f"type: {dtype_string(dtype)}")
+    return BadRequest(
+        f"input '{name}': JSON Value: {shown_value} Type: {_json_kind(value)} is not of expected "
+        f"type: {dtype_string(dtype)}"
+    )
 
 
 def _leaves(value, out: list) -> list:
@@ -223,8 +234,14 @@ def check_json_values(name: str, value, dtype: tf.DType) -> None:
     elif dtype == tf.string:
         if kinds <= {str, bytes}:
             return
-        bad = next((v for v in leaves if not (type(v) in (str, bytes) or (
-            type(v) is dict and set(v) == {"b64"} and type(v["b64"]) is str))), _UNSET)
+        bad = next(
+            (
+                v
+                for v in leaves
+                if not (type(v) in (str, bytes) or (type(v) is dict and set(v) == {"b64"} and type(v["b64"]) is str))
+            ),
+            _UNSET,
+        )
         if bad is _UNSET:
             return
     else:
@@ -258,16 +275,20 @@ def to_array(name: str, value: Any, spec: tf.TensorSpec, dims=_UNSET) -> np.ndar
             # TF Serving's gRPC Predict hands the TensorProto to the session as it is: a dtype other than the
             # signature's fails there (tensorflow/core/common_runtime/direct_session.cc: "Expects arg[i] to be
             # <dtype> but <dtype> is provided")
-            raise BadRequest(f"input '{name}': Expects arg to be {dtype_string(spec.dtype)} but "
-                             f"{dtype_string(value.dtype) if value.dtype != object else 'string'} is provided")
+            raise BadRequest(
+                f"input '{name}': Expects arg to be {dtype_string(spec.dtype)} but "
+                f"{dtype_string(value.dtype) if value.dtype != object else 'string'} is provided"
+            )
         array = value
     elif spec.dtype.is_integer and (array := _small_ints(value, spec.dtype)) is not None:
         pass
     else:
         array = _general_array(name, value, spec)
     if not _shape_fits(dims, array.shape):
-        raise BadRequest(f"input '{name}': shape {list(array.shape)} does not match the signature's "
-                         f"{[d if d is not None else -1 for d in spec.shape.as_list()]}")
+        raise BadRequest(
+            f"input '{name}': shape {list(array.shape)} does not match the signature's "
+            f"{[d if d is not None else -1 for d in spec.shape.as_list()]}"
+        )
     return array
 
 
@@ -300,7 +321,7 @@ def _encode_strings(value):
             raise BadRequest("text is not valid Unicode (a lone surrogate)") from None
     if isinstance(value, bytes):
         return value
-    raise BadRequest(f"expected text or {{\"b64\": ...}}, got {type(value).__name__} {value!r:.40}")
+    raise BadRequest(f'expected text or {{"b64": ...}}, got {type(value).__name__} {value!r:.40}')
 
 
 BATCHER = None  # a serving.batching.BatchScheduler when the server runs with --enable_batching
@@ -309,6 +330,7 @@ BATCHER = None  # a serving.batching.BatchScheduler when the server runs with --
 class Prepared:
     """A request's checked inputs and the call that answers them: `call(arrays)` runs the signature on them (or on
     a batch holding them, serving/batching.py); `answered()` logs the request once it has its answer."""
+
     __slots__ = ("model", "signature_name", "arrays", "call", "key")
 
     def __init__(self, model, signature_name, arrays, call):
@@ -327,8 +349,11 @@ def prepare(model, signature_name: str, inputs: Dict[str, Any], api: str = "Pred
     specs = signature.specs
     if len(inputs) != len(specs) or any(k not in specs for k in inputs):
         missing, extra = sorted(set(specs) - set(inputs)), sorted(set(inputs) - set(specs))
-        raise BadRequest(f"signature '{signature_name}' takes inputs {signature.names}"
-                         + (f"; missing {missing}" if missing else "") + (f"; unknown {extra}" if extra else ""))
+        raise BadRequest(
+            f"signature '{signature_name}' takes inputs {signature.names}"
+            + (f"; missing {missing}" if missing else "")
+            + (f"; unknown {extra}" if extra else "")
+        )
     arrays = {k: to_array(k, v, specs[k], signature.dims[k]) for k, v in inputs.items()}
     sizes = {a.shape[0] if a.ndim else None for a in arrays.values()}
     if len(sizes) > 1:
@@ -354,8 +379,9 @@ def run(model, signature_name: str, inputs: Dict[str, Any], api: str = "Predict"
     with concurrent requests to the same version and signature (serving/batching.py)."""
     prepared = prepare(model, signature_name, inputs, api)
     batcher = BATCHER
-    result = prepared.call(prepared.arrays) if batcher is None else batcher.run(prepared.key, prepared.arrays,
-                                                                               prepared.call)
+    result = (
+        prepared.call(prepared.arrays) if batcher is None else batcher.run(prepared.key, prepared.arrays, prepared.call)
+    )
     prepared.answered()
     return result
 
@@ -365,8 +391,11 @@ def model_error(exc: Exception) -> str:
     ran and, last, the reason itself (e.g. "Expected image (JPEG, PNG, or GIF), got unknown format ...")."""
     message = getattr(exc, "message", None) or str(exc)
     lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
-    reasons = [line for line in lines if not line.startswith(("Graph execution error", "Detected at node", "File ",
-                                                             "Stack trace", "[[", "Traceback"))]
+    reasons = [
+        line
+        for line in lines
+        if not line.startswith(("Graph execution error", "Detected at node", "File ", "Stack trace", "[[", "Traceback"))
+    ]
     reason = reasons[-1] if reasons else (lines[-1] if lines else type(exc).__name__)
     reason = reason.split(" [[", 1)[0]
     return reason[:500]
@@ -377,13 +406,13 @@ def rest_inputs(body: Any, specs: Dict[str, tf.TensorSpec]) -> Tuple[Dict[str, A
     """(inputs, row format?) from a :predict body, TF Serving's "instances" (row) or "inputs" (columnar), for a
     signature with input `specs`."""
     if not isinstance(body, dict):
-        raise BadRequest("request body must be a JSON object with \"instances\" or \"inputs\"")
+        raise BadRequest('request body must be a JSON object with "instances" or "inputs"')
     if ("instances" in body) == ("inputs" in body):
-        raise BadRequest("request must have exactly one of \"instances\" (row format) or \"inputs\" (columnar)")
+        raise BadRequest('request must have exactly one of "instances" (row format) or "inputs" (columnar)')
     if "instances" in body:
         instances = body["instances"]
         if not isinstance(instances, list) or not instances:
-            raise BadRequest("\"instances\" must be a non-empty list")
+            raise BadRequest('"instances" must be a non-empty list')
         named = [isinstance(i, dict) and not set(i) <= {"b64"} for i in instances]
         if all(named):
             keys = set(instances[0])
@@ -392,7 +421,7 @@ def rest_inputs(body: Any, specs: Dict[str, tf.TensorSpec]) -> Tuple[Dict[str, A
                     raise BadRequest(f"instance {n} has inputs {sorted(instance)}, instance 0 has {sorted(keys)}")
             return {k: [i[k] for i in instances] for k in keys}, True
         if any(named):
-            raise BadRequest("\"instances\" mixes named objects and bare values")
+            raise BadRequest('"instances" mixes named objects and bare values')
         if len(specs) != 1:
             raise BadRequest(f"bare instances need a signature with one input; this one takes {sorted(specs)}")
         return {next(iter(specs)): instances}, True
@@ -400,7 +429,7 @@ def rest_inputs(body: Any, specs: Dict[str, tf.TensorSpec]) -> Tuple[Dict[str, A
     if isinstance(inputs, dict) and not set(inputs) <= {"b64"}:
         return inputs, False
     if len(specs) != 1:
-        raise BadRequest(f"a bare \"inputs\" value needs a signature with one input; this one takes {sorted(specs)}")
+        raise BadRequest(f'a bare "inputs" value needs a signature with one input; this one takes {sorted(specs)}')
     return {next(iter(specs)): inputs}, False
 
 
@@ -422,8 +451,15 @@ def rest_outputs(outputs: Dict[str, np.ndarray], row_format: bool) -> dict:
         if len(outputs) == 1:
             return {"predictions": _jsonable(next(iter(outputs.values())))}
         n = len(next(iter(outputs.values())))
-        return {"predictions": [{k: _jsonable(v[i]) if isinstance(v[i], np.ndarray) else _jsonable(np.array(v[i]))
-                                 for k, v in outputs.items()} for i in range(n)]}
+        return {
+            "predictions": [
+                {
+                    k: _jsonable(v[i]) if isinstance(v[i], np.ndarray) else _jsonable(np.array(v[i]))
+                    for k, v in outputs.items()
+                }
+                for i in range(n)
+            ]
+        }
     if len(outputs) == 1:
         return {"outputs": _jsonable(next(iter(outputs.values())))}
     return {"outputs": {k: _jsonable(v) for k, v in outputs.items()}}
@@ -456,7 +492,9 @@ def _feature(name: str, value) -> tf.train.Feature:
             try:
                 this, item = "bytes_list", v.encode("utf-8")
             except UnicodeEncodeError:
-                raise BadRequest(f"JSON Parse error: The surrogate pair in string is invalid (feature {name})") from None
+                raise BadRequest(
+                    f"JSON Parse error: The surrogate pair in string is invalid (feature {name})"
+                ) from None
         elif type(v) is dict and set(v) == {"b64"} and type(v["b64"]) is str:
             this, item = "bytes_list", decode_b64(v)
         else:
@@ -467,16 +505,21 @@ def _feature(name: str, value) -> tf.train.Feature:
         items.append(item)
     if kind is None:
         return tf.train.Feature()
-    return tf.train.Feature(**{kind: getattr(tf.train, {"int64_list": "Int64List", "float_list": "FloatList",
-                                                        "bytes_list": "BytesList"}[kind])(value=items)})
+    return tf.train.Feature(
+        **{
+            kind: getattr(
+                tf.train, {"int64_list": "Int64List", "float_list": "FloatList", "bytes_list": "BytesList"}[kind]
+            )(value=items)
+        }
+    )
 
 
 def examples_from_json(body: Any) -> List[bytes]:
     if not isinstance(body, dict) or not isinstance(body.get("examples"), list) or not body["examples"]:
-        raise BadRequest("request body must have a non-empty \"examples\" list")
+        raise BadRequest('request body must have a non-empty "examples" list')
     context = body.get("context", {})
     if not isinstance(context, dict):
-        raise BadRequest("\"context\" must be an object of features")
+        raise BadRequest('"context" must be an object of features')
     serialized = []
     for n, example in enumerate(body["examples"]):
         if not isinstance(example, dict):
@@ -485,8 +528,9 @@ def examples_from_json(body: Any) -> List[bytes]:
             try:
                 key.encode("utf-8")
             except UnicodeEncodeError:
-                raise BadRequest(f"JSON Parse error: The surrogate pair in string is invalid (a feature name of "
-                                 f"example {n})") from None
+                raise BadRequest(
+                    f"JSON Parse error: The surrogate pair in string is invalid (a feature name of example {n})"
+                ) from None
         features = {k: _feature(k, v) for k, v in {**context, **example}.items()}
         serialized.append(tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString())
     return serialized
@@ -496,8 +540,11 @@ def examples_from_json(body: Any) -> List[bytes]:
 # classifier.cc GetClassificationSignatureDef / PreProcessClassification, regressor.cc likewise): the method name,
 # one input "inputs" of serialized tf.Examples, outputs "classes" and/or "scores" (classify) or "outputs" (regress).
 # The same rules here, with the same messages, so a client that works here works against TF Serving itself.
-METHOD_NAMES = {"classify": "tensorflow/serving/classify", "regress": "tensorflow/serving/regress",
-                "predict": "tensorflow/serving/predict"}
+METHOD_NAMES = {
+    "classify": "tensorflow/serving/classify",
+    "regress": "tensorflow/serving/regress",
+    "predict": "tensorflow/serving/predict",
+}
 METHOD_OUTPUTS = {"classify": ("classes", "scores"), "regress": ("outputs",)}
 
 
@@ -507,14 +554,19 @@ def method_signature_outputs(model, signature_name: str, serialized: List[bytes]
         raise BadRequest(f"No signature was found with the name: {signature_name}")
     kind = "classification" if method == "classify" else "regression"
     if definition.method_name != METHOD_NAMES[method]:
-        raise BadRequest(f"Expected {kind} signature method_name to be {METHOD_NAMES[method]}. "
-                         f"Was: {definition.method_name}")
+        raise BadRequest(
+            f"Expected {kind} signature method_name to be {METHOD_NAMES[method]}. Was: {definition.method_name}"
+        )
     if list(definition.inputs) != ["inputs"]:
-        raise BadRequest(f"Expected one input Tensor named 'inputs' in {kind} signature {signature_name!r}, "
-                         f"found {sorted(definition.inputs)}")
+        raise BadRequest(
+            f"Expected one input Tensor named 'inputs' in {kind} signature {signature_name!r}, "
+            f"found {sorted(definition.inputs)}"
+        )
     if not set(definition.outputs) or not set(definition.outputs) <= set(METHOD_OUTPUTS[method]):
-        raise BadRequest(f"{kind} signature {signature_name!r} must have outputs among "
-                         f"{list(METHOD_OUTPUTS[method])}, found {sorted(definition.outputs)}")
+        raise BadRequest(
+            f"{kind} signature {signature_name!r} must have outputs among "
+            f"{list(METHOD_OUTPUTS[method])}, found {sorted(definition.outputs)}"
+        )
     return run(model, signature_name, {"inputs": serialized}, method.capitalize())
 
 
@@ -525,8 +577,15 @@ def classify(outputs: Dict[str, np.ndarray]) -> List[List[Tuple[str, float]]]:
     result = []
     for i in range(rows):
         n = scores.shape[1] if scores is not None else classes.shape[1]
-        result.append([(classes[i][j].decode("utf-8", "replace") if classes is not None else "",
-                        float(scores[i][j]) if scores is not None else 0.0) for j in range(n)])
+        result.append(
+            [
+                (
+                    classes[i][j].decode("utf-8", "replace") if classes is not None else "",
+                    float(scores[i][j]) if scores is not None else 0.0,
+                )
+                for j in range(n)
+            ]
+        )
     return result
 
 

@@ -15,6 +15,7 @@ And this server's, for what TF Serving's leave out:
     :tfx_book:serving:model_load_latency{model_name, outcome}                 histogram (µs)
     :tfx_book:serving:batch_size{model_name, signature_name}                  histogram of merged batch sizes
 """
+
 from __future__ import annotations
 
 import collections
@@ -22,8 +23,8 @@ import threading
 from typing import Callable, Dict, List, Tuple
 
 # tensorflow/core/lib/monitoring/sampler.h Buckets::Exponential(scale, growth_factor, bucket_count)
-LATENCY_BUCKETS = tuple(10.0 * 1.8 ** i for i in range(33))
-BATCH_BUCKETS = tuple(float(2 ** i) for i in range(15))
+LATENCY_BUCKETS = tuple(10.0 * 1.8**i for i in range(33))
+BATCH_BUCKETS = tuple(float(2**i) for i in range(15))
 
 
 def _number(value: float) -> str:
@@ -65,8 +66,14 @@ class Metrics:
             self._labels[name] = labels
             self._counters[name][tuple(str(v) for v in values)] += by
 
-    def observe(self, name: str, labels: Tuple[str, ...], values: Tuple, value: float,
-                buckets: Tuple[float, ...] = LATENCY_BUCKETS) -> None:
+    def observe(
+        self,
+        name: str,
+        labels: Tuple[str, ...],
+        values: Tuple,
+        value: float,
+        buckets: Tuple[float, ...] = LATENCY_BUCKETS,
+    ) -> None:
         with self._lock:
             self._labels[name] = labels
             self._buckets[name] = buckets
@@ -78,23 +85,36 @@ class Metrics:
     # ---- what the server records
     def request(self, model: str, api: str, entrypoint: str, status: str, micros: float, version="", signature=""):
         self.count("/tensorflow/serving/request_count", ("model_name", "status"), (model, status))
-        self.count("/tfx_book/serving/request_count", ("model_name", "model_version", "signature_name", "status"),
-                   (model, version, signature, status))
+        self.count(
+            "/tfx_book/serving/request_count",
+            ("model_name", "model_version", "signature_name", "status"),
+            (model, version, signature, status),
+        )
         if status == "OK":
-            self.observe("/tensorflow/serving/request_latency", ("model_name", "API", "entrypoint"),
-                         (model, api, entrypoint), micros)
+            self.observe(
+                "/tensorflow/serving/request_latency",
+                ("model_name", "API", "entrypoint"),
+                (model, api, entrypoint),
+                micros,
+            )
 
     def runtime(self, model: str, api: str, micros: float) -> None:
-        self.observe("/tensorflow/serving/runtime_latency", ("model_name", "API", "runtime"), (model, api, "TF2"),
-                     micros)
+        self.observe(
+            "/tensorflow/serving/runtime_latency", ("model_name", "API", "runtime"), (model, api, "TF2"), micros
+        )
 
     def load(self, model: str, version: int, seconds: float, ok: bool) -> None:
-        self.observe("/tfx_book/serving/model_load_latency", ("model_name", "outcome"),
-                     (model, "loaded" if ok else "failed"), seconds * 1e6)
+        self.observe(
+            "/tfx_book/serving/model_load_latency",
+            ("model_name", "outcome"),
+            (model, "loaded" if ok else "failed"),
+            seconds * 1e6,
+        )
 
     def batch(self, model: str, signature: str, size: int) -> None:
-        self.observe("/tfx_book/serving/batch_size", ("model_name", "signature_name"), (model, signature), size,
-                     BATCH_BUCKETS)
+        self.observe(
+            "/tfx_book/serving/batch_size", ("model_name", "signature_name"), (model, signature), size, BATCH_BUCKETS
+        )
 
     # ---- the exposition
     @staticmethod
@@ -142,6 +162,7 @@ class Metrics:
 
 def model_state_gauge(repository) -> Callable:
     """The state of every version a model's policy names (AVAILABLE, LOADING, END), as a 0/1 gauge."""
+
     def rows():
         found = []
         for name in repository.model_names():
@@ -150,9 +171,16 @@ def model_state_gauge(repository) -> Callable:
             except LookupError:
                 continue
             for entry in entries:
-                found.append(("/tfx_book/serving/model_version_state", ("model_name", "model_version", "state"),
-                              (name, entry["version"], entry["state"]), 1))
+                found.append(
+                    (
+                        "/tfx_book/serving/model_version_state",
+                        ("model_name", "model_version", "state"),
+                        (name, entry["version"], entry["state"]),
+                        1,
+                    )
+                )
         return found
+
     return rows
 
 

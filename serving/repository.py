@@ -1,6 +1,7 @@
 """The models a server serves, as TF Serving serves them: `<base path>/<numeric version>/saved_model.pb`.
 
 Design notes: docs/design-notes.md, serving/repository.py."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -55,12 +56,15 @@ class LoadedModel:
         try:
             return self.module.signatures[name]
         except (KeyError, TypeError):
-            raise KeyError(f"signature {shown(str(name))!r} not found; this model has "
-                           f"{sorted(self.module.signatures)}") from None
+            raise KeyError(
+                f"signature {shown(str(name))!r} not found; this model has {sorted(self.module.signatures)}"
+            ) from None
 
     def metadata_json(self) -> dict:
-        return {name: json_format.MessageToDict(sig, preserving_proto_field_name=True)
-                for name, sig in self.signature_defs.items()}
+        return {
+            name: json_format.MessageToDict(sig, preserving_proto_field_name=True)
+            for name, sig in self.signature_defs.items()
+        }
 
 
 def read_signature_defs(path: Path) -> Dict[str, object]:
@@ -90,8 +94,9 @@ def _fingerprint(path: Path) -> Tuple:
 
 
 class Repository:
-    def __init__(self, root: Path, model_config_file: Optional[Path] = None,
-                 allow_labels_for_unavailable: bool = False):
+    def __init__(
+        self, root: Path, model_config_file: Optional[Path] = None, allow_labels_for_unavailable: bool = False
+    ):
         self.root = Path(root)
         self._real_root = os.path.realpath(self.root)
         self.model_config_file = Path(model_config_file) if model_config_file else None
@@ -118,8 +123,12 @@ class Repository:
         for model in self._configured or []:
             prefixes.add(model.base_path)
         for prefix in sorted(prefixes, key=len, reverse=True):
-            text = text.replace(prefix, "<serving root>" if prefix.startswith(self._real_root) or prefix in (
-                str(self.root), str(self.root.resolve())) else "<base path>")
+            text = text.replace(
+                prefix,
+                "<serving root>"
+                if prefix.startswith(self._real_root) or prefix in (str(self.root), str(self.root.resolve()))
+                else "<base path>",
+            )
         return text
 
     def _inside(self, path: Path, what: str) -> bool:
@@ -140,9 +149,14 @@ class Repository:
             entries = list(os.scandir(self.root))
         except OSError:
             return []
-        return [tf_serving_config.default_model(e.name, str(self.root / e.name)) for e in sorted(entries, key=lambda e: e.name)
-                if not e.name.startswith(".") and len(e.name.encode("utf-8", "surrogateescape")) <= MAX_NAME_BYTES
-                and e.is_dir() and self._inside(Path(e.path), f"model {shown(e.name)!r}")]
+        return [
+            tf_serving_config.default_model(e.name, str(self.root / e.name))
+            for e in sorted(entries, key=lambda e: e.name)
+            if not e.name.startswith(".")
+            and len(e.name.encode("utf-8", "surrogateescape")) <= MAX_NAME_BYTES
+            and e.is_dir()
+            and self._inside(Path(e.path), f"model {shown(e.name)!r}")
+        ]
 
     def model_names(self) -> List[str]:
         return [m.name for m in self.model_configs()]
@@ -219,7 +233,8 @@ class Repository:
             if problem:
                 raise tf_serving_config.ConfigError(
                     f"{problem} (TF Serving checks labels before it loads anything: start with "
-                    f"--allow_version_labels_for_unavailable_models, or add the labels once the versions serve)")
+                    f"--allow_version_labels_for_unavailable_models, or add the labels once the versions serve)"
+                )
         self.refresh()
 
     def refresh(self) -> None:
@@ -229,8 +244,11 @@ class Repository:
         what it no longer does; call it periodically."""
         with self._refresh_lock:
             now = time.monotonic()
-            if (self.model_config_file is not None and self.config_poll_seconds > 0
-                    and now - self._config_read_at >= self.config_poll_seconds * 0.999):
+            if (
+                self.model_config_file is not None
+                and self.config_poll_seconds > 0
+                and now - self._config_read_at >= self.config_poll_seconds * 0.999
+            ):
                 self._config_read_at = now
                 configured = self._read_config()
                 if configured is not None:
@@ -240,14 +258,18 @@ class Repository:
                     problem = self._label_problem(configured, available, old)
                     if problem:
                         if self._config_text != ("refused", problem):
-                            log.error("PollFilesystemAndReloadConfig failed to ReloadConfig: %s; the previous "
-                                      "config stays in force", problem)
+                            log.error(
+                                "PollFilesystemAndReloadConfig failed to ReloadConfig: %s; the previous "
+                                "config stays in force",
+                                problem,
+                            )
                         self._config_text = ("refused", problem)
                     else:
                         before = sorted(m.name for m in self._configured or [])
                         if configured != self._configured:
-                            log.info("model config applied: models %s (were %s)", sorted(m.name for m in configured),
-                                     before)
+                            log.info(
+                                "model config applied: models %s (were %s)", sorted(m.name for m in configured), before
+                            )
                         self._configured = configured
                         self._config_text = None
                         with self._lock:
@@ -287,15 +309,17 @@ class Repository:
                 continue
             log.info("serving %s version %s", shown(model.name), version)
         for version in sorted(set(current) - set(served)):
-            log.info("%s version %s is no longer served (unloaded once its requests finish)", shown(model.name),
-                     version)
+            log.info(
+                "%s version %s is no longer served (unloaded once its requests finish)", shown(model.name), version
+            )
         with self._lock:
             self._served[model.name] = served  # the swap: requests holding an old LoadedModel finish on it
         for key in [k for k in self._failed if k[0] == model.name and k[1] not in on_disk]:
             del self._failed[key]
 
-    def _label_problem(self, models: List[ModelConfig], available: Dict[str, set], old: Dict[str, Dict[str, int]]
-                       ) -> Optional[str]:
+    def _label_problem(
+        self, models: List[ModelConfig], available: Dict[str, set], old: Dict[str, Dict[str, int]]
+    ) -> Optional[str]:
         """TF Serving's rule for a config's labels (server_core.cc UpdateModelVersionLabelMap): each must point at
         an available version, unless --allow_version_labels_for_unavailable_models and the label is new or keeps
         its version. Returns TF Serving's message for the first label that breaks it."""
@@ -304,8 +328,10 @@ class Repository:
                 existing = old.get(model.name, {}).get(label)
                 allowed = self.allow_labels_for_unavailable and (existing is None or existing == version)
                 if not allowed and version not in available.get(model.name, set()):
-                    return (f"Request to assign label to version {version} of model {shown(model.name)}, which is "
-                            f"not currently available for inference")
+                    return (
+                        f"Request to assign label to version {version} of model {shown(model.name)}, which is "
+                        f"not currently available for inference"
+                    )
         return None
 
     # ---- requests
@@ -358,14 +384,20 @@ class Repository:
         loaded and answering, LOADING while aspired and not yet loaded, END with the reason when it could not be."""
         if label is not None:
             version = self.version_for_label(name, label)
-        missing = (f"Could not find any versions of model {shown(name)}" if version is None
-                   else f"Could not find version {version} of model {shown(name)}")
+        missing = (
+            f"Could not find any versions of model {shown(name)}"
+            if version is None
+            else f"Could not find version {version} of model {shown(name)}"
+        )
         model = self.served_model(name, missing)
         on_disk = self._versions_in(model)
         with self._lock:
             served = set(self._served.get(name, {}))
-        aspired = sorted(set(model.aspired(on_disk)) | served) if model.policy[0] != "latest" else sorted(
-            served | set(on_disk[-model.policy[1]:]))
+        aspired = (
+            sorted(set(model.aspired(on_disk)) | served)
+            if model.policy[0] != "latest"
+            else sorted(served | set(on_disk[-model.policy[1] :]))
+        )
         if version is not None:
             aspired = [version] if version in aspired else []
         if not aspired:
@@ -379,7 +411,9 @@ class Repository:
                 state, code, message = "END", "UNKNOWN", f"could not be loaded: {failed[1]}"
             else:
                 state, code, message = "LOADING", "OK", ""
-            entries.append({"version": str(v), "state": state, "status": {"error_code": code, "error_message": message}})
+            entries.append(
+                {"version": str(v), "state": state, "status": {"error_code": code, "error_message": message}}
+            )
         return entries
 
     def is_served(self, name) -> bool:

@@ -20,6 +20,7 @@ tf.Examples for the tf.Example signatures. `make skew` reads them (metadata/skew
   0700 and files 0600 whatever the umask, and a log folder others can write is refused
   (core/private_files.py).
 """
+
 from __future__ import annotations
 
 import collections
@@ -99,8 +100,15 @@ def examples_from_arrays(arrays: Dict[str, np.ndarray]) -> List[bytes]:
 class RequestLog:
     """See the module docstring. `record` is what the request path calls; `close` finishes every file."""
 
-    def __init__(self, directory, sample_rate: float = 1.0, max_bytes: int = 512 << 20, file_bytes: int = 16 << 20,
-                 rotate_seconds: float = 60.0, poll_seconds: float = 0.1):
+    def __init__(
+        self,
+        directory,
+        sample_rate: float = 1.0,
+        max_bytes: int = 512 << 20,
+        file_bytes: int = 16 << 20,
+        rotate_seconds: float = 60.0,
+        poll_seconds: float = 0.1,
+    ):
         if not 0.0 < sample_rate <= 1.0:
             raise ValueError(f"--log-sample-rate {sample_rate} must be in (0, 1]")
         if max_bytes <= 0 or file_bytes <= 0:
@@ -153,7 +161,7 @@ class RequestLog:
             with self._bytes_lock:
                 self._pending_bytes -= size
             try:
-                records = (list(next(iter(arrays.values()))) if serialized else examples_from_arrays(arrays))
+                records = list(next(iter(arrays.values()))) if serialized else examples_from_arrays(arrays)
                 self._write(model, records)
             except Exception:  # noqa: BLE001 - a log must never take the server down
                 LOG.exception("request log: could not write a request of model %s", model)

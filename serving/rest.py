@@ -21,6 +21,7 @@ threadpool hops cost more per request than the model itself (bench/serving_bench
 (finding the model, parsing JSON, running the signature, writing JSON) runs in one hop to a thread pool, so the
 event loop only moves bytes and TensorFlow's kernels run on every core under concurrency.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -42,11 +43,20 @@ DEFAULT_MAX_REQUEST_BYTES = 64 << 20
 DEFAULT_THREADS = 8
 INLINE_BYTES = 16 << 10  # requests up to this size skip the thread pool (see RestApp._route)
 PREFIX = "/v1/models/"
-_PATH = re.compile(r"^(?P<model>[^/:]+)(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
-                   r"(?P<rest>/metadata|:[A-Za-z]*)?$")
+_PATH = re.compile(
+    r"^(?P<model>[^/:]+)(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
+    r"(?P<rest>/metadata|:[A-Za-z]*)?$"
+)
 # TF Serving's status code names (error::Code_Name) for the HTTP statuses this server answers with, for metrics
-STATUS_NAMES = {200: "OK", 400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 405: "UNIMPLEMENTED", 413: "RESOURCE_EXHAUSTED",
-                500: "INTERNAL", 503: "UNAVAILABLE"}
+STATUS_NAMES = {
+    200: "OK",
+    400: "INVALID_ARGUMENT",
+    404: "NOT_FOUND",
+    405: "UNIMPLEMENTED",
+    413: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+}
 HTTP_STATUS = {"INVALID_ARGUMENT": 400, "FAILED_PRECONDITION": 400, "UNAVAILABLE": 503, "RESOURCE_EXHAUSTED": 429}
 VERBS = (":predict", ":classify", ":regress")
 Answer = Tuple[int, bytes, List[Tuple[bytes, bytes]]]  # status, JSON body, extra headers
@@ -114,8 +124,14 @@ class RestApp:
     `batching`: requests go through inference's batch scheduler, so they must wait in pool threads, never on the
     event loop (a loop thread waiting for a batch would keep the batch's other requests from arriving)."""
 
-    def __init__(self, repository: Repository, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
-                 threads: int = DEFAULT_THREADS, metrics_path: Optional[str] = None, batching: bool = False):
+    def __init__(
+        self,
+        repository: Repository,
+        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+        threads: int = DEFAULT_THREADS,
+        metrics_path: Optional[str] = None,
+        batching: bool = False,
+    ):
         self.repository = repository
         self.max_request_bytes = max_request_bytes
         self.metrics_path = metrics_path
@@ -132,18 +148,33 @@ class RestApp:
         try:
             status, body, headers = await self._route(scope, receive)
         except Exception as exc:  # noqa: BLE001 - a bug, never the client's input: logged, and a clean 500
-            log.error("internal error on %s %s: %s", scope.get("method"), shown(scope.get("path", ""), 200),
-                      self.repository.redact(repr(exc)))
+            log.error(
+                "internal error on %s %s: %s",
+                scope.get("method"),
+                shown(scope.get("path", ""), 200),
+                self.repository.redact(repr(exc)),
+            )
             status, body, headers = _error(500, "internal error")
         model, api = scope.get("tfs.model"), scope.get("tfs.api", "")
         if model is not None:  # TF Serving counts every /v1/models request (http_server.cc:187-201)
-            METRICS.request(model, api, "REST", STATUS_NAMES.get(status, "UNKNOWN"),
-                            (time.perf_counter() - started) * 1e6, scope.get("tfs.version", ""),
-                            scope.get("tfs.signature", ""))
+            METRICS.request(
+                model,
+                api,
+                "REST",
+                STATUS_NAMES.get(status, "UNKNOWN"),
+                (time.perf_counter() - started) * 1e6,
+                scope.get("tfs.version", ""),
+                scope.get("tfs.signature", ""),
+            )
         if not any(name == b"content-type" for name, _ in headers):
             headers = [(b"content-type", b"application/json"), *headers]
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-length", str(len(body)).encode()), *headers]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-length", str(len(body)).encode()), *headers],
+            }
+        )
         await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
 
     async def _lifespan(self, receive, send):
@@ -172,7 +203,7 @@ class RestApp:
         if method not in ("GET", "HEAD", "POST"):
             return _error(405, f"{method} is not allowed on {shown(path, 200)}")
         try:
-            name, version, label, rest = _parse_path("POST" if method == "POST" else "GET", path[len(PREFIX):])
+            name, version, label, rest = _parse_path("POST" if method == "POST" else "GET", path[len(PREFIX) :])
         except Malformed as exc:
             return _error(400, str(exc))
         scope["tfs.model"] = self._metric_name(name)
@@ -182,8 +213,11 @@ class RestApp:
                 return _error(405, f"{rest} takes POST")
             return await self._in_pool(self._describe, name, version, label, rest)
         if rest not in VERBS:
-            return _error(400, f"Malformed request: POST /v1/models/{shown(path[len(PREFIX):], 200)}: expected "
-                               f":predict, :classify or :regress")
+            return _error(
+                400,
+                f"Malformed request: POST /v1/models/{shown(path[len(PREFIX) :], 200)}: expected "
+                f":predict, :classify or :regress",
+            )
         try:
             raw = await _read_body(scope, receive, self.max_request_bytes)
         except OverflowError as exc:
@@ -195,8 +229,7 @@ class RestApp:
             # With batching, a small predict is checked here on the loop and waits for its batch as a future: no
             # pool thread blocked per request, so the batch threads get the cores (bench/serving_bench.py)
             return await self._predict_batched(name, version, label, raw, scope)
-        if (not self.batching and len(raw) <= INLINE_BYTES
-                and self.repository.loaded(name, version, label) is not None):
+        if not self.batching and len(raw) <= INLINE_BYTES and self.repository.loaded(name, version, label) is not None:
             # A small request for a model in memory runs on the loop thread: handing it to a pool thread and back
             # costs more than a batch-1 Titanic prediction (bench/serving_bench.py), and the GIL would keep the
             # threads from running its Python parts at once anyway. Several processes (--workers) use more cores.
@@ -243,16 +276,27 @@ class RestApp:
         try:
             if rest == "/metadata":
                 model = self.repository.get(name, version, label)
-                return _json(200, {
-                    "model_spec": {"name": name, "signature_name": "", "version": str(model.version)},
-                    "metadata": {"signature_def": {"signature_def": model.metadata_json()}},
-                }, model.version)
+                return _json(
+                    200,
+                    {
+                        "model_spec": {"name": name, "signature_name": "", "version": str(model.version)},
+                        "metadata": {"signature_def": {"signature_def": model.metadata_json()}},
+                    },
+                    model.version,
+                )
             return _json(200, {"model_version_status": self.repository.status(name, version, label)})
         except NotFound as exc:
             return _error(404, str(exc))
 
-    def _predict(self, name: str, version: Optional[int], label: Optional[str], verb: str, raw: bytes,
-                 scope: Optional[dict] = None) -> Answer:
+    def _predict(
+        self,
+        name: str,
+        version: Optional[int],
+        label: Optional[str],
+        verb: str,
+        raw: bytes,
+        scope: Optional[dict] = None,
+    ) -> Answer:
         try:
             model = self.repository.get(name, version, label)
         except NotFound as exc:
@@ -267,8 +311,13 @@ class RestApp:
             return _error(HTTP_STATUS.get(exc.code, 503), str(exc))
 
 
-def create_app(repository: Repository, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
-               threads: int = DEFAULT_THREADS, metrics_path: Optional[str] = None, batching: bool = False) -> RestApp:
+def create_app(
+    repository: Repository,
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+    threads: int = DEFAULT_THREADS,
+    metrics_path: Optional[str] = None,
+    batching: bool = False,
+) -> RestApp:
     return RestApp(repository, max_request_bytes, threads, metrics_path, batching)
 
 
@@ -322,7 +371,7 @@ def _signature(model, body, scope: Optional[dict]) -> str:
         raise inference.BadRequest("request body must be a JSON object")
     signature = body.get("signature_name", "")
     if not isinstance(signature, str):
-        raise inference.BadRequest(f"\"signature_name\" must be a string, got {type(signature).__name__}")
+        raise inference.BadRequest(f'"signature_name" must be a string, got {type(signature).__name__}')
     signature = signature or inference.DEFAULT_SIGNATURE
     if scope is not None:
         scope["tfs.signature"] = signature if signature in model.signature_defs else "<unknown>"

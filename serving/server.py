@@ -6,6 +6,7 @@
                               [--log-rotate-seconds S]]            (or: make serve LOG_REQUESTS=DIR)
 
 Design notes: docs/design-notes.md, serving/server.py."""
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,15 @@ from serving.metrics import METRICS, model_state_gauge
 DEFAULT_REST_PORT = 8501
 DEFAULT_GRPC_PORT = 8500
 DEFAULT_MAX_REQUEST_MB = 64
-BANNERS = ("serving root ", "gRPC listening on ", "REST listening on ", "logging requests under ", "metrics at ",
-           "version labels: ", "batching: ")
+BANNERS = (
+    "serving root ",
+    "gRPC listening on ",
+    "REST listening on ",
+    "logging requests under ",
+    "metrics at ",
+    "version labels: ",
+    "batching: ",
+)
 
 
 def _bind_rest(host: str, port: int) -> socket.socket:
@@ -78,13 +86,37 @@ def run_workers(args) -> int:
     stops or this process is told to (SIGTERM, Ctrl-C)."""
     rest_sock = _bind_rest(args.host, args.rest_port)
     grpc_port = _grpc_port_free(args.host, args.grpc_port)
-    common = [sys.executable, "-m", "serving.server", "--serving-root", str(args.serving_root), "--host", args.host,
-              "--grpc-port", str(grpc_port), "--poll-seconds", str(args.poll_seconds),
-              "--max-request-mb", str(args.max_request_mb), "--rest-fd", str(rest_sock.fileno()), "--workers", "1",
-              *_log_args(args), *_tf_serving_args(args)]
-    workers = [subprocess.Popen(common + ["--worker-name", f"worker {i + 1}/{args.workers}"],
-                                pass_fds=(rest_sock.fileno(),), preexec_fn=_stop_with_parent,
-                                stdout=subprocess.PIPE, text=True) for i in range(args.workers)]
+    common = [
+        sys.executable,
+        "-m",
+        "serving.server",
+        "--serving-root",
+        str(args.serving_root),
+        "--host",
+        args.host,
+        "--grpc-port",
+        str(grpc_port),
+        "--poll-seconds",
+        str(args.poll_seconds),
+        "--max-request-mb",
+        str(args.max_request_mb),
+        "--rest-fd",
+        str(rest_sock.fileno()),
+        "--workers",
+        "1",
+        *_log_args(args),
+        *_tf_serving_args(args),
+    ]
+    workers = [
+        subprocess.Popen(
+            common + ["--worker-name", f"worker {i + 1}/{args.workers}"],
+            pass_fds=(rest_sock.fileno(),),
+            preexec_fn=_stop_with_parent,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(args.workers)
+    ]
     rest_sock.close()  # the workers hold it now
     banners = collections.Counter()
     lock = threading.Lock()
@@ -122,8 +154,12 @@ def run_workers(args) -> int:
 
 def _tf_serving_args(args) -> list:
     out = []
-    for name in ("model_config_file", "model_config_file_poll_wait_seconds", "monitoring_config_file",
-                 "batching_parameters_file"):
+    for name in (
+        "model_config_file",
+        "model_config_file_poll_wait_seconds",
+        "monitoring_config_file",
+        "batching_parameters_file",
+    ):
         if getattr(args, name) is not None:
             out += [f"--{name}", str(getattr(args, name))]
     for name in ("allow_version_labels_for_unavailable_models", "enable_batching"):
@@ -138,25 +174,57 @@ def _add_tf_serving_flags(parser) -> None:
     def flag(name, **kw):
         tfs.add_argument(f"--{name}", f"--{name.replace('_', '-')}", dest=name, **kw)
 
-    flag("model_config_file", type=Path, default=os.environ.get("MODEL_CONFIG_FILE") or None, metavar="FILE",
-         help="ModelServerConfig text proto: the models, base paths, version policies and labels to serve")
-    flag("model_config_file_poll_wait_seconds", type=float, default=None, metavar="S",
-         help="re-read the model config file every S seconds (TF Serving's default 0: never)")
-    flag("allow_version_labels_for_unavailable_models", action="store_true",
-         help="a new label (or one keeping its version) may point at a version not yet loaded")
-    flag("monitoring_config_file", type=Path, default=None, metavar="FILE",
-         help="MonitoringConfig text proto: prometheus_config { enable: true path: ... }")
+    flag(
+        "model_config_file",
+        type=Path,
+        default=os.environ.get("MODEL_CONFIG_FILE") or None,
+        metavar="FILE",
+        help="ModelServerConfig text proto: the models, base paths, version policies and labels to serve",
+    )
+    flag(
+        "model_config_file_poll_wait_seconds",
+        type=float,
+        default=None,
+        metavar="S",
+        help="re-read the model config file every S seconds (TF Serving's default 0: never)",
+    )
+    flag(
+        "allow_version_labels_for_unavailable_models",
+        action="store_true",
+        help="a new label (or one keeping its version) may point at a version not yet loaded",
+    )
+    flag(
+        "monitoring_config_file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="MonitoringConfig text proto: prometheus_config { enable: true path: ... }",
+    )
     flag("enable_batching", action="store_true", help="merge concurrent requests into one signature call")
-    flag("batching_parameters_file", type=Path, default=None, metavar="FILE",
-         help="BatchingParameters text proto (max_batch_size, batch_timeout_micros, num_batch_threads, ...)")
+    flag(
+        "batching_parameters_file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="BatchingParameters text proto (max_batch_size, batch_timeout_micros, num_batch_threads, ...)",
+    )
 
 
 def _log_args(args) -> list:
     if not args.log_requests:
         return []
-    return ["--log-requests", str(args.log_requests), "--log-sample-rate", str(args.log_sample_rate),
-            "--log-max-mb", str(args.log_max_mb), "--log-file-mb", str(args.log_file_mb),
-            "--log-rotate-seconds", str(args.log_rotate_seconds)]
+    return [
+        "--log-requests",
+        str(args.log_requests),
+        "--log-sample-rate",
+        str(args.log_sample_rate),
+        "--log-max-mb",
+        str(args.log_max_mb),
+        "--log-file-mb",
+        str(args.log_file_mb),
+        "--log-rotate-seconds",
+        str(args.log_rotate_seconds),
+    ]
 
 
 def main(argv=None) -> int:
@@ -167,13 +235,22 @@ def main(argv=None) -> int:
     parser.add_argument("--grpc-port", type=int, default=int(os.environ.get("GRPC_PORT") or DEFAULT_GRPC_PORT))
     parser.add_argument("--poll-seconds", type=float, default=2.0)
     parser.add_argument("--max-request-mb", type=float, default=DEFAULT_MAX_REQUEST_MB)
-    parser.add_argument("--workers", type=int, default=int(os.environ.get("SERVING_WORKERS") or 1),
-                        help="server processes (one per core uses every core under concurrency)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("SERVING_WORKERS") or 1),
+        help="server processes (one per core uses every core under concurrency)",
+    )
     parser.add_argument("--rest-fd", type=int, help=argparse.SUPPRESS)  # a worker: the REST socket it inherited
     parser.add_argument("--worker-name", default="", help=argparse.SUPPRESS)  # a worker: "worker 2/4" in its logs
     logs = parser.add_argument_group("request logging (for `make skew`)")
-    logs.add_argument("--log-requests", type=Path, metavar="DIR", default=os.environ.get("LOG_REQUESTS") or None,
-                      help="log the inputs of answered requests under DIR/<model>/ as TFRecord files of tf.Examples")
+    logs.add_argument(
+        "--log-requests",
+        type=Path,
+        metavar="DIR",
+        default=os.environ.get("LOG_REQUESTS") or None,
+        help="log the inputs of answered requests under DIR/<model>/ as TFRecord files of tf.Examples",
+    )
     logs.add_argument("--log-sample-rate", type=float, default=1.0, help="share of requests logged, in (0, 1]")
     logs.add_argument("--log-max-mb", type=float, default=512.0, help="per model: oldest files go beyond this")
     logs.add_argument("--log-file-mb", type=float, default=16.0, help="a file is closed at this size")
@@ -189,7 +266,6 @@ def main(argv=None) -> int:
         if not getattr(args, name) > 0:
             parser.error(f"--{name.replace('_', '-')} {getattr(args, name)} must be positive")
     if args.log_requests:  # here, before any worker starts: one clear error instead of one per worker
-
         try:
             private_folder(args.log_requests)
             if not os.access(args.log_requests, os.W_OK):
@@ -209,8 +285,9 @@ def _check_tf_serving_files(parser, args) -> None:
     try:
         if args.model_config_file is not None:
             tfs.read_model_config(args.model_config_file)
-        args.metrics_path = (tfs.read_monitoring_config(args.monitoring_config_file)
-                             if args.monitoring_config_file is not None else None)
+        args.metrics_path = (
+            tfs.read_monitoring_config(args.monitoring_config_file) if args.monitoring_config_file is not None else None
+        )
         if args.batching_parameters_file is not None and not args.enable_batching:
             parser.error("--batching_parameters_file needs --enable_batching (TF Serving ignores it otherwise)")
         args.batching = tfs.read_batching_parameters(args.batching_parameters_file) if args.enable_batching else None
@@ -235,16 +312,23 @@ def serve(args) -> int:
     log = None
     if args.log_requests:
         try:
-            log = request_log.RequestLog(args.log_requests, args.log_sample_rate, int(args.log_max_mb * (1 << 20)),
-                                         int(args.log_file_mb * (1 << 20)), args.log_rotate_seconds)
+            log = request_log.RequestLog(
+                args.log_requests,
+                args.log_sample_rate,
+                int(args.log_max_mb * (1 << 20)),
+                int(args.log_file_mb * (1 << 20)),
+                args.log_rotate_seconds,
+            )
         except OSError as exc:
             raise SystemExit(f"error: cannot log requests under {args.log_requests}: {exc.strerror or exc}") from None
         request_log.install(log)
-        print(f"logging requests under {args.log_requests} (sample rate {args.log_sample_rate:g}, at most "
-              f"{args.log_max_mb:g} MB per model)", flush=True)
+        print(
+            f"logging requests under {args.log_requests} (sample rate {args.log_sample_rate:g}, at most "
+            f"{args.log_max_mb:g} MB per model)",
+            flush=True,
+        )
 
-    repository = Repository(args.serving_root, args.model_config_file,
-                            args.allow_version_labels_for_unavailable_models)
+    repository = Repository(args.serving_root, args.model_config_file, args.allow_version_labels_for_unavailable_models)
     repository.on_load = METRICS.load
     METRICS.gauges.append(model_state_gauge(repository))
     try:
@@ -253,8 +337,10 @@ def serve(args) -> int:
         raise SystemExit(f"error: {exc}") from None
     names = repository.model_names()
     where = f"model config {args.model_config_file}" if args.model_config_file else f"serving root {args.serving_root}"
-    print(f"serving root {args.serving_root}: models {names or 'none yet (waiting for pushes)'} (from {where})",
-          flush=True)
+    print(
+        f"serving root {args.serving_root}: models {names or 'none yet (waiting for pushes)'} (from {where})",
+        flush=True,
+    )
     labels = {n: repository.labels(n) for n in names if repository.labels(n)}
     if labels:
         print(f"version labels: {labels}", flush=True)
@@ -271,12 +357,13 @@ def serve(args) -> int:
 
     batcher = None
     if args.batching is not None:
-
         batcher = BatchScheduler(args.batching, on_batch=lambda key, size: METRICS.batch(key[0], key[2], size))
         inference.BATCHER = batcher
-        print(f"batching: max_batch_size {args.batching.max_batch_size}, batch_timeout_micros "
-              f"{args.batching.batch_timeout_micros}, num_batch_threads {args.batching.num_batch_threads}",
-              flush=True)
+        print(
+            f"batching: max_batch_size {args.batching.max_batch_size}, batch_timeout_micros "
+            f"{args.batching.batch_timeout_micros}, num_batch_threads {args.batching.num_batch_threads}",
+            flush=True,
+        )
 
     # with batching, a request waits for its batch in a server thread: enough threads for full batches
     threads = max(8, 2 * args.batching.max_batch_size) if args.batching is not None else 8
@@ -300,8 +387,13 @@ def serve(args) -> int:
     grpc_server.start()
     print(f"gRPC listening on {args.host}:{grpc_port}", flush=True)
 
-    app = rest.create_app(repository, int(args.max_request_mb * (1 << 20)), threads=threads,
-                          metrics_path=args.metrics_path, batching=batcher is not None)
+    app = rest.create_app(
+        repository,
+        int(args.max_request_mb * (1 << 20)),
+        threads=threads,
+        metrics_path=args.metrics_path,
+        batching=batcher is not None,
+    )
     # httptools and uvloop (the serving extra) parse HTTP and run the loop in C; h11's pure-Python parser would
     # cost more per request than the model. No websockets: not part of TF Serving's API.
     options = dict(log_level="warning", access_log=False, lifespan="on", ws="none")
@@ -309,8 +401,9 @@ def serve(args) -> int:
     # connections made after this line wait in the listening socket's backlog until uvicorn accepts them
     app.on_startup.append(lambda: print(f"REST listening on http://{args.host}:{rest_port}", flush=True))
     if args.metrics_path is not None:
-        app.on_startup.append(lambda: print(f"metrics at http://{args.host}:{rest_port}{args.metrics_path}",
-                                            flush=True))
+        app.on_startup.append(
+            lambda: print(f"metrics at http://{args.host}:{rest_port}{args.metrics_path}", flush=True)
+        )
 
     def stop(*_):
         server.should_exit = True

@@ -18,6 +18,7 @@ matched to the signature's inputs by name: numbers become the input's dtype (an 
 output; a longer one an array<double> column. Spark writes the output atomically (a failed job leaves no
 _SUCCESS and no partial table under the final name).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -96,6 +97,7 @@ def loaded_signature(model_dir: str, signature: str):
 def score_frames(model_dir: str, signature: str, inputs: Dict, outputs: Dict, batch_size: int):
     """The function mapInPandas runs on each partition: every Arrow batch converted as whole columns, scored
     in slices of `batch_size` rows, the outputs appended as columns."""
+
     def score(frames: Iterator):
         import tensorflow as tf
 
@@ -104,7 +106,7 @@ def score_frames(model_dir: str, signature: str, inputs: Dict, outputs: Dict, ba
             arrays = {k: _column_to_array(frame[k], dtype, k) for k, (dtype, _) in inputs.items()}
             scored = {name: [] for name in outputs}
             for start in range(0, len(frame), batch_size):
-                result = fn(**{k: tf.constant(a[start:start + batch_size]) for k, a in arrays.items()})
+                result = fn(**{k: tf.constant(a[start : start + batch_size]) for k, a in arrays.items()})
                 for name in outputs:
                     scored[name].append(result[name].numpy())
             for name in outputs:
@@ -112,6 +114,7 @@ def score_frames(model_dir: str, signature: str, inputs: Dict, outputs: Dict, ba
                 per_row = per_row.reshape(len(frame), -1)
                 frame[name] = per_row[:, 0] if per_row.shape[1] == 1 else list(per_row)
             yield frame
+
     return score
 
 
@@ -123,8 +126,15 @@ def latest_model_dir(model: str, version: str = None) -> str:
         raise ScoringError(str(exc)) from None
 
 
-def run(spark, model_dir: str, input_path: str, output_path: str, signature: str = RAW_SIGNATURE,
-        batch_size: int = 1024, overwrite: bool = False) -> int:
+def run(
+    spark,
+    model_dir: str,
+    input_path: str,
+    output_path: str,
+    signature: str = RAW_SIGNATURE,
+    batch_size: int = 1024,
+    overwrite: bool = False,
+) -> int:
     """Scores `input_path` (CSV with a header, or Parquet) with the SavedModel's `signature` into the Parquet
     folder `output_path`; returns the number of rows written. Row order is Spark's: keep a key column."""
     inputs, outputs = signature_io(model_dir, signature)
@@ -138,15 +148,18 @@ def run(spark, model_dir: str, input_path: str, output_path: str, signature: str
             # the file still cannot be split (one row group, gzip).
             size = _input_bytes(input_path)  # 0 where it cannot be told (a remote file system)
             if size:
-                for key, value in (("spark.sql.files.maxPartitionBytes", max(1 << 16, size // cores + 1)),
-                                   ("spark.sql.files.openCostInBytes", 0)):
+                for key, value in (
+                    ("spark.sql.files.maxPartitionBytes", max(1 << 16, size // cores + 1)),
+                    ("spark.sql.files.openCostInBytes", 0),
+                ):
                     saved[key] = conf.get(key, None)
                     conf.set(key, str(value))
                 df = _read(spark, input_path)
             if df.rdd.getNumPartitions() < cores:
                 df = df.repartition(cores)
-        return _score_and_write(df, model_dir, input_path, output_path, signature, inputs, outputs, batch_size,
-                                overwrite, spark)
+        return _score_and_write(
+            df, model_dir, input_path, output_path, signature, inputs, outputs, batch_size, overwrite, spark
+        )
     finally:
         for key, value in saved.items():
             conf.unset(key) if value is None else conf.set(key, value)
@@ -166,8 +179,9 @@ def _input_bytes(input_path: str) -> int:
     return path.stat().st_size if path.exists() else 0
 
 
-def _score_and_write(df, model_dir, input_path, output_path, signature, inputs, outputs, batch_size, overwrite,
-                     spark) -> int:
+def _score_and_write(
+    df, model_dir, input_path, output_path, signature, inputs, outputs, batch_size, overwrite, spark
+) -> int:
     from pyspark.sql import types as T
 
     missing = sorted(k for k in inputs if k not in df.columns)
@@ -190,9 +204,12 @@ def spark_session(master: str, conf: Optional[Dict[str, str]] = None):
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     from pyspark.sql import SparkSession
 
-    builder = (SparkSession.builder.master(master).appName("tfx-book-batch-scoring")
-               .config("spark.sql.execution.arrow.maxRecordsPerBatch", "32768")  # per-batch costs, amortised
-               .config("spark.ui.enabled", "false"))
+    builder = (
+        SparkSession.builder.master(master)
+        .appName("tfx-book-batch-scoring")
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch", "32768")  # per-batch costs, amortised
+        .config("spark.ui.enabled", "false")
+    )
     for key, value in (conf or {}).items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
@@ -210,7 +227,7 @@ def _check_reachable(master: str) -> None:
     then fail the session with "All masters are unresponsive"."""
     import socket
 
-    for address in master[len("spark://"):].split(","):
+    for address in master[len("spark://") :].split(","):
         host, _, port = address.rpartition(":")
         if not port.isdigit():
             raise ScoringError(f"SPARK_MASTER={master!r}: expected spark://host:port")
@@ -219,8 +236,10 @@ def _check_reachable(master: str) -> None:
                 return
         except OSError as exc:
             problem = exc
-    raise ScoringError(f"SPARK_MASTER={master}: no Spark master answers at {master} ({problem}); start it, fix "
-                       f"the address, or unset SPARK_MASTER (and --master) to start a cluster for the command")
+    raise ScoringError(
+        f"SPARK_MASTER={master}: no Spark master answers at {master} ({problem}); start it, fix "
+        f"the address, or unset SPARK_MASTER (and --master) to start a cluster for the command"
+    )
 
 
 @contextlib.contextmanager
@@ -231,8 +250,9 @@ def where_to_score(master: Optional[str], log_dir: Path, env=None) -> Iterator[t
     master = master or env.get("SPARK_MASTER", "").strip()
     if master:
         if not (master.startswith(("spark://", "local", "yarn", "k8s://"))):
-            raise ScoringError(f"--master / SPARK_MASTER={master!r}: expected spark://host:port, local[N], yarn "
-                               f"or k8s://...")
+            raise ScoringError(
+                f"--master / SPARK_MASTER={master!r}: expected spark://host:port, local[N], yarn or k8s://..."
+            )
         if master.startswith("spark://"):
             _check_reachable(master)
         yield master, {}, f"Spark at {master}"
@@ -254,10 +274,13 @@ def main(argv=None) -> int:
     parser.add_argument("--version")
     parser.add_argument("--input", required=True, help="CSV (with header) or Parquet")
     parser.add_argument("--output", required=True, help="Parquet folder to write")
-    parser.add_argument("--master", help="spark://host:port or local[N] (default: SPARK_MASTER, else a standalone "
-                                          "cluster started for the command)")
-    parser.add_argument("--log-dir", default=str(default_output_dir() / "logs" / "spark"),
-                        help="where a started cluster's logs go")
+    parser.add_argument(
+        "--master",
+        help="spark://host:port or local[N] (default: SPARK_MASTER, else a standalone cluster started for the command)",
+    )
+    parser.add_argument(
+        "--log-dir", default=str(default_output_dir() / "logs" / "spark"), help="where a started cluster's logs go"
+    )
     parser.add_argument("--signature", default=RAW_SIGNATURE)
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--overwrite", action="store_true")
@@ -270,8 +293,7 @@ def main(argv=None) -> int:
             print(f"scoring on {described}", flush=True)
             spark = spark_session(master, conf)
             try:
-                rows = run(spark, model_dir, args.input, args.output, args.signature, args.batch_size,
-                           args.overwrite)
+                rows = run(spark, model_dir, args.input, args.output, args.signature, args.batch_size, args.overwrite)
             finally:
                 spark.stop()
     except ScoringError as exc:

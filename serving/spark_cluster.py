@@ -7,6 +7,7 @@ its own process group, on loopback, on free ports, stopped when the block ends, 
 (core/processes.py). Each worker offers 1 core and SPARK_WORKER_MEMORY (default 2g); the job asks for
 one 1-core executor per worker, so its tasks run in as many executor JVMs, each with its own Python workers.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -45,14 +46,19 @@ class SparkCluster:
         return master_state(self.ui_url)
 
     def describe(self) -> str:
-        return (f"Spark standalone cluster at {self.master_url}: {self.workers} workers x {self.cores_per_worker} "
-                f"core, {self.worker_memory} each; logs in {self.log_dir}")
+        return (
+            f"Spark standalone cluster at {self.master_url}: {self.workers} workers x {self.cores_per_worker} "
+            f"core, {self.worker_memory} each; logs in {self.log_dir}"
+        )
 
     def session_conf(self) -> Dict[str, str]:
         """One executor per worker, sized to fit it."""
-        return {"spark.executor.cores": str(self.cores_per_worker), "spark.driver.host": "localhost",
-                "spark.cores.max": str(self.workers * self.cores_per_worker),
-                "spark.executor.memory": executor_memory(self.worker_memory)}
+        return {
+            "spark.executor.cores": str(self.cores_per_worker),
+            "spark.driver.host": "localhost",
+            "spark.cores.max": str(self.workers * self.cores_per_worker),
+            "spark.executor.memory": executor_memory(self.worker_memory),
+        }
 
 
 def spark_home() -> Path:
@@ -60,8 +66,10 @@ def spark_home() -> Path:
 
     home = Path(pyspark.__file__).resolve().parent
     if not (home / "bin" / "spark-class").is_file() or not (home / "jars").is_dir():
-        raise SparkClusterError(f"the pyspark package at {home} has no bin/spark-class or jars/: reinstall it "
-                                f"(make venv), or set SPARK_MASTER=spark://host:port to use a running cluster")
+        raise SparkClusterError(
+            f"the pyspark package at {home} has no bin/spark-class or jars/: reinstall it "
+            f"(make venv), or set SPARK_MASTER=spark://host:port to use a running cluster"
+        )
     return home
 
 
@@ -87,24 +95,32 @@ def master_state(ui_url: str, timeout_s: float = 5) -> dict:
 
 def _env(home: Path, log_dir: Path, work_dir: Path) -> Dict[str, str]:
     env = dict(os.environ)
-    env.update(SPARK_HOME=str(home), SPARK_LOG_DIR=str(log_dir), SPARK_LOCAL_IP="127.0.0.1",
-               SPARK_LOCAL_DIRS=str(work_dir / "local"), SPARK_NO_DAEMONIZE="1",
-               # the executors' Python workers import the project and TensorFlow from this environment
-               PYSPARK_PYTHON=os.environ.get("PYSPARK_PYTHON", sys.executable))
+    env.update(
+        SPARK_HOME=str(home),
+        SPARK_LOG_DIR=str(log_dir),
+        SPARK_LOCAL_IP="127.0.0.1",
+        SPARK_LOCAL_DIRS=str(work_dir / "local"),
+        SPARK_NO_DAEMONIZE="1",
+        # the executors' Python workers import the project and TensorFlow from this environment
+        PYSPARK_PYTHON=os.environ.get("PYSPARK_PYTHON", sys.executable),
+    )
     env.pop("SPARK_MASTER", None)
     return env
 
 
 @contextlib.contextmanager
-def standalone_cluster(log_dir: Path, workers: int = 2, worker_memory: str = "2g",
-                       timeout_s: float = 120) -> Iterator[SparkCluster]:
+def standalone_cluster(
+    log_dir: Path, workers: int = 2, worker_memory: str = "2g", timeout_s: float = 120
+) -> Iterator[SparkCluster]:
     """A master and `workers` workers for the block, every one of them stopped when it ends."""
     if workers < 1:
         raise SparkClusterError(f"SPARK_WORKERS={workers} must be a positive integer")
     _megabytes(worker_memory)
     if not shutil.which("java") and not os.environ.get("JAVA_HOME"):
-        raise SparkClusterError("a Spark cluster needs Java 17 (its master and workers are JVMs): no `java` on "
-                                "PATH and JAVA_HOME is not set; install a JDK, or set SPARK_MASTER=spark://host:port")
+        raise SparkClusterError(
+            "a Spark cluster needs Java 17 (its master and workers are JVMs): no `java` on "
+            "PATH and JAVA_HOME is not set; install a JDK, or set SPARK_MASTER=spark://host:port"
+        )
     home = spark_home()
     log_dir.mkdir(parents=True, exist_ok=True)
     work_dir = Path(tempfile.mkdtemp(prefix="spark-cluster-"))
@@ -115,20 +131,45 @@ def standalone_cluster(log_dir: Path, workers: int = 2, worker_memory: str = "2g
     master_url, ui_url = f"spark://localhost:{port}", f"http://localhost:{ui_port}"
     try:
         with ServiceGroup(log_dir) as group:
-            master = group.start("Spark's master", [spark_class, MASTER_MAIN, "--host", "localhost", "--port",
-                                                    str(port), "--webui-port", str(ui_port)], env, work_dir,
-                                 "spark-master.log")
-            master.wait_until(lambda: master_state(ui_url, 1).get("status") == "ALIVE",
-                              f"answer on {ui_url}", timeout_s)
+            master = group.start(
+                "Spark's master",
+                [spark_class, MASTER_MAIN, "--host", "localhost", "--port", str(port), "--webui-port", str(ui_port)],
+                env,
+                work_dir,
+                "spark-master.log",
+            )
+            master.wait_until(
+                lambda: master_state(ui_url, 1).get("status") == "ALIVE", f"answer on {ui_url}", timeout_s
+            )
             services = []
             for i in range(1, workers + 1):
-                services.append(group.start(f"Spark's worker-{i}", [
-                    spark_class, WORKER_MAIN, "--host", "localhost", "--cores", "1", "--memory", worker_memory,
-                    "--webui-port", "0", "--work-dir", str(work_dir / f"worker-{i}"), master_url], env, work_dir,
-                    f"spark-worker-{i}.log"))
+                services.append(
+                    group.start(
+                        f"Spark's worker-{i}",
+                        [
+                            spark_class,
+                            WORKER_MAIN,
+                            "--host",
+                            "localhost",
+                            "--cores",
+                            "1",
+                            "--memory",
+                            worker_memory,
+                            "--webui-port",
+                            "0",
+                            "--work-dir",
+                            str(work_dir / f"worker-{i}"),
+                            master_url,
+                        ],
+                        env,
+                        work_dir,
+                        f"spark-worker-{i}.log",
+                    )
+                )
             for service in services:
-                service.wait_until(lambda: _alive_workers(ui_url) >= workers,
-                                   f"registering with the master at {master_url}", timeout_s)
+                service.wait_until(
+                    lambda: _alive_workers(ui_url) >= workers, f"registering with the master at {master_url}", timeout_s
+                )
             yield SparkCluster(master_url, ui_url, workers, 1, worker_memory, log_dir, master, services)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)

@@ -6,6 +6,7 @@
         [--kfp-version 2.5] [--enable-caching] [--allow-local-root]
 
 Design notes: docs/design-notes.md, testing/kfp_twin.py."""
+
 from __future__ import annotations
 
 import argparse
@@ -34,9 +35,16 @@ DEFAULT_PIPELINE_ROOT = "minio://mlpipeline/v2/artifacts"  # config/env.go:37
 ROOT_SCHEMES = ("gs://", "s3://", "minio://", "mem://")  # objectstore/config.go:122
 LAUNCHER_SCHEMES = {"gs://": "gcs", "minio://": "minio", "s3://": "s3"}  # launcher_v2.go:882-896 (oci: Modelcar)
 OUTPUT_METADATA_FILEPATH = "/tmp/kfp_outputs/output_metadata.json"  # launcher_v2.go:458
-DRIVER_PLACEHOLDERS = {"2.4": (), "2.5": ("{{$.pipeline_job_name}}", "{{$.pipeline_job_resource_name}}",
-                                          "{{$.pipeline_job_uuid}}", "{{$.pipeline_task_name}}",
-                                          "{{$.pipeline_task_uuid}}")}
+DRIVER_PLACEHOLDERS = {
+    "2.4": (),
+    "2.5": (
+        "{{$.pipeline_job_name}}",
+        "{{$.pipeline_job_resource_name}}",
+        "{{$.pipeline_job_uuid}}",
+        "{{$.pipeline_task_name}}",
+        "{{$.pipeline_task_uuid}}",
+    ),
+}
 
 
 class TwinError(RuntimeError):
@@ -135,13 +143,21 @@ def session_info(root: str) -> str:
     root with no provider config in the kfp-launcher ConfigMap (config/s3.go:85-91, gcs.go; minio: env.go:164)."""
     scheme = root.split("://", 1)[0] if "://" in root else ""
     if scheme == "minio":
-        params = {"accessKeyKey": "accesskey", "disableSSL": "true", "endpoint": "minio-service.kubeflow:9000",
-                  "fromEnv": "false", "region": "minio", "secretKeyKey": "secretkey",
-                  "secretName": "mlpipeline-minio-artifact"}
+        params = {
+            "accessKeyKey": "accesskey",
+            "disableSSL": "true",
+            "endpoint": "minio-service.kubeflow:9000",
+            "fromEnv": "false",
+            "region": "minio",
+            "secretKeyKey": "secretkey",
+            "secretName": "mlpipeline-minio-artifact",
+        }
     else:
         params = {"fromEnv": "true"}
-    return json.dumps({"Provider": {"gs": "gs", "s3": "s3", "minio": "minio"}.get(scheme, scheme), "Params": params},
-                      separators=(",", ":"))
+    return json.dumps(
+        {"Provider": {"gs": "gs", "s3": "s3", "minio": "minio"}.get(scheme, scheme), "Params": params},
+        separators=(",", ":"),
+    )
 
 
 class Metadata:
@@ -158,35 +174,48 @@ class Metadata:
         properties.setdefault("store_session_info", ("string", session_info(root)))
         with self._lock:
             artifact_id, self._next = self._next, self._next + 1
-            self._artifacts[artifact_id] = {"uri": artifact["uri"], "type": artifact.get("type", {}),
-                                            "custom_properties": properties}
+            self._artifacts[artifact_id] = {
+                "uri": artifact["uri"],
+                "type": artifact.get("type", {}),
+                "custom_properties": properties,
+            }
         return artifact_id
 
     def runtime_artifact(self, artifact_id: int) -> dict:
         """OutputArtifact.ToRuntimeArtifact: name = id, metadata from the properties, an empty instance schema."""
         stored = self._artifacts[artifact_id]
-        return {"name": str(artifact_id), "uri": stored["uri"], "type": {"instanceSchema": ""},
-                "metadata": {k: from_mlmd_value(v) for k, v in stored["custom_properties"].items()}}
+        return {
+            "name": str(artifact_id),
+            "uri": stored["uri"],
+            "type": {"instanceSchema": ""},
+            "metadata": {k: from_mlmd_value(v) for k, v in stored["custom_properties"].items()},
+        }
 
 
 # ------------------------------------------------------------------------------------------------ the pod
 def _unshare_works() -> bool:
     try:
-        return subprocess.run(["unshare", "--mount", "--propagation", "private", "true"], capture_output=True,
-                              timeout=30).returncode == 0
+        return (
+            subprocess.run(
+                ["unshare", "--mount", "--propagation", "private", "true"], capture_output=True, timeout=30
+            ).returncode
+            == 0
+        )
     except (OSError, subprocess.SubprocessError):
         return False
 
 
-_POD_SCRIPT = ('mkdir -p /tmp/kfp_outputs 2>/dev/null; mount --bind "$0" /tmp/kfp_outputs '
-               '|| { echo "twin: cannot mount the pod\'s /tmp/kfp_outputs" >&2; exit 97; }; exec "$@"')
+_POD_SCRIPT = (
+    'mkdir -p /tmp/kfp_outputs 2>/dev/null; mount --bind "$0" /tmp/kfp_outputs '
+    '|| { echo "twin: cannot mount the pod\'s /tmp/kfp_outputs" >&2; exit 97; }; exec "$@"'
+)
 
 
 def local_path_for_uri(uri: str, pod: Path) -> Optional[Path]:
     """launcher_v2.go LocalPathForURI (882-896), under the pod's folder; None for a scheme it does not know."""
     for prefix, folder in LAUNCHER_SCHEMES.items():
         if uri.startswith(prefix):
-            return pod / folder / uri[len(prefix):]
+            return pod / folder / uri[len(prefix) :]
     return None
 
 
@@ -194,11 +223,19 @@ def local_path_for_uri(uri: str, pod: Path) -> Optional[Path]:
 class Backend:
     """One Kubeflow Pipelines installation: its ML Metadata and cache outlive a run, as a cluster's do."""
 
-    def __init__(self, *, kfp_version: str = "2.5", publish_logs: Optional[bool] = None,
-                 launcher_default_root: Optional[str] = None, secrets: Optional[Mapping[str, Mapping[str, str]]] = None,
-                 env: Optional[Mapping[str, str]] = None, python_dir: Optional[str] = None,
-                 allow_local_root: bool = False, work_dir: Optional[Path] = None,
-                 log: Callable[[str], None] = print):
+    def __init__(
+        self,
+        *,
+        kfp_version: str = "2.5",
+        publish_logs: Optional[bool] = None,
+        launcher_default_root: Optional[str] = None,
+        secrets: Optional[Mapping[str, Mapping[str, str]]] = None,
+        env: Optional[Mapping[str, str]] = None,
+        python_dir: Optional[str] = None,
+        allow_local_root: bool = False,
+        work_dir: Optional[Path] = None,
+        log: Callable[[str], None] = print,
+    ):
         if kfp_version not in KFP_VERSIONS:
             raise TwinError(f"kfp_version {kfp_version!r} is not one of {KFP_VERSIONS}")
         self.kfp_version = kfp_version
@@ -226,13 +263,24 @@ class Backend:
         if not root.startswith(ROOT_SCHEMES):
             if self.allow_local_root and "://" not in root:
                 return root
-            raise TwinError(f"driver.RootDAG failed: parse bucket config failed: unsupported Cloud bucket: {root!r} "
-                            f"(the backend takes gs://, s3://, minio:// roots only)")
+            raise TwinError(
+                f"driver.RootDAG failed: parse bucket config failed: unsupported Cloud bucket: {root!r} "
+                f"(the backend takes gs://, s3://, minio:// roots only)"
+            )
         return root
 
-    def run(self, package, *, pipeline_root: Optional[str] = None, parameters: Optional[Mapping[str, object]] = None,
-            enable_caching: Optional[bool] = None, run_id: Optional[str] = None,
-            targets: Optional[Iterable[str]] = None, timeout: float = 1800, parallel: int = 2) -> PipelineRun:
+    def run(
+        self,
+        package,
+        *,
+        pipeline_root: Optional[str] = None,
+        parameters: Optional[Mapping[str, object]] = None,
+        enable_caching: Optional[bool] = None,
+        run_id: Optional[str] = None,
+        targets: Optional[Iterable[str]] = None,
+        timeout: float = 1800,
+        parallel: int = 2,
+    ) -> PipelineRun:
         """Submits and runs the package (or only what `targets` need); raises TwinError naming the first task
         that fails, as the run's first failed node."""
         spec = load_package(package)
@@ -258,10 +306,17 @@ class Backend:
         with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
             while len(done) < len(order):
                 for task_name in order:
-                    if (task_name not in done and task_name not in running.values() and len(running) < parallel
-                            and needs[task_name] <= set(done)):
-                        running[pool.submit(self._task, spec, run_id, root, run_root, task_name, values, dict(done),
-                                            timeout)] = task_name
+                    if (
+                        task_name not in done
+                        and task_name not in running.values()
+                        and len(running) < parallel
+                        and needs[task_name] <= set(done)
+                    ):
+                        running[
+                            pool.submit(
+                                self._task, spec, run_id, root, run_root, task_name, values, dict(done), timeout
+                            )
+                        ] = task_name
                 finished, _ = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
                 for future in finished:
                     task_name = running.pop(future)
@@ -277,8 +332,10 @@ class Backend:
         declared = spec["root"].get("inputDefinitions", {}).get("parameters", {})
         unknown = set(overrides) - set(declared)
         if unknown:
-            raise TwinError(f"unknown pipeline parameter(s) {', '.join(sorted(unknown))} "
-                            f"(the package declares {', '.join(sorted(declared)) or 'none'})")
+            raise TwinError(
+                f"unknown pipeline parameter(s) {', '.join(sorted(unknown))} "
+                f"(the package declares {', '.join(sorted(declared)) or 'none'})"
+            )
         values = {}
         for name, definition in declared.items():
             if name in overrides:
@@ -295,8 +352,10 @@ class Backend:
         component = spec["components"][task["componentRef"]["name"]]
         executor_label = component["executorLabel"]
         container = spec["deploymentSpec"]["executors"][executor_label]["container"]
-        inputs = {"parameterValues": self._task_parameters(spec, run_id, task_name, task, values),
-                  "artifacts": self._task_artifacts(task, done)}
+        inputs = {
+            "parameterValues": self._task_parameters(spec, run_id, task_name, task, values),
+            "artifacts": self._task_artifacts(task, done),
+        }
         fingerprint = None
         if task.get("cachingOptions", {}).get("enableCache"):
             fingerprint = self._fingerprint(inputs, component, container)
@@ -312,17 +371,36 @@ class Backend:
         salt = str(uuid.uuid4())
         executor_input = {
             "inputs": inputs,
-            "outputs": {"artifacts": {
-                name: {"artifacts": [{"uri": f"{run_root}/{task_name}/{salt}/{name}", "type": d["artifactType"],
-                                      **({"metadata": d["metadata"]} if "metadata" in d else {})}]}
-                for name, d in outputs_spec.items()}, "outputFile": OUTPUT_METADATA_FILEPATH}}
+            "outputs": {
+                "artifacts": {
+                    name: {
+                        "artifacts": [
+                            {
+                                "uri": f"{run_root}/{task_name}/{salt}/{name}",
+                                "type": d["artifactType"],
+                                **({"metadata": d["metadata"]} if "metadata" in d else {}),
+                            }
+                        ]
+                    }
+                    for name, d in outputs_spec.items()
+                },
+                "outputFile": OUTPUT_METADATA_FILEPATH,
+            },
+        }
         env = self._pod_env(spec, executor_label, container)
         started = time.monotonic()
-        recorded, log, downloaded, substituted = self._launch(task_name, component, container, executor_input, env,
-                                                              root, timeout)
-        run = TaskRun(task_name, "COMPLETE", time.monotonic() - started,
-                      {k: [self.metadata.runtime_artifact(i) for i in ids] for k, ids in recorded.items()},
-                      log, substituted, downloaded)
+        recorded, log, downloaded, substituted = self._launch(
+            task_name, component, container, executor_input, env, root, timeout
+        )
+        run = TaskRun(
+            task_name,
+            "COMPLETE",
+            time.monotonic() - started,
+            {k: [self.metadata.runtime_artifact(i) for i in ids] for k, ids in recorded.items()},
+            log,
+            substituted,
+            downloaded,
+        )
         if fingerprint is not None:
             with self._cache_lock:
                 self.cache[fingerprint] = recorded
@@ -334,19 +412,23 @@ class Backend:
             if "runtimeValue" in value:
                 constant = value["runtimeValue"]["constant"]
                 if constant in DRIVER_PLACEHOLDERS[self.kfp_version]:
-                    constant = {"{{$.pipeline_job_name}}": spec["pipelineInfo"]["name"],
-                                "{{$.pipeline_job_resource_name}}": f"run-{run_id}",
-                                "{{$.pipeline_job_uuid}}": run_id,
-                                "{{$.pipeline_task_name}}": task_name,
-                                "{{$.pipeline_task_uuid}}": str(abs(hash((run_id, task_name))) % 10 ** 6)}[constant]
+                    constant = {
+                        "{{$.pipeline_job_name}}": spec["pipelineInfo"]["name"],
+                        "{{$.pipeline_job_resource_name}}": f"run-{run_id}",
+                        "{{$.pipeline_job_uuid}}": run_id,
+                        "{{$.pipeline_task_name}}": task_name,
+                        "{{$.pipeline_task_uuid}}": str(abs(hash((run_id, task_name))) % 10**6),
+                    }[constant]
                 resolved[name] = constant
             elif "componentInputParameter" in value:
                 source = value["componentInputParameter"]
                 if source in values:
                     resolved[name] = values[source]
             else:
-                raise TwinError(f"task {task_name!r}: parameter {name!r}: only constants and pipeline parameters "
-                                f"are played by this twin, not {sorted(value)}")
+                raise TwinError(
+                    f"task {task_name!r}: parameter {name!r}: only constants and pipeline parameters "
+                    f"are played by this twin, not {sorted(value)}"
+                )
         return resolved
 
     def _task_artifacts(self, task, done) -> dict:
@@ -355,8 +437,10 @@ class Backend:
             source = value["taskOutputArtifact"]
             producer = done[source["producerTask"]]
             if source["outputArtifactKey"] not in producer.outputs:
-                raise TwinError(f"cannot find output artifact key {source['outputArtifactKey']!r} in producer task "
-                                f"{source['producerTask']!r}")
+                raise TwinError(
+                    f"cannot find output artifact key {source['outputArtifactKey']!r} in producer task "
+                    f"{source['producerTask']!r}"
+                )
             artifacts[name] = {"artifacts": [dict(a) for a in producer.outputs[source["outputArtifactKey"]]]}
         return artifacts
 
@@ -364,16 +448,22 @@ class Backend:
     def _fingerprint(inputs: dict, component: dict, container: dict) -> str:
         """cacheutils/cache.go GenerateCacheKey + GenerateFingerPrint (30-105): sha256 of the key as JSON."""
         key = {
-            "inputArtifactNames": {k: {"artifactNames": [a["name"] for a in v["artifacts"]]}
-                                   for k, v in inputs["artifacts"].items()},
+            "inputArtifactNames": {
+                k: {"artifactNames": [a["name"] for a in v["artifacts"]]} for k, v in inputs["artifacts"].items()
+            },
             "inputParameterValues": inputs["parameterValues"],
-            "outputArtifactsSpec": {k: {"type": d["artifactType"], **({"metadata": d["metadata"]} if "metadata" in d
-                                                                      else {})}
-                                    for k, d in component.get("outputDefinitions", {}).get("artifacts", {}).items()},
-            "outputParametersSpec": {k: d.get("parameterType", "")
-                                     for k, d in component.get("outputDefinitions", {}).get("parameters", {}).items()},
-            "containerSpec": {"image": container.get("image", ""),
-                              "cmdArgs": list(container.get("command", [])) + list(container.get("args", []))},
+            "outputArtifactsSpec": {
+                k: {"type": d["artifactType"], **({"metadata": d["metadata"]} if "metadata" in d else {})}
+                for k, d in component.get("outputDefinitions", {}).get("artifacts", {}).items()
+            },
+            "outputParametersSpec": {
+                k: d.get("parameterType", "")
+                for k, d in component.get("outputDefinitions", {}).get("parameters", {}).items()
+            },
+            "containerSpec": {
+                "image": container.get("image", ""),
+                "cmdArgs": list(container.get("command", [])) + list(container.get("args", [])),
+            },
         }
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
@@ -381,17 +471,27 @@ class Backend:
         env = dict(self.env)
         for var in container.get("env", []):  # driver.go:465
             env[var["name"]] = var.get("value", "")
-        executor_config = (spec.get("_platform", {}).get("platforms", {}).get("kubernetes", {})
-                           .get("deploymentSpec", {}).get("executors", {}).get(executor_label, {}))
+        executor_config = (
+            spec.get("_platform", {})
+            .get("platforms", {})
+            .get("kubernetes", {})
+            .get("deploymentSpec", {})
+            .get("executors", {})
+            .get(executor_label, {})
+        )
         for secret in executor_config.get("secretAsEnv", []):  # driver.go:893-920
             name = secret.get("secretName")
             if name not in self.secrets:
-                raise TwinError(f"the pod cannot start: secret {name!r} does not exist in the namespace "
-                                f"(CreateContainerConfigError)")
+                raise TwinError(
+                    f"the pod cannot start: secret {name!r} does not exist in the namespace "
+                    f"(CreateContainerConfigError)"
+                )
             for mapping in secret.get("keyToEnv", []):
                 if mapping["secretKey"] not in self.secrets[name]:
-                    raise TwinError(f"the pod cannot start: secret {name!r} has no key {mapping['secretKey']!r} "
-                                    f"(CreateContainerConfigError)")
+                    raise TwinError(
+                        f"the pod cannot start: secret {name!r} has no key {mapping['secretKey']!r} "
+                        f"(CreateContainerConfigError)"
+                    )
                 env[mapping["envVar"]] = self.secrets[name][mapping["secretKey"]]
         return env
 
@@ -404,7 +504,9 @@ class Backend:
                 with_defaults["inputs"]["parameterValues"][name] = definition["defaultValue"]
         placeholders = {"{{$}}": json.dumps(with_defaults, separators=(",", ":"))}
         for name, value in with_defaults["inputs"]["parameterValues"].items():
-            placeholders[f"{{{{$.inputs.parameters['{name}']}}}}"] = value if isinstance(value, str) else json.dumps(value)
+            placeholders[f"{{{{$.inputs.parameters['{name}']}}}}"] = (
+                value if isinstance(value, str) else json.dumps(value)
+            )
         for side in ("inputs", "outputs"):
             for name, artifacts in with_defaults[side].get("artifacts", {}).items():
                 uri = artifacts["artifacts"][0]["uri"]
@@ -421,18 +523,22 @@ class Backend:
             try:
                 downloaded += object_store.download_prefix(uri, local)
             except OSError as exc:
-                raise TwinError(f"task {task_name!r} failed before its command ran: failed to execute component: "
-                                f"failed to download input artifact {name!r} from remote storage URI {uri!r}: "
-                                f"{exc}") from None
+                raise TwinError(
+                    f"task {task_name!r} failed before its command ran: failed to execute component: "
+                    f"failed to download input artifact {name!r} from remote storage URI {uri!r}: "
+                    f"{exc}"
+                ) from None
         for name, artifacts in executor_input["outputs"]["artifacts"].items():  # prepareOutputFolders
             uri = artifacts["artifacts"][0]["uri"]
             local = local_path_for_uri(uri, pod)
             if local is None:
                 if self.allow_local_root and "://" not in uri:
                     continue
-                raise TwinError(f"task {task_name!r} failed before its command ran: failed to generate local storage "
-                                f"path for output artifact {name!r}: failed to generate local path for URI {uri}: "
-                                f"unsupported storage scheme")
+                raise TwinError(
+                    f"task {task_name!r} failed before its command ran: failed to generate local storage "
+                    f"path for output artifact {name!r}: failed to generate local path for URI {uri}: "
+                    f"unsupported storage scheme"
+                )
             local.parent.mkdir(parents=True, exist_ok=True)
         argv = []
         for arg in list(container.get("command", [])) + list(container.get("args", [])):
@@ -459,20 +565,33 @@ class Backend:
             local = local_path_for_uri(artifact["uri"], pod)
             if local is not None and local.exists():
                 object_store.upload_dir(local, artifact["uri"]) if local.is_dir() else object_store.write(
-                    artifact["uri"], local.read_bytes())
+                    artifact["uri"], local.read_bytes()
+                )
             try:
                 recorded[key] = [self.metadata.record(key, artifact, root)]
             except TwinError as exc:
-                raise TwinError(f"task {task_name!r} failed: failed to publish results to ML Metadata: unable to "
-                                f"produce MLMD artifact for output {key!r}: {exc}") from None
+                raise TwinError(
+                    f"task {task_name!r} failed: failed to publish results to ML Metadata: unable to "
+                    f"produce MLMD artifact for output {key!r}: {exc}"
+                ) from None
         self.log(f"[kfp] {task_name} done")
         shutil.rmtree(pod, ignore_errors=True)
         return recorded, log, downloaded, with_defaults
 
     def _execute(self, task_name: str, argv: List[str], env: Dict[str, str], pod: Path, timeout: float) -> str:
         if self.private_pods:
-            argv = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", _POD_SCRIPT,
-                    str(pod / "kfp_outputs"), *argv]
+            argv = [
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "--",
+                "sh",
+                "-c",
+                _POD_SCRIPT,
+                str(pod / "kfp_outputs"),
+                *argv,
+            ]
             cwd = pod
         else:  # one task at a time on the shared fixed path, cleared first
             shared = Path(OUTPUT_METADATA_FILEPATH).parent
@@ -488,8 +607,10 @@ class Backend:
         if not self.private_pods and Path(OUTPUT_METADATA_FILEPATH).exists():
             shutil.copy(OUTPUT_METADATA_FILEPATH, pod / "kfp_outputs" / "output_metadata.json")
         if proc.returncode != 0:
-            raise TwinError(f"task {task_name!r} failed (exit {proc.returncode}); its last lines:\n"
-                            + "\n".join(log.strip().splitlines()[-15:]))
+            raise TwinError(
+                f"task {task_name!r} failed (exit {proc.returncode}); its last lines:\n"
+                + "\n".join(log.strip().splitlines()[-15:])
+            )
         return log
 
 
@@ -501,17 +622,29 @@ def main(argv=None) -> int:
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--kfp-version", choices=KFP_VERSIONS, default="2.5")
     parser.add_argument("--enable-caching", action="store_true", default=None)
-    parser.add_argument("--allow-local-root", action="store_true",
-                        help="DEVIATION: accept a local pipeline root, which the backend refuses")
+    parser.add_argument(
+        "--allow-local-root",
+        action="store_true",
+        help="DEVIATION: accept a local pipeline root, which the backend refuses",
+    )
     parser.add_argument("--run-id")
     parser.add_argument("--until", action="append", help="run only what this task needs (repeatable)")
     args = parser.parse_args(argv)
     try:
         params = dict(p.split("=", 1) for p in args.param)
-        backend = Backend(kfp_version=args.kfp_version, launcher_default_root=args.launcher_default_root,
-                          allow_local_root=args.allow_local_root)
-        run = backend.run(args.package, pipeline_root=args.pipeline_root, parameters=params,
-                          enable_caching=args.enable_caching, run_id=args.run_id, targets=args.until)
+        backend = Backend(
+            kfp_version=args.kfp_version,
+            launcher_default_root=args.launcher_default_root,
+            allow_local_root=args.allow_local_root,
+        )
+        run = backend.run(
+            args.package,
+            pipeline_root=args.pipeline_root,
+            parameters=params,
+            enable_caching=args.enable_caching,
+            run_id=args.run_id,
+            targets=args.until,
+        )
     except (TwinError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

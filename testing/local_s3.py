@@ -9,6 +9,7 @@ It runs in its own process: TensorFlow's S3 file system (tensorflow-io) holds th
 so a server on a thread of the same interpreter would never answer (seen: tf.saved_model.save hangs). The port is
 taken by the server itself (port 0) and read back from it, so nothing can take it in between.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -29,8 +30,11 @@ sys.stdin.read()  # until the parent closes it (or dies)
 server.stop()
 """
 
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "twin-access-key", "AWS_SECRET_ACCESS_KEY": "twin-secret-key",
-               "AWS_REGION": "us-east-1"}
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "twin-access-key",
+    "AWS_SECRET_ACCESS_KEY": "twin-secret-key",
+    "AWS_REGION": "us-east-1",
+}
 
 
 class LocalS3:
@@ -41,16 +45,20 @@ class LocalS3:
     def client(self):
         import boto3
 
-        return boto3.client("s3", endpoint_url=self.endpoint, region_name=CREDENTIALS["AWS_REGION"],
-                            aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                            aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name=CREDENTIALS["AWS_REGION"],
+            aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        )
 
     def create_bucket(self, name: str) -> None:
         self.client().create_bucket(Bucket=name)
 
     def upload(self, folder: Path, uri: str) -> int:
         """Every file under `folder` to the s3:// prefix `uri`; returns how many."""
-        bucket, _, prefix = uri[len("s3://"):].partition("/")
+        bucket, _, prefix = uri[len("s3://") :].partition("/")
         count = 0
         client = self.client()
         for path in sorted(Path(folder).rglob("*")):
@@ -61,11 +69,13 @@ class LocalS3:
         return count
 
     def keys(self, uri: str) -> Dict[str, int]:
-        bucket, _, prefix = uri[len("s3://"):].partition("/")
+        bucket, _, prefix = uri[len("s3://") :].partition("/")
         found, token = {}, None
         client = self.client()
         while True:
-            page = client.list_objects_v2(Bucket=bucket, Prefix=prefix, **({"ContinuationToken": token} if token else {}))
+            page = client.list_objects_v2(
+                Bucket=bucket, Prefix=prefix, **({"ContinuationToken": token} if token else {})
+            )
             found.update({o["Key"]: o["Size"] for o in page.get("Contents", [])})
             if not page.get("IsTruncated"):
                 return found
@@ -75,14 +85,22 @@ class LocalS3:
 @contextlib.contextmanager
 def server(timeout_s: float = 60, log: Optional[Path] = None) -> Iterator[LocalS3]:
     out = open(log, "w") if log else subprocess.DEVNULL
-    proc = subprocess.Popen([sys.executable, "-c", _SERVE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=out, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SERVE],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=out,
+        text=True,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
     try:
         ready, _, _ = select.select([proc.stdout], [], [], timeout_s)
         port = proc.stdout.readline().strip() if ready else ""  # the server prints its port once it listens
         if not port.isdigit():
-            raise RuntimeError(f"the local S3 server (moto) did not start (exit {proc.poll()}); is the dev extra "
-                               f"installed? (pip install -c constraints.txt '.[dev]')")
+            raise RuntimeError(
+                f"the local S3 server (moto) did not start (exit {proc.poll()}); is the dev extra "
+                f"installed? (pip install -c constraints.txt '.[dev]')"
+            )
         yield LocalS3(f"http://127.0.0.1:{port}")
     finally:
         with contextlib.suppress(Exception):

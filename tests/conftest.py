@@ -7,6 +7,7 @@ Tiers (pytest.ini registers the markers; the Makefile's targets select them; REA
 A test is `pipeline` when it needs a pipeline run: marked by hand, or found by the fixtures it asks for
 (PIPELINE_FIXTURES); the fast tier refuses to start a run at all (a test that does is a mislabelled test).
 """
+
 import os
 import subprocess
 import sys
@@ -36,9 +37,10 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.pipeline)
     rank = {}
     for item in items:
-        needs = [shared_runs.ORDER.index(SHARED_RUN_FIXTURES[f]) + 1 for f in item.fixturenames
-                 if f in SHARED_RUN_FIXTURES]
-        own = (max(needs) if needs else (len(shared_runs.ORDER) + 1 if item.get_closest_marker("pipeline") else 0))
+        needs = [
+            shared_runs.ORDER.index(SHARED_RUN_FIXTURES[f]) + 1 for f in item.fixturenames if f in SHARED_RUN_FIXTURES
+        ]
+        own = max(needs) if needs else (len(shared_runs.ORDER) + 1 if item.get_closest_marker("pipeline") else 0)
         own += 10 if item.get_closest_marker("slow") else 0
         rank[item.module.__name__] = max(rank.get(item.module.__name__, 0), own)
     position = {id(item): i for i, item in enumerate(items)}
@@ -64,6 +66,7 @@ def _shared(request, tmp_path_factory):
                 if name not in prepared:
                     prepared[name] = DATA[name](data_root)
                 return prepared[name]
+
         return make
 
     runs = shared_runs.SharedRuns(tmp_path_factory.mktemp("shared_runs"), {n: data(n) for n in shared_runs.ORDER})
@@ -88,8 +91,9 @@ def _start_shared_runs(request):
 
 def _shared_run(request, name):
     if os.environ.get("TEST_TIER") == "fast":
-        pytest.fail(f"{request.node.nodeid} needs the {name} pipeline run: mark it `pipeline` (the fast tier "
-                    f"runs no pipeline)")
+        pytest.fail(
+            f"{request.node.nodeid} needs the {name} pipeline run: mark it `pipeline` (the fast tier runs no pipeline)"
+        )
     return request.getfixturevalue("_shared").get(name)
 
 
@@ -156,8 +160,9 @@ def _fetch_cifar2_subset(root: Path) -> Path:
             chosen[folder].append(rel)
     entries = full.files()
     manifest = root / "cifar2-subset.tsv"
-    manifest.write_text("".join(f"{rel}\t{entries[rel].size}\t{entries[rel].sha256}\n"
-                                for rels in chosen.values() for rel in rels))
+    manifest.write_text(
+        "".join(f"{rel}\t{entries[rel].size}\t{entries[rel].sha256}\n" for rels in chosen.values() for rel in rels)
+    )
     subset = datasets.Dataset("cifar2", full.base_url, manifest_path=manifest)
     return fetch("cifar2", root / "cifar2_subset", dataset=subset, log=_quiet)
 
@@ -208,8 +213,9 @@ def imdb_subset(request, _data_root):
 # ---------------------------------------------------------------------------------------------------- helpers
 def _run_python(code: str, env=None, timeout=600) -> subprocess.CompletedProcess:
     full_env = dict(os.environ, **(env or {}))
-    return subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, env=full_env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT_ROOT, env=full_env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.fixture()
@@ -234,8 +240,10 @@ def _node_states(spec, cfg):
     from orchestration.factory import create_pipeline
 
     store = results.open_store(cfg.metadata_path(spec.name))
-    return {c.id: [results.execution_state(e) for e in results.node_executions(store, spec.name, c.id)]
-            for c in create_pipeline(spec, cfg).components}
+    return {
+        c.id: [results.execution_state(e) for e in results.node_executions(store, spec.name, c.id)]
+        for c in create_pipeline(spec, cfg).components
+    }
 
 
 def _assert_every_node_ran_once(spec, cfg):
@@ -284,4 +292,5 @@ def run_fn_code():
             fn_args.model_run_dir = {str(run_dir)!r}
             trainer.run_fn(fn_args)
         """)
+
     return code

@@ -1,6 +1,7 @@
 """A proxy that records every connection it is asked for and serves none: with HTTP(S)_PROXY pointing at it, any
 download a Beam stage tries (Beam's urllib fetch of Prism or a job server jar honours those variables) is caught
 by name instead of reaching the network, and the stage falls back or fails as it would offline."""
+
 import socket
 import threading
 from typing import Dict, List
@@ -19,7 +20,9 @@ class DownloadTrap:
     def env(self) -> Dict[str, str]:
         """The variables that route a process's downloads here (loopback stays direct: the run's own services)."""
         return {name: self.url for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")} | {
-            "NO_PROXY": "localhost,127.0.0.1", "no_proxy": "localhost,127.0.0.1"}
+            "NO_PROXY": "localhost,127.0.0.1",
+            "no_proxy": "localhost,127.0.0.1",
+        }
 
     def _serve(self):
         while True:

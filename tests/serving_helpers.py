@@ -1,4 +1,5 @@
 """What the serving tests share: a real server process on free loopback ports, an HTTP helper, a tiny model."""
+
 import contextlib
 import json
 import subprocess
@@ -35,13 +36,21 @@ def save_typed(path: Path) -> Path:
     from modeling.signatures import CLASSIFY_METHOD, set_method_names
 
     class Typed(tf.Module):
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.int64, name="zeta"),
-                                      tf.TensorSpec([None], tf.float32, name="alpha"),
-                                      tf.TensorSpec([None], tf.string, name="mid"),
-                                      tf.TensorSpec([None], tf.bool, name="flag")])
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([None], tf.int64, name="zeta"),
+                tf.TensorSpec([None], tf.float32, name="alpha"),
+                tf.TensorSpec([None], tf.string, name="mid"),
+                tf.TensorSpec([None], tf.bool, name="flag"),
+            ]
+        )
         def predict(self, zeta, alpha, mid, flag):
-            out = (tf.cast(zeta, tf.float32) * 100.0 + alpha * 10.0 + tf.cast(tf.strings.length(mid), tf.float32)
-                   + tf.cast(flag, tf.float32))
+            out = (
+                tf.cast(zeta, tf.float32) * 100.0
+                + alpha * 10.0
+                + tf.cast(tf.strings.length(mid), tf.float32)
+                + tf.cast(flag, tf.float32)
+            )
             return {"out": out}
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
@@ -54,8 +63,9 @@ def save_typed(path: Path) -> Path:
 
     module = Typed()
     staging = path.parent / f".staging-{path.name}"
-    tf.saved_model.save(module, str(staging), signatures={"serving_default": module.predict,
-                                                          "classify": module.classify})
+    tf.saved_model.save(
+        module, str(staging), signatures={"serving_default": module.predict, "classify": module.classify}
+    )
     set_method_names(str(staging), {"classify": CLASSIFY_METHOD})
     return staging
 
@@ -64,9 +74,25 @@ class Server:
     def __init__(self, root: Path, *extra: str):
         self.log_lines = []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "serving.server", "--serving-root", str(root), "--rest-port", "0",
-             "--grpc-port", "0", "--poll-seconds", "0.3", *extra],
-            cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            [
+                sys.executable,
+                "-m",
+                "serving.server",
+                "--serving-root",
+                str(root),
+                "--rest-port",
+                "0",
+                "--grpc-port",
+                "0",
+                "--poll-seconds",
+                "0.3",
+                *extra,
+            ],
+            cwd=PROJECT_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         self.rest = self.grpc = None
         threading.Thread(target=self._read, daemon=True).start()
         deadline = time.monotonic() + 120
@@ -113,13 +139,14 @@ def http(method, url, body=None, raw=None):
         return exc.code, json.loads(exc.read()), dict(exc.headers)
 
 
-
-
 @contextlib.contextmanager
 def grpc_stubs(server):
     """(PredictionService, ModelService) stubs on the server's gRPC port."""
     channel = grpc.insecure_channel(server.grpc)
     try:
-        yield prediction_service_pb2_grpc.PredictionServiceStub(channel), model_service_pb2_grpc.ModelServiceStub(channel)
+        yield (
+            prediction_service_pb2_grpc.PredictionServiceStub(channel),
+            model_service_pb2_grpc.ModelServiceStub(channel),
+        )
     finally:
         channel.close()

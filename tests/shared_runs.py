@@ -8,6 +8,7 @@ finished, or nearly, when its first test asks. A run that fails fails every test
 its output; a run past its deadline is killed and fails the same way. Nothing a test does may change a shared run:
 a test that reruns a pipeline works on `fork(cfg)`, a copy of the run's ML Metadata and serving folder.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -67,8 +68,13 @@ class SharedRun:
         env.pop("VERBOSE", None)
         self.started = time.monotonic()
         with open(self.log, "w") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "runners.run", self.name], cwd=PROJECT_ROOT,
-                                         env=env, stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "runners.run", self.name],
+                cwd=PROJECT_ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
 
     def finish(self, deadline_s: float) -> None:
         try:
@@ -149,8 +155,10 @@ class SharedRuns:
                 run.proc.wait()
 
     def summary(self) -> List[str]:
-        return [f"shared {r.name} run: {r.seconds:.0f} s" if r.seconds is not None else f"shared {r.name} run: not run"
-                for r in self.runs.values()]
+        return [
+            f"shared {r.name} run: {r.seconds:.0f} s" if r.seconds is not None else f"shared {r.name} run: not run"
+            for r in self.runs.values()
+        ]
 
 
 def fork(cfg: config_lib.PipelineConfig, where: Path) -> config_lib.PipelineConfig:

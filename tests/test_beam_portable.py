@@ -4,6 +4,7 @@ Each custom ExampleGen writes the same examples through two SDK workers as in me
 import the project stops the run saying so; the services never outlive their block; and Titanic end to end
 gives the same metrics, the KS metric computed by the workers.
 """
+
 import os
 import re
 import socket
@@ -51,27 +52,37 @@ def services(tmp_path_factory):
 
 
 def portable_args(started, workers=2):
-    cfg = config_lib.PipelineConfig(beam="portable", beam_workers=workers, beam_job_port=started["job_port"],
-                                    beam_worker_pool_port=started["worker_pool_port"])
+    cfg = config_lib.PipelineConfig(
+        beam="portable",
+        beam_workers=workers,
+        beam_job_port=started["job_port"],
+        beam_worker_pool_port=started["worker_pool_port"],
+    )
     return cfg.beam_pipeline_args()
 
 
 def run_example_gen(component, out_dir, beam_args):
     """The component's executor, as TFX calls it (exec properties serialized), with these Beam arguments;
     returns {split: its examples, serialized deterministically and sorted}."""
-    props = {k: proto_utils.proto_to_json(v) if isinstance(v, message.Message) else v
-             for k, v in component.exec_properties.items() if v is not None}
+    props = {
+        k: proto_utils.proto_to_json(v) if isinstance(v, message.Message) else v
+        for k, v in component.exec_properties.items()
+        if v is not None
+    }
     examples = standard_artifacts.Examples()
     examples.uri = str(out_dir)
     executor = component.executor_spec.executor_class(
-        base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=beam_args, tmp_dir=str(out_dir / ".tmp")))
+        base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=beam_args, tmp_dir=str(out_dir / ".tmp"))
+    )
     executor.Do({}, {standard_component_specs.EXAMPLES_KEY: [examples]}, props)
     found = {}
     for split in ("train", "eval"):
         files = tf.io.gfile.glob(str(out_dir / f"Split-{split}" / "*"))
         # protobuf map order is not fixed across processes: compare examples, not the bytes each process wrote
-        found[split] = sorted(tf.train.Example.FromString(r.numpy()).SerializeToString(deterministic=True)
-                              for r in tf.data.TFRecordDataset(files, compression_type="GZIP"))
+        found[split] = sorted(
+            tf.train.Example.FromString(r.numpy()).SerializeToString(deterministic=True)
+            for r in tf.data.TFRecordDataset(files, compression_type="GZIP")
+        )
     return found
 
 
@@ -80,13 +91,17 @@ def _example_gens(cifar2_subset, imdb_subset, covid_dir):
     from pipelines.covid.spec import make_example_gen as windows
     from pipelines.imdb.spec import make_example_gen as delimited
 
-    return {"images": images(str(cifar2_subset)), "delimited": delimited(str(imdb_subset)),
-            "windows": windows(str(covid_dir))}
+    return {
+        "images": images(str(cifar2_subset)),
+        "delimited": delimited(str(imdb_subset)),
+        "windows": windows(str(covid_dir)),
+    }
 
 
 @pytest.mark.parametrize("kind", ["images", "delimited", "windows"])
-def test_each_custom_example_gen_gives_the_same_examples_through_sdk_workers(kind, services, cifar2_subset,
-                                                                             imdb_subset, tmp_path):
+def test_each_custom_example_gen_gives_the_same_examples_through_sdk_workers(
+    kind, services, cifar2_subset, imdb_subset, tmp_path
+):
     from data.fetch import fetch
 
     covid = fetch("covid", tmp_path / "data", log=lambda m: None)
@@ -102,10 +117,13 @@ def test_each_custom_example_gen_gives_the_same_examples_through_sdk_workers(kin
 def _python_without_the_project(folder):
     """A `python` for the workers' PATH that cannot import the project: what a worker image without it has."""
     wrapper = folder / "python"
-    strip = (f"import os, sys; sys.path[:] = [p for p in sys.path if p and "
-             f"os.path.realpath(p) != {str(PROJECT_ROOT.resolve())!r}]; exec(compile(sys.argv[1], '<worker>', 'exec'))")
-    wrapper.write_text(f'#!/bin/sh\n[ "$1" = "-c" ] && exec {sys.executable} -c "{strip}" "$2"\n'
-                       f'exec {sys.executable} "$@"\n')
+    strip = (
+        f"import os, sys; sys.path[:] = [p for p in sys.path if p and "
+        f"os.path.realpath(p) != {str(PROJECT_ROOT.resolve())!r}]; exec(compile(sys.argv[1], '<worker>', 'exec'))"
+    )
+    wrapper.write_text(
+        f'#!/bin/sh\n[ "$1" = "-c" ] && exec {sys.executable} -c "{strip}" "$2"\nexec {sys.executable} "$@"\n'
+    )
     wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
     return folder
 
@@ -113,8 +131,11 @@ def _python_without_the_project(folder):
 def test_workers_that_cannot_import_the_project_stop_the_run_saying_so(tmp_path):
     folder = _python_without_the_project(tmp_path)
     assert subprocess.run([str(folder / "python"), "-c", "import components"], cwd=tmp_path).returncode != 0
-    with pytest.raises(beam.BeamServiceError, match=r"Beam SDK workers cannot import the project "
-                                                    r"\(ModuleNotFoundError: No module named 'components'\)"):
+    with pytest.raises(
+        beam.BeamServiceError,
+        match=r"Beam SDK workers cannot import the project "
+        r"\(ModuleNotFoundError: No module named 'components'\)",
+    ):
         with beam.portable_services(0, 0, tmp_path / "logs", worker_python_dir=folder):
             pytest.fail("the services must not start")
     assert not list((tmp_path / "logs").glob("beam-*.log"))  # refused before either service started
@@ -161,8 +182,12 @@ def test_the_evaluator_on_sdk_workers_gives_exactly_the_default_runs_metrics(tit
                 metric.ClearField(field)
     tfma.run_model_analysis(
         eval_shared_model=tfma.default_eval_shared_model(eval_saved_model_path=model_dir, eval_config=config),
-        eval_config=config, data_location=f"{examples}/Split-eval/*", file_format="tfrecords",
-        output_path=str(tmp_path), pipeline_options=PipelineOptions(portable_args(services[0])))
+        eval_config=config,
+        data_location=f"{examples}/Split-eval/*",
+        file_format="tfrecords",
+        output_path=str(tmp_path),
+        pipeline_options=PipelineOptions(portable_args(services[0])),
+    )
     on_workers = results.load_metrics(str(tmp_path))
     default = results.last_run("titanic", titanic_run).metrics
     assert set(on_workers) == set(default)  # overall and every slice
@@ -181,10 +206,23 @@ def test_titanic_end_to_end_on_two_sdk_workers(titanic_run, titanic_data, tmp_pa
     (slices of 38 to 121 examples move more, by construction of KS). The test above is the exact one."""
     from metadata import results
 
-    env = dict(os.environ, OUTPUT_DIR=str(tmp_path / "out"), DATA_ROOT=str(titanic_data), BEAM="portable",
-               BEAM_WORKERS="2", BEAM_JOB_PORT="0", BEAM_WORKER_POOL_PORT="0")
-    proc = subprocess.run([sys.executable, str(PROJECT_ROOT / "pipelines" / "titanic" / "local_runner.py")],
-                          cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=1500)
+    env = dict(
+        os.environ,
+        OUTPUT_DIR=str(tmp_path / "out"),
+        DATA_ROOT=str(titanic_data),
+        BEAM="portable",
+        BEAM_WORKERS="2",
+        BEAM_JOB_PORT="0",
+        BEAM_WORKER_POOL_PORT="0",
+    )
+    proc = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "pipelines" / "titanic" / "local_runner.py")],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "2 SDK workers from the pool" in proc.stdout
     portable = results.last_run("titanic", config_lib.from_env(env))

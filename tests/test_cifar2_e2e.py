@@ -1,4 +1,5 @@
 """The cifar2 pipeline end to end on a small subset of the real images (30 per class and split)."""
+
 import json
 import shutil
 import textwrap

@@ -1,4 +1,5 @@
 """The COVID pipeline end to end on the real (tiny) file, then `make forecast`'s command on the pushed model."""
+
 import csv
 import os
 import subprocess
@@ -25,7 +26,9 @@ def test_components_ran_and_regression_metrics_were_judged(cfg, assert_every_nod
     result = results.last_run("covid", cfg)
     assert result.blessed and result.pushed
     assert result.overall("example_count") == 5  # the five most recent windows
-    assert {"mean_absolute_error", "mean_squared_error", "mean_squared_percentage_error"} <= set(result.metrics["overall"])
+    assert {"mean_absolute_error", "mean_squared_error", "mean_squared_percentage_error"} <= set(
+        result.metrics["overall"]
+    )
 
 
 def test_a_tight_mspe_bound_blocks_the_push(cfg, fork):
@@ -41,8 +44,14 @@ def test_a_tight_mspe_bound_blocks_the_push(cfg, fork):
 
 def test_forecast_command_writes_100_non_negative_days(cfg):
     env = dict(os.environ, OUTPUT_DIR=str(cfg.output_dir), DATA_ROOT=str(cfg.data_root))
-    proc = subprocess.run([sys.executable, "-m", "pipelines.covid.forecast"], cwd=PROJECT_ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipelines.covid.forecast"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "first zero day" in proc.stdout and "confirmed" in proc.stdout and "dead" in proc.stdout
     out = cfg.pipeline_root("covid") / "forecast"
@@ -58,8 +67,14 @@ def test_forecast_command_writes_100_non_negative_days(cfg):
 
 def test_forecast_without_a_model_says_what_to_do(tmp_path):
     env = dict(os.environ, OUTPUT_DIR=str(tmp_path))
-    proc = subprocess.run([sys.executable, "-m", "pipelines.covid.forecast"], cwd=PROJECT_ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipelines.covid.forecast"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 1
     assert "no pushed covid model under" in proc.stderr and "make run PIPELINE=covid" in proc.stderr
 

@@ -1,4 +1,5 @@
 """Deployment manifests agree with the project; Spark bulk scoring equals in-process scoring."""
+
 import os
 import re
 from pathlib import Path
@@ -39,10 +40,15 @@ def test_make_deploy_covers_a_pipeline_of_your_own(tmp_path):
         (serving_root / name / "1").mkdir(parents=True)
     assert deploy_render.ensure_model_config(serving_root, ["titanic"]) == ["titanic"]
     config = serving_root / "models.config"
-    tf_serving_config.write_model_config(config, [m if m.name != "titanic" else
-                                                  m.__class__(m.name, m.base_path, ("specific", (1,)),
-                                                              (("stable", 1),), m.written_path)
-                                                  for m in tf_serving_config.read_model_config(config)])
+    tf_serving_config.write_model_config(
+        config,
+        [
+            m
+            if m.name != "titanic"
+            else m.__class__(m.name, m.base_path, ("specific", (1,)), (("stable", 1),), m.written_path)
+            for m in tf_serving_config.read_model_config(config)
+        ],
+    )
     assert deploy_render.ensure_model_config(serving_root, ["titanic", "wine"]) == ["wine"]
     models = {m.name: m for m in tf_serving_config.read_model_config(config)}
     assert models["titanic"].labels == (("stable", 1),) and models["titanic"].written_path == "titanic"
@@ -77,14 +83,19 @@ def test_kubernetes_manifests_are_consistent():
     # the ConfigMap's monitoring and batching configs are the ones `make serve` uses, and parse as TF Serving's
     data = kinds["ConfigMap"]["data"]
     for name in ("monitoring.config", "batching.config"):
-        assert data[name].split() == [w for line in (DEPLOY / name).read_text().splitlines()
-                                      if not line.startswith("#") for w in line.split()]
-    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"grpc": DEFAULT_GRPC_PORT,
-                                                                           "http": DEFAULT_REST_PORT}
+        assert data[name].split() == [
+            w for line in (DEPLOY / name).read_text().splitlines() if not line.startswith("#") for w in line.split()
+        ]
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
+        "grpc": DEFAULT_GRPC_PORT,
+        "http": DEFAULT_REST_PORT,
+    }
     assert {m["mountPath"] for m in container["volumeMounts"]} == {"/models", "/config", "/tmp"}
     assert kinds["Deployment"]["spec"]["selector"]["matchLabels"] == kinds["Service"]["spec"]["selector"]
-    assert {p["name"]: p["targetPort"] for p in kinds["Service"]["spec"]["ports"]} == {"grpc": DEFAULT_GRPC_PORT,
-                                                                                       "http": DEFAULT_REST_PORT}
+    assert {p["name"]: p["targetPort"] for p in kinds["Service"]["spec"]["ports"]} == {
+        "grpc": DEFAULT_GRPC_PORT,
+        "http": DEFAULT_REST_PORT,
+    }
     assert container["readinessProbe"]["tcpSocket"]["port"] == DEFAULT_REST_PORT
     assert tf_serving_config.read_monitoring_config(DEPLOY / "monitoring.config") == "/monitoring/prometheus/metrics"
     assert tf_serving_config.read_batching_parameters(DEPLOY / "batching.config").max_batch_size == 64
@@ -106,8 +117,9 @@ def test_spark_scoring_equals_in_process_scoring(titanic_run, titanic_data, tmp_
     model_dir = results.last_run("titanic", titanic_run).pushed_destination
     spark = spark_batch.spark_session("local[2]")
     try:
-        rows = spark_batch.run(spark, model_dir, str(titanic_data / "test.csv"), str(tmp_path / "scored.parquet"),
-                               batch_size=50)
+        rows = spark_batch.run(
+            spark, model_dir, str(titanic_data / "test.csv"), str(tmp_path / "scored.parquet"), batch_size=50
+        )
     finally:
         spark.stop()
     assert rows == 179
@@ -116,12 +128,21 @@ def test_spark_scoring_equals_in_process_scoring(titanic_run, titanic_data, tmp_
     source = pd.read_csv(titanic_data / "test.csv").sort_values("PassengerId")
     assert list(scored.columns) == list(source.columns) + ["probability"]
     fn = tf.saved_model.load(model_dir).signatures["serving_raw"]
-    expected = fn(
-        Age=tf.constant(source["Age"].to_numpy(np.float32)), Fare=tf.constant(source["Fare"].to_numpy(np.float32)),
-        Pclass=tf.constant(source["Pclass"].to_numpy(np.int64)), SibSp=tf.constant(source["SibSp"].to_numpy(np.int64)),
-        Parch=tf.constant(source["Parch"].to_numpy(np.int64)), Sex=tf.constant(source["Sex"].tolist()),
-        Embarked=tf.constant(source["Embarked"].fillna("").tolist()), Ticket=tf.constant(source["Ticket"].tolist()),
-        Cabin=tf.constant(source["Cabin"].fillna("").tolist()))["probability"].numpy().ravel()
+    expected = (
+        fn(
+            Age=tf.constant(source["Age"].to_numpy(np.float32)),
+            Fare=tf.constant(source["Fare"].to_numpy(np.float32)),
+            Pclass=tf.constant(source["Pclass"].to_numpy(np.int64)),
+            SibSp=tf.constant(source["SibSp"].to_numpy(np.int64)),
+            Parch=tf.constant(source["Parch"].to_numpy(np.int64)),
+            Sex=tf.constant(source["Sex"].tolist()),
+            Embarked=tf.constant(source["Embarked"].fillna("").tolist()),
+            Ticket=tf.constant(source["Ticket"].tolist()),
+            Cabin=tf.constant(source["Cabin"].fillna("").tolist()),
+        )["probability"]
+        .numpy()
+        .ravel()
+    )
     np.testing.assert_allclose(scored["probability"].to_numpy(), expected, rtol=1e-5, atol=1e-6)
 
 
@@ -193,10 +214,14 @@ def test_a_standalone_spark_cluster_scores_value_for_value_as_local(titanic_run,
     finally:
         spark.stop()
     out = tmp_path / "cluster.parquet"
-    proc = subprocess.run(["make", "-s", "score", f"INPUT={titanic_data / 'test.csv'}", f"OUTPUT={out}"],
-                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900,
-                          env=dict(os.environ, SERVING_DIR=str(Path(model_dir).parent.parent),
-                                   OUTPUT_DIR=str(tmp_path / "outputs")))
+    proc = subprocess.run(
+        ["make", "-s", "score", f"INPUT={titanic_data / 'test.csv'}", f"OUTPUT={out}"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=dict(os.environ, SERVING_DIR=str(Path(model_dir).parent.parent), OUTPUT_DIR=str(tmp_path / "outputs")),
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert re.search(r"scoring on Spark standalone cluster at spark://localhost:\d+: 2 workers", proc.stdout)
     assert "scored 179 rows" in proc.stdout
@@ -205,8 +230,9 @@ def test_a_standalone_spark_cluster_scores_value_for_value_as_local(titanic_run,
     logs = tmp_path / "outputs" / "logs" / "spark"
     for worker in ("spark-worker-1.log", "spark-worker-2.log"):
         assert "Asked to launch executor" in (logs / worker).read_text(), worker  # both workers ran executors
-    found = subprocess.run(["pgrep", "-f", f"deploy.(master|worker).*{tmp_path.name}|spark-cluster-"],
-                           capture_output=True, text=True).stdout.split()
+    found = subprocess.run(
+        ["pgrep", "-f", f"deploy.(master|worker).*{tmp_path.name}|spark-cluster-"], capture_output=True, text=True
+    ).stdout.split()
     assert not found
     with standalone_cluster(tmp_path / "logs", workers=1) as cluster:
         assert cluster.state()["aliveworkers"] == 1

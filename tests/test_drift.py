@@ -1,5 +1,6 @@
 """Drift and skew distances on the real Titanic data (TFDV's comparators, no pipeline), and the request log's
 promises (every request, whole files only, bounded) under concurrent writers."""
+
 import csv
 import math
 import os
@@ -120,8 +121,11 @@ def test_drift_setting_is_checked():
 
 # ------------------------------------------------------------------------------------------------ request log
 def test_logged_examples_keep_missing_values_missing():
-    arrays = {"Age": np.array([22.0, math.nan], np.float32), "Pclass": np.array([3, 1]),
-              "Sex": np.array([b"male", b""], dtype=object)}
+    arrays = {
+        "Age": np.array([22.0, math.nan], np.float32),
+        "Pclass": np.array([3, 1]),
+        "Sex": np.array([b"male", b""], dtype=object),
+    }
     first, second = (tf.train.Example.FromString(s) for s in request_log.examples_from_arrays(arrays))
     assert list(first.features.feature["Age"].float_list.value) == [22.0]
     assert list(first.features.feature["Sex"].bytes_list.value) == [b"male"]
@@ -169,8 +173,10 @@ def test_eight_writers_lose_nothing_and_leave_only_whole_files(tmp_path):
             t.join(timeout=60)
     log.close()
     assert not [p for p in (tmp_path / "titanic").iterdir() if not request_log.FILE_PATTERN.match(p.name)]
-    logged = [tf.train.Example.FromString(r).features.feature["Fare"].float_list.value[0]
-              for r in request_log.read_examples(tmp_path / "titanic")]
+    logged = [
+        tf.train.Example.FromString(r).features.feature["Fare"].float_list.value[0]
+        for r in request_log.read_examples(tmp_path / "titanic")
+    ]
     assert sorted(logged) == sorted(sent) and log.logged == len(sent) and log.dropped == 0
 
 
@@ -181,8 +187,10 @@ def test_log_is_bounded_and_sampled(tmp_path):
     log.close()
     files = request_log.complete_files(tmp_path / "m")
     assert sum(p.stat().st_size for p in files) <= 20_000 and len(files) >= 3
-    kept = [tf.train.Example.FromString(r).features.feature["x"].float_list.value[0]
-            for r in request_log.read_examples(tmp_path / "m")]
+    kept = [
+        tf.train.Example.FromString(r).features.feature["x"].float_list.value[0]
+        for r in request_log.read_examples(tmp_path / "m")
+    ]
     assert kept == sorted(kept) and kept[-1] == 1999.0  # the oldest files went, the newest stayed
 
     sampled = request_log.RequestLog(tmp_path / "s", sample_rate=0.25, poll_seconds=0.01)
@@ -213,7 +221,8 @@ def test_reader_takes_whole_records_and_refuses_a_cut_file(tmp_path):
     log.close()
     (path,) = request_log.complete_files(tmp_path / "m")
     assert [r for r in request_log.read_examples(tmp_path / "m")] == [
-        r.numpy() for r in tf.data.TFRecordDataset([str(path)])]  # the same records TensorFlow reads
+        r.numpy() for r in tf.data.TFRecordDataset([str(path)])
+    ]  # the same records TensorFlow reads
     path.write_bytes(path.read_bytes()[:-3])
     with pytest.raises(ValueError, match="truncated TFRecord file"):
         request_log.read_examples(tmp_path / "m")
@@ -232,9 +241,23 @@ def test_a_flood_is_dropped_and_counted_not_held(tmp_path, monkeypatch):
 
 def test_server_refuses_a_log_folder_it_cannot_write(tmp_path):
     (tmp_path / "file").write_text("")
-    proc = subprocess.run([sys.executable, "-m", "serving.server", "--serving-root", str(tmp_path), "--workers", "2",
-                           "--log-requests", str(tmp_path / "file" / "logs")], capture_output=True, text=True,
-                          timeout=120, cwd=PROJECT_ROOT)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "serving.server",
+            "--serving-root",
+            str(tmp_path),
+            "--workers",
+            "2",
+            "--log-requests",
+            str(tmp_path / "file" / "logs"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=PROJECT_ROOT,
+    )
     assert proc.returncode == 2 and "--log-requests" in proc.stderr and "Not a directory" in proc.stderr
 
 
@@ -263,13 +286,23 @@ def test_a_log_folder_others_can_write_is_refused_with_one_line(tmp_path):
     shared = tmp_path / "shared"
     shared.mkdir()
     os.chmod(shared, 0o777)
-    proc = subprocess.run([sys.executable, "-m", "serving.server", "--serving-root", str(tmp_path),
-                           "--log-requests", str(shared)], capture_output=True, text=True, timeout=120,
-                          cwd=PROJECT_ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-m", "serving.server", "--serving-root", str(tmp_path), "--log-requests", str(shared)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=PROJECT_ROOT,
+    )
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines()[-1].endswith(
-        f"--log-requests {shared} is writable by others (mode 0777); it would hold personal data: use a folder only "
-        f"you can write (chmod 700 {shared})")
+    assert (
+        proc.stderr.strip()
+        .splitlines()[-1]
+        .endswith(
+            f"--log-requests {shared} is writable by others (mode 0777); it would hold personal data: "
+            f"use a folder only "
+            f"you can write (chmod 700 {shared})"
+        )
+    )
     readable = tmp_path / "readable"
     readable.mkdir(mode=0o755)
     os.chmod(readable, 0o755)

@@ -18,7 +18,11 @@ def test_code_edits_change_the_fingerprint_that_invalidates_the_cache(tmp_path, 
         copies.append(tmp_path / room.name)
     monkeypatch.setattr(factory, "_CODE_DIRS", tuple(copies))
     assert factory.code_fingerprint(SPEC) == before  # same bytes, same hash wherever they live
-    for room, module in (("modeling", "feature_columns.py"), ("core", "layout.py"), ("components", "anomalies_gate.py")):
+    for room, module in (
+        ("modeling", "feature_columns.py"),
+        ("core", "layout.py"),
+        ("components", "anomalies_gate.py"),
+    ):
         edited = tmp_path / room / module
         original = edited.read_text()
         edited.write_text(original + "\n# edit\n")
@@ -57,8 +61,17 @@ def test_one_factory_builds_the_whole_chain_for_any_runner(tmp_path):
     cfg = config_lib.PipelineConfig(output_dir=tmp_path)
     pipeline = factory.create_pipeline(SPEC, cfg)
     assert {c.id for c in pipeline.components} == {
-        "CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "AnomaliesGate", "Transform",
-        "Trainer", "ServedBaseline", "Evaluator", "Pusher"}
+        "CsvExampleGen",
+        "StatisticsGen",
+        "ImportSchemaGen",
+        "ExampleValidator",
+        "AnomaliesGate",
+        "Transform",
+        "Trainer",
+        "ServedBaseline",
+        "Evaluator",
+        "Pusher",
+    }
     assert pipeline.metadata_connection_config.sqlite.filename_uri == str(tmp_path / "titanic" / "metadata.sqlite")
     transform = next(c for c in pipeline.components if c.id == "Transform")
     assert "AnomaliesGate" in {n.id for n in transform.upstream_nodes}
@@ -69,20 +82,24 @@ def test_one_factory_builds_the_whole_chain_for_any_runner(tmp_path):
 def test_beam_stages_on_a_job_server_are_named_after_their_component(tmp_path):
     """Flink's REST API lists jobs by name: on BEAM=flink and on a PortableRunner of the user's each Beam stage is
     `<pipeline>-<component>`; the DirectRunner's and Dataflow's arguments stay as they are."""
+
     def job_names(**settings):
         pipeline = factory.create_pipeline(SPEC, config_lib.PipelineConfig(output_dir=tmp_path, **settings))
-        return {c.id: [a for a in c.executor_spec.beam_pipeline_args if a.startswith("--job_name")]
-                for c in pipeline.components if hasattr(c.executor_spec, "beam_pipeline_args")}
+        return {
+            c.id: [a for a in c.executor_spec.beam_pipeline_args if a.startswith("--job_name")]
+            for c in pipeline.components
+            if hasattr(c.executor_spec, "beam_pipeline_args")
+        }
 
     on_flink = job_names(beam="flink")
     assert on_flink["Transform"] == ["--job_name=titanic-transform"]
     assert on_flink["CsvExampleGen"] == ["--job_name=titanic-csvexamplegen"]
     assert job_names(beam_args=("--runner=PortableRunner", "--job_endpoint=h:8099"))["Evaluator"] == [
-        "--job_name=titanic-evaluator"]
+        "--job_name=titanic-evaluator"
+    ]
     assert not any(job_names().values())
     assert not any(job_names(beam_args=("--runner=DataflowRunner", "--project=p")).values())
-    assert set(map(tuple, job_names(beam="flink", beam_args=("--job_name=mine",)).values())) == {
-        ("--job_name=mine",)}
+    assert set(map(tuple, job_names(beam="flink", beam_args=("--job_name=mine",)).values())) == {("--job_name=mine",)}
 
 
 def test_spans_add_the_drift_check_before_the_gate(tmp_path):
@@ -95,8 +112,9 @@ def test_spans_add_the_drift_check_before_the_gate(tmp_path):
     assert json.loads(nodes["DriftCheck"].exec_properties["thresholds"]) == dict(SPEC.drift_thresholds)
     blocking = {c.id: c for c in factory.create_components(SPEC, cfg.replace(drift="block"))}
     assert blocking["AnomaliesGate"].exec_properties["drift_action"] == "block"
-    assert not {"PreviousSpanStatistics", "DriftCheck"} & {c.id for c in factory.create_components(
-        SPEC, cfg.replace(drift="off"))}
+    assert not {"PreviousSpanStatistics", "DriftCheck"} & {
+        c.id for c in factory.create_components(SPEC, cfg.replace(drift="off"))
+    }
 
 
 def test_a_misspelt_trainer_option_is_refused_when_the_pipeline_is_built(tmp_path):
@@ -105,9 +123,13 @@ def test_a_misspelt_trainer_option_is_refused_when_the_pipeline_is_built(tmp_pat
     from modeling.training import TrainerSettings
 
     typo = dataclasses.replace(SPEC, trainer_options={"early_stoping_patience": 2})
-    with pytest.raises(ValueError, match=r"titanic spec's trainer_options: unknown trainer setting\(s\) "
-                                         r"\['early_stoping_patience'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"titanic spec's trainer_options: unknown trainer setting\(s\) "
+        r"\['early_stoping_patience'\]",
+    ):
         factory.create_pipeline(typo, config_lib.PipelineConfig(output_dir=tmp_path))
     with pytest.raises(ValueError, match="unknown trainer setting"):
-        TrainerSettings.from_custom_config({"model_builder": "m.f", "label_key": "y", "raw_feature_keys": [],
-                                            "epochz": 3})
+        TrainerSettings.from_custom_config(
+            {"model_builder": "m.f", "label_key": "y", "raw_feature_keys": [], "epochz": 3}
+        )

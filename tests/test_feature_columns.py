@@ -1,5 +1,6 @@
 """Each of the book's nine feature-column kinds, through a real tf.Transform analyze-and-transform on Beam,
 and the Keras side built from the same spec."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -49,7 +50,8 @@ def transformed(tmp_path_factory):
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(RAW_SPEC))
     with tft_beam.Context(temp_dir=str(tmp / "tmp"), force_tf_compat_v1=False):
         (rows, _), transform_fn = (ROWS, metadata) | tft_beam.AnalyzeAndTransformDataset(
-            preprocessing_fn, output_record_batches=False)
+            preprocessing_fn, output_record_batches=False
+        )
         _ = transform_fn | tft_beam.WriteTransformFn(str(tmp / "out"))
     return rows, tft.TFTransformOutput(str(tmp / "out"))
 

@@ -14,8 +14,9 @@ FILES = {"a.csv": b"x,y\n1,2\n", "sub/b.txt": b"hello world\n" * 100}
 
 def make_dataset(tmp_path: Path, files=FILES, base_url=None, name="toy") -> datasets.Dataset:
     manifest = tmp_path / f"{name}.tsv"
-    manifest.write_text("".join(
-        f"{rel}\t{len(body)}\t{hashlib.sha256(body).hexdigest()}\n" for rel, body in files.items()))
+    manifest.write_text(
+        "".join(f"{rel}\t{len(body)}\t{hashlib.sha256(body).hexdigest()}\n" for rel, body in files.items())
+    )
     return datasets.Dataset(name, base_url, manifest_path=manifest)
 
 
@@ -124,7 +125,8 @@ def test_manifests_cover_the_four_datasets():
     sizes = {name: len(ds.files()) for name, ds in datasets.DATASETS.items()}
     assert sizes == {"titanic": 2, "cifar2": 12000, "covid": 1, "imdb": 2}
     assert datasets.get("imdb").files()["train.csv"].sha256 == (
-        "a565f5d85bc5c1848bdb94561f0cbe3720c74c964956388adfe525208152cf41")
+        "a565f5d85bc5c1848bdb94561f0cbe3720c74c964956388adfe525208152cf41"
+    )
 
 
 def test_cli_reports_unknown_dataset(capsys):

@@ -1,4 +1,5 @@
 """scripts/find-python: what `make` uses to pick the interpreter for .venv."""
+
 import os
 import subprocess
 import sys
@@ -18,8 +19,9 @@ def find(env):
 def test_finds_a_310_or_39_interpreter():
     proc = find(dict(os.environ))
     assert proc.returncode == 0, proc.stderr
-    version = subprocess.run([proc.stdout.strip(), "-c", "import sys; print(sys.version_info[:2])"],
-                             capture_output=True, text=True).stdout.strip()
+    version = subprocess.run(
+        [proc.stdout.strip(), "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, text=True
+    ).stdout.strip()
     assert version in ("(3, 10)", "(3, 9)")
 
 
@@ -29,18 +31,25 @@ def test_honours_python_and_says_when_it_is_unusable(tmp_path):
     proc = find(dict(os.environ, PYTHON=str(tmp_path / "no-python")))
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
-        f"error: PYTHON={tmp_path / 'no-python'} is not a working Python 3.10/3.9 (with venv); unset it or point it at one"]
+        f"error: PYTHON={tmp_path / 'no-python'} is not a working Python 3.10/3.9 (with venv); "
+        "unset it or point it at one"
+    ]
 
 
-@pytest.mark.skipif(any(Path(p).exists() for p in ("/usr/bin/python3.10", "/usr/bin/python3.9",
-                                                    "/usr/local/bin/python3.10", "/usr/local/bin/python3.9")),
-                    reason="this machine has a system Python 3.10/3.9, so 'none found' cannot be staged")
+@pytest.mark.skipif(
+    any(
+        Path(p).exists()
+        for p in ("/usr/bin/python3.10", "/usr/bin/python3.9", "/usr/local/bin/python3.10", "/usr/local/bin/python3.9")
+    ),
+    reason="this machine has a system Python 3.10/3.9, so 'none found' cannot be staged",
+)
 def test_none_found_is_one_line_saying_what_to_install(tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for tool in ("bash", "env", "dirname"):
-        (bin_dir / tool).symlink_to(subprocess.run(["bash", "-c", f"command -v {tool}"], capture_output=True,
-                                                    text=True).stdout.strip())
+        (bin_dir / tool).symlink_to(
+            subprocess.run(["bash", "-c", f"command -v {tool}"], capture_output=True, text=True).stdout.strip()
+        )
     (bin_dir / "python3").symlink_to("/bin/false")
     env = {"PATH": str(bin_dir), "HOME": str(tmp_path), "PYENV_ROOT": str(tmp_path / "pyenv")}
     proc = subprocess.run([str(bin_dir / "bash"), str(SCRIPT)], env=env, capture_output=True, text=True, timeout=60)

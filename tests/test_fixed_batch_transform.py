@@ -7,6 +7,7 @@ real executor runs on the Titanic run's own inputs twice, under two fake clocks 
 quiet and a loaded machine: components/fixed_batch_transform.py gives the same analyzer results and the same
 transformed examples; TFX's own executor, on the same two clocks, does not (the check that this test can fail).
 """
+
 import itertools
 import random
 
@@ -70,16 +71,20 @@ def run_transform(executor_class, transform_run, out_dir, clock_step, monkeypatc
         original_init(self, *args, **dict(kwargs, clock=FakeClock(clock_step)))
 
     monkeypatch.setattr(beam_util._BatchSizeEstimator, "__init__", init_with_clock)
-    props = {k: proto_utils.proto_to_json(v) if isinstance(v, message.Message) else v
-             for k, v in node.exec_properties.items() if v is not None}
+    props = {
+        k: proto_utils.proto_to_json(v) if isinstance(v, message.Message) else v
+        for k, v in node.exec_properties.items()
+        if v is not None
+    }
     props["disable_statistics"] = 1  # TFDV's pre/post-transform statistics: a third of the time, no examples
     outputs = {}
     for key, channel in node.outputs.items():
         artifact = channel.type()
         artifact.uri = str(out_dir / key)
         outputs[key] = [artifact]
-    context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=cfg.beam_pipeline_args(),
-                                                          tmp_dir=str(out_dir / ".tmp"), unique_id="test")
+    context = base_beam_executor.BaseBeamExecutor.Context(
+        beam_pipeline_args=cfg.beam_pipeline_args(), tmp_dir=str(out_dir / ".tmp"), unique_id="test"
+    )
     executor_class(context).Do(inputs, outputs, props)
     monkeypatch.undo()
 
@@ -88,11 +93,14 @@ def run_transform(executor_class, transform_run, out_dir, clock_step, monkeypatc
     for split in artifact_utils.decode_split_names(transformed.split_names):
         files = tf.io.gfile.glob(artifact_utils.get_split_uri([transformed], split) + "/*")
         # protobuf map order is not fixed: compare the examples, each serialized with sorted keys
-        examples[split] = [tf.train.Example.FromString(r.numpy()).SerializeToString(deterministic=True)
-                           for r in tf.data.TFRecordDataset(sorted(files), compression_type="GZIP")]
+        examples[split] = [
+            tf.train.Example.FromString(r.numpy()).SerializeToString(deterministic=True)
+            for r in tf.data.TFRecordDataset(sorted(files), compression_type="GZIP")
+        ]
     graph = outputs["transform_graph"][0].uri
-    vocabularies = {p.rsplit("/", 1)[-1]: tf.io.gfile.GFile(p).read()
-                    for p in tf.io.gfile.glob(f"{graph}/transform_fn/assets/*")}
+    vocabularies = {
+        p.rsplit("/", 1)[-1]: tf.io.gfile.GFile(p).read() for p in tf.io.gfile.glob(f"{graph}/transform_fn/assets/*")
+    }
     return vocabularies, examples
 
 
@@ -107,8 +115,10 @@ def changed_features(a, b):
 
 
 def test_transform_gives_the_same_examples_on_a_quiet_and_a_loaded_machine(transform_run, tmp_path, monkeypatch):
-    runs = [run_transform(fixed_batch_transform.Executor, transform_run, tmp_path / name, step, monkeypatch)
-            for name, step in (("quiet", QUIET), ("loaded", LOADED))]
+    runs = [
+        run_transform(fixed_batch_transform.Executor, transform_run, tmp_path / name, step, monkeypatch)
+        for name, step in (("quiet", QUIET), ("loaded", LOADED))
+    ]
     (vocab_a, examples_a), (vocab_b, examples_b) = runs
     assert vocab_a == vocab_b and vocab_a  # Embarked's vocabulary at least
     assert set(examples_a) == {"train", "eval"} and len(examples_a["train"]) == 712  # the book's train.csv
@@ -120,8 +130,10 @@ def test_transform_gives_the_same_examples_on_a_quiet_and_a_loaded_machine(trans
 def test_tfx_transform_itself_differs_between_the_two_clocks(transform_run, tmp_path, monkeypatch):
     """Without the fixed batches the two clocks cut the data differently and a scaled feature moves by an ulp:
     what made the test above necessary, and proof that its two clocks do provoke it."""
-    runs = [run_transform(tfx_transform_executor.Executor, transform_run, tmp_path / name, step, monkeypatch)
-            for name, step in (("quiet", QUIET), ("loaded", LOADED))]
+    runs = [
+        run_transform(tfx_transform_executor.Executor, transform_run, tmp_path / name, step, monkeypatch)
+        for name, step in (("quiet", QUIET), ("loaded", LOADED))
+    ]
     (_, examples_a), (_, examples_b) = runs
     changed = changed_features(examples_a["train"], examples_b["train"])
     assert changed and set(changed) <= {"Age", "Fare", "Parch", "SibSp"}, changed

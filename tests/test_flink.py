@@ -7,6 +7,7 @@ refusal (Java, the engines, the cluster's version, FLINK_MASTER, the workers' im
 make test-full: Titanic end to end on Flink, a TaskManager killed in the middle of a stage, the other datasets'
 Beam stages.
 """
+
 import json
 import os
 import re
@@ -71,19 +72,24 @@ def cluster(tmp_path_factory, trap):
 
 
 def flink_args(run, job_name):
-    cfg = config_lib.PipelineConfig(beam="flink", beam_job_port=run.job_port,
-                                    beam_worker_pool_port=run.worker_pool_port, flink_taskmanagers=2)
+    cfg = config_lib.PipelineConfig(
+        beam="flink", beam_job_port=run.job_port, beam_worker_pool_port=run.worker_pool_port, flink_taskmanagers=2
+    )
     return cfg.beam_pipeline_args() + [f"--job_name={job_name}"]
 
 
 def _executor(component, beam_args, tmp_dir):
     return component.executor_spec.executor_class(
-        base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=beam_args, tmp_dir=str(tmp_dir)))
+        base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=beam_args, tmp_dir=str(tmp_dir))
+    )
 
 
 def _props(component):
-    return {k: proto_utils.proto_to_json(v) if isinstance(v, message.Message) else v
-            for k, v in component.exec_properties.items() if v is not None}
+    return {
+        k: proto_utils.proto_to_json(v) if isinstance(v, message.Message) else v
+        for k, v in component.exec_properties.items()
+        if v is not None
+    }
 
 
 def example_gen_then_statistics(data_dir, out_dir, beam_args):
@@ -102,15 +108,19 @@ def example_gen_then_statistics(data_dir, out_dir, beam_args):
     found = {}
     for split in ("train", "eval"):
         files = tf.io.gfile.glob(f"{examples.uri}/Split-{split}/*")
-        found[split] = sorted(tf.train.Example.FromString(r.numpy()).SerializeToString(deterministic=True)
-                              for r in tf.data.TFRecordDataset(files, compression_type="GZIP"))
+        found[split] = sorted(
+            tf.train.Example.FromString(r.numpy()).SerializeToString(deterministic=True)
+            for r in tf.data.TFRecordDataset(files, compression_type="GZIP")
+        )
     stats_gen = StatisticsGen(examples=_channel())
     statistics = standard_artifacts.ExampleStatistics()
     statistics.uri = str(out_dir / "statistics")
     args = [a.replace("{stage}", "statisticsgen") for a in beam_args]
     _executor(stats_gen, args, out_dir / "tmp").Do(
         {standard_component_specs.EXAMPLES_KEY: [examples]},
-        {standard_component_specs.STATISTICS_KEY: [statistics]}, _props(stats_gen))
+        {standard_component_specs.STATISTICS_KEY: [statistics]},
+        _props(stats_gen),
+    )
     return found, {split: _summary(f"{statistics.uri}/Split-{split}/FeatureStats.pb") for split in ("train", "eval")}
 
 
@@ -131,22 +141,33 @@ def _summary(path):
         name = feature.path.step[0]
         if feature.HasField("num_stats"):
             num = feature.num_stats
-            summary[name] = (num.common_stats.num_non_missing, num.common_stats.num_missing, num.min, num.max,
-                             round(num.mean, 9), num.num_zeros)
+            summary[name] = (
+                num.common_stats.num_non_missing,
+                num.common_stats.num_missing,
+                num.min,
+                num.max,
+                round(num.mean, 9),
+                num.num_zeros,
+            )
         else:
             text = feature.string_stats
-            summary[name] = (text.common_stats.num_non_missing, text.common_stats.num_missing, text.unique,
-                             sorted((v.value, v.frequency) for v in text.top_values))
+            summary[name] = (
+                text.common_stats.num_non_missing,
+                text.common_stats.num_missing,
+                text.unique,
+                sorted((v.value, v.frequency) for v in text.top_values),
+            )
     return summary
 
 
 @pytest.mark.pipeline
-def test_titanic_example_gen_and_statistics_on_two_taskmanagers_equal_in_memory(cluster, trap, titanic_data,
-                                                                                tmp_path):
-    in_memory = example_gen_then_statistics(titanic_data, tmp_path / "in_memory",
-                                            config_lib.PipelineConfig().beam_pipeline_args())
-    on_flink = example_gen_then_statistics(titanic_data, tmp_path / "flink",
-                                           flink_args(cluster, "test-titanic-{stage}"))
+def test_titanic_example_gen_and_statistics_on_two_taskmanagers_equal_in_memory(cluster, trap, titanic_data, tmp_path):
+    in_memory = example_gen_then_statistics(
+        titanic_data, tmp_path / "in_memory", config_lib.PipelineConfig().beam_pipeline_args()
+    )
+    on_flink = example_gen_then_statistics(
+        titanic_data, tmp_path / "flink", flink_args(cluster, "test-titanic-{stage}")
+    )
     examples, statistics = on_flink
     assert len(examples["train"]) == 712 and len(examples["eval"]) == 179  # the book's split
     assert examples == in_memory[0]
@@ -160,8 +181,9 @@ def test_titanic_example_gen_and_statistics_on_two_taskmanagers_equal_in_memory(
     for name in ("test-titanic-csvexamplegen", "test-titanic-statisticsgen"):
         detail = flink.rest(cluster.cluster.rest_url, f"/jobs/{jobs[name]['jid']}")
         for vertex in detail["vertices"]:
-            tms = flink.rest(cluster.cluster.rest_url, f"/jobs/{jobs[name]['jid']}/vertices/{vertex['id']}"
-                                                       f"/taskmanagers")
+            tms = flink.rest(
+                cluster.cluster.rest_url, f"/jobs/{jobs[name]['jid']}/vertices/{vertex['id']}/taskmanagers"
+            )
             hosts |= {tm["taskmanager-id"] for tm in tms["taskmanagers"]}
     assert hosts == {"taskmanager-1", "taskmanager-2"}
     pool_log = (cluster.log_dir / "beam-worker-pool.log").read_text()
@@ -173,8 +195,11 @@ def test_titanic_example_gen_and_statistics_on_two_taskmanagers_equal_in_memory(
 @pytest.mark.pipeline
 def test_the_cluster_names_its_taskmanagers_slots_and_version(cluster):
     assert cluster.cluster.version == engines.flink_pins().flink_version
-    assert re.fullmatch(r"Flink 1\.19\.\d+ session cluster \(started for this run\) at http://localhost:\d+: "
-                        r"2 TaskManagers, 4 slots", cluster.cluster.describe())
+    assert re.fullmatch(
+        r"Flink 1\.19\.\d+ session cluster \(started for this run\) at http://localhost:\d+: "
+        r"2 TaskManagers, 4 slots",
+        cluster.cluster.describe(),
+    )
     overview = flink.rest(cluster.cluster.rest_url, "/overview")
     assert overview["taskmanagers"] == 2 and overview["slots-total"] == 4
     for name in ("jobmanager.log", "taskmanager-1.log", "taskmanager-2.log", "job-server.log"):
@@ -237,8 +262,10 @@ def test_a_cluster_of_another_flink_version_is_refused_before_any_job(tmp_path):
     other = flink.FlinkCluster("http://cluster:8081", "1.20.1", 2, 4, started=False)
     with pytest.raises(flink.FlinkError) as err:
         flink.check_versions(other, pins)
-    assert (f"runs Flink 1.20.1, but Beam's job server here ({pins.runner_artifact} {pins.beam_java_version}) "
-            f"is built for Flink {pins.runner_flink_minor}") in _one_line(err)
+    assert (
+        f"runs Flink 1.20.1, but Beam's job server here ({pins.runner_artifact} {pins.beam_java_version}) "
+        f"is built for Flink {pins.runner_flink_minor}"
+    ) in _one_line(err)
     flink.check_versions(flink.FlinkCluster("http://c:1", pins.flink_version, 1, 1, started=False), pins)
 
 
@@ -268,22 +295,42 @@ def test_make_run_with_an_unreachable_flink_master_stops_with_that_line_alone(ti
 
     _engines_or_skip()
     port = free_port()
-    env = dict(os.environ, OUTPUT_DIR=str(tmp_path / "out"), DATA_ROOT=str(titanic_data), BEAM="flink",
-               FLINK_MASTER=f"localhost:{port}")
-    proc = subprocess.run([sys.executable, "-m", "runners.run", "titanic"], cwd=PROJECT_ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+    env = dict(
+        os.environ,
+        OUTPUT_DIR=str(tmp_path / "out"),
+        DATA_ROOT=str(titanic_data),
+        BEAM="flink",
+        FLINK_MASTER=f"localhost:{port}",
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "runners.run", "titanic"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
     last = (proc.stdout + proc.stderr).strip().splitlines()[-1]
-    assert re.fullmatch(rf"error: cannot start the Beam services: FLINK_MASTER=localhost:{port}: no Flink REST "
-                        rf"API .*unset it to start one for the run", last), last
+    assert re.fullmatch(
+        rf"error: cannot start the Beam services: FLINK_MASTER=localhost:{port}: no Flink REST "
+        rf"API .*unset it to start one for the run",
+        last,
+    ), last
     assert (proc.stdout + proc.stderr).count(f"FLINK_MASTER=localhost:{port}: no Flink REST API") == 1
     assert "pipeline run failed" not in proc.stderr and "Traceback" not in proc.stdout + proc.stderr
 
 
 # ------------------------------------------------------------------------------------------------ long tier
 def _run_titanic_on_flink(env, timeout_s=1500):
-    return subprocess.Popen([sys.executable, "-m", "runners.run", "titanic"], cwd=PROJECT_ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "runners.run", "titanic"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 @pytest.mark.slow
@@ -317,8 +364,9 @@ def test_titanic_end_to_end_on_flink(titanic_run, titanic_data, tmp_path):
 
 
 def _nothing_left(tmp_path):
-    found = subprocess.run(["pgrep", "-af", "flink-run-|worker_pool_main|FlinkJobServerDriver"],
-                           capture_output=True, text=True).stdout
+    found = subprocess.run(
+        ["pgrep", "-af", "flink-run-|worker_pool_main|FlinkJobServerDriver"], capture_output=True, text=True
+    ).stdout
     mine = [line for line in found.splitlines() if "pgrep" not in line and str(os.getpid()) not in line.split()[0]]
     assert not mine, mine
 
@@ -331,8 +379,9 @@ def test_a_taskmanager_killed_mid_stage_recovers_or_fails_naming_it_and_the_reru
     from metadata import results
 
     _engines_or_skip()
-    env = dict(os.environ, OUTPUT_DIR=str(tmp_path / "out"), DATA_ROOT=str(titanic_data), BEAM="flink",
-               ENABLE_CACHE="1")
+    env = dict(
+        os.environ, OUTPUT_DIR=str(tmp_path / "out"), DATA_ROOT=str(titanic_data), BEAM="flink", ENABLE_CACHE="1"
+    )
     proc = _run_titanic_on_flink(env)
     lines, killed = [], threading.Event()
 
@@ -355,8 +404,9 @@ def test_a_taskmanager_killed_mid_stage_recovers_or_fails_naming_it_and_the_reru
                 running = []
             if running:
                 time.sleep(3)  # well into the job
-                pids = subprocess.run(["pgrep", "-f", "taskmanager.resource-id=taskmanager-2"], capture_output=True,
-                                      text=True).stdout.split()
+                pids = subprocess.run(
+                    ["pgrep", "-f", "taskmanager.resource-id=taskmanager-2"], capture_output=True, text=True
+                ).stdout.split()
                 assert pids, "taskmanager-2's JVM is not found"
                 for pid in pids:
                     os.kill(int(pid), signal.SIGKILL)
@@ -368,8 +418,9 @@ def test_a_taskmanager_killed_mid_stage_recovers_or_fails_naming_it_and_the_reru
     out = "".join(lines)
     store = config_lib.from_env(env)
     record = json.loads((tmp_path / "out" / "titanic" / "logs" / "flink" / "flink-jobs.json").read_text())
-    assert record["lost_taskmanagers"] and record["lost_taskmanagers"][0].startswith("Flink's TaskManager "
-                                                                                    "taskmanager-2")
+    assert record["lost_taskmanagers"] and record["lost_taskmanagers"][0].startswith(
+        "Flink's TaskManager taskmanager-2"
+    )
     if proc.returncode == 0:  # Flink's restart strategy recovered the job
         assert results.last_run("titanic", store).blessed
         assert not record["failed"] and "Flink: lost TaskManager(s) during the run: " in out
@@ -385,16 +436,17 @@ def test_a_taskmanager_killed_mid_stage_recovers_or_fails_naming_it_and_the_reru
     assert rerun.returncode == 0, again[-4000:]
     assert results.last_run("titanic", store).blessed
     # the stages before the killed one come from the cache: no Flink job of theirs in the rerun
-    stages = {row["stage"] for row in json.loads(
-        (tmp_path / "out" / "titanic" / "logs" / "flink" / "flink-jobs.json").read_text())["jobs"]}
+    stages = {
+        row["stage"]
+        for row in json.loads((tmp_path / "out" / "titanic" / "logs" / "flink" / "flink-jobs.json").read_text())["jobs"]
+    }
     assert "CsvExampleGen" not in stages and "StatisticsGen" not in stages, stages
     _nothing_left(tmp_path)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["images", "delimited", "windows"])
-def test_each_custom_example_gen_gives_the_same_examples_on_flink(kind, cluster, cifar2_subset, imdb_subset,
-                                                                  tmp_path):
+def test_each_custom_example_gen_gives_the_same_examples_on_flink(kind, cluster, cifar2_subset, imdb_subset, tmp_path):
     """cifar2's, imdb's and covid's ExampleGens (each a Beam stage of its own) on the cluster."""
     from data.fetch import fetch
     from test_beam_portable import _example_gens, run_example_gen
@@ -415,15 +467,25 @@ def test_a_kubeflow_package_compiled_for_flink_runs_its_beam_tasks_on_the_cluste
     _engines_or_skip()
     s3.upload(titanic_data, "s3://data/titanic-flink")
     with flink.flink_services(tmp_path / "flink-logs", job_port=0, worker_pool_port=0) as run:
-        beam_args = ("--runner=PortableRunner", f"--job_endpoint=localhost:{run.job_port}",
-                     "--environment_type=EXTERNAL", f"--environment_config=localhost:{run.worker_pool_port}",
-                     "--parallelism=2", "--environment_cache_millis=60000")
-        package = compile_package("titanic", tmp_path / "package", s3,
-                                  cfg=config_lib.PipelineConfig(beam_args=beam_args))
-        parameters = {"data-root": "s3://data/titanic-flink", "serving-root": "s3://serving/titanic-flink",
-                      "data-fingerprint": fingerprint("s3://data/titanic-flink")}
-        result = backend(s3, tmp_path / "cluster").run(package, pipeline_root="s3://kfp/flink-root",
-                                                       parameters=parameters, run_id="on-flink")
+        beam_args = (
+            "--runner=PortableRunner",
+            f"--job_endpoint=localhost:{run.job_port}",
+            "--environment_type=EXTERNAL",
+            f"--environment_config=localhost:{run.worker_pool_port}",
+            "--parallelism=2",
+            "--environment_cache_millis=60000",
+        )
+        package = compile_package(
+            "titanic", tmp_path / "package", s3, cfg=config_lib.PipelineConfig(beam_args=beam_args)
+        )
+        parameters = {
+            "data-root": "s3://data/titanic-flink",
+            "serving-root": "s3://serving/titanic-flink",
+            "data-fingerprint": fingerprint("s3://data/titanic-flink"),
+        }
+        result = backend(s3, tmp_path / "cluster").run(
+            package, pipeline_root="s3://kfp/flink-root", parameters=parameters, run_id="on-flink"
+        )
         jobs = run.jobs()
     assert {t.state for t in result.tasks.values()} == {"COMPLETE"}, {n: t.state for n, t in result.tasks.items()}
     assert result.metadata("Evaluator", "blessing")["blessed"] == 1

@@ -1,4 +1,5 @@
 """ImageExampleGen on its own: labels, splits, paths, determinism, and the errors a bad folder gives."""
+
 import io
 
 import apache_beam as beam
@@ -41,9 +42,11 @@ def run_split(root, split_pattern, out_dir, skip_invalid=False):
     """Runs the ExampleGen's Beam transform for one split into TFRecords; returns (examples, pipeline result)."""
     prefix = str(out_dir / "examples")
     pipeline = beam.Pipeline()
-    _ = (pipeline
-         | ieg._ImageToExample(exec_properties(root, skip_invalid), split_pattern)
-         | beam.io.WriteToTFRecord(prefix, coder=beam.coders.ProtoCoder(tf.train.Example), num_shards=1))
+    _ = (
+        pipeline
+        | ieg._ImageToExample(exec_properties(root, skip_invalid), split_pattern)
+        | beam.io.WriteToTFRecord(prefix, coder=beam.coders.ProtoCoder(tf.train.Example), num_shards=1)
+    )
     result = pipeline.run()
     result.wait_until_finish()
     files = tf.io.gfile.glob(prefix + "*")
@@ -58,8 +61,13 @@ def read(root, split_pattern, skip_invalid=False):
     rows = []
     for example in found:
         f = example.features.feature
-        rows.append({"label": f["label"].int64_list.value[0], "path": f["path"].bytes_list.value[0].decode(),
-                     "image_raw": f["image_raw"].bytes_list.value[0]})
+        rows.append(
+            {
+                "label": f["label"].int64_list.value[0],
+                "path": f["path"].bytes_list.value[0].decode(),
+                "image_raw": f["image_raw"].bytes_list.value[0],
+            }
+        )
     return rows
 
 
@@ -67,6 +75,7 @@ def test_component_maps_train_and_test_folders_to_splits(tmp_path):
     component = ieg.ImageExampleGen(input_base=str(tmp_path), class_names=CLASSES)
     config = example_gen_pb2.Input()
     from google.protobuf import json_format
+
     json_format.Parse(component.exec_properties["input_config"], config)
     assert [(s.name, s.pattern) for s in config.splits] == [("train", "train/*/*"), ("eval", "test/*/*")]
     assert ieg.read_settings(component.exec_properties) == {"class_names": CLASSES, "skip_invalid": False}
@@ -76,8 +85,12 @@ def test_labels_paths_and_bytes(tmp_path):
     root = make_tree(tmp_path, {"train/airplane": 3, "train/automobile": 2, "test/airplane": 1, "test/automobile": 1})
     rows = sorted(read(root, "train/*/*"), key=lambda r: r["path"])
     assert [(r["path"], r["label"]) for r in rows] == [
-        ("train/airplane/0.jpg", 0), ("train/airplane/1.jpg", 0), ("train/airplane/2.jpg", 0),
-        ("train/automobile/0.jpg", 1), ("train/automobile/1.jpg", 1)]
+        ("train/airplane/0.jpg", 0),
+        ("train/airplane/1.jpg", 0),
+        ("train/airplane/2.jpg", 0),
+        ("train/automobile/0.jpg", 1),
+        ("train/automobile/1.jpg", 1),
+    ]
     for r in rows:
         assert r["image_raw"] == (root / r["path"]).read_bytes()  # untouched bytes
         assert tf.io.decode_jpeg(r["image_raw"]).shape == (32, 32, 3)
@@ -103,17 +116,25 @@ def test_corrupt_images_can_be_counted_and_skipped(tmp_path):
     (root / "train/automobile/0.jpg").write_bytes(jpeg(3)[:100])
     found, result = run_split(root, "train/*/*", tmp_path / "out_skip", skip_invalid=True)
     assert sorted(e.features.feature["path"].bytes_list.value[0] for e in found) == [
-        b"train/airplane/1.jpg", b"train/automobile/1.jpg"]
+        b"train/airplane/1.jpg",
+        b"train/automobile/1.jpg",
+    ]
     counters = result.metrics().query(beam.metrics.MetricsFilter().with_name("invalid_images_skipped"))["counters"]
     assert sum(c.committed for c in counters) == 2
 
 
-@pytest.mark.parametrize("layout, message", [
-    ({"train/airplane": 1}, r"train/automobile: class folder missing"),
-    ({"train/airplane": 1, "train/automobile": 0}, r"train/automobile: class folder is empty"),
-    ({"train/airplane": 1, "train/automobile": 1, "train/ship": 1}, r"folders \['ship'\] are not among the classes"),
-    ({"test/airplane": 1, "test/automobile": 1}, r"train: split folder missing"),
-])
+@pytest.mark.parametrize(
+    "layout, message",
+    [
+        ({"train/airplane": 1}, r"train/automobile: class folder missing"),
+        ({"train/airplane": 1, "train/automobile": 0}, r"train/automobile: class folder is empty"),
+        (
+            {"train/airplane": 1, "train/automobile": 1, "train/ship": 1},
+            r"folders \['ship'\] are not among the classes",
+        ),
+        ({"test/airplane": 1, "test/automobile": 1}, r"train: split folder missing"),
+    ],
+)
 def test_layout_errors_name_the_folder(tmp_path, layout, message):
     make_tree(tmp_path, layout)
     with pytest.raises(ieg.ImageLayoutError, match=message):

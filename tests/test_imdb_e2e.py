@@ -1,4 +1,5 @@
 """The IMDB pipeline end to end on a small subset of the real reviews (first 400 train, 100 test lines)."""
+
 import json
 import textwrap
 
@@ -30,8 +31,13 @@ def test_components_ran_and_model_pushed(cfg, assert_every_node_ran_once):
 
 def test_pushed_model_scores_any_raw_text(cfg, subset, run_python):
     result = results.last_run("imdb", cfg)
-    reviews = ["", "An absolutely wonderful film, I loved it!", "Terrible. <br /><br />Boring & far too long...",
-               "Un film magnifique, très émouvant — 素晴らしい映画 😀", " ".join(["word"] * 10000)]
+    reviews = [
+        "",
+        "An absolutely wonderful film, I loved it!",
+        "Terrible. <br /><br />Boring & far too long...",
+        "Un film magnifique, très émouvant — 素晴らしい映画 😀",
+        " ".join(["word"] * 10000),
+    ]
     code = textwrap.dedent(f"""
         import json, tensorflow as tf
         model = tf.saved_model.load({result.pushed_destination!r})

@@ -1,4 +1,5 @@
 """IMDB's Transform: the book's cleaning, the vocabulary over the training split, ids padded/truncated to 200."""
+
 import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -20,10 +21,16 @@ def test_cleaning_as_the_book_does():
 @pytest.fixture(scope="module")
 def transformed(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("imdb_tft")
-    train = [{"text": ["good good good film"], "label": [1]}, {"text": ["bad film<br />bad"], "label": [0]},
-             {"text": ["good"], "label": [1]}]
-    serve = [{"text": ["good unseenword BAD!"], "label": [1]}, {"text": [""], "label": [0]},
-             {"text": [" ".join(["film"] * 250 + ["good"])], "label": [1]}]
+    train = [
+        {"text": ["good good good film"], "label": [1]},
+        {"text": ["bad film<br />bad"], "label": [0]},
+        {"text": ["good"], "label": [1]},
+    ]
+    serve = [
+        {"text": ["good unseenword BAD!"], "label": [1]},
+        {"text": [""], "label": [0]},
+        {"text": [" ".join(["film"] * 250 + ["good"])], "label": [1]},
+    ]
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(RAW_SPEC))
     with tft_beam.Context(temp_dir=str(tmp / "tmp"), force_tf_compat_v1=False):
         transform_fn = (train, metadata) | tft_beam.AnalyzeDataset(features.preprocessing_fn)

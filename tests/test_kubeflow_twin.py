@@ -2,6 +2,7 @@
 the driver and the launcher send and do, KFP's cache, the ML Metadata round trip, 2.4 and 2.5 rules), with every
 root on a loopback S3 server (moto; what Kubeflow's MinIO speaks), credentials from a Kubernetes secret mapped by
 the package, the endpoint from the package's task environment."""
+
 import json
 import os
 import stat
@@ -44,8 +45,12 @@ def s3(tmp_path_factory):
 def compile_package(name, out, s3, cfg=None, **settings):
     """A package as `make kubeflow` builds it for a cluster whose MinIO is at the test server: the endpoint in
     every task's environment, the credentials from the namespace's secret; /app = this checkout."""
-    base = dict(image="registry.example.com/eat-tf2-tfx:test", project_root=str(PROJECT_ROOT),
-                env=(("AWS_ENDPOINT_URL", s3.endpoint), ("AWS_REGION", "us-east-1")), s3_secret=SECRET)
+    base = dict(
+        image="registry.example.com/eat-tf2-tfx:test",
+        project_root=str(PROJECT_ROOT),
+        env=(("AWS_ENDPOINT_URL", s3.endpoint), ("AWS_REGION", "us-east-1")),
+        s3_secret=SECRET,
+    )
     base.update(settings)
     return kubeflow_runner.compile_pipeline(name, out, kubeflow_runner.KubeflowSettings(**base), cfg)
 
@@ -55,15 +60,21 @@ def backend(s3, tmp, **kwargs):
     Kubeflow's MinIO secret."""
     image_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3_"))}
     secrets = {SECRET: {"accesskey": s3.env["AWS_ACCESS_KEY_ID"], "secretkey": s3.env["AWS_SECRET_ACCESS_KEY"]}}
-    return kfp_twin.Backend(env=image_env, secrets=kwargs.pop("secrets", secrets), work_dir=tmp, log=lambda m: None,
-                            **kwargs)
+    return kfp_twin.Backend(
+        env=image_env, secrets=kwargs.pop("secrets", secrets), work_dir=tmp, log=lambda m: None, **kwargs
+    )
 
 
 # TensorFlow on s3:// (tensorflow-io) stays out of the test process: its shutdown can abort the interpreter
 # (kfp_entrypoint's docstring, 6.), which would turn a green session red. What needs it runs in a subprocess.
 def fingerprint(root):
-    proc = subprocess.run([sys.executable, "-m", "runners.data_fingerprint", root], cwd=PROJECT_ROOT,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "runners.data_fingerprint", root],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc.stdout.strip()
 
@@ -80,8 +91,11 @@ def titanic(s3, titanic_data, tmp_path_factory):
     s3.upload(titanic_data, "s3://data/titanic")
     package = compile_package("titanic", tmp / "package", s3)
     cluster = backend(s3, tmp / "cluster")
-    parameters = {"data-root": "s3://data/titanic", "serving-root": "s3://serving/titanic",
-                  "data-fingerprint": fingerprint("s3://data/titanic")}
+    parameters = {
+        "data-root": "s3://data/titanic",
+        "serving-root": "s3://serving/titanic",
+        "data-fingerprint": fingerprint("s3://data/titanic"),
+    }
     first = cluster.run(package, pipeline_root="s3://kfp/root", parameters=parameters, run_id="first")
     return package, cluster, parameters, first
 
@@ -99,7 +113,8 @@ def test_titanic_package_on_s3_under_25_rules_runs_to_a_blessed_pushed_model(tit
     statistics = run.tasks["StatisticsGen"].executor_input
     assert statistics["inputs"]["artifacts"]["examples"]["artifacts"][0]["type"] == {"instanceSchema": ""}
     assert statistics["outputs"]["artifacts"]["executor-logs"]["artifacts"][0]["type"] == {
-        "schemaTitle": "system.Artifact"}
+        "schemaTitle": "system.Artifact"
+    }
     assert statistics["outputs"]["outputFile"] == "/tmp/kfp_outputs/output_metadata.json"
     logs = run.artifact("StatisticsGen", "executor-logs")["uri"]
     assert b"type from the package" in object_store.read(logs)  # the launcher uploaded the task's log
@@ -111,8 +126,10 @@ def test_titanic_package_on_s3_under_25_rules_runs_to_a_blessed_pushed_model(tit
     keys = s3.keys("s3://serving/titanic/")
     assert f"titanic/{pushed['pushed_version']}/saved_model.pb" in keys
     assert {k.split("/")[1] for k in keys} == {pushed["pushed_version"]}
-    assert run.metadata("Evaluator", "blessing")["blessed"] == 1 and run.metadata("ServedBaseline", "model")[
-        "served_version"] == ""
+    assert (
+        run.metadata("Evaluator", "blessing")["blessed"] == 1
+        and run.metadata("ServedBaseline", "model")["served_version"] == ""
+    )
     # the same data, seed and code as the local run: the same metrics
     evaluation = local_copy(run.artifact("Evaluator", "evaluation")["uri"], tmp_path / "evaluation")
     package_metrics = results.load_metrics(str(evaluation))["overall"]
@@ -140,8 +157,9 @@ def test_a_second_run_with_caching_on_takes_the_first_model_as_baseline_and_re_r
     first model served; the Evaluator judges against it; the identical model is not pushed twice."""
     package, cluster, parameters, first = titanic
     version = first.metadata("Pusher", "pushed_model")["pushed_version"]
-    second = cluster.run(package, pipeline_root="s3://kfp/root", parameters=parameters, run_id="second",
-                         enable_caching=True)
+    second = cluster.run(
+        package, pipeline_root="s3://kfp/root", parameters=parameters, run_id="second", enable_caching=True
+    )
     states = {name: task.state for name, task in second.tasks.items()}
     assert states.pop("ServedBaseline") == "COMPLETE" and states.pop("Evaluator") == "COMPLETE"
     assert states.pop("Pusher") == "COMPLETE" and set(states.values()) == {"CACHED"}
@@ -165,15 +183,27 @@ def test_changed_data_under_the_same_root_is_never_answered_from_the_cache(titan
         stale = parameters["data-fingerprint"]
         fresh = fingerprint("s3://data/titanic")
         assert fresh != stale
-        rerun = cluster.run(package, pipeline_root="s3://kfp/root", run_id="changed", enable_caching=True,
-                            parameters=dict(parameters, **{"data-fingerprint": fresh}), targets=["CsvExampleGen"])
+        rerun = cluster.run(
+            package,
+            pipeline_root="s3://kfp/root",
+            run_id="changed",
+            enable_caching=True,
+            parameters=dict(parameters, **{"data-fingerprint": fresh}),
+            targets=["CsvExampleGen"],
+        )
         assert rerun.tasks["CsvExampleGen"].state == "COMPLETE"
         assert rerun.artifact("CsvExampleGen", "examples")["uri"] != first.artifact("CsvExampleGen", "examples")["uri"]
         # a fingerprint that is not the files' is refused when the task runs (with the cache on, KFP would answer
         # a stale one from its cache without running anything: the submission snippet computes it each time)
         with pytest.raises(kfp_twin.TwinError) as info:
-            cluster.run(package, pipeline_root="s3://kfp/root", run_id="stale", enable_caching=False,
-                        parameters=parameters, targets=["CsvExampleGen"])
+            cluster.run(
+                package,
+                pipeline_root="s3://kfp/root",
+                run_id="stale",
+                enable_caching=False,
+                parameters=parameters,
+                targets=["CsvExampleGen"],
+            )
         message = str(info.value)
         assert f"data-fingerprint '{stale}' is not the fingerprint of 's3://data/titanic' now ('{fresh}')" in message
         assert "python -m runners.data_fingerprint s3://data/titanic" in message
@@ -190,7 +220,8 @@ def test_the_package_runs_under_24_rules_too(titanic, s3, tmp_path):
     run = cluster.run(package, pipeline_root="s3://kfp/root24", parameters=parameters, targets=["StatisticsGen"])
     assert "executor-logs" not in run.tasks["StatisticsGen"].executor_input["outputs"]["artifacts"]
     assert run.tasks["StatisticsGen"].executor_input["inputs"]["artifacts"]["examples"]["artifacts"][0]["type"] == {
-        "instanceSchema": ""}
+        "instanceSchema": ""
+    }
     assert {t.state for t in run.tasks.values()} == {"COMPLETE"}
 
 
@@ -209,7 +240,8 @@ def test_a_run_without_a_pipeline_root_fails_its_first_task_saying_what_to_set(t
 def test_the_launcher_configmaps_root_is_used_and_a_local_root_is_refused_as_the_backend_does(titanic, s3, tmp_path):
     package, _, parameters, _ = titanic
     run = backend(s3, tmp_path / "a", launcher_default_root="s3://kfp/from-configmap").run(
-        package, parameters=parameters, targets=["ImportSchemaGen"], run_id="cm")
+        package, parameters=parameters, targets=["ImportSchemaGen"], run_id="cm"
+    )
     assert run.artifact("ImportSchemaGen", "schema")["uri"].startswith("s3://kfp/from-configmap/titanic/cm/")
     with pytest.raises(kfp_twin.TwinError, match="unsupported Cloud bucket: '/tmp/somewhere'"):
         backend(s3, tmp_path / "b").run(package, pipeline_root="/tmp/somewhere", parameters=parameters)
@@ -227,23 +259,30 @@ def test_required_run_parameters_have_no_defaults(titanic, s3, tmp_path):
 def test_missing_credentials_fail_the_first_task_naming_the_setting(titanic, s3, tmp_path):
     package, _, parameters, _ = titanic
     with pytest.raises(kfp_twin.TwinError) as info:  # the secret exists but the package maps none
-        backend(s3, tmp_path).run(compile_package("titanic", tmp_path / "nosecret", s3, s3_secret=""),
-                                  pipeline_root="s3://kfp/root", parameters=parameters, targets=["ImportSchemaGen"])
+        backend(s3, tmp_path).run(
+            compile_package("titanic", tmp_path / "nosecret", s3, s3_secret=""),
+            pipeline_root="s3://kfp/root",
+            parameters=parameters,
+            targets=["ImportSchemaGen"],
+        )
     message = str(info.value)
     assert "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY on the tasks" in message
     assert "KFP_S3_SECRET" in message and "Traceback" not in message
     with pytest.raises(kfp_twin.TwinError, match=f"secret '{SECRET}' does not exist in the namespace"):
-        backend(s3, tmp_path, secrets={}).run(package, pipeline_root="s3://kfp/root", parameters=parameters,
-                                              targets=["ImportSchemaGen"])
+        backend(s3, tmp_path, secrets={}).run(
+            package, pipeline_root="s3://kfp/root", parameters=parameters, targets=["ImportSchemaGen"]
+        )
 
 
 def test_an_unreachable_endpoint_is_named(titanic, s3, tmp_path):
     _, _, parameters, _ = titanic
-    package = compile_package("titanic", tmp_path / "pkg", s3,
-                              env=(("AWS_ENDPOINT_URL", "http://127.0.0.1:9"), ("AWS_REGION", "us-east-1")))
+    package = compile_package(
+        "titanic", tmp_path / "pkg", s3, env=(("AWS_ENDPOINT_URL", "http://127.0.0.1:9"), ("AWS_REGION", "us-east-1"))
+    )
     with pytest.raises(kfp_twin.TwinError) as info:
-        backend(s3, tmp_path).run(package, pipeline_root="s3://kfp/root", parameters=parameters,
-                                  targets=["ImportSchemaGen"])
+        backend(s3, tmp_path).run(
+            package, pipeline_root="s3://kfp/root", parameters=parameters, targets=["ImportSchemaGen"]
+        )
     assert "cannot reach the S3 endpoint http://127.0.0.1:9: set AWS_ENDPOINT_URL on the tasks" in str(info.value)
 
 
@@ -253,17 +292,20 @@ def _python_hiding(tmp_path, hidden_root=None, hidden_module=None):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     hide = bin_dir / "hide.py"
-    hide.write_text(textwrap.dedent(f"""
+    hide.write_text(
+        textwrap.dedent(f"""
         import os, runpy, sys
         if {hidden_root!r}:
-            sys.meta_path[:] = [f for f in sys.meta_path if not str(getattr(f, "__module__", "")).startswith("__editable__")]
+            editable = [f for f in sys.meta_path if str(getattr(f, "__module__", "")).startswith("__editable__")]
+            sys.meta_path[:] = [f for f in sys.meta_path if f not in editable]
             sys.path[:] = [p for p in sys.path if p and os.path.realpath(p) != {hidden_root!r}]
         if {hidden_module!r}:
             sys.modules[{hidden_module!r}] = None  # import fails as if it were not installed
         assert sys.argv[1] == "-m", sys.argv  # the containers run `python -m MODULE ...`
         sys.argv = sys.argv[2:]
         runpy._run_module_as_main(sys.argv[0])
-    """))
+    """)
+    )
     wrapper = bin_dir / "python"
     wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -I "{hide}" "$@"\n')
     wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
@@ -292,13 +334,21 @@ def test_an_image_without_the_project_fails_the_first_task_saying_so(titanic, s3
 def test_a_wrong_or_missing_data_root_names_itself(titanic, s3, tmp_path):
     package, _, parameters, _ = titanic
     with pytest.raises(kfp_twin.TwinError) as info:
-        backend(s3, tmp_path).run(package, pipeline_root="s3://kfp/root", targets=["CsvExampleGen"],
-                                  parameters=dict(parameters, **{"data-root": "s3://data/nope"}))
+        backend(s3, tmp_path).run(
+            package,
+            pipeline_root="s3://kfp/root",
+            targets=["CsvExampleGen"],
+            parameters=dict(parameters, **{"data-root": "s3://data/nope"}),
+        )
     assert "data root 's3://data/nope' does not exist" in str(info.value) and "data-root" in str(info.value)
     s3.upload(PROJECT_ROOT / "data" / "manifests", "s3://data/manifests")  # files, but not the titanic ones
     with pytest.raises(kfp_twin.TwinError) as info:
-        backend(s3, tmp_path).run(package, pipeline_root="s3://kfp/root", targets=["CsvExampleGen"],
-                                  parameters=dict(parameters, **{"data-root": "s3://data/manifests"}))
+        backend(s3, tmp_path).run(
+            package,
+            pipeline_root="s3://kfp/root",
+            targets=["CsvExampleGen"],
+            parameters=dict(parameters, **{"data-root": "s3://data/manifests"}),
+        )
     assert "split 'train' expects 'train.csv'" in str(info.value) and "eval: test.csv" in str(info.value)
 
 
@@ -306,8 +356,11 @@ def test_a_wrong_or_missing_data_root_names_itself(titanic, s3, tmp_path):
 def test_an_image_with_an_older_project_names_the_missing_executor(titanic, s3, tmp_path):
     package, _, parameters, _ = titanic
     old = tmp_path / "old.yaml"
-    old.write_text(package.read_text().replace("components.anomalies_gate.AnomaliesGate_Executor",
-                                               "components.anomalies_gate_v0.Executor"))
+    old.write_text(
+        package.read_text().replace(
+            "components.anomalies_gate.AnomaliesGate_Executor", "components.anomalies_gate_v0.Executor"
+        )
+    )
     with pytest.raises(kfp_twin.TwinError) as info:
         backend(s3, tmp_path).run(old, pipeline_root="s3://kfp/root", parameters=parameters, targets=["AnomaliesGate"])
     assert "task 'AnomaliesGate' failed" in str(info.value)
@@ -340,45 +393,102 @@ def test_the_twin_refuses_what_kfp_refuses(titanic, s3, tmp_path):
 GOLDEN = {
     "inputs": {
         "parameterValues": {"exclude_splits": "[]"},
-        "artifacts": {"examples": {"artifacts": [{
-            "name": "2", "type": {"instanceSchema": ""},
-            "uri": "minio://mlpipeline/v2/artifacts/tfx-pipeline/4a0e1f2b-6c9d-4e8a-9b3f-2d7c5e1a0b93/CsvExampleGen/"
-                   "8f1c2d3e-4b5a-6978-8a9b-0c1d2e3f4a5b/examples",
-            "metadata": {"display_name": "examples", "file_format": "tfrecords_gzip", "input_fingerprint": "",
-                         "payload_format": "FORMAT_TF_EXAMPLE", "span": 0.0, "split_names": "[\"train\", \"eval\"]",
-                         "store_session_info": "{\"Provider\":\"minio\",\"Params\":{\"accessKeyKey\":\"accesskey\","
-                                               "\"disableSSL\":\"true\",\"endpoint\":\"minio-service.kubeflow:9000\","
-                                               "\"fromEnv\":\"false\",\"region\":\"minio\",\"secretKeyKey\":"
-                                               "\"secretkey\",\"secretName\":\"mlpipeline-minio-artifact\"}}",
-                         "tfx_version": "1.16.0", "version": 0.0}}]}}},
+        "artifacts": {
+            "examples": {
+                "artifacts": [
+                    {
+                        "name": "2",
+                        "type": {"instanceSchema": ""},
+                        "uri": "minio://mlpipeline/v2/artifacts/tfx-pipeline/4a0e1f2b-6c9d-4e8a-9b3f-2d7c5e1a0b93/CsvExampleGen/"
+                        "8f1c2d3e-4b5a-6978-8a9b-0c1d2e3f4a5b/examples",
+                        "metadata": {
+                            "display_name": "examples",
+                            "file_format": "tfrecords_gzip",
+                            "input_fingerprint": "",
+                            "payload_format": "FORMAT_TF_EXAMPLE",
+                            "span": 0.0,
+                            "split_names": '["train", "eval"]',
+                            "store_session_info": '{"Provider":"minio","Params":{"accessKeyKey":"accesskey",'
+                            '"disableSSL":"true","endpoint":"minio-service.kubeflow:9000",'
+                            '"fromEnv":"false","region":"minio","secretKeyKey":'
+                            '"secretkey","secretName":"mlpipeline-minio-artifact"}}',
+                            "tfx_version": "1.16.0",
+                            "version": 0.0,
+                        },
+                    }
+                ]
+            }
+        },
+    },
     "outputs": {
         "artifacts": {
-            "statistics": {"artifacts": [{
-                "type": {"instanceSchema": "title: tfx.ExampleStatistics\ntype: object\nproperties:\n  span:\n    type: "
-                                           "integer\n    description: Span for an artifact.\n  split_names:\n    type: "
-                                           "string\n    description: JSON-encoded list of splits for an artifact. "
-                                           "Empty string means artifact has no split.\n"},
-                "uri": "minio://mlpipeline/v2/artifacts/tfx-pipeline/4a0e1f2b-6c9d-4e8a-9b3f-2d7c5e1a0b93/"
-                       "StatisticsGen/3b2a1c0d-9e8f-4a7b-6c5d-4e3f2a1b0c9d/statistics"}]},
-            "executor-logs": {"artifacts": [{
-                "type": {"schemaTitle": "system.Artifact"},
-                "uri": "minio://mlpipeline/v2/artifacts/tfx-pipeline/4a0e1f2b-6c9d-4e8a-9b3f-2d7c5e1a0b93/"
-                       "StatisticsGen/3b2a1c0d-9e8f-4a7b-6c5d-4e3f2a1b0c9d/executor-logs"}]}},
-        "outputFile": "/tmp/kfp_outputs/output_metadata.json"}}
-GOLDEN_SPEC = {"artifacts": {"examples": {"artifactType": {"instanceSchema": (
-    "title: tfx.Examples\ntype: object\nproperties:\n  span:\n    type: integer\n    description: Span for an "
-    "artifact.\n  version:\n    type: integer\n    description: Version for an artifact.\n  split_names:\n    type: "
-    "string\n    description: JSON-encoded list of splits for an artifact. Empty string means artifact has no split.\n")}}},
-    "parameters": {"exclude_splits": {"parameterType": "STRING"}}}
+            "statistics": {
+                "artifacts": [
+                    {
+                        "type": {
+                            "instanceSchema": "title: tfx.ExampleStatistics\ntype: object\nproperties:\n"
+                            "  span:\n    type: "
+                            "integer\n    description: Span for an artifact.\n  split_names:\n    type: "
+                            "string\n    description: JSON-encoded list of splits for an artifact. "
+                            "Empty string means artifact has no split.\n"
+                        },
+                        "uri": "minio://mlpipeline/v2/artifacts/tfx-pipeline/4a0e1f2b-6c9d-4e8a-9b3f-2d7c5e1a0b93/"
+                        "StatisticsGen/3b2a1c0d-9e8f-4a7b-6c5d-4e3f2a1b0c9d/statistics",
+                    }
+                ]
+            },
+            "executor-logs": {
+                "artifacts": [
+                    {
+                        "type": {"schemaTitle": "system.Artifact"},
+                        "uri": "minio://mlpipeline/v2/artifacts/tfx-pipeline/4a0e1f2b-6c9d-4e8a-9b3f-2d7c5e1a0b93/"
+                        "StatisticsGen/3b2a1c0d-9e8f-4a7b-6c5d-4e3f2a1b0c9d/executor-logs",
+                    }
+                ]
+            },
+        },
+        "outputFile": "/tmp/kfp_outputs/output_metadata.json",
+    },
+}
+GOLDEN_SPEC = {
+    "artifacts": {
+        "examples": {
+            "artifactType": {
+                "instanceSchema": (
+                    "title: tfx.Examples\ntype: object\nproperties:\n  span:\n    type: integer\n"
+                    "    description: Span for an artifact.\n  version:\n    type: integer\n"
+                    "    description: Version for an artifact.\n  split_names:\n    type: string\n"
+                    "    description: JSON-encoded list of splits for an artifact. "
+                    "Empty string means artifact has no split.\n"
+                )
+            }
+        }
+    },
+    "parameters": {"exclude_splits": {"parameterType": "STRING"}},
+}
 
 
 def _entrypoint(executor_input, tmp_path, env):
     return subprocess.run(
-        [sys.executable, "-m", "runners.kfp_entrypoint", "--executor_class_path",
-         "tfx.components.statistics_gen.executor.Executor", "--json_serialized_invocation_args",
-         json.dumps(executor_input), "--json_serialized_inputs_spec_args", json.dumps(GOLDEN_SPEC),
-         "--direct_running_mode=in_memory", "--direct_num_workers=1"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "runners.kfp_entrypoint",
+            "--executor_class_path",
+            "tfx.components.statistics_gen.executor.Executor",
+            "--json_serialized_invocation_args",
+            json.dumps(executor_input),
+            "--json_serialized_inputs_spec_args",
+            json.dumps(GOLDEN_SPEC),
+            "--direct_running_mode=in_memory",
+            "--direct_num_workers=1",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_tfx_own_entrypoint_fails_on_the_golden_input_as_reported():
@@ -400,8 +510,11 @@ def test_the_golden_input_runs_the_task_on_the_store_it_names(titanic, s3, tmp_p
     env = dict(os.environ, **{k: v for k, v in s3.env.items()})
     as_logged = _entrypoint(GOLDEN, tmp_path, env)
     assert as_logged.returncode == 2
-    assert as_logged.stderr.strip().splitlines()[-1].startswith(
-        "error: the pipeline root is minio://mlpipeline/v2/artifacts..., a minio:// URI")
+    assert (
+        as_logged.stderr.strip()
+        .splitlines()[-1]
+        .startswith("error: the pipeline root is minio://mlpipeline/v2/artifacts..., a minio:// URI")
+    )
     on_s3 = json.loads(json.dumps(GOLDEN).replace("minio://mlpipeline/v2/artifacts", "s3://kfp/golden"))
     on_s3["inputs"]["artifacts"]["examples"]["artifacts"][0]["uri"] = run.artifact("CsvExampleGen", "examples")["uri"]
     on_s3["outputs"]["outputFile"] = str(tmp_path / "kfp_outputs" / "output_metadata.json")
@@ -420,10 +533,13 @@ def test_directory_markers_break_the_launchers_download_until_the_entrypoint_rem
     """What TensorFlow's GCS file system leaves (a zero-byte "folder/" object per folder) and what KFP's
     DownloadBlob then does with it (kubeflow/pipelines#13476): a file where a folder must go."""
     client = s3.client()
-    for key, body in (("markers/model/", b""), ("markers/model/Format-Serving/", b""),
-                      ("markers/model/Format-Serving/saved_model.pb", b"pb"),
-                      ("markers/model/Format-Serving/variables/variables.index", b"ix"),
-                      ("markers/model_run/logs.txt", b"run")):
+    for key, body in (
+        ("markers/model/", b""),
+        ("markers/model/Format-Serving/", b""),
+        ("markers/model/Format-Serving/saved_model.pb", b"pb"),
+        ("markers/model/Format-Serving/variables/variables.index", b"ix"),
+        ("markers/model_run/logs.txt", b"run"),
+    ):
         client.put_object(Bucket="kfp", Key=key, Body=body)
     with pytest.raises(OSError):
         object_store.download_prefix("s3://kfp/markers/model", tmp_path / "pod1" / "model")
@@ -438,7 +554,8 @@ def test_directory_markers_break_the_launchers_download_until_the_entrypoint_rem
 def test_artifacts_are_read_through_tensorflows_file_systems(titanic, s3, run_python):
     """The gate and the drift check read their inputs on the object store (Python's open() would not)."""
     _, _, _, run = titanic
-    proc = run_python(textwrap.dedent(f"""
+    proc = run_python(
+        textwrap.dedent(f"""
         import json, os, sys
         from runners import object_store
         os.environ.update(object_store.s3_environment())
@@ -455,7 +572,9 @@ def test_artifacts_are_read_through_tensorflows_file_systems(titanic, s3, run_py
                           "features": sorted(f.name for f in schema.feature),
                           "examples": stats.datasets[0].num_examples}}))
         sys.stdout.flush(); os._exit(0)
-    """), env=s3.env)
+    """),
+        env=s3.env,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["splits"] == ["eval", "train"] and {"Age", "Fare", "Sex"} <= set(out["features"])
@@ -488,7 +607,11 @@ def test_a_push_to_an_object_store_is_never_seen_partial_by_a_poller(s3, tmp_pat
     poller = threading.Thread(target=poll)
     poller.start()
     try:
-        push = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+        push = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                textwrap.dedent(f"""
             import os, sys
             from runners import object_store
             os.environ.update(object_store.s3_environment())
@@ -496,7 +619,14 @@ def test_a_push_to_an_object_store_is_never_seen_partial_by_a_poller(s3, tmp_pat
             from components.atomic_pusher import push_atomically
             print(push_atomically({str(model)!r}, "s3://serving/poll"))
             sys.stdout.flush(); os._exit(0)
-        """)], cwd=PROJECT_ROOT, env=dict(os.environ, **s3.env), capture_output=True, text=True, timeout=600)
+        """),
+            ],
+            cwd=PROJECT_ROOT,
+            env=dict(os.environ, **s3.env),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
     finally:
         stop.set()
         poller.join(timeout=60)
@@ -514,15 +644,23 @@ def test_cifar2_and_imdb_packages_run_through_transform_on_s3(name, subset_fixtu
     subset = request.getfixturevalue(subset_fixture)
     s3.upload(subset, f"s3://data/{name}")
     package = compile_package(name, tmp_path / "package", s3)
-    run = backend(s3, tmp_path / "cluster").run(package, pipeline_root="s3://kfp/root", targets=["Transform"],
-                                                parameters={"data-root": f"s3://data/{name}",
-                                                            "serving-root": f"s3://serving/{name}",
-                                                            "data-fingerprint": fingerprint(f"s3://data/{name}")})
+    run = backend(s3, tmp_path / "cluster").run(
+        package,
+        pipeline_root="s3://kfp/root",
+        targets=["Transform"],
+        parameters={
+            "data-root": f"s3://data/{name}",
+            "serving-root": f"s3://serving/{name}",
+            "data-fingerprint": fingerprint(f"s3://data/{name}"),
+        },
+    )
     assert "Trainer" not in run.tasks and run.tasks["Transform"].state == "COMPLETE"
     examples = s3.keys(run.artifact("Transform", "transformed_examples")["uri"] + "/")
     assert {k.split("/")[-2] for k in examples if k.endswith(".gz")} == {"Split-train", "Split-eval"}
-    assert any(k.endswith("transform_fn/saved_model.pb") for k in s3.keys(run.artifact("Transform", "transform_graph")[
-        "uri"] + "/"))
+    assert any(
+        k.endswith("transform_fn/saved_model.pb")
+        for k in s3.keys(run.artifact("Transform", "transform_graph")["uri"] + "/")
+    )
 
 
 @pytest.mark.slow
@@ -533,9 +671,15 @@ def test_covid_package_runs_end_to_end_on_s3(s3, tmp_path):
     s3.upload(data, "s3://data/covid")
     cfg = config_lib.PipelineConfig(epochs=30, max_mspe=100.0)  # as the shared covid run: plumbing, not quality
     package = compile_package("covid", tmp_path / "package", s3, cfg=cfg)
-    run = backend(s3, tmp_path / "cluster").run(package, pipeline_root="s3://kfp/root", parameters={
-        "data-root": "s3://data/covid", "serving-root": "s3://serving/covid",
-        "data-fingerprint": fingerprint("s3://data/covid")})
+    run = backend(s3, tmp_path / "cluster").run(
+        package,
+        pipeline_root="s3://kfp/root",
+        parameters={
+            "data-root": "s3://data/covid",
+            "serving-root": "s3://serving/covid",
+            "data-fingerprint": fingerprint("s3://data/covid"),
+        },
+    )
     assert run.metadata("Evaluator", "blessing")["blessed"] == 1
     version = run.metadata("Pusher", "pushed_model")["pushed_version"]
     assert f"covid/{version}/saved_model.pb" in s3.keys("s3://serving/covid/")

@@ -5,6 +5,7 @@ then each dataset's `model.build_model` is built on it and fitted on one batch o
 `modeling/export.py` exports it; the export is called through its raw signature. The multi-minute e2e tests
 check the same models inside the pipeline; these catch a broken model or feature change first.
 """
+
 import importlib
 import json
 
@@ -33,15 +34,36 @@ def _raw_rows(name: str, rng):
 
         spec = registry.get_spec(name)
         feature_spec = schema_utils.schema_as_feature_spec(
-            io_utils.parse_pbtxt_file(str(spec.schema_file), schema_pb2.Schema())).feature_spec
-        rows = [{"PassengerId": [i], "Survived": [i % 2], "Pclass": [1 + i % 3], "Name": [b"A, Mr. B"],
-                 "Sex": [b"male" if i % 2 else b"female"], "Age": [20.0 + i] if i % 4 else [],
-                 "SibSp": [i % 2], "Parch": [0], "Ticket": [b"T%d" % i], "Fare": [7.5 * i],
-                 "Cabin": [b"C%d" % i] if i % 3 == 0 else [], "Embarked": [b"S" if i % 2 else b"C"]}
-                for i in range(ROWS)]
-        serve = {"Age": [30.0, float("nan")], "Fare": [10.0, 80.0], "Parch": [0, 1], "SibSp": [0, 1],
-                 "Sex": [b"male", b"female"], "Embarked": [b"S", b""], "Pclass": [3, 1], "Ticket": [b"x", b"y"],
-                 "Cabin": [b"", b"C85"]}
+            io_utils.parse_pbtxt_file(str(spec.schema_file), schema_pb2.Schema())
+        ).feature_spec
+        rows = [
+            {
+                "PassengerId": [i],
+                "Survived": [i % 2],
+                "Pclass": [1 + i % 3],
+                "Name": [b"A, Mr. B"],
+                "Sex": [b"male" if i % 2 else b"female"],
+                "Age": [20.0 + i] if i % 4 else [],
+                "SibSp": [i % 2],
+                "Parch": [0],
+                "Ticket": [b"T%d" % i],
+                "Fare": [7.5 * i],
+                "Cabin": [b"C%d" % i] if i % 3 == 0 else [],
+                "Embarked": [b"S" if i % 2 else b"C"],
+            }
+            for i in range(ROWS)
+        ]
+        serve = {
+            "Age": [30.0, float("nan")],
+            "Fare": [10.0, 80.0],
+            "Parch": [0, 1],
+            "SibSp": [0, 1],
+            "Sex": [b"male", b"female"],
+            "Embarked": [b"S", b""],
+            "Pclass": [3, 1],
+            "Ticket": [b"x", b"y"],
+            "Cabin": [b"", b"C85"],
+        }
         return feature_spec, rows, serve
     if name == "cifar2":
         feature_spec = {"image_raw": tf.io.FixedLenFeature([], tf.string), "label": tf.io.FixedLenFeature([], tf.int64)}
@@ -53,9 +75,14 @@ def _raw_rows(name: str, rng):
         rows = [{"text": " ".join(rng.choice(words, 20)).encode(), "label": i % 2} for i in range(ROWS)]
         return feature_spec, rows, {"text": [b"A great film", b"never heard of these words"]}
     if name == "covid":
-        feature_spec = {"window": tf.io.FixedLenFeature([24], tf.float32), "target": tf.io.FixedLenFeature([3], tf.float32)}
-        rows = [{"window": rng.uniform(1, 100, 24).astype(np.float32), "target": rng.uniform(1, 100, 3).astype(np.float32)}
-                for _ in range(ROWS)]
+        feature_spec = {
+            "window": tf.io.FixedLenFeature([24], tf.float32),
+            "target": tf.io.FixedLenFeature([3], tf.float32),
+        }
+        rows = [
+            {"window": rng.uniform(1, 100, 24).astype(np.float32), "target": rng.uniform(1, 100, 3).astype(np.float32)}
+            for _ in range(ROWS)
+        ]
         return feature_spec, rows, {"window": rng.uniform(1, 100, (2, 8, 3)).astype(np.float32)}
     return _rows_from_schema(registry.get_spec(name), rng)
 
@@ -92,8 +119,7 @@ def _rows_from_schema(spec, rng):
     serve = {}
     for name in spec.raw_feature_keys:
         dtype = feature_spec[name].dtype
-        serve[name] = ([b"alpha", b""] if dtype == tf.string else [1, 2] if dtype == tf.int64
-                       else [0.5, float("nan")])
+        serve[name] = [b"alpha", b""] if dtype == tf.string else [1, 2] if dtype == tf.int64 else [0.5, float("nan")]
     return feature_spec, rows, serve
 
 
@@ -126,8 +152,12 @@ def _transformed_batch(tft_output, feature_spec, rows):
             return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
         return tf.train.Feature(float_list=tf.train.FloatList(value=values))
 
-    serialized = [tf.train.Example(features=tf.train.Features(feature={
-        k: feature(v, feature_spec[k].dtype) for k, v in row.items()})).SerializeToString() for row in rows]
+    serialized = [
+        tf.train.Example(
+            features=tf.train.Features(feature={k: feature(v, feature_spec[k].dtype) for k, v in row.items()})
+        ).SerializeToString()
+        for row in rows
+    ]
     parsed = tf.io.parse_example(tf.constant(serialized), feature_spec)
     return {k: v.numpy() for k, v in tft_output.transform_raw_features(parsed).items()}
 
@@ -184,14 +214,35 @@ def test_training_runs_without_tfx_from_the_command_line(tmp_path, capsys):
         (tmp_path / "examples" / f"Split-{split}").mkdir(parents=True)
         with tf.io.TFRecordWriter(str(tmp_path / "examples" / f"Split-{split}" / "part.gz"), "GZIP") as writer:
             for i in range(ROWS):
-                writer.write(tf.train.Example(features=tf.train.Features(feature={
-                    k: tf.train.Feature(float_list=tf.train.FloatList(value=np.ravel(v[i]).tolist()))
-                    if v.dtype.kind == "f" else tf.train.Feature(int64_list=tf.train.Int64List(
-                        value=np.ravel(v[i]).tolist())) for k, v in batch.items()})).SerializeToString())
+                writer.write(
+                    tf.train.Example(
+                        features=tf.train.Features(
+                            feature={
+                                k: tf.train.Feature(float_list=tf.train.FloatList(value=np.ravel(v[i]).tolist()))
+                                if v.dtype.kind == "f"
+                                else tf.train.Feature(int64_list=tf.train.Int64List(value=np.ravel(v[i]).tolist()))
+                                for k, v in batch.items()
+                            }
+                        )
+                    ).SerializeToString()
+                )
     settings = {**_settings(spec, epochs=2, batch_size=4).__dict__}
     settings["raw_feature_keys"] = list(settings["raw_feature_keys"])
-    assert training.main(["--transform-output", transform_dir, "--examples", str(tmp_path / "examples"),
-                          "--settings", json.dumps(settings), "--out", str(tmp_path / "out")]) == 0
+    assert (
+        training.main(
+            [
+                "--transform-output",
+                transform_dir,
+                "--examples",
+                str(tmp_path / "examples"),
+                "--settings",
+                json.dumps(settings),
+                "--out",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 0
+    )
     assert "[trainer] epoch 2/2" in capsys.readouterr().out
     record = json.loads((tmp_path / "out" / "run" / layout.RUN_RECORD).read_text())
     assert len(record["history"]["loss"]) == 2 and record["settings"]["epochs"] == 2
@@ -204,8 +255,21 @@ def test_training_runs_without_tfx_from_the_command_line(tmp_path, capsys):
 def test_bad_settings_on_the_command_line_are_named(capsys):
     from modeling import training
 
-    assert training.main(["--transform-output", "t", "--examples", "e", "--out", "o",
-                          "--settings", '{"model_builder": "m.f", "label_key": "y", "raw_feature_keys": [], "epoks": 2}']) == 2
+    assert (
+        training.main(
+            [
+                "--transform-output",
+                "t",
+                "--examples",
+                "e",
+                "--out",
+                "o",
+                "--settings",
+                '{"model_builder": "m.f", "label_key": "y", "raw_feature_keys": [], "epoks": 2}',
+            ]
+        )
+        == 2
+    )
     assert "unknown trainer setting(s) ['epoks']" in capsys.readouterr().err
 
 
@@ -221,6 +285,7 @@ def test_autograph_leaves_keras_own_code_alone():
     keep_autograph_out_of_tf_keras()
     keep_autograph_out_of_tf_keras()  # idempotent
     from tensorflow.python.autograph.core import config
+
     assert sum(getattr(r, "_prefix", None) == "tf_keras" for r in config.CONVERSION_RULES) == 1
     assert tf.keras.Model.__module__.startswith("tf_keras")
     assert conversion.is_allowlisted(tf.keras.Model.train_step)

@@ -1,4 +1,5 @@
 """multi_worker_mirrored really trains across processes: two workers on loopback with TF_CONFIG."""
+
 import json
 import os
 import socket
@@ -35,9 +36,19 @@ def train_on_two_workers(code):
         cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
         workers = []
         for index in range(2):
-            env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
-            workers.append(subprocess.Popen([sys.executable, "-c", code], cwd=PROJECT_ROOT, env=env,
-                                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+            env = dict(
+                os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+            )
+            workers.append(
+                subprocess.Popen(
+                    [sys.executable, "-c", code],
+                    cwd=PROJECT_ROOT,
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                )
+            )
         try:
             outputs = [w.communicate(timeout=600)[0] for w in workers]
         finally:
@@ -67,7 +78,11 @@ def test_two_workers_train_and_the_chief_exports(titanic_run, tmp_path, run_fn_c
         assert len(record["history"]["loss"]) == 3
     assert chief["history"]["loss"] == other["history"]["loss"]  # all-reduced: both saw the same global loss
 
-    check = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+    check = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
         import tensorflow as tf
         model = tf.saved_model.load({str(tmp_path / "serving_model")!r})
         out = model.signatures["serving_raw"](Age=tf.constant([30.0]), Fare=tf.constant([20.0]),
@@ -76,6 +91,12 @@ def test_two_workers_train_and_the_chief_exports(titanic_run, tmp_path, run_fn_c
             Cabin=tf.constant(["C85"]))["probability"].numpy()
         assert 0.0 < out[0][0] < 1.0, out
         print("ok", out[0][0])
-    """)], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    """),
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert check.returncode == 0 and check.stdout.startswith("ok"), check.stderr[-2000:]
     assert {"saved_model.pb", "variables"} <= set(os.listdir(tmp_path / "serving_model"))

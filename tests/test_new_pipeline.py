@@ -1,6 +1,7 @@
 """`make new-pipeline`: a pipeline drafted from a table the test writes (scikit-learn's bundled datasets, offline),
 then run end to end as `make run` runs it, served, compiled for Kubeflow. The drafted packages go to a temporary
 PIPELINES_PATH folder, never into the checkout."""
+
 import csv
 import json
 import os
@@ -36,10 +37,13 @@ def wine_table(folder: Path) -> Path:
     wine = datasets.load_wine()
     rng = np.random.default_rng(0)
     names = ["barolo", "grignolino", "barbera"]
-    rows = [[f"w{i:04d}"] + ["NA" if rng.random() < 0.08 else f"{v:.3f}" for v in x] + [names[y]]
-            for i, (x, y) in enumerate(zip(wine.data, wine.target))]
-    return write_table(folder, "wine.csv", ["wine_id"] + [n.replace("/", "_") for n in wine.feature_names]
-                       + ["cultivar"], rows)
+    rows = [
+        [f"w{i:04d}"] + ["NA" if rng.random() < 0.08 else f"{v:.3f}" for v in x] + [names[y]]
+        for i, (x, y) in enumerate(zip(wine.data, wine.target))
+    ]
+    return write_table(
+        folder, "wine.csv", ["wine_id"] + [n.replace("/", "_") for n in wine.feature_names] + ["cultivar"], rows
+    )
 
 
 def cancer_table(folder: Path) -> Path:
@@ -62,8 +66,10 @@ def diabetes_table(folder: Path) -> Path:
 
     data = datasets.load_diabetes()
     header = ["patient_id"] + list(data.feature_names) + ["group", "progression"]
-    rows = [[1000 + i] + [f"{v:.5f}" for v in data.data[i]] + [["a", "b", "c"][i % 3], f"{data.target[i]:.1f}"]
-            for i in range(len(data.target))]
+    rows = [
+        [1000 + i] + [f"{v:.5f}" for v in data.data[i]] + [["a", "b", "c"][i % 3], f"{data.target[i]:.1f}"]
+        for i in range(len(data.target))
+    ]
     return write_table(folder, "data.tsv", header, rows, "\t", quote_all=True)
 
 
@@ -92,7 +98,13 @@ def test_a_multiclass_table_with_missing_values(tmp_path, drafts):
     assert "a 0/1 flag says which" in said  # missing numbers
     assert "baseline (scikit-learn logistic regression, same split): accuracy" in said
     assert sorted(p.name for p in (drafts / "t_wine").iterdir()) == [
-        "__init__.py", "features.py", "local_runner.py", "model.py", "schema.pbtxt", "spec.py"]
+        "__init__.py",
+        "features.py",
+        "local_runner.py",
+        "model.py",
+        "schema.pbtxt",
+        "spec.py",
+    ]
     assert "t_wine" in registry.discover()
     spec = registry.get_spec("t_wine")
     assert spec.problem == "multiclass" and list(spec.label_classes) == ["barbera", "barolo", "grignolino"]
@@ -126,15 +138,18 @@ def test_task_can_be_overridden(tmp_path, drafts):
     assert registry.get_spec("t_wine_r").problem == "regression"
 
 
-@pytest.mark.parametrize("case, message", [
-    ("no_column", "LABEL='nope' is not a column of"),
-    ("constant", "is constant ('same')"),
-    ("empty", "is empty; expected a header line"),
-    ("not_utf8", "is not UTF-8 text"),
-    ("header_only", "a header line and no rows"),
-    ("two_files", "expected train.* and test.*"),
-    ("missing_folder", "does not exist"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("no_column", "LABEL='nope' is not a column of"),
+        ("constant", "is constant ('same')"),
+        ("empty", "is empty; expected a header line"),
+        ("not_utf8", "is not UTF-8 text"),
+        ("header_only", "a header line and no rows"),
+        ("two_files", "expected train.* and test.*"),
+        ("missing_folder", "does not exist"),
+    ],
+)
 def test_bad_input_is_one_clear_error(case, message, tmp_path, drafts):
     data = tmp_path / "data"
     data.mkdir()
@@ -155,8 +170,13 @@ def test_bad_input_is_one_clear_error(case, message, tmp_path, drafts):
         write_table(data, "b.csv", ["x", "y"], [[1, 0]])
     elif case == "missing_folder":
         data = tmp_path / "nowhere"
-    proc = subprocess.run([sys.executable, "-m", "scaffold.new_pipeline", "t_bad", str(data), label,
-                           "--into", str(drafts)], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "scaffold.new_pipeline", "t_bad", str(data), label, "--into", str(drafts)],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith("error: ")
     assert message in proc.stderr, proc.stderr
     assert not (drafts / "t_bad").exists() and not list(drafts.glob(".t_bad*"))  # nothing half-written
@@ -185,9 +205,14 @@ def test_the_drafted_model_builds_and_fits_on_rows_from_its_schema(tmp_path, dra
 
 # ---------------------------------------------------------------------------------------------------- end to end
 def make_run(name, out, **env):
-    return subprocess.run([sys.executable, "-m", "runners.run", name], cwd=PROJECT_ROOT,
-                          env=dict(os.environ, OUTPUT_DIR=str(out), **env), capture_output=True, text=True,
-                          timeout=1800)
+    return subprocess.run(
+        [sys.executable, "-m", "runners.run", name],
+        cwd=PROJECT_ROOT,
+        env=dict(os.environ, OUTPUT_DIR=str(out), **env),
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
 
 
 def baseline_of(name) -> dict:
@@ -228,7 +253,8 @@ def test_a_multiclass_pipeline_end_to_end(tmp_path, drafts, run_python):
         ex = tf.train.Example()
         print(json.dumps({{"outputs": sorted(out), "classes": [c.decode() for c in out["classes"].numpy()[0]],
                           "scores": out["scores"].numpy().tolist(),
-                          "classify": sorted(model.signatures["classify"](inputs=tf.constant([ex.SerializeToString()])))}}))
+                          "classify": sorted(model.signatures["classify"](
+                              inputs=tf.constant([ex.SerializeToString()])))}}))
     """)
     served = run_python(code)
     assert served.returncode == 0, served.stderr[-3000:]
@@ -242,16 +268,20 @@ def test_a_multiclass_pipeline_end_to_end(tmp_path, drafts, run_python):
     from runners import kfp_package_check
     from runners import kubeflow as kubeflow_runner
 
-    package = kubeflow_runner.compile_pipeline("t_wine_e2e", tmp_path / "kfp", kubeflow_runner.KubeflowSettings(
-        image="registry.example.com/eat-tf2-tfx:1", project_root="/app"))
+    package = kubeflow_runner.compile_pipeline(
+        "t_wine_e2e",
+        tmp_path / "kfp",
+        kubeflow_runner.KubeflowSettings(image="registry.example.com/eat-tf2-tfx:1", project_root="/app"),
+    )
     spec = next(yaml.safe_load_all(package.read_text()))
     assert kfp_package_check.problems(spec) == []
     assert spec["pipelineInfo"]["name"] == "t-wine-e2e"  # a package name's '_' is not a KFP name's
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("table, label, metric", [(cancer_table, "diagnosis", "auc"),
-                                                  (diabetes_table, "progression", "mse")])
+@pytest.mark.parametrize(
+    "table, label, metric", [(cancer_table, "diagnosis", "auc"), (diabetes_table, "progression", "mse")]
+)
 def test_binary_and_regression_pipelines_end_to_end(table, label, metric, tmp_path, drafts):
     name = f"t_{table.__name__.split('_')[0]}_e2e"
     scaffold(name, table(tmp_path / "data"), label, drafts)

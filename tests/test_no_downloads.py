@@ -1,6 +1,7 @@
 """No Beam stage downloads anything: Beam 2.74's DirectRunner first tries Prism, whose binary it fetches from
 GitHub for each pipeline; the project's Beam arguments keep it from trying (core/seams.py). The positive
 control shows the trap catches the download when the flag is missing."""
+
 import subprocess
 import sys
 
@@ -27,8 +28,9 @@ def trap():
 
 def _run(args, trap, tmp_path):
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)} | trap.env()
-    return subprocess.run([sys.executable, "-c", PIPELINE, *args], env=env, capture_output=True, text=True,
-                          timeout=300, cwd=tmp_path)
+    return subprocess.run(
+        [sys.executable, "-c", PIPELINE, *args], env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
 
 
 @pytest.mark.parametrize("mode", ["in_memory", "multiprocess"])

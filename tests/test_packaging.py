@@ -4,6 +4,7 @@ This is what the Kubeflow image does (the runtime parts, without the tests' `dev
 something setup.py does not declare, or a data file left out of the package, fails here rather than in a
 container. It is slow (a full TFX install, a few minutes from the package cache) and it is the only test of it.
 """
+
 import re
 import subprocess
 import sys
@@ -41,18 +42,40 @@ def test_a_fresh_venv_installs_the_runtime_parts_and_imports_every_module(tmp_pa
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     python = venv / "bin" / "python"
     install = subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         "-c", str(PROJECT_ROOT / "constraints.txt"), f"{PROJECT_ROOT}[serving,spark]"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=3000)
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-c",
+            str(PROJECT_ROOT / "constraints.txt"),
+            f"{PROJECT_ROOT}[serving,spark]",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=3000,
+    )
     assert install.returncode == 0, install.stderr[-3000:]
 
     # from outside the checkout, so every import comes from the installed package
     rooms = re.search(r"^ROOMS = (\([^)]*\))", (PROJECT_ROOT / "setup.py").read_text(), re.M).group(1)
-    proc = subprocess.run([str(python), "-c", f"ROOMS = {rooms}\n" + IMPORT_ALL], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=600, env={"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "2"})
+    proc = subprocess.run(
+        [str(python), "-c", f"ROOMS = {rooms}\n" + IMPORT_ALL],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    out = dict(line.split(" ", 1) for line in proc.stdout.splitlines() if line.split(" ", 1)[0] in
-               ("FROM", "MODULES", "FAILED", "TESTING"))
+    out = dict(
+        line.split(" ", 1)
+        for line in proc.stdout.splitlines()
+        if line.split(" ", 1)[0] in ("FROM", "MODULES", "FAILED", "TESTING")
+    )
     assert out["FAILED"] == "{}", out["FAILED"]
     assert out["TESTING"] == "False"  # the test doubles are not installed
     assert int(out["MODULES"]) >= 50

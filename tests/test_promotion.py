@@ -1,6 +1,7 @@
-"""Promotion and rollback (core/promotion.py, ops/promote.py) on a real serving root, model config and ML Metadata store; the
-Pusher's PUSH_LABEL=canary; the Evaluator's baseline follows `stable`. No server and no pipeline run here
+"""Promotion and rollback (core/promotion.py, ops/promote.py) on a real serving root, model config and ML Metadata
+store; the Pusher's PUSH_LABEL=canary; the Evaluator's baseline follows `stable`. No server and no pipeline run here
 (tests/test_serving_config.py promotes under load against a real server)."""
+
 import os
 import subprocess
 import sys
@@ -57,8 +58,11 @@ def test_canary_promote_and_rollback_are_recorded_and_undone_in_order(world):
         promote.rollback("titanic", cfg, server="none", say=said.append)
     history = promotions.history(cfg.metadata_path("titanic"), "titanic", "titanic")
     assert [(r["action"], r["label"], r["version"], r["previous"]) for r in history] == [
-        ("promote", "stable", "2", ""), ("promote", "canary", "3", ""), ("promote", "stable", "3", "2"),
-        ("rollback", "stable", "2", "3")]
+        ("promote", "stable", "2", ""),
+        ("promote", "canary", "3", ""),
+        ("promote", "stable", "3", "2"),
+        ("rollback", "stable", "2", "3"),
+    ]
     assert "rollback stable  -> 2 (was 3)" in promotions.describe("titanic", cfg)
 
 
@@ -67,8 +71,12 @@ def test_bad_promotions_are_refused_and_change_nothing(world):
     promote.promote("titanic", 1, "stable", cfg, server="none", say=lambda _: None)
     before = (base.parent / "models.config").read_text()
     (base / "9").mkdir()  # a version still being written: no saved_model.pb
-    for version, label, message in ((9, "stable", "no complete version 9"), (7, "canary", "no complete version 7"),
-                                    (2, "can/ary", "label 'can/ary'"), (2, "", "label ''")):
+    for version, label, message in (
+        (9, "stable", "no complete version 9"),
+        (7, "canary", "no complete version 7"),
+        (2, "can/ary", "label 'can/ary'"),
+        (2, "", "label ''"),
+    ):
         with pytest.raises(promotion.PromotionError, match=message):
             promote.promote("titanic", version, label, cfg, server="none", say=lambda _: None)
     assert (base.parent / "models.config").read_text() == before
@@ -139,13 +147,31 @@ def test_pusher_default_label_changes_nothing_without_labels(world):
 def test_make_promote_cli(world):
     cfg, base = world
     env = dict(os.environ, OUTPUT_DIR=str(cfg.output_dir), SERVING_URL="none")
-    run = subprocess.run([sys.executable, "-m", "ops.promote", "promote", "titanic", "2", "canary"],
-                         cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-m", "ops.promote", "promote", "titanic", "2", "canary"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr
     assert "titanic: canary -> 2, stable -> 3" in run.stdout
-    run = subprocess.run([sys.executable, "-m", "ops.promote", "promote", "titanic", "x", "canary"],
-                         cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-m", "ops.promote", "promote", "titanic", "x", "canary"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 2 and "VERSION 'x' is not a version number" in run.stderr
-    run = subprocess.run([sys.executable, "-m", "ops.promote", "rollback", "titanic"],
-                         cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-m", "ops.promote", "rollback", "titanic"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 1 and run.stderr.startswith("error: titanic: no earlier stable version")

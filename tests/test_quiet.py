@@ -1,5 +1,6 @@
 """Every command the README names shows only the project's own lines: none of TensorFlow's native start-up notices
 (CUDA plugin registrations, TensorRT, CPU features) nor Google's Python-version FutureWarning, unless VERBOSE=1."""
+
 import os
 import subprocess
 import sys
@@ -19,19 +20,23 @@ def command(args, cfg=None, **env):
     if cfg is not None:
         full["OUTPUT_DIR"] = str(cfg.output_dir)
     full.update(env)
-    return subprocess.run([sys.executable, "-m", *args], cwd=PROJECT_ROOT, env=full, capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", *args], cwd=PROJECT_ROOT, env=full, capture_output=True, text=True, timeout=600
+    )
 
 
 def noise(proc):
     return [line for line in (proc.stdout + proc.stderr).splitlines() if any(n in line for n in NOISE)]
 
 
-@pytest.mark.parametrize("args", [
-    ["metadata.lineage", "titanic"],
-    ["metadata.results", "titanic"],
-    ["metadata.skew", "titanic", "--logs", "/nonexistent/logs"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["metadata.lineage", "titanic"],
+        ["metadata.results", "titanic"],
+        ["metadata.skew", "titanic", "--logs", "/nonexistent/logs"],
+    ],
+)
 def test_commands_on_a_run_print_no_start_up_noise(titanic_run, args):
     proc = command(args, titanic_run)
     assert proc.stdout.strip() or proc.stderr.strip()  # it did say something

@@ -1,4 +1,5 @@
 """The run report (one self-contained HTML page) and the progress lines, on a real Titanic run."""
+
 import base64
 import io
 import re
@@ -39,8 +40,10 @@ def test_every_section_is_there_with_valid_pngs(page):
 
 def test_numbers_equal_the_evaluation_artifact(page, titanic_run):
     result = results.last_run("titanic", titanic_run)
-    shown = {(s, m): float(v) for s, m, v in re.findall(
-        r'data-slice="([^"]+)" data-metric="([^"]+)" data-value="([^"]+)"', page)}
+    shown = {
+        (s, m): float(v)
+        for s, m, v in re.findall(r'data-slice="([^"]+)" data-metric="([^"]+)" data-value="([^"]+)"', page)
+    }
     expected = {(s, m): v for s, values in result.metrics.items() for m, v in values.items()}
     assert shown == expected and ("overall", "auc") in shown and ("Sex=male", "ks") in shown
 

@@ -1,6 +1,7 @@
 """Retraining on new spans: the last blessed model is the baseline; a bad batch changes nothing, a good one is
 pushed as a new version whose lineage names both spans and says why it was retrained; a span that drifted is
 flagged on exactly the features that moved, and stopped before training under DRIFT=block."""
+
 import csv
 import hashlib
 import json
@@ -43,8 +44,10 @@ def shuffled_labels(rows):
 
 def older_and_reversed(rows):
     """Every passenger 20 years older, and the other sex."""
-    return [dict(r, Age=str(float(r["Age"]) + 20) if r["Age"] else "", Sex={"male": "female", "female": "male"}[r["Sex"]])
-            for r in rows]
+    return [
+        dict(r, Age=str(float(r["Age"]) + 20) if r["Age"] else "", Sex={"male": "female", "female": "male"}[r["Sex"]])
+        for r in rows
+    ]
 
 
 def flagged(drift):
@@ -68,7 +71,8 @@ def run(cfg):
 
 @pytest.mark.pipeline
 def test_span_1_then_span_2_is_judged_against_the_first_model_and_a_drifted_span_3_is_blocked(
-        tmp_path_factory, titanic_data):
+    tmp_path_factory, titanic_data
+):
     """What `make test` keeps of retraining: a first model, a new span trained, judged against it, pushed, with
     its lineage; then a drifted span stopped before training under DRIFT=block."""
     cfg = new_cfg(tmp_path_factory, "retrain")
@@ -161,7 +165,11 @@ def test_spans_baseline_bad_batch_then_good_batch(tmp_path_factory, titanic_data
     assert report["schema"]["sha256"] and report["transform_graph"].endswith(tuple("0123456789"))
     training = report["training"]
     assert (training["strategy"], training["seed"], training["epochs_run"], training["replicas"]) == (
-        "default", 42, SPEC.epochs, 1)
+        "default",
+        42,
+        SPEC.epochs,
+        1,
+    )
     assert re.fullmatch(r"[0-9a-f]{40}", report["code"]["commit"]) and isinstance(report["code"]["dirty"], bool)
     assert report["packages"]["tfx"] == "1.16.0" and report["packages"]["tensorflow"].startswith("2.16")
     assert report["evaluation"]["blessed"] is True

@@ -1,6 +1,7 @@
 """The rooms (docs/layout.md) keep their shape: imports only point down a layer (import-linter's layers contract in
 pyproject.toml), no project import hides inside a function unless it is a heavy one and says so, and the code
 passes the configured linter and formatter (ruff)."""
+
 import ast
 import re
 import subprocess
@@ -11,8 +12,10 @@ import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-ROOMS = re.findall(r'"(\w+)"', re.search(r"^root_packages = \[([^\]]*)\]",
-                                         (PROJECT_ROOT / "pyproject.toml").read_text(), re.M).group(1))
+ROOMS = re.findall(
+    r'"(\w+)"',
+    re.search(r"^root_packages = \[([^\]]*)\]", (PROJECT_ROOT / "pyproject.toml").read_text(), re.M).group(1),
+)
 # a function-local import of a project module is allowed only with a comment, on it or just above, that says why
 # it is heavy
 HEAVY = re.compile(r"#.*\bheavy\b")
@@ -54,23 +57,28 @@ def local_project_imports(path: Path):
             else:
                 continue
             if any(name.split(".")[0] in ROOMS for name in names):
-                near = lines[max(inner.lineno - 4, 0):inner.lineno]
+                near = lines[max(inner.lineno - 4, 0) : inner.lineno]
                 if not any(HEAVY.search(line) for line in near):
                     found.append((inner.lineno, lines[inner.lineno - 1].strip()))
     return found
 
 
 def test_no_project_import_hides_in_a_function_unless_it_is_heavy_and_says_so():
-    found = {str(path.relative_to(PROJECT_ROOT)): hits for room in ROOMS
-             for path in sorted((PROJECT_ROOT / room).rglob("*.py"))
-             if (hits := local_project_imports(path))}
+    found = {
+        str(path.relative_to(PROJECT_ROOT)): hits
+        for room in ROOMS
+        for path in sorted((PROJECT_ROOT / room).rglob("*.py"))
+        if (hits := local_project_imports(path))
+    }
     assert found == {}
 
 
 def test_the_check_finds_a_hidden_import(tmp_path):
     sample = tmp_path / "sample.py"
-    sample.write_text("def f():\n    from core import layout\n    return layout\n\n"
-                      "def g():\n    from serving import inference  # heavy: TensorFlow\n    return inference\n")
+    sample.write_text(
+        "def f():\n    from core import layout\n    return layout\n\n"
+        "def g():\n    from serving import inference  # heavy: TensorFlow\n    return inference\n"
+    )
     assert local_project_imports(sample) == [(2, "from core import layout")]
 
 

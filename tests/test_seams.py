@@ -1,5 +1,6 @@
 """Each seam on a library's internals (core/seams.py) checked in seconds, without a pipeline: what it relies
 on is still there and still used, and the check itself fails when it is not."""
+
 import pytest
 
 from core import seams
@@ -23,6 +24,7 @@ def test_transform_processor_is_built_by_tfxs_executor_and_missing_use_is_loud()
     assert transform_executor.TransformProcessor is original
     # the fixed size where TFX would leave it to Beam's tuner (tf.Examples: None upstream)
     from tfx.components.transform import executor_utils  # noqa: F401 - the executor's own helpers import cleanly
+
     assert original()._GetDesiredBatchSize(0, None) is None
     assert processor._GetDesiredBatchSize(0, None) == BATCH_SIZE
     with pytest.raises(seams.SeamBroken, match="ran without building"):
@@ -39,8 +41,9 @@ def test_call_flat_matches_the_structured_call():
     import tensorflow as tf
 
     class M(tf.Module):
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="b"),
-                                      tf.TensorSpec([None], tf.float32, name="a")])
+        @tf.function(
+            input_signature=[tf.TensorSpec([None], tf.float32, name="b"), tf.TensorSpec([None], tf.float32, name="a")]
+        )
         def f(self, b, a):
             return {"y": 10 * a + b}
 
@@ -58,16 +61,20 @@ def test_autograph_rule_is_added_once_and_a_missing_keras_rule_is_loud(monkeypat
     seams.autograph_rule_for_tf_keras()
     prefixes = [getattr(r, "_prefix", None) for r in config.CONVERSION_RULES]
     assert prefixes.count("tf_keras") == 1 and "keras" in prefixes
-    monkeypatch.setattr(config, "CONVERSION_RULES", tuple(r for r in config.CONVERSION_RULES
-                                                          if getattr(r, "_prefix", None) not in ("keras", "tf_keras")))
+    monkeypatch.setattr(
+        config,
+        "CONVERSION_RULES",
+        tuple(r for r in config.CONVERSION_RULES if getattr(r, "_prefix", None) not in ("keras", "tf_keras")),
+    )
     with pytest.raises(seams.SeamBroken, match="DoNotConvert\\('keras'\\)"):
         seams.autograph_rule_for_tf_keras()
 
 
 def test_v2_entrypoint_flags_parse_what_kfp_sends(monkeypatch):
     parser = seams.v2_entrypoint_flags()
-    known, rest = parser(["prog", "--executor_class_path", "a.B", "--json_serialized_invocation_args", "{}",
-                          "--runner=DirectRunner"])
+    known, rest = parser(
+        ["prog", "--executor_class_path", "a.B", "--json_serialized_invocation_args", "{}", "--runner=DirectRunner"]
+    )
     assert known.executor_class_path == "a.B" and rest[-1] == "--runner=DirectRunner"
     from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor as entrypoint
 
@@ -89,7 +96,10 @@ def test_pushed_model_properties_are_the_names_tfxs_pusher_writes():
         assert key in source  # _PUSHED_KEY, ... as TFX names them
     artifact = standard_artifacts.PushedModel()
     atomic_pusher.mark_pushed(artifact, "/srv/m/7", "7")
-    assert (artifact.get_int_custom_property("pushed"), artifact.get_string_custom_property("pushed_version")) == (1, "7")
+    assert (artifact.get_int_custom_property("pushed"), artifact.get_string_custom_property("pushed_version")) == (
+        1,
+        "7",
+    )
     atomic_pusher.mark_not_pushed(artifact)
     assert artifact.get_int_custom_property("pushed") == 0
 

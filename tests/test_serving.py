@@ -1,4 +1,5 @@
 """The TF Serving-compatible server, started for real on free loopback ports, with real HTTP and gRPC clients."""
+
 import base64
 import json
 import os
@@ -23,8 +24,17 @@ from metadata import results
 from orchestration.config import PROJECT_ROOT
 from serving_helpers import Server, grpc_stubs, http, save_linear, wait_until
 
-TITANIC_ROW = {"Age": 22.0, "Fare": 7.25, "Pclass": 3, "SibSp": 1, "Parch": 0, "Sex": "male", "Embarked": "S",
-               "Ticket": "A/5 21171", "Cabin": ""}
+TITANIC_ROW = {
+    "Age": 22.0,
+    "Fare": 7.25,
+    "Pclass": 3,
+    "SibSp": 1,
+    "Parch": 0,
+    "Sex": "male",
+    "Embarked": "S",
+    "Ticket": "A/5 21171",
+    "Cabin": "",
+}
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +53,10 @@ def root(tmp_path_factory, titanic_run):
 def server(root):
     # linear serves both versions (TF Serving's `all` policy), titanic its newest (the default)
     config = root / "models.config"
-    config.write_text('model_config_list { config { name: "linear" base_path: "linear" '
-                      'model_version_policy { all {} } } config { name: "titanic" base_path: "titanic" } }')
+    config.write_text(
+        'model_config_list { config { name: "linear" base_path: "linear" '
+        'model_version_policy { all {} } } config { name: "titanic" base_path: "titanic" } }'
+    )
     server = Server(root, "--model_config_file", str(config))
     yield server
     server.stop()
@@ -53,8 +65,9 @@ def server(root):
 # ------------------------------------------------------------------------------------------------ REST
 def test_the_books_request_works_as_written(server, root):
     # curl -d '{"instances": [[1.0, 2.0], [5.0, 7.0]]}' -X POST http://localhost:8501/v1/models/linear:predict
-    status, body, headers = http("POST", f"{server.rest}/v1/models/linear/versions/1:predict",
-                                 {"instances": [[1.0, 2.0], [5.0, 7.0]]})
+    status, body, headers = http(
+        "POST", f"{server.rest}/v1/models/linear/versions/1:predict", {"instances": [[1.0, 2.0], [5.0, 7.0]]}
+    )
     assert (status, body) == (200, {"predictions": [[3.0], [6.0]]})
     status, body, headers = http("POST", f"{server.rest}/v1/models/linear:predict", {"instances": [[1.0, 2.0]]})
     assert (status, body, headers["x-model-version"]) == (200, {"predictions": [[10.0]]}, "2")  # newest by default
@@ -64,7 +77,9 @@ def test_model_status_and_metadata(server):
     status, body, _ = http("GET", f"{server.rest}/v1/models/linear")
     assert status == 200
     assert [(s["version"], s["state"], s["status"]["error_code"]) for s in body["model_version_status"]] == [
-        ("2", "AVAILABLE", "OK"), ("1", "AVAILABLE", "OK")]
+        ("2", "AVAILABLE", "OK"),
+        ("1", "AVAILABLE", "OK"),
+    ]
     status, body, _ = http("GET", f"{server.rest}/v1/models/linear/versions/1")
     assert status == 200 and [s["version"] for s in body["model_version_status"]] == ["1"]
     status, body, _ = http("GET", f"{server.rest}/v1/models/titanic/metadata")
@@ -77,7 +92,9 @@ def test_model_status_and_metadata(server):
     # what TF Serving's classifier.cc / regressor.cc require of a Classify / Regress signature
     assert signatures["classify"]["method_name"] == "tensorflow/serving/classify"
     assert set(signatures["classify"]["inputs"]) == {"inputs"} and set(signatures["classify"]["outputs"]) == {
-        "classes", "scores"}
+        "classes",
+        "scores",
+    }
     assert signatures["classify"]["outputs"]["classes"]["dtype"] == "DT_STRING"
     assert signatures["regress"]["method_name"] == "tensorflow/serving/regress"
     assert set(signatures["regress"]["inputs"]) == {"inputs"} and set(signatures["regress"]["outputs"]) == {"outputs"}
@@ -86,8 +103,9 @@ def test_model_status_and_metadata(server):
 def test_titanic_row_columnar_and_b64_agree(server):
     url = f"{server.rest}/v1/models/titanic:predict"
     row = http("POST", url, {"signature_name": "serving_raw", "instances": [TITANIC_ROW, TITANIC_ROW]})
-    columnar = http("POST", url, {"signature_name": "serving_raw",
-                                  "inputs": {k: [v, v] for k, v in TITANIC_ROW.items()}})
+    columnar = http(
+        "POST", url, {"signature_name": "serving_raw", "inputs": {k: [v, v] for k, v in TITANIC_ROW.items()}}
+    )
     b64 = dict(TITANIC_ROW, Sex={"b64": base64.b64encode(b"male").decode()})
     encoded = http("POST", url, {"signature_name": "serving_raw", "instances": [b64]})
     assert row[0] == columnar[0] == encoded[0] == 200
@@ -100,64 +118,125 @@ def test_titanic_row_columnar_and_b64_agree(server):
 def test_the_books_curl_reaches_the_raw_default_signature(server):
     """Chapter 6-6 posts raw values without naming a signature: serving_default takes them."""
     status, body, _ = http("POST", f"{server.rest}/v1/models/titanic:predict", {"instances": [TITANIC_ROW]})
-    named = http("POST", f"{server.rest}/v1/models/titanic:predict",
-                 {"signature_name": "serving_raw", "instances": [TITANIC_ROW]})[1]
+    named = http(
+        "POST",
+        f"{server.rest}/v1/models/titanic:predict",
+        {"signature_name": "serving_raw", "instances": [TITANIC_ROW]},
+    )[1]
     assert status == 200 and body == named and 0.0 < body["predictions"][0][0] < 1.0
 
 
 def test_classify_and_regress_use_their_own_signatures(server):
     example = {k: v for k, v in TITANIC_ROW.items() if k != "Cabin"}  # a missing value is an absent feature
-    status, body, _ = http("POST", f"{server.rest}/v1/models/titanic:classify",
-                           {"signature_name": "classify", "examples": [example]})
+    status, body, _ = http(
+        "POST", f"{server.rest}/v1/models/titanic:classify", {"signature_name": "classify", "examples": [example]}
+    )
     assert status == 200
     (label0, p0), (label1, p1) = body["results"][0]
     assert (label0, label1) == ("0", "1") and p0 + p1 == pytest.approx(1.0)
-    status, body, _ = http("POST", f"{server.rest}/v1/models/titanic:regress",
-                           {"signature_name": "regress", "context": {"Embarked": "S"},
-                            "examples": [{k: v for k, v in example.items() if k != "Embarked"}]})
+    status, body, _ = http(
+        "POST",
+        f"{server.rest}/v1/models/titanic:regress",
+        {
+            "signature_name": "regress",
+            "context": {"Embarked": "S"},
+            "examples": [{k: v for k, v in example.items() if k != "Embarked"}],
+        },
+    )
     assert status == 200 and body["results"][0] == pytest.approx(p1, abs=1e-6)
     predicted = http("POST", f"{server.rest}/v1/models/titanic:predict", {"instances": [TITANIC_ROW]})[1]
     assert predicted["predictions"][0][0] == pytest.approx(p1, abs=1e-6)
     # as TF Serving answers it (classifier.cc): the default signature is a predict signature
     status, body, _ = http("POST", f"{server.rest}/v1/models/titanic:classify", {"examples": [example]})
-    assert status == 400 and body["error"] == ("Expected classification signature method_name to be "
-                                               "tensorflow/serving/classify. Was: tensorflow/serving/predict")
-    status, body, _ = http("POST", f"{server.rest}/v1/models/titanic:regress",
-                           {"signature_name": "classify", "examples": [example]})
-    assert status == 400 and "Expected regression signature method_name to be tensorflow/serving/regress" in \
-        body["error"]
+    assert status == 400 and body["error"] == (
+        "Expected classification signature method_name to be "
+        "tensorflow/serving/classify. Was: tensorflow/serving/predict"
+    )
+    status, body, _ = http(
+        "POST", f"{server.rest}/v1/models/titanic:regress", {"signature_name": "classify", "examples": [example]}
+    )
+    assert (
+        status == 400 and "Expected regression signature method_name to be tensorflow/serving/regress" in body["error"]
+    )
 
 
-@pytest.mark.parametrize("method, path, body, code, message", [
-    ("POST", "/v1/models/nope:predict", {"instances": [[1, 2]]}, 404, "Servable not found for request: Latest(nope)"),
-    ("POST", "/v1/models/linear/versions/7:predict", {"instances": [[1, 2]]}, 404, "Specific(linear, 7)"),
-    ("GET", "/v1/models/nope", None, 404, "Could not find any versions of model nope"),
-    ("GET", "/v1/models/linear/versions/x", None, 400, "version 'x' is not a number"),
-    ("POST", "/v1/models/linear:explain", {}, 400, "Malformed request: POST /v1/models/linear:explain"),
-    ("POST", "/v1/models/linear:predict", {"instances": [[1, 2, 3]]}, 400, "shape [1, 3] does not match"),
-    ("POST", "/v1/models/linear:predict", {"instances": [[1, 2], [3]]}, 400, "not a rectangular"),
-    ("POST", "/v1/models/linear:predict", {"instances": [["a", "b"]]}, 400,
-     'JSON Value: "a" Type: String is not of expected type: float'),
-    ("POST", "/v1/models/linear:predict", {"instances": []}, 400, "non-empty list"),
-    ("POST", "/v1/models/linear:predict", {"rows": [[1, 2]]}, 400, "exactly one of \"instances\""),
-    ("POST", "/v1/models/linear:predict", {"signature_name": "nope", "instances": [[1, 2]]}, 400,
-     'Serving signature key "nope" not found.'),
-    ("POST", "/v1/models/titanic:predict", {"signature_name": "serving_raw", "instances": [{"Age": 3.0}]}, 400,
-     "missing ['Cabin', 'Embarked'"),
-    ("POST", "/v1/models/titanic:predict", {"signature_name": "serving_raw",
-                                            "instances": [dict(TITANIC_ROW, Pclass=2.5)]}, 400,
-     "input 'Pclass': JSON Value: 2.5 Type: Number is not of expected type: int64"),
-    ("POST", "/v1/models/titanic:predict", {"signature_name": "serving_raw",
-                                            "instances": [dict(TITANIC_ROW, Sex={"b64": "%%%"})]}, 400,
-     "not valid base64"),
-    ("POST", "/v1/models/titanic:classify", {"signature_name": "classify", "examples": [{"Age": [1, "x"]}]}, 400,
-     "Unexpected element type in feature: Age expecting type: int64"),
-    ("POST", "/v1/models/titanic:classify", {"instances": []}, 400, "non-empty \"examples\" list"),
-    ("POST", "/v1/models/linear:classify", {"examples": [{"x": 1.0}]}, 400,
-     "Expected classification signature method_name"),
-    ("POST", "/v1/models/titanic:classify", {"signature_name": "nope", "examples": [{"x": 1.0}]}, 400,
-     "No signature was found with the name: nope"),
-])
+@pytest.mark.parametrize(
+    "method, path, body, code, message",
+    [
+        (
+            "POST",
+            "/v1/models/nope:predict",
+            {"instances": [[1, 2]]},
+            404,
+            "Servable not found for request: Latest(nope)",
+        ),
+        ("POST", "/v1/models/linear/versions/7:predict", {"instances": [[1, 2]]}, 404, "Specific(linear, 7)"),
+        ("GET", "/v1/models/nope", None, 404, "Could not find any versions of model nope"),
+        ("GET", "/v1/models/linear/versions/x", None, 400, "version 'x' is not a number"),
+        ("POST", "/v1/models/linear:explain", {}, 400, "Malformed request: POST /v1/models/linear:explain"),
+        ("POST", "/v1/models/linear:predict", {"instances": [[1, 2, 3]]}, 400, "shape [1, 3] does not match"),
+        ("POST", "/v1/models/linear:predict", {"instances": [[1, 2], [3]]}, 400, "not a rectangular"),
+        (
+            "POST",
+            "/v1/models/linear:predict",
+            {"instances": [["a", "b"]]},
+            400,
+            'JSON Value: "a" Type: String is not of expected type: float',
+        ),
+        ("POST", "/v1/models/linear:predict", {"instances": []}, 400, "non-empty list"),
+        ("POST", "/v1/models/linear:predict", {"rows": [[1, 2]]}, 400, 'exactly one of "instances"'),
+        (
+            "POST",
+            "/v1/models/linear:predict",
+            {"signature_name": "nope", "instances": [[1, 2]]},
+            400,
+            'Serving signature key "nope" not found.',
+        ),
+        (
+            "POST",
+            "/v1/models/titanic:predict",
+            {"signature_name": "serving_raw", "instances": [{"Age": 3.0}]},
+            400,
+            "missing ['Cabin', 'Embarked'",
+        ),
+        (
+            "POST",
+            "/v1/models/titanic:predict",
+            {"signature_name": "serving_raw", "instances": [dict(TITANIC_ROW, Pclass=2.5)]},
+            400,
+            "input 'Pclass': JSON Value: 2.5 Type: Number is not of expected type: int64",
+        ),
+        (
+            "POST",
+            "/v1/models/titanic:predict",
+            {"signature_name": "serving_raw", "instances": [dict(TITANIC_ROW, Sex={"b64": "%%%"})]},
+            400,
+            "not valid base64",
+        ),
+        (
+            "POST",
+            "/v1/models/titanic:classify",
+            {"signature_name": "classify", "examples": [{"Age": [1, "x"]}]},
+            400,
+            "Unexpected element type in feature: Age expecting type: int64",
+        ),
+        ("POST", "/v1/models/titanic:classify", {"instances": []}, 400, 'non-empty "examples" list'),
+        (
+            "POST",
+            "/v1/models/linear:classify",
+            {"examples": [{"x": 1.0}]},
+            400,
+            "Expected classification signature method_name",
+        ),
+        (
+            "POST",
+            "/v1/models/titanic:classify",
+            {"signature_name": "nope", "examples": [{"x": 1.0}]},
+            400,
+            "No signature was found with the name: nope",
+        ),
+    ],
+)
 def test_errors_as_tf_serving_gives_them(server, method, path, body, code, message):
     status, answer, _ = http(method, server.rest + path, body)
     assert status == code and message in answer["error"], answer
@@ -168,8 +247,7 @@ def test_malformed_json_and_oversized_requests(server, root):
     assert status == 400 and body["error"].startswith("JSON parse error")
     small = Server(root, "--max-request-mb", "0.001")
     try:
-        status, body, _ = http("POST", f"{small.rest}/v1/models/linear:predict",
-                               {"instances": [[1.0, 2.0]] * 200})
+        status, body, _ = http("POST", f"{small.rest}/v1/models/linear:predict", {"instances": [[1.0, 2.0]] * 200})
         assert status == 413 and "limit" in body["error"]
     finally:
         small.stop()
@@ -204,8 +282,11 @@ def test_grpc_predict_matches_rest(server, stub):
     response = prediction.Predict(request, timeout=30)
     assert response.model_spec.version.value == 1
     p = tf.make_ndarray(response.outputs["probability"])[0][0]
-    _, body, _ = http("POST", f"{server.rest}/v1/models/titanic:predict",
-                      {"signature_name": "serving_raw", "instances": [TITANIC_ROW]})
+    _, body, _ = http(
+        "POST",
+        f"{server.rest}/v1/models/titanic:predict",
+        {"signature_name": "serving_raw", "instances": [TITANIC_ROW]},
+    )
     assert p == pytest.approx(body["predictions"][0][0], abs=1e-6)
 
     book = predict_pb2.PredictRequest()
@@ -225,18 +306,27 @@ def test_grpc_classify_regress_metadata_status(stub):
     regress = regression_pb2.RegressionRequest()
     regress.model_spec.name, regress.model_spec.signature_name = "titanic", "regress"
     regress.input.example_list.examples.append(titanic_example())
-    assert prediction.Regress(regress, timeout=30).result.regressions[0].value == pytest.approx(classes[1].score, abs=1e-6)
+    assert prediction.Regress(regress, timeout=30).result.regressions[0].value == pytest.approx(
+        classes[1].score, abs=1e-6
+    )
     meta = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
     meta.model_spec.name = "titanic"
     signature_map = get_model_metadata_pb2.SignatureDefMap()
     prediction.GetModelMetadata(meta, timeout=30).metadata["signature_def"].Unpack(signature_map)
-    assert set(signature_map.signature_def) == {"serving_default", "serving_raw", "serving_examples", "classify",
-                                                "regress"}
+    assert set(signature_map.signature_def) == {
+        "serving_default",
+        "serving_raw",
+        "serving_examples",
+        "classify",
+        "regress",
+    }
     status = get_model_status_pb2.GetModelStatusRequest()
     status.model_spec.name = "linear"
     versions = models.GetModelStatus(status, timeout=30).model_version_status
     assert [(v.version, get_model_status_pb2.ModelVersionStatus.State.Name(v.state)) for v in versions] == [
-        (2, "AVAILABLE"), (1, "AVAILABLE")]
+        (2, "AVAILABLE"),
+        (1, "AVAILABLE"),
+    ]
 
 
 def test_grpc_errors(stub):
@@ -288,16 +378,24 @@ def test_hot_reload_under_a_stream_of_requests(tmp_path):
         (root / "linear" / "5" / "variables").mkdir(parents=True)
         (root / "linear" / "6").mkdir()
         (root / "linear" / "6" / "saved_model.pb").write_bytes(b"not a protobuf")
-        wait_until(lambda: any("linear version 6" in line for line in server.log_lines), 60,
-                   "the server to report version 6", state)
+        wait_until(
+            lambda: any("linear version 6" in line for line in server.log_lines),
+            60,
+            "the server to report version 6",
+            state,
+        )
         assert any("not serving linear version 5" in line and "no saved_model.pb" in line for line in server.log_lines)
         assert any("not serving linear version 6" in line for line in server.log_lines)
         count_before_push = len(answers)
         # A good new version, pushed the way the Pusher does (hidden copy, one rename).
         staging = save_linear(tmp_path / "candidate", bias=100.0)
         push_atomically(str(staging), str(root / "linear"))
-        wait_until(lambda: any(v != "1" for _, v, _ in answers[count_before_push:]), 120,
-                   "an answer from the pushed version", state)
+        wait_until(
+            lambda: any(v != "1" for _, v, _ in answers[count_before_push:]),
+            120,
+            "an answer from the pushed version",
+            state,
+        )
         seen_new = len(answers)
         wait_until(lambda: len(answers) >= seen_new + 20, 120, "20 more answers after the switch", state)
     finally:
@@ -314,15 +412,20 @@ def test_hot_reload_under_a_stream_of_requests(tmp_path):
     for client in range(4):
         mine = [v for c, v, _ in answers if c == client]
         if new_version in mine:
-            assert "1" not in mine[mine.index(new_version):], (client, mine)
+            assert "1" not in mine[mine.index(new_version) :], (client, mine)
     assert sum(v == new_version for v in versions) >= 20
 
 
 # ------------------------------------------------------------------------------------------------ client CLI
 def test_client_cli_rest_and_grpc(server, root, tmp_path):
     def client(*args):
-        return subprocess.run([sys.executable, "-m", "serving.client", *args], cwd=PROJECT_ROOT,
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "serving.client", *args],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     rest_port, grpc_port = server.rest.rsplit(":", 1)[1], server.grpc.rsplit(":", 1)[1]
     by_rest = client("titanic", "--features", json.dumps(TITANIC_ROW), "--port", rest_port)
@@ -332,8 +435,10 @@ def test_client_cli_rest_and_grpc(server, root, tmp_path):
     p_grpc = json.loads(by_grpc.stdout)["predictions"][0][0]
     assert p_rest == pytest.approx(p_grpc, abs=1e-6)
     csv_file = tmp_path / "rows.csv"
-    csv_file.write_text("Age,Fare,Pclass,SibSp,Parch,Sex,Embarked,Ticket,Cabin\n22,7.25,3,1,0,male,S,A/5 21171,\n"
-                        ",8.05,3,0,0,male,S,373450,\n")
+    csv_file.write_text(
+        "Age,Fare,Pclass,SibSp,Parch,Sex,Embarked,Ticket,Cabin\n22,7.25,3,1,0,male,S,A/5 21171,\n"
+        ",8.05,3,0,0,male,S,373450,\n"
+    )
     by_csv = client("titanic", "--csv", str(csv_file), "--port", rest_port)
     assert by_csv.returncode == 0, by_csv.stderr
     assert json.loads(by_csv.stdout)["predictions"][0][0] == pytest.approx(p_rest, abs=1e-6)
@@ -364,8 +469,11 @@ def test_workers_share_both_ports_and_stop_together(root):
     finally:
         server.stop()
     assert server.proc.returncode == 0
-    wait_until(lambda: not [pid for pid in workers if os.path.exists(f"/proc/{pid}") and _alive(pid)], 30,
-               "both workers to exit after the server stopped")
+    wait_until(
+        lambda: not [pid for pid in workers if os.path.exists(f"/proc/{pid}") and _alive(pid)],
+        30,
+        "both workers to exit after the server stopped",
+    )
 
 
 def _children(pid: int):

@@ -1,6 +1,7 @@
 """TF Serving's production flags on a real server process: --model_config_file (policies, labels, reload),
 label routes over REST and gRPC, promotion under load, --monitoring_config_file, --enable_batching. No pipeline
 run: the models are built here."""
+
 import collections
 import concurrent.futures
 import os
@@ -56,7 +57,7 @@ def metric_value(text: str, name: str, **labels) -> float:
     for line in text.splitlines():
         if not line.startswith(name + "{"):
             continue
-        found = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', line[len(name):line.rindex("}") + 1]))
+        found = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', line[len(name) : line.rindex("}") + 1]))
         if all(found.get(k) == str(v) for k, v in labels.items()):
             total += float(line.rsplit(" ", 1)[1])
     return total
@@ -69,9 +70,12 @@ def config_file(tmp_path):
 
 def test_labels_and_policies_over_rest_and_grpc(tmp_path, config_file):
     root = linear_root(tmp_path, (1, 2, 3))
-    write_config(config_file, 'model_config_list { config { name: "linear" base_path: "linear" '
-                              'model_version_policy { specific { versions: 1 versions: 2 } } '
-                              'version_labels { key: "stable" value: 1 } version_labels { key: "canary" value: 2 } } }')
+    write_config(
+        config_file,
+        'model_config_list { config { name: "linear" base_path: "linear" '
+        "model_version_policy { specific { versions: 1 versions: 2 } } "
+        'version_labels { key: "stable" value: 1 } version_labels { key: "canary" value: 2 } } }',
+    )
     server = Server(root, "--model_config_file", str(config_file), "--allow_version_labels_for_unavailable_models")
     try:
         assert answer(server, "/labels/stable") == (200, 1)
@@ -99,7 +103,10 @@ def test_labels_and_policies_over_rest_and_grpc(tmp_path, config_file):
             request.model_spec.version_label = "beta"
             with pytest.raises(Exception) as error:
                 predict.Predict(request, timeout=30)
-            assert error.value.code().name == "NOT_FOUND" and "Unrecognized servable version label" in error.value.details()
+            assert (
+                error.value.code().name == "NOT_FOUND"
+                and "Unrecognized servable version label" in error.value.details()
+            )
             status_request = get_model_status_pb2.GetModelStatusRequest()
             status_request.model_spec.name = "linear"
             status_request.model_spec.version_label = "canary"
@@ -111,8 +118,10 @@ def test_labels_and_policies_over_rest_and_grpc(tmp_path, config_file):
 
 def test_labels_at_start_up_need_the_flag_as_in_tf_serving(tmp_path, config_file):
     root = linear_root(tmp_path, (1,))
-    write_config(config_file, 'model_config_list { config { name: "linear" base_path: "linear" '
-                              'version_labels { key: "stable" value: 1 } } }')
+    write_config(
+        config_file,
+        'model_config_list { config { name: "linear" base_path: "linear" version_labels { key: "stable" value: 1 } } }',
+    )
     with pytest.raises(RuntimeError) as error:
         Server(root, "--model_config_file", str(config_file))
     assert "Request to assign label to version 1 of model linear" in str(error.value)
@@ -121,30 +130,47 @@ def test_labels_at_start_up_need_the_flag_as_in_tf_serving(tmp_path, config_file
 
 def test_a_config_whose_label_points_at_an_unloaded_version_is_refused_whole(tmp_path, config_file):
     root = linear_root(tmp_path, (1, 2))
-    write_config(config_file, 'model_config_list { config { name: "linear" base_path: "linear" '
-                              'model_version_policy { specific { versions: 1 } } } }')
+    write_config(
+        config_file,
+        'model_config_list { config { name: "linear" base_path: "linear" '
+        "model_version_policy { specific { versions: 1 } } } }",
+    )
     server = Server(root, "--model_config_file", str(config_file), "--model_config_file_poll_wait_seconds", "0.3")
     try:
         (root / "second").mkdir()
         put(root / "second" / "1", save_linear, 5.0)
         # the new model is fine, the label is not (version 2 is not loaded): TF Serving applies neither
-        write_config(config_file, 'model_config_list { config { name: "linear" base_path: "linear" '
-                                  'model_version_policy { specific { versions: 1 versions: 2 } } '
-                                  'version_labels { key: "canary" value: 2 } } '
-                                  'config { name: "second" base_path: "second" } }')
-        wait_until(lambda: any("failed to ReloadConfig: Request to assign label to version 2" in line
-                               for line in server.log_lines), 60, "the refusal in the log",
-                   lambda: "\n".join(server.log_lines[-10:]))
+        write_config(
+            config_file,
+            'model_config_list { config { name: "linear" base_path: "linear" '
+            "model_version_policy { specific { versions: 1 versions: 2 } } "
+            'version_labels { key: "canary" value: 2 } } '
+            'config { name: "second" base_path: "second" } }',
+        )
+        wait_until(
+            lambda: any(
+                "failed to ReloadConfig: Request to assign label to version 2" in line for line in server.log_lines
+            ),
+            60,
+            "the refusal in the log",
+            lambda: "\n".join(server.log_lines[-10:]),
+        )
         assert http("GET", f"{server.rest}/v1/models/second")[0] == 404
         assert answer(server, "/versions/2")[0] == 404
         # the documented way: the version first, the label once it serves
-        write_config(config_file, 'model_config_list { config { name: "linear" base_path: "linear" '
-                                  'model_version_policy { specific { versions: 1 versions: 2 } } } '
-                                  'config { name: "second" base_path: "second" } }')
+        write_config(
+            config_file,
+            'model_config_list { config { name: "linear" base_path: "linear" '
+            "model_version_policy { specific { versions: 1 versions: 2 } } } "
+            'config { name: "second" base_path: "second" } }',
+        )
         wait_until(lambda: answer(server, "/versions/2") == (200, 2), 60, "version 2 served")
-        write_config(config_file, 'model_config_list { config { name: "linear" base_path: "linear" '
-                                  'model_version_policy { specific { versions: 1 versions: 2 } } '
-                                  'version_labels { key: "canary" value: 2 } } }')
+        write_config(
+            config_file,
+            'model_config_list { config { name: "linear" base_path: "linear" '
+            "model_version_policy { specific { versions: 1 versions: 2 } } "
+            'version_labels { key: "canary" value: 2 } } }',
+        )
         wait_until(lambda: answer(server, "/labels/canary") == (200, 2), 60, "the canary label")
         wait_until(lambda: http("GET", f"{server.rest}/v1/models/second")[0] == 404, 60, "second removed")
     finally:
@@ -159,8 +185,14 @@ def test_canary_then_promotion_under_load_fails_no_request(tmp_path, config_file
     said = []
     promotion.assign(root, "linear", 1, "stable", server="none", say=said.append)
     assert tf_serving_config.read_model_config(config_file)[0].labels == (("stable", 1),)
-    server = Server(root, "--model_config_file", str(config_file), "--model_config_file_poll_wait_seconds", "0.2",
-                    "--allow_version_labels_for_unavailable_models")
+    server = Server(
+        root,
+        "--model_config_file",
+        str(config_file),
+        "--model_config_file_poll_wait_seconds",
+        "0.2",
+        "--allow_version_labels_for_unavailable_models",
+    )
     answers, failures, stop = collections.Counter(), [], threading.Event()
 
     def client(route):
@@ -224,24 +256,46 @@ def test_metrics_in_tf_servings_names_and_labels(tmp_path):
     assert f"# TYPE {latency} histogram" in text
     assert metric_value(text, latency + "_count", model_name="linear", API="predict", entrypoint="REST") == 3
     assert metric_value(text, latency + "_count", model_name="linear", API="Predict", entrypoint="GRPC") == 1
-    assert metric_value(text, latency + "_bucket", model_name="linear", API="predict", entrypoint="REST",
-                        le="+Inf") == 3
+    assert (
+        metric_value(text, latency + "_bucket", model_name="linear", API="predict", entrypoint="REST", le="+Inf") == 3
+    )
     assert metric_value(text, ":tensorflow:serving:runtime_latency_count", model_name="linear") >= 4
-    assert metric_value(text, ":tfx_book:serving:model_version_state", model_name="linear", model_version="1",
-                        state="AVAILABLE") == 1
-    assert metric_value(text, ":tfx_book:serving:request_count", model_name="linear", model_version="1",
-                        signature_name="serving_default", status="OK") == 3
+    assert (
+        metric_value(
+            text, ":tfx_book:serving:model_version_state", model_name="linear", model_version="1", state="AVAILABLE"
+        )
+        == 1
+    )
+    assert (
+        metric_value(
+            text,
+            ":tfx_book:serving:request_count",
+            model_name="linear",
+            model_version="1",
+            signature_name="serving_default",
+            status="OK",
+        )
+        == 3
+    )
 
 
 def test_batching_merges_concurrent_requests_and_answers_each_its_own(tmp_path):
     root = linear_root(tmp_path, (1,))
     params = tmp_path / "batching.config"
-    params.write_text("max_batch_size { value: 8 } batch_timeout_micros { value: 50000 } "
-                      "num_batch_threads { value: 1 } max_enqueued_batches { value: 100 }")
+    params.write_text(
+        "max_batch_size { value: 8 } batch_timeout_micros { value: 50000 } "
+        "num_batch_threads { value: 1 } max_enqueued_batches { value: 100 }"
+    )
     monitoring = tmp_path / "monitoring.config"
     monitoring.write_text("prometheus_config { enable: true }")
-    server = Server(root, "--enable_batching", "--batching_parameters_file", str(params),
-                    "--monitoring_config_file", str(monitoring))
+    server = Server(
+        root,
+        "--enable_batching",
+        "--batching_parameters_file",
+        str(params),
+        "--monitoring_config_file",
+        str(monitoring),
+    )
     try:
         with concurrent.futures.ThreadPoolExecutor(16) as pool:
             got = list(pool.map(lambda i: answer(server, "", (float(i), 0.0)), range(32)))
@@ -298,26 +352,33 @@ def test_inputs_declared_out_of_order_each_reach_their_place(typed):
     # a wrong flat order is caught on the first call of a loaded signature and the structured call takes over
     fresh = inference._Inputs(model.signature("serving_default"), "typed", "serving_default")
     fresh.flat_order = list(reversed(fresh.flat_order))
-    tensors = {"zeta": tf.constant([3], tf.int64), "alpha": tf.constant([0.5]), "mid": tf.constant(["abcd"]),
-               "flag": tf.constant([True])}
+    tensors = {
+        "zeta": tf.constant([3], tf.int64),
+        "alpha": tf.constant([0.5]),
+        "mid": tf.constant(["abcd"]),
+        "flag": tf.constant([True]),
+    }
     assert fresh.call(tensors)["out"].numpy().tolist() == [310.0]
     assert fresh.flat_order is None and fresh.call(tensors)["out"].numpy().tolist() == [310.0]
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("zeta", 3.0, "JSON Value: 3.0 Type: Number is not of expected type: int64"),
-    ("zeta", True, "JSON Value: true Type: True is not of expected type: int64"),
-    ("zeta", None, "JSON Value: null Type: Null is not of expected type: int64"),
-    ("zeta", 2 ** 63, "is not of expected type: int64"),
-    ("zeta", "3", "JSON Value: \"3\" Type: String is not of expected type: int64"),
-    ("flag", 1, "JSON Value: 1 Type: Number is not of expected type: bool"),
-    ("flag", None, "Type: Null is not of expected type: bool"),
-    ("alpha", None, "Type: Null is not of expected type: float"),
-    ("alpha", False, "Type: False is not of expected type: float"),
-    ("alpha", 1e39, "outside float32's range"),
-    ("mid", 7, "JSON Value: 7 Type: Number is not of expected type: string"),
-    ("mid", {"x": 1}, "Type: Object is not of expected type: string"),
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("zeta", 3.0, "JSON Value: 3.0 Type: Number is not of expected type: int64"),
+        ("zeta", True, "JSON Value: true Type: True is not of expected type: int64"),
+        ("zeta", None, "JSON Value: null Type: Null is not of expected type: int64"),
+        ("zeta", 2**63, "is not of expected type: int64"),
+        ("zeta", "3", 'JSON Value: "3" Type: String is not of expected type: int64'),
+        ("flag", 1, "JSON Value: 1 Type: Number is not of expected type: bool"),
+        ("flag", None, "Type: Null is not of expected type: bool"),
+        ("alpha", None, "Type: Null is not of expected type: float"),
+        ("alpha", False, "Type: False is not of expected type: float"),
+        ("alpha", 1e39, "outside float32's range"),
+        ("mid", 7, "JSON Value: 7 Type: Number is not of expected type: string"),
+        ("mid", {"x": 1}, "Type: Object is not of expected type: string"),
+    ],
+)
 def test_json_values_tf_serving_refuses_are_refused_naming_the_input(typed, field, value, message):
     import json
 
@@ -330,13 +391,16 @@ def test_json_values_tf_serving_refuses_are_refused_naming_the_input(typed, fiel
     assert status == 400 and message in error and f"input '{field}'" in error, error
 
 
-@pytest.mark.parametrize("raw, status, message", [
-    (b'{"instances": [{"zeta": 1, "alpha": 1e400, "mid": "", "flag": false}]}', 400, "Number too big"),
-    (b'{"instances": [{"zeta": 1, "alpha": NaN, "mid": "", "flag": false}]}', 200, ""),
-    (b'{"instances": [{"zeta": 1, "alpha": -Infinity, "mid": "", "flag": false}]}', 200, ""),
-    (b'{"signature_name": "nope", "instances": [1]}', 400, 'Serving signature key "nope" not found.'),
-    (b'{"signature_name": "classify", "instances": ["not an example"]}', 400, "the model rejected the input"),
-])
+@pytest.mark.parametrize(
+    "raw, status, message",
+    [
+        (b'{"instances": [{"zeta": 1, "alpha": 1e400, "mid": "", "flag": false}]}', 400, "Number too big"),
+        (b'{"instances": [{"zeta": 1, "alpha": NaN, "mid": "", "flag": false}]}', 200, ""),
+        (b'{"instances": [{"zeta": 1, "alpha": -Infinity, "mid": "", "flag": false}]}', 200, ""),
+        (b'{"signature_name": "nope", "instances": [1]}', 400, 'Serving signature key "nope" not found.'),
+        (b'{"signature_name": "classify", "instances": ["not an example"]}', 400, "the model rejected the input"),
+    ],
+)
 def test_predict_edge_cases(typed, raw, status, message):
     import json
 
@@ -348,16 +412,19 @@ def test_predict_edge_cases(typed, raw, status, message):
         assert message in json.loads(body)["error"]
 
 
-@pytest.mark.parametrize("example, status, message", [
-    ({"x": 10 ** 30}, 200, ""),  # beyond uint64: a double, as rapidjson parses it
-    ({"x": 2 ** 63 + 5}, 400, "Feature: x has uint64_t element. Only int64_t is supported."),
-    ({"x": "\ud800"}, 400, "surrogate"),
-    ({"\udfff": 1.0}, 400, "surrogate"),
-    ({"x": None}, 400, "Feature: x has element with unexpected JSON type: Null"),
-    ({"x": [1, 2.5]}, 400, "Unexpected element type in feature: x expecting type: int64"),
-    ({"x": [[1.0]]}, 400, "unexpected JSON type: Array"),
-    ({"x": 0.5}, 200, ""),
-])
+@pytest.mark.parametrize(
+    "example, status, message",
+    [
+        ({"x": 10**30}, 200, ""),  # beyond uint64: a double, as rapidjson parses it
+        ({"x": 2**63 + 5}, 400, "Feature: x has uint64_t element. Only int64_t is supported."),
+        ({"x": "\ud800"}, 400, "surrogate"),
+        ({"\udfff": 1.0}, 400, "surrogate"),
+        ({"x": None}, 400, "Feature: x has element with unexpected JSON type: Null"),
+        ({"x": [1, 2.5]}, 400, "Unexpected element type in feature: x expecting type: int64"),
+        ({"x": [[1.0]]}, 400, "unexpected JSON type: Array"),
+        ({"x": 0.5}, 200, ""),
+    ],
+)
 def test_classify_follows_tf_servings_feature_rules(typed, example, status, message):
     import json
 
@@ -376,8 +443,11 @@ def test_grpc_tensor_of_another_dtype_is_invalid_argument(typed):
     model = typed.get("typed")
     proto = tf.make_tensor_proto([3.0], tf.float32)  # zeta is int64
     with pytest.raises(inference.BadRequest) as error:
-        inference.run(model, "serving_default", {"zeta": grpc_service.tensor_to_value("zeta", proto),
-                                                 "alpha": [0.5], "mid": ["a"], "flag": [True]})
+        inference.run(
+            model,
+            "serving_default",
+            {"zeta": grpc_service.tensor_to_value("zeta", proto), "alpha": [0.5], "mid": ["a"], "flag": [True]},
+        )
     assert "input 'zeta': Expects arg to be int64 but float is provided" in str(error.value)
 
 
@@ -397,8 +467,9 @@ def test_scheduler_merges_splits_and_isolates_a_bad_request():
         time.sleep(0.05)
         return {"y": batch["x"] * 2}
 
-    scheduler = BatchScheduler(BatchingParameters(max_batch_size=4, batch_timeout_micros=20000, num_batch_threads=1,
-                                                  max_enqueued_batches=2))
+    scheduler = BatchScheduler(
+        BatchingParameters(max_batch_size=4, batch_timeout_micros=20000, num_batch_threads=1, max_enqueued_batches=2)
+    )
     try:
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             futures = [pool.submit(scheduler.run, "k", {"x": np.array([float(i)])}, runner) for i in range(8)]
@@ -438,8 +509,13 @@ def test_a_port_another_program_holds_is_refused_before_any_banner(tmp_path, fla
         held.listen(1)
         port = held.getsockname()[1]
         other = {"--rest-port": "--grpc-port", "--grpc-port": "--rest-port"}[flag]
-        done = subprocess.run([sys.executable, "-m", "serving.server", "--serving-root", str(root), flag, str(port),
-                               other, "0"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-m", "serving.server", "--serving-root", str(root), flag, str(port), other, "0"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     kind = "REST" if flag == "--rest-port" else "gRPC"
     assert done.returncode != 0
     assert f"cannot bind {kind} to 127.0.0.1:{port}" in done.stderr, done.stderr[-2000:]

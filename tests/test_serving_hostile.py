@@ -1,6 +1,7 @@
 """The server under hostile and careless input: no escape from the serving root, no 500, no gap in service.
 
 Each class of problem is tested with several members of the class, against a real server process."""
+
 import http.client as httpclient
 import json
 import os
@@ -20,8 +21,17 @@ from tensorflow_serving.apis import get_model_status_pb2, predict_pb2
 from metadata import results
 from serving_helpers import Server, grpc_stubs, http, save_linear, wait_until
 
-TITANIC_ROW = {"Age": 22.0, "Fare": 7.25, "Pclass": 3, "SibSp": 1, "Parch": 0, "Sex": "male", "Embarked": "S",
-               "Ticket": "A/5 21171", "Cabin": ""}
+TITANIC_ROW = {
+    "Age": 22.0,
+    "Fare": 7.25,
+    "Pclass": 3,
+    "SibSp": 1,
+    "Parch": 0,
+    "Sex": "male",
+    "Embarked": "S",
+    "Ticket": "A/5 21171",
+    "Cabin": "",
+}
 
 
 def put_linear(folder: Path, bias: float) -> None:
@@ -84,11 +94,20 @@ def assert_no_paths(text, world):
 
 
 # ---------------------------------------------------------------- security: names never become paths
-@pytest.mark.parametrize("path", [
-    "/v1/models/%2e%2e/versions/1:predict", "/v1/models/../versions/1:predict", "/v1/models/%2E%2E:predict",
-    "/v1/models/..%2F..%2Foutside/versions/1:predict", "/v1/models/evil:predict", "/v1/models/evil/versions/1:predict",
-    "/v1/models/%2Ftmp:predict", "/v1/models/linear/versions/9:predict", "/v1/models/.:predict",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/models/%2e%2e/versions/1:predict",
+        "/v1/models/../versions/1:predict",
+        "/v1/models/%2E%2E:predict",
+        "/v1/models/..%2F..%2Foutside/versions/1:predict",
+        "/v1/models/evil:predict",
+        "/v1/models/evil/versions/1:predict",
+        "/v1/models/%2Ftmp:predict",
+        "/v1/models/linear/versions/9:predict",
+        "/v1/models/.:predict",
+    ],
+)
 def test_rest_never_runs_a_model_outside_the_root(server, world, path):
     status, data = raw_request(server, "POST", path, json.dumps({"instances": [[1.0, 2.0]]}).encode())
     assert status in (400, 404), (status, data)
@@ -97,9 +116,20 @@ def test_rest_never_runs_a_model_outside_the_root(server, world, path):
     assert_no_paths(data.decode(), world)
 
 
-@pytest.mark.parametrize("name", [
-    "OUTSIDE_ABS", "../outside", "../../../proc", "/proc", "evil", "", "linear/../linear", "x" * 300, "\u00e9\x00",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "OUTSIDE_ABS",
+        "../outside",
+        "../../../proc",
+        "/proc",
+        "evil",
+        "",
+        "linear/../linear",
+        "x" * 300,
+        "\u00e9\x00",
+    ],
+)
 def test_grpc_never_runs_or_lists_a_model_outside_the_root(stubs, world, name):
     prediction, models = stubs
     name = str(world[2]) if name == "OUTSIDE_ABS" else name
@@ -134,14 +164,17 @@ def titanic(**changes):
     return {"instances": [dict(TITANIC_ROW, **changes)]}
 
 
-@pytest.mark.parametrize("body", [
-    b'{"instances": [{"Age": Infinity, "Fare": 7.25, "Pclass": 3, "SibSp": 1, "Parch": 0, "Sex": "male", '
-    b'"Embarked": "S", "Ticket": "t", "Cabin": ""}]}',
-    b'{"instances": [{"Age": -Infinity, "Fare": 3e38, "Pclass": 3, "SibSp": 1, "Parch": 0, "Sex": "male", '
-    b'"Embarked": "S", "Ticket": "t", "Cabin": ""}]}',
-    b'{"instances": [{"Age": NaN, "Fare": -3e38, "Pclass": 3, "SibSp": 1, "Parch": 0, "Sex": "male", '
-    b'"Embarked": "S", "Ticket": "t", "Cabin": ""}]}',
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"instances": [{"Age": Infinity, "Fare": 7.25, "Pclass": 3, "SibSp": 1, "Parch": 0, "Sex": "male", '
+        b'"Embarked": "S", "Ticket": "t", "Cabin": ""}]}',
+        b'{"instances": [{"Age": -Infinity, "Fare": 3e38, "Pclass": 3, "SibSp": 1, "Parch": 0, "Sex": "male", '
+        b'"Embarked": "S", "Ticket": "t", "Cabin": ""}]}',
+        b'{"instances": [{"Age": NaN, "Fare": -3e38, "Pclass": 3, "SibSp": 1, "Parch": 0, "Sex": "male", '
+        b'"Embarked": "S", "Ticket": "t", "Cabin": ""}]}',
+    ],
+)
 def test_non_finite_numbers_are_answered_with_tf_servings_literals(server, body):
     status, data = raw_request(server, "POST", "/v1/models/titanic:predict", body)
     assert status == 200, data
@@ -149,35 +182,50 @@ def test_non_finite_numbers_are_answered_with_tf_servings_literals(server, body)
     assert prediction != prediction or 0.0 <= prediction <= 1.0
 
 
-@pytest.mark.parametrize("body, code, message", [
-    (json.dumps(titanic(Pclass=2 ** 70)).encode(), 400, "input 'Pclass'"),
-    (json.dumps(titanic(Pclass=-(2 ** 64))).encode(), 400, "is not of expected type: int64"),
-    (json.dumps(titanic(Pclass=True)).encode(), 400, "Type: True is not of expected type: int64"),
-    (json.dumps(titanic(Pclass=None)).encode(), 400, "Type: Null is not of expected type: int64"),
-    (json.dumps(titanic(Fare=1e39)).encode(), 400, "input 'Fare'"),  # beyond float32: never silently Infinity
-    (json.dumps(titanic(Fare=-1e300)).encode(), 400, "input 'Fare'"),
-    (b'{"instances": [{"Age": 1e400, "Fare": 7.25, "Pclass": 3, "SibSp": 1, "Parch": 0, "Sex": "male", '
-     b'"Embarked": "S", "Ticket": "t", "Cabin": ""}]}', 400, "Number too big to be stored in double"),
-    (json.dumps(titanic(Sex=None)).encode(), 400, "Type: Null is not of expected type: string"),
-    (json.dumps(titanic(SibSp=1e30)).encode(), 400, "input 'SibSp'"),
-    (json.dumps(titanic(Parch=10 ** 400)).encode(), 400, "input 'Parch'"),
-    (b'{"instances": [{"Age": 1.0, "Fare": 7.25, "Pclass": Infinity, "SibSp": 1, "Parch": 0, "Sex": "male", '
-     b'"Embarked": "S", "Ticket": "t", "Cabin": ""}]}', 400, "JSON Value: Infinity Type: Number is not of expected"),
-    (json.dumps(titanic(Pclass=2.5)).encode(), 400, "JSON Value: 2.5 Type: Number is not of expected type: int64"),
-    (b'{"instances": ' + b"[" * 1000 + b"1.0" + b"]" * 1000 + b"}", 400, "nested too deeply"),
-    (b"[" * 100000, 400, "JSON parse error"),
-    (json.dumps({"signature_name": {"a": 1}, "instances": [[1, 2]]}).encode(), 400, "\"signature_name\" must be"),
-    (json.dumps({"signature_name": ["serving_default"], "instances": [[1, 2]]}).encode(), 400, "must be a string"),
-    (json.dumps({"signature_name": 7, "instances": [[1, 2]]}).encode(), 400, "must be a string"),
-    (b'{"instances": [{"Age": 1.0, "Fare": 7.25, "Pclass": 3, "SibSp": 1, "Parch": 0, "Sex": "\\ud800", '
-     b'"Embarked": "S", "Ticket": "t", "Cabin": ""}]}', 400, "lone surrogate"),
-    (b'{"instances": [{"\\udfff": 1}]}', 400, "takes inputs"),
-    (b"\xff\xfe not json", 400, "JSON parse error"),
-    (b"", 400, "JSON parse error"),
-    (b"null", 400, "JSON object"),
-    (json.dumps({"instances": [None]}).encode(), 400, ""),
-    (json.dumps({"instances": [[1, 2]], "inputs": [[1, 2]]}).encode(), 400, "exactly one of"),
-])
+@pytest.mark.parametrize(
+    "body, code, message",
+    [
+        (json.dumps(titanic(Pclass=2**70)).encode(), 400, "input 'Pclass'"),
+        (json.dumps(titanic(Pclass=-(2**64))).encode(), 400, "is not of expected type: int64"),
+        (json.dumps(titanic(Pclass=True)).encode(), 400, "Type: True is not of expected type: int64"),
+        (json.dumps(titanic(Pclass=None)).encode(), 400, "Type: Null is not of expected type: int64"),
+        (json.dumps(titanic(Fare=1e39)).encode(), 400, "input 'Fare'"),  # beyond float32: never silently Infinity
+        (json.dumps(titanic(Fare=-1e300)).encode(), 400, "input 'Fare'"),
+        (
+            b'{"instances": [{"Age": 1e400, "Fare": 7.25, "Pclass": 3, "SibSp": 1, "Parch": 0, "Sex": "male", '
+            b'"Embarked": "S", "Ticket": "t", "Cabin": ""}]}',
+            400,
+            "Number too big to be stored in double",
+        ),
+        (json.dumps(titanic(Sex=None)).encode(), 400, "Type: Null is not of expected type: string"),
+        (json.dumps(titanic(SibSp=1e30)).encode(), 400, "input 'SibSp'"),
+        (json.dumps(titanic(Parch=10**400)).encode(), 400, "input 'Parch'"),
+        (
+            b'{"instances": [{"Age": 1.0, "Fare": 7.25, "Pclass": Infinity, "SibSp": 1, "Parch": 0, "Sex": "male", '
+            b'"Embarked": "S", "Ticket": "t", "Cabin": ""}]}',
+            400,
+            "JSON Value: Infinity Type: Number is not of expected",
+        ),
+        (json.dumps(titanic(Pclass=2.5)).encode(), 400, "JSON Value: 2.5 Type: Number is not of expected type: int64"),
+        (b'{"instances": ' + b"[" * 1000 + b"1.0" + b"]" * 1000 + b"}", 400, "nested too deeply"),
+        (b"[" * 100000, 400, "JSON parse error"),
+        (json.dumps({"signature_name": {"a": 1}, "instances": [[1, 2]]}).encode(), 400, '"signature_name" must be'),
+        (json.dumps({"signature_name": ["serving_default"], "instances": [[1, 2]]}).encode(), 400, "must be a string"),
+        (json.dumps({"signature_name": 7, "instances": [[1, 2]]}).encode(), 400, "must be a string"),
+        (
+            b'{"instances": [{"Age": 1.0, "Fare": 7.25, "Pclass": 3, "SibSp": 1, "Parch": 0, "Sex": "\\ud800", '
+            b'"Embarked": "S", "Ticket": "t", "Cabin": ""}]}',
+            400,
+            "lone surrogate",
+        ),
+        (b'{"instances": [{"\\udfff": 1}]}', 400, "takes inputs"),
+        (b"\xff\xfe not json", 400, "JSON parse error"),
+        (b"", 400, "JSON parse error"),
+        (b"null", 400, "JSON object"),
+        (json.dumps({"instances": [None]}).encode(), 400, ""),
+        (json.dumps({"instances": [[1, 2]], "inputs": [[1, 2]]}).encode(), 400, "exactly one of"),
+    ],
+)
 def test_bad_predict_bodies_are_400_with_a_reason(server, world, body, code, message):
     for model in ("titanic", "linear"):
         status, data = raw_request(server, "POST", f"/v1/models/{model}:predict", body)
@@ -189,25 +237,28 @@ def test_bad_predict_bodies_are_400_with_a_reason(server, world, body, code, mes
         assert_no_paths(data.decode(), world)
 
 
-@pytest.mark.parametrize("method, path, code, message", [
-    ("POST", "/v1/models/" + "m" * 300 + ":predict", 404, "Servable not found"),
-    ("GET", "/v1/models/" + "m" * 5000, 404, "Could not find any versions"),
-    ("POST", "/v1/models/linear/versions/%C2%B2:predict", 400, "Malformed request"),  # '²' isdigit, not a number
-    ("GET", "/v1/models/linear/versions/%C2%B2", 400, "Malformed request"),
-    ("POST", "/v1/models/linear/versions/99999999999999999999:predict", 400, "Malformed request"),
-    ("POST", "/v1/models/linear/versions/-1:predict", 400, "Malformed request"),
-    ("POST", "/v1/models/linear/versions/1.0:predict", 400, "Malformed request"),
-    ("POST", "/v1/models/linear:explain", 400, "Malformed request"),
-    ("POST", "/v1/models/linear:", 400, "Malformed request"),
-    ("GET", "/v1/models/linear:predict", 405, "takes POST"),
-    ("DELETE", "/v1/models/linear", 405, "not allowed"),
-    ("PUT", "/v1/models/linear:predict", 405, "not allowed"),
-    ("GET", "/v2/models/linear", 404, "no such route"),
-    ("GET", "/", 404, "no such route"),
-    ("GET", "/docs", 404, "no such route"),
-    ("GET", "/openapi.json", 404, "no such route"),
-    ("POST", "/v1/models/%C3%A9%00:predict", 404, "Servable not found"),
-])
+@pytest.mark.parametrize(
+    "method, path, code, message",
+    [
+        ("POST", "/v1/models/" + "m" * 300 + ":predict", 404, "Servable not found"),
+        ("GET", "/v1/models/" + "m" * 5000, 404, "Could not find any versions"),
+        ("POST", "/v1/models/linear/versions/%C2%B2:predict", 400, "Malformed request"),  # '²' isdigit, not a number
+        ("GET", "/v1/models/linear/versions/%C2%B2", 400, "Malformed request"),
+        ("POST", "/v1/models/linear/versions/99999999999999999999:predict", 400, "Malformed request"),
+        ("POST", "/v1/models/linear/versions/-1:predict", 400, "Malformed request"),
+        ("POST", "/v1/models/linear/versions/1.0:predict", 400, "Malformed request"),
+        ("POST", "/v1/models/linear:explain", 400, "Malformed request"),
+        ("POST", "/v1/models/linear:", 400, "Malformed request"),
+        ("GET", "/v1/models/linear:predict", 405, "takes POST"),
+        ("DELETE", "/v1/models/linear", 405, "not allowed"),
+        ("PUT", "/v1/models/linear:predict", 405, "not allowed"),
+        ("GET", "/v2/models/linear", 404, "no such route"),
+        ("GET", "/", 404, "no such route"),
+        ("GET", "/docs", 404, "no such route"),
+        ("GET", "/openapi.json", 404, "no such route"),
+        ("POST", "/v1/models/%C3%A9%00:predict", 404, "Servable not found"),
+    ],
+)
 def test_paths_and_methods_answer_as_tf_serving_does(server, world, method, path, code, message):
     status, data = raw_request(server, method, path, b'{"instances": [[1.0, 2.0]]}' if method == "POST" else b"")
     answer = json.loads(data)
@@ -217,8 +268,12 @@ def test_paths_and_methods_answer_as_tf_serving_does(server, world, method, path
 
 # ---------------------------------------------------------------- gRPC: tensors checked before anything is built
 def tensor(dtype, dims, **values):
-    proto = tensor_pb2.TensorProto(dtype=dtype, tensor_shape=tensor_shape_pb2.TensorShapeProto(
-        dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in dims]))
+    proto = tensor_pb2.TensorProto(
+        dtype=dtype,
+        tensor_shape=tensor_shape_pb2.TensorShapeProto(
+            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in dims]
+        ),
+    )
     for field, value in values.items():
         if field == "tensor_content":
             proto.tensor_content = value
@@ -227,22 +282,25 @@ def tensor(dtype, dims, **values):
     return proto
 
 
-@pytest.mark.parametrize("proto, message", [
-    (tensor(types_pb2.DT_RESOURCE, [1, 2]), "DT_RESOURCE is not supported"),
-    (tensor(types_pb2.DT_VARIANT, [1, 2]), "DT_VARIANT is not supported"),
-    (tensor(types_pb2.DT_INVALID, [1, 2], float_val=[1, 2]), "DT_INVALID is not supported"),
-    (tensor(999, [1, 2]), "dtype 999 is not supported"),
-    (tensor(types_pb2.DT_FLOAT, [1, 2], tensor_content=b"\x00" * 7), "tensor_content holds 7 bytes"),
-    (tensor(types_pb2.DT_FLOAT, [1, 2], tensor_content=b"\x00" * 12), "needs 8"),
-    (tensor(types_pb2.DT_FLOAT, [1, 2], float_val=[1.0, 2.0, 3.0]), "3 values sent for shape [1, 2]"),
-    (tensor(types_pb2.DT_FLOAT, [1, -2], float_val=[1.0, 2.0]), "negative dimension"),
-    (tensor(types_pb2.DT_FLOAT, [20_000_000], float_val=[1.0]), "1 value(s) sent for shape [20000000]"),
-    (tensor(types_pb2.DT_FLOAT, [1 << 40, 1 << 40], tensor_content=b"\x00" * 8), "tensor_content holds 8 bytes"),
-    (tensor(types_pb2.DT_STRING, [1, 2], tensor_content=b"ab"), "cannot be sent as tensor_content"),
-    (tensor(types_pb2.DT_FLOAT, [1, 2]), "0 value(s) sent"),
-    (tensor(types_pb2.DT_STRING, [1, 2], string_val=[b"a"]), ""),
-    (tensor(types_pb2.DT_FLOAT, [3, 2], float_val=[1.0, 2.0, 3.0, 4.0]), "4 value(s) sent"),
-])
+@pytest.mark.parametrize(
+    "proto, message",
+    [
+        (tensor(types_pb2.DT_RESOURCE, [1, 2]), "DT_RESOURCE is not supported"),
+        (tensor(types_pb2.DT_VARIANT, [1, 2]), "DT_VARIANT is not supported"),
+        (tensor(types_pb2.DT_INVALID, [1, 2], float_val=[1, 2]), "DT_INVALID is not supported"),
+        (tensor(999, [1, 2]), "dtype 999 is not supported"),
+        (tensor(types_pb2.DT_FLOAT, [1, 2], tensor_content=b"\x00" * 7), "tensor_content holds 7 bytes"),
+        (tensor(types_pb2.DT_FLOAT, [1, 2], tensor_content=b"\x00" * 12), "needs 8"),
+        (tensor(types_pb2.DT_FLOAT, [1, 2], float_val=[1.0, 2.0, 3.0]), "3 values sent for shape [1, 2]"),
+        (tensor(types_pb2.DT_FLOAT, [1, -2], float_val=[1.0, 2.0]), "negative dimension"),
+        (tensor(types_pb2.DT_FLOAT, [20_000_000], float_val=[1.0]), "1 value(s) sent for shape [20000000]"),
+        (tensor(types_pb2.DT_FLOAT, [1 << 40, 1 << 40], tensor_content=b"\x00" * 8), "tensor_content holds 8 bytes"),
+        (tensor(types_pb2.DT_STRING, [1, 2], tensor_content=b"ab"), "cannot be sent as tensor_content"),
+        (tensor(types_pb2.DT_FLOAT, [1, 2]), "0 value(s) sent"),
+        (tensor(types_pb2.DT_STRING, [1, 2], string_val=[b"a"]), ""),
+        (tensor(types_pb2.DT_FLOAT, [3, 2], float_val=[1.0, 2.0, 3.0, 4.0]), "4 value(s) sent"),
+    ],
+)
 def test_grpc_malformed_tensors_are_invalid_argument(stubs, proto, message):
     prediction, _ = stubs
     request = predict_pb2.PredictRequest()
@@ -268,13 +326,22 @@ def test_grpc_bad_signature_and_wrong_dtypes_are_refused_as_tf_serving_refuses_t
     is INVALID_ARGUMENT (TF Serving hands the TensorProto to the session as it is, which refuses it)."""
     prediction, _ = stubs
     for signature, proto, code, message in (
-            ("nope", tf.make_tensor_proto([[1.0, 2.0]]), "FAILED_PRECONDITION", 'Serving signature key "nope" not found.'),
-            ("", tf.make_tensor_proto([["a", "b"]]), "INVALID_ARGUMENT", "input 'x'"),
-            ("", tf.make_tensor_proto([[1, 2]], dtype=tf.int64), "INVALID_ARGUMENT",
-             "Expects arg to be float but int64 is provided"),
-            ("", tf.make_tensor_proto([[1, 2]], dtype=tf.float64), "INVALID_ARGUMENT",
-             "Expects arg to be float but double is provided"),
-            ("", tf.make_tensor_proto([[1, 2]], dtype=tf.float16), "INVALID_ARGUMENT", "but half is provided")):
+        ("nope", tf.make_tensor_proto([[1.0, 2.0]]), "FAILED_PRECONDITION", 'Serving signature key "nope" not found.'),
+        ("", tf.make_tensor_proto([["a", "b"]]), "INVALID_ARGUMENT", "input 'x'"),
+        (
+            "",
+            tf.make_tensor_proto([[1, 2]], dtype=tf.int64),
+            "INVALID_ARGUMENT",
+            "Expects arg to be float but int64 is provided",
+        ),
+        (
+            "",
+            tf.make_tensor_proto([[1, 2]], dtype=tf.float64),
+            "INVALID_ARGUMENT",
+            "Expects arg to be float but double is provided",
+        ),
+        ("", tf.make_tensor_proto([[1, 2]], dtype=tf.float16), "INVALID_ARGUMENT", "but half is provided"),
+    ):
         request = predict_pb2.PredictRequest()
         request.model_spec.name, request.model_spec.signature_name = "linear", signature
         request.inputs["x"].CopyFrom(proto)
@@ -291,8 +358,11 @@ def test_model_errors_keep_tensorflows_reason(tmp_path, world):
     class Decoder(tf.Module):
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image")])
         def serve(self, image):
-            return {"pixels": tf.map_fn(lambda b: tf.cast(tf.size(tf.io.decode_jpeg(b)), tf.float32), image,
-                                        fn_output_signature=tf.float32)}
+            return {
+                "pixels": tf.map_fn(
+                    lambda b: tf.cast(tf.size(tf.io.decode_jpeg(b)), tf.float32), image, fn_output_signature=tf.float32
+                )
+            }
 
     module = Decoder()
     tf.saved_model.save(module, str(root / "decoder" / "1"), signatures={"serving_default": module.serve})
@@ -330,6 +400,7 @@ def test_rollback_under_load_fails_no_request(tmp_path):
     try:
         for t in threads:
             t.start()
+
         def state():
             return f"answers {answers[-5:]}, failures {failures[:2]}; server: {server.log_lines[-5:]}"
 
@@ -341,8 +412,9 @@ def test_rollback_under_load_fails_no_request(tmp_path):
         mark = len(answers)
         wait_until(lambda: len(answers) >= mark + 20, 120, "20 more answers after the rollback", state)
         # the deleted version is served no more
-        status, body, _ = http("POST", f"{server.rest}/v1/models/linear/versions/2:predict",
-                               {"instances": [[1.0, 2.0]]})
+        status, body, _ = http(
+            "POST", f"{server.rest}/v1/models/linear/versions/2:predict", {"instances": [[1.0, 2.0]]}
+        )
     finally:
         stop.set()
         for t in threads:
@@ -356,7 +428,7 @@ def test_rollback_under_load_fails_no_request(tmp_path):
         mine = [v for c, v in answers if c == client]
         for version in ("2", "1"):
             if version in mine:
-                assert max(mine[mine.index(version):], key=int) == version, (client, mine)
+                assert max(mine[mine.index(version) :], key=int) == version, (client, mine)
     assert len(answers) >= mark + 20
     assert status == 404 and "Specific(linear, 2)" in body["error"]
 
@@ -370,8 +442,10 @@ def test_a_config_change_loads_a_version_while_other_clients_are_answered(world,
     (root / "linear").mkdir()
     put_linear(root / "linear" / "1", 3.0)
     config = root / "models.config"
-    body = ('model_config_list {{ config {{ name: "linear" base_path: "linear" }} config {{ name: "titanic" '
-            'base_path: "titanic" model_version_policy {{ specific {{ {versions} }} }} }} }}')
+    body = (
+        'model_config_list {{ config {{ name: "linear" base_path: "linear" }} config {{ name: "titanic" '
+        'base_path: "titanic" model_version_policy {{ specific {{ {versions} }} }} }} }}'
+    )
     config.write_text(body.format(versions="versions: 2"))
     server = Server(root, "--model_config_file", str(config), "--model_config_file_poll_wait_seconds", "0.3")
     quick = []
@@ -399,8 +473,9 @@ def test_status_never_calls_an_unloadable_version_available(tmp_path):
     (root / "linear" / "1").mkdir()
     (root / "linear" / "1" / "saved_model.pb").write_bytes(b"not a protobuf")
     config = root / "models.config"  # both versions aspired: TF Serving's `all` policy
-    config.write_text('model_config_list { config { name: "linear" base_path: "linear" '
-                      'model_version_policy { all {} } } }')
+    config.write_text(
+        'model_config_list { config { name: "linear" base_path: "linear" model_version_policy { all {} } } }'
+    )
     server = Server(root, "--model_config_file", str(config))
     try:
         listing = http("GET", f"{server.rest}/v1/models/linear")[1]["model_version_status"]
@@ -420,8 +495,10 @@ def test_a_client_that_disconnects_mid_body_logs_one_line(server):
     host, port = urlsplit(server.rest).hostname, urlsplit(server.rest).port
     before = len(server.log_lines)
     with socket.create_connection((host, port), timeout=10) as sock:
-        sock.sendall(b"POST /v1/models/linear:predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: 100000\r\n\r\n{\"instances\": [[1.0,")
+        sock.sendall(
+            b"POST /v1/models/linear:predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 100000\r\n\r\n{"instances": [[1.0,'
+        )
         time.sleep(0.3)
     deadline = time.monotonic() + 10
     while not any("client went away" in line for line in server.log_lines[before:]) and time.monotonic() < deadline:

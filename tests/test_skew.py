@@ -1,5 +1,6 @@
 """Training/serving skew end to end: the real server (two workers) logs what 8 concurrent clients send, and
 `python -m metadata.skew` (what `make skew` runs) compares it with the served model's training data."""
+
 import concurrent.futures
 import csv
 import json
@@ -26,13 +27,25 @@ def instances(titanic_data, fare=lambda f: f):
     """The book's test passengers as the raw signature takes them (NaN: a missing number)."""
     with open(titanic_data / "test.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    return [{"Age": float(r["Age"]) if r["Age"] else math.nan, "Fare": fare(float(r["Fare"])),
-             "Pclass": int(r["Pclass"]), "SibSp": int(r["SibSp"]), "Parch": int(r["Parch"]), "Sex": r["Sex"],
-             "Embarked": r["Embarked"], "Ticket": r["Ticket"], "Cabin": r["Cabin"]} for r in rows]
+    return [
+        {
+            "Age": float(r["Age"]) if r["Age"] else math.nan,
+            "Fare": fare(float(r["Fare"])),
+            "Pclass": int(r["Pclass"]),
+            "SibSp": int(r["SibSp"]),
+            "Parch": int(r["Parch"]),
+            "Sex": r["Sex"],
+            "Embarked": r["Embarked"],
+            "Ticket": r["Ticket"],
+            "Cabin": r["Cabin"],
+        }
+        for r in rows
+    ]
 
 
 def send_concurrently(server, rows):
     """8 clients; each row one request, by REST (most) or gRPC (every 5th); returns the Fares answered."""
+
     def one(i):
         row = rows[i]
         if i % 5:
@@ -42,7 +55,9 @@ def send_concurrently(server, rows):
             request = predict_pb2.PredictRequest()
             request.model_spec.name = "titanic"
             for k in FEATURES:
-                dtype = tf.float32 if k in ("Age", "Fare") else tf.int64 if k in ("Pclass", "SibSp", "Parch") else tf.string
+                dtype = (
+                    tf.float32 if k in ("Age", "Fare") else tf.int64 if k in ("Pclass", "SibSp", "Parch") else tf.string
+                )
                 request.inputs[k].CopyFrom(tf.make_tensor_proto([row[k]], dtype=dtype))
             with grpc_stubs(server) as (prediction, _):
                 prediction.Predict(request, timeout=60)
@@ -53,9 +68,14 @@ def send_concurrently(server, rows):
 
 
 def skew_cli(cfg, logs):
-    proc = subprocess.run([sys.executable, "-m", "metadata.skew", "titanic", "--logs", str(logs),
-                           "--fail-on-skew"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600,
-                          env=dict(os.environ, OUTPUT_DIR=str(cfg.output_dir)))
+    proc = subprocess.run(
+        [sys.executable, "-m", "metadata.skew", "titanic", "--logs", str(logs), "--fail-on-skew"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ, OUTPUT_DIR=str(cfg.output_dir)),
+    )
     return proc.returncode, proc.stdout + proc.stderr
 
 
@@ -84,7 +104,10 @@ def test_logged_traffic_against_training_data(titanic_run, titanic_data, serving
     assert code == 0 and "skewed features: none" in out, out
     report = Path(out.split("report: ")[-1].strip())
     found = json.loads((report.parent / "skew.json").read_text())
-    assert found["examples"] == len(answered) and found["version"] == results.last_run("titanic", titanic_run).pushed_version
+    assert (
+        found["examples"] == len(answered)
+        and found["version"] == results.last_run("titanic", titanic_run).pushed_version
+    )
     assert {f["feature"] for f in found["features"]} == set(SPEC.skew_thresholds)
 
 

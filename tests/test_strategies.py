@@ -67,8 +67,10 @@ def test_mirrored_runs_both_replicas_on_two_logical_cpus(run_python):
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["describe"]["num_replicas"] == 2
-    assert out["describe"]["devices"] == ["/job:localhost/replica:0/task:0/device:CPU:0",
-                                          "/job:localhost/replica:0/task:0/device:CPU:1"]
+    assert out["describe"]["devices"] == [
+        "/job:localhost/replica:0/task:0/device:CPU:0",
+        "/job:localhost/replica:0/task:0/device:CPU:1",
+    ]
     assert out["replica_ids"] == [0, 1]  # both replicas ran the step
     assert out["examples_seen"] == 64.0  # and between them saw every example exactly once
     assert len(out["loss"]) == 2

@@ -3,6 +3,7 @@ local engine, real components, real Beam, real ML Metadata), then, on a private 
 a run with an impossible AUC bound (no push) and a batch with a column missing (stops before training); and two
 trainings from scratch in fresh processes on the run's Transform output (the same weights, bit for bit).
 """
+
 import csv
 import json
 import os
@@ -45,9 +46,20 @@ def forked(titanic_run, tmp_path_factory):
 
 
 def test_every_component_ran_and_the_model_was_blessed_and_pushed(cfg, states):
-    assert sorted(states(cfg)) == sorted(["CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
-                                          "AnomaliesGate", "Transform", "Trainer", "ServedBaseline", "Evaluator",
-                                          "Pusher"])  # in topological order, which TFX chooses
+    assert sorted(states(cfg)) == sorted(
+        [
+            "CsvExampleGen",
+            "StatisticsGen",
+            "ImportSchemaGen",
+            "ExampleValidator",
+            "AnomaliesGate",
+            "Transform",
+            "Trainer",
+            "ServedBaseline",
+            "Evaluator",
+            "Pusher",
+        ]
+    )  # in topological order, which TFX chooses
     assert states(cfg) == {node: ["COMPLETE"] for node in states(cfg)}
     result = results.last_run("titanic", cfg)
     assert result.blessed is True and result.pushed is True
@@ -121,7 +133,7 @@ def test_rerun_with_nothing_changed_is_fully_cached(forked, run, states):
     before = serving_listing(cfg)
     run(cfg)
     nodes = list(states(cfg))
-    upstream = nodes[:nodes.index("ServedBaseline")]
+    upstream = nodes[: nodes.index("ServedBaseline")]
     assert {n: s for n, s in states(cfg).items() if n in upstream} == {n: ["COMPLETE", "CACHED"] for n in upstream}
     assert states(cfg)["ServedBaseline"] == ["COMPLETE", "COMPLETE"]
     rerun = results.last_run("titanic", cfg)
@@ -204,11 +216,17 @@ def test_trainer_run_fn_trains_on_two_mirrored_replicas(cfg, tmp_path, run_pytho
     store = results.open_store(cfg.metadata_path("titanic"))
     _, transform = results.latest_outputs(store, "titanic", "Transform")
     settings = trainer_settings(SPEC, cfg.replace(strategy="mirrored", epochs=2))
-    code = run_fn_code(transform, settings, tmp_path / "serving_model", tmp_path / "model_run", preamble="""
+    code = run_fn_code(
+        transform,
+        settings,
+        tmp_path / "serving_model",
+        tmp_path / "model_run",
+        preamble="""
         import tensorflow as tf
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    """)
+    """,
+    )
     proc = run_python(code)
     assert proc.returncode == 0, proc.stderr[-3000:]
     record = json.loads((tmp_path / "model_run" / "training_run.json").read_text())

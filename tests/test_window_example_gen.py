@@ -1,4 +1,5 @@
 """WindowExampleGen's parsing, differencing and windowing; errors name the row."""
+
 import datetime as dt
 
 import numpy as np
@@ -56,13 +57,16 @@ def test_examples_carry_window_target_and_date():
     assert f["target_date"].bytes_list.value == [b"2020-02-01"]
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda rows: rows.__setitem__(5, [rows[4][0], *rows[5][1:]]), r"row 7 \(2020-01-28\): dates must increase"),
-    (lambda rows: rows.pop(5), r"row 7 \(2020-01-30\): 1 missing date\(s\) after 2020-01-28"),
-    (lambda rows: rows[3].__setitem__(2, -4.0), r"row 5 \(2020-01-27\): cured_num is -4.0; counts must be"),
-    (lambda rows: rows[3].__setitem__(1, "n/a"), r"row 5 \(2020-01-27\): confirmed_num 'n/a' is not a number"),
-    (lambda rows: rows[2].__setitem__(0, "24/01/2020"), r"row 4: date '24/01/2020' is not YYYY-MM-DD"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda rows: rows.__setitem__(5, [rows[4][0], *rows[5][1:]]), r"row 7 \(2020-01-28\): dates must increase"),
+        (lambda rows: rows.pop(5), r"row 7 \(2020-01-30\): 1 missing date\(s\) after 2020-01-28"),
+        (lambda rows: rows[3].__setitem__(2, -4.0), r"row 5 \(2020-01-27\): cured_num is -4.0; counts must be"),
+        (lambda rows: rows[3].__setitem__(1, "n/a"), r"row 5 \(2020-01-27\): confirmed_num 'n/a' is not a number"),
+        (lambda rows: rows[2].__setitem__(0, "24/01/2020"), r"row 4: date '24/01/2020' is not YYYY-MM-DD"),
+    ],
+)
 def test_bad_rows_are_named(tmp_path, mutate, message):
     rows = daily_rows(20)
     mutate(rows)

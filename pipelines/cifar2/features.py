@@ -1,5 +1,6 @@
 """cifar2 (the book's chapter 1-2): JPEG bytes in, P(automobile) out; the decoding lives in the Transform graph,
 so the served model takes the same raw bytes a client sends (TF Serving's {"b64": ...} over REST)."""
+
 from __future__ import annotations
 
 import tensorflow as tf

@@ -3,6 +3,7 @@ a random horizontal flip of each training image (a mirrored airplane or car is s
 when the model predicts). With the training settings in spec.py (early stopping and a smaller learning rate on
 held-out training images), it clears the book's 0.9345 on every seed tried, where the book's network alone
 moves around it with seed and CPU (bench/all.py prints the mean and min over seeds)."""
+
 from __future__ import annotations
 
 import tensorflow as tf

@@ -1,4 +1,5 @@
 """cifar2's part of the run report: the example predictions as images."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,12 +1,16 @@
 """The cifar2 pipeline: `train/` and `test/` folders of JPEGs as the train and eval splits."""
+
 from components.image_example_gen import IMAGE_KEY, LABEL_KEY, ImageExampleGen
 from orchestration.spec import DatasetSpec
 from pipelines.cifar2 import features
 
 
 def make_example_gen(input_base: str, prefix: str = ""):
-    return ImageExampleGen(input_base=input_base, class_names=features.CLASS_NAMES,
-                           splits=[("train", f"{prefix}train"), ("eval", f"{prefix}test")])
+    return ImageExampleGen(
+        input_base=input_base,
+        class_names=features.CLASS_NAMES,
+        splits=[("train", f"{prefix}train"), ("eval", f"{prefix}test")],
+    )
 
 
 SPEC = DatasetSpec(
@@ -25,6 +29,12 @@ SPEC = DatasetSpec(
     batch_size=100,
     # every 10th training image held out (never the test images the Evaluator judges) to choose the epoch and
     # halve the learning rate when validation loss stalls for 2 epochs
-    trainer_options={"holdout_every": 10, "early_stopping_patience": 4, "early_stopping_monitor": "val_loss",
-                     "reduce_lr_patience": 2, "reduce_lr_monitor": "val_loss", "cache_examples": True},
+    trainer_options={
+        "holdout_every": 10,
+        "early_stopping_patience": 4,
+        "early_stopping_monitor": "val_loss",
+        "reduce_lr_patience": 2,
+        "reduce_lr_monitor": "val_loss",
+        "cache_examples": True,
+    },
 )

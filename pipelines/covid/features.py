@@ -2,6 +2,7 @@
 
 Transform only reshapes: the model's "Block" scales its output by the last day of the window, so the raw
 counts need no (and get no) scaling, and the forecast feeds predictions back as they come."""
+
 from __future__ import annotations
 
 import tensorflow as tf

@@ -7,6 +7,7 @@ under OUTPUT_DIR/covid/forecast/.
 
     python -m pipelines.covid.forecast [--days 100] [--version V]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,7 +51,7 @@ def forecast(model_path: Path, daily: np.ndarray, days: int) -> np.ndarray:
     history = [row for row in daily.astype(np.float32)]
     predicted = []
     for _ in range(days):
-        window = np.stack(history[-features.WINDOW_SIZE:])[None, ...]
+        window = np.stack(history[-features.WINDOW_SIZE :])[None, ...]
         out = predict(window=tf.constant(window, tf.float32))["prediction"].numpy()[0]
         row = np.floor(out).astype(np.float32)
         predicted.append(row)
@@ -87,8 +88,13 @@ def plot(path: Path, dates, daily, forecast_dates, predicted, zero_days) -> None
         ax.plot(dates, daily[:, j], "o-", ms=3, label="history (daily new)")
         ax.plot(forecast_dates, predicted[:, j], "-", color="tab:orange", label="forecast")
         if zero_days[name] is not None:
-            ax.axvline(forecast_dates[zero_days[name] - len(dates)], color="grey", ls="--", lw=1,
-                       label=f"first zero: day {zero_days[name]}")
+            ax.axvline(
+                forecast_dates[zero_days[name] - len(dates)],
+                color="grey",
+                ls="--",
+                lw=1,
+                label=f"first zero: day {zero_days[name]}",
+            )
         ax.set_ylabel(LABELS[name])
         ax.legend(loc="upper right", fontsize=8)
         ax.grid(alpha=0.3)
@@ -127,13 +133,17 @@ def main(argv=None) -> int:
     plot(out_dir / "forecast.png", dates, daily, forecast_dates, predicted, zero_days)
 
     print(f"forecast of {args.days} days by {path}")
-    print(f"{'series':<12}{'first zero day':>16}{'book':>8}   (days counted from the first differenced day, "
-          f"{dates[0]})")
+    print(
+        f"{'series':<12}{'first zero day':>16}{'book':>8}   (days counted from the first differenced day, {dates[0]})"
+    )
     for name in features.COLUMNS:
         ours = zero_days[name]
         book = BOOK_ZERO_DAYS[name]
-        print(f"{LABELS[name]:<12}{(str(ours) + ' (' + (dates[0] + dt.timedelta(days=ours)).isoformat() + ')') if ours is not None else 'not within ' + str(args.days) + ' days':>16}"
-              f"{book if book is not None else '-':>8}")
+        if ours is None:
+            when = f"not within {args.days} days"
+        else:
+            when = f"{ours} ({(dates[0] + dt.timedelta(days=ours)).isoformat()})"
+        print(f"{LABELS[name]:<12}{when:>16}{book if book is not None else '-':>8}")
     print(f"wrote {out_dir / 'forecast.csv'} and {out_dir / 'forecast.png'}")
     return 0
 

@@ -1,4 +1,5 @@
 """covid's model: the book's LSTM stack (chapter 1-4) with its `Block` output layer."""
+
 from __future__ import annotations
 
 import tensorflow as tf
@@ -24,6 +25,9 @@ def build_model(tft_output) -> tf.keras.Model:
     x = tf.keras.layers.Dense(len(COLUMNS))(x)
     outputs = Block()(window, x)
     model = tf.keras.Model(inputs={WINDOW_KEY: window}, outputs=outputs)
-    model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=0.01), loss=MSPE(),
-                  metrics=[tf.keras.metrics.MeanAbsoluteError(name="mae")])
+    model.compile(
+        optimizer=tf.keras.optimizers.Adam(learning_rate=0.01),
+        loss=MSPE(),
+        metrics=[tf.keras.metrics.MeanAbsoluteError(name="mae")],
+    )
     return model

@@ -1,4 +1,5 @@
 """covid's part of the run report: the eval windows' predictions, and the 100-day forecast of the served model."""
+
 from __future__ import annotations
 
 import base64
@@ -17,8 +18,14 @@ from pipelines.covid import forecast as forecast_lib
 
 
 def examples_html(examples, predicted, label_key: str) -> str:
-    rows = [[html_report.feature_value(e, "target_date").decode(), np.round(html_report.feature_value(e, label_key), 0).tolist(),
-             np.round(p, 0).tolist()] for e, p in zip(examples, predicted)]
+    rows = [
+        [
+            html_report.feature_value(e, "target_date").decode(),
+            np.round(html_report.feature_value(e, label_key), 0).tolist(),
+            np.round(p, 0).tolist(),
+        ]
+        for e, p in zip(examples, predicted)
+    ]
     return html_report.table(["day", "actual (confirmed, cured, dead)", "predicted"], rows)
 
 
@@ -37,10 +44,14 @@ def forecast_html(cfg) -> str:
         png = Path(tmp) / "forecast.png"
         forecast_lib.plot(png, dates, daily, forecast_dates, predicted, zero_days)
         image = base64.b64encode(png.read_bytes()).decode()
-    days = ", ".join(f"{forecast_lib.LABELS[k]}: day {v}" if v is not None else f"{forecast_lib.LABELS[k]}: not within 100"
-                     for k, v in zero_days.items())
-    return f'<p>First day at zero ({html.escape(days)}); the book: confirmed day 55, dead day 60.</p>' \
-           f'<img alt="forecast" src="data:image/png;base64,{image}">'
+    days = ", ".join(
+        f"{forecast_lib.LABELS[k]}: day {v}" if v is not None else f"{forecast_lib.LABELS[k]}: not within 100"
+        for k, v in zero_days.items()
+    )
+    return (
+        f"<p>First day at zero ({html.escape(days)}); the book: confirmed day 55, dead day 60.</p>"
+        f'<img alt="forecast" src="data:image/png;base64,{image}">'
+    )
 
 
 def sections(cfg) -> List[Tuple[str, str, object]]:

@@ -1,4 +1,5 @@
 """The COVID-19 pipeline: windows of daily increments, the last ones (by date) as the eval split."""
+
 from components.window_example_gen import TARGET_KEY, WINDOW_KEY, WindowExampleGen
 from orchestration.spec import DatasetSpec
 from pipelines.covid import features
@@ -7,9 +8,14 @@ FILE_NAME = "covid-19.csv"
 
 
 def make_example_gen(input_base: str, prefix: str = ""):
-    return WindowExampleGen(input_base=input_base, file_pattern=f"{prefix}{FILE_NAME}", date_column="date",
-                            value_columns=features.COLUMNS, window_size=features.WINDOW_SIZE,
-                            eval_windows=features.EVAL_WINDOWS)
+    return WindowExampleGen(
+        input_base=input_base,
+        file_pattern=f"{prefix}{FILE_NAME}",
+        date_column="date",
+        value_columns=features.COLUMNS,
+        window_size=features.WINDOW_SIZE,
+        eval_windows=features.EVAL_WINDOWS,
+    )
 
 
 SPEC = DatasetSpec(
@@ -30,8 +36,12 @@ SPEC = DatasetSpec(
     # *training* MSPE (0.27; seed 42: 0.46), so it is this pipeline's default. The eval split played no part.
     seed=1,
     trainer_options={
-        "early_stopping_patience": 200, "early_stopping_monitor": "loss", "restore_best_weights": False,
-        "reduce_lr_patience": 100, "reduce_lr_monitor": "loss", "reduce_lr_factor": 0.5,
+        "early_stopping_patience": 200,
+        "early_stopping_monitor": "loss",
+        "restore_best_weights": False,
+        "reduce_lr_patience": 100,
+        "reduce_lr_monitor": "loss",
+        "reduce_lr_factor": 0.5,
         "raw_shapes": {WINDOW_KEY: [features.WINDOW_SIZE, len(features.COLUMNS)]},
     },
 )

@@ -2,6 +2,7 @@
 
 Cleaning, the 10000-token vocabulary (one tf.Transform analyzer over the whole training split) and the mapping to
 200 token ids all live in the Transform graph, so the served model takes the raw text a client sends."""
+
 from __future__ import annotations
 
 import re

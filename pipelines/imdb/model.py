@@ -1,4 +1,5 @@
 """imdb's model: the book's Conv1D network (chapter 1-3) on the token ids of features.py."""
+
 from __future__ import annotations
 
 import tensorflow as tf

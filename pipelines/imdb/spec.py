@@ -1,4 +1,5 @@
 """The IMDB pipeline: header-less `label<TAB>text` files, train.csv and test.csv as the train and eval splits."""
+
 from components.delimited_example_gen import DelimitedExampleGen, column
 from orchestration.spec import DatasetSpec
 from pipelines.imdb import features
@@ -7,8 +8,9 @@ COLUMNS = [column(features.LABEL_KEY, "int", allowed=[0, 1]), column(features.TE
 
 
 def make_example_gen(input_base: str, prefix: str = ""):
-    return DelimitedExampleGen(input_base=input_base, columns=COLUMNS,
-                               splits=[("train", f"{prefix}train.csv"), ("eval", f"{prefix}test.csv")])
+    return DelimitedExampleGen(
+        input_base=input_base, columns=COLUMNS, splits=[("train", f"{prefix}train.csv"), ("eval", f"{prefix}test.csv")]
+    )
 
 
 SPEC = DatasetSpec(
@@ -25,6 +27,10 @@ SPEC = DatasetSpec(
     schema_file=None,
     epochs=6,  # at most: the net overfits after one or two epochs, so training stops on held-out reviews
     batch_size=20,
-    trainer_options={"holdout_every": 10, "early_stopping_patience": 1, "early_stopping_monitor": "val_loss",
-                     "cache_examples": True},
+    trainer_options={
+        "holdout_every": 10,
+        "early_stopping_patience": 1,
+        "early_stopping_monitor": "val_loss",
+        "cache_examples": True,
+    },
 )

@@ -1,4 +1,5 @@
 """Titanic's features, declared with the book's feature columns (chapter 5-2); the network is in model.py."""
+
 from __future__ import annotations
 
 from modeling import feature_columns as fc

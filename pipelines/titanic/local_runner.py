@@ -1,8 +1,9 @@
 """Titanic on the local orchestrator; settings from the environment (see orchestration/config.py).
 
-    tfx pipeline create --engine local --pipeline_path pipelines/titanic/local_runner.py
-    tfx run create --engine local --pipeline_name titanic
+tfx pipeline create --engine local --pipeline_path pipelines/titanic/local_runner.py
+tfx run create --engine local --pipeline_name titanic
 """
+
 import pipelines  # noqa: F401 - before TensorFlow: tf.keras must be tf-keras (core/layout.py)
 from pipelines.titanic.spec import SPEC  # noqa: E402
 from runners.local import run_local  # noqa: E402

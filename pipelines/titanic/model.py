@@ -1,4 +1,5 @@
 """Titanic's model: the book's network (chapter 5-2) on the encoded feature columns of features.py."""
+
 from __future__ import annotations
 
 import tensorflow as tf

@@ -1,4 +1,5 @@
 """The Titanic pipeline: the book's split (train.csv / test.csv) read as the train and eval splits."""
+
 from pathlib import Path
 
 from tfx.proto import example_gen_pb2
@@ -36,10 +37,24 @@ SPEC = DatasetSpec(
     # Chosen from measurements on the book's data (README, "Drift and skew"): between the train and test files,
     # and between bootstrap resamples of train.csv, no feature went over 0.07; Age +20 years scores 0.35 and a
     # reversed Sex mix 0.28. SibSp and Parch take a few values, so their distances jump more by chance.
-    drift_thresholds={"Pclass": 0.1, "Sex": 0.1, "Embarked": 0.1, "Age": 0.1, "Fare": 0.1, "SibSp": 0.15,
-                      "Parch": 0.15},
+    drift_thresholds={
+        "Pclass": 0.1,
+        "Sex": 0.1,
+        "Embarked": 0.1,
+        "Age": 0.1,
+        "Fare": 0.1,
+        "SibSp": 0.15,
+        "Parch": 0.15,
+    },
     # Request samples of 50-200 rows drawn from the data itself scored up to 0.25 (Fare, 50 rows) and 0.14
     # (Fare, 100 rows); Fare x1.5 scores 0.24 and Fare +10 0.33 at 100 rows.
-    skew_thresholds={"Pclass": 0.15, "Sex": 0.15, "Embarked": 0.15, "Age": 0.2, "Fare": 0.2, "SibSp": 0.3,
-                     "Parch": 0.3},
+    skew_thresholds={
+        "Pclass": 0.15,
+        "Sex": 0.15,
+        "Embarked": 0.15,
+        "Age": 0.2,
+        "Fare": 0.2,
+        "SibSp": 0.3,
+        "Parch": 0.3,
+    },
 )
