@@ -1,12 +1,13 @@
 """TableExampleGen: a table of the user's (CSV, TSV, semicolon-separated; a header line naming the columns) to
 tf.Examples, each column typed as the pipeline declares it.
 
-What TFX's CsvExampleGen does not: any of the three delimiters; quoted header names and values (Python's csv
-module); a UTF-8 byte-order mark; missing-value markers (`NA`, `NaN`, `null`, `None`, empty, case-insensitive)
-read as a missing value, not as the string "NA" that would turn a numeric column into text; columns found by
-header name, in any order, extra columns ignored; a classification label mapped to its class index through the
-declared classes, so that an unknown class is an error naming file and line, not a silent new class. A value
-that does not fit its column's type is an error naming file, line and column (TableInputError, a DataError).
+What TFX's CsvExampleGen does not: any of the three delimiters; header names and values quoted with double or
+single quotes (Python's csv module; header names trimmed of quotes and spaces); a UTF-8 byte-order mark; missing-
+value markers (`NA`, `NaN`, `null`, `None`, empty, case-insensitive) read as a missing value, not as the string
+"NA" that would turn a numeric column into text; columns found by header name, in any order, extra columns ignored;
+a classification label mapped to its class index through the declared classes, so that an unknown class is an error
+naming file and line, not a silent new class. A value that does not fit its column's type is an error naming file,
+line and column (TableInputError, a DataError).
 
 The splits are the file patterns of `input_config`; with a single pattern and an `output_config`, TFX's base
 executor splits the examples by hash, as CsvExampleGen does by default (train 2 : eval 1).
@@ -41,6 +42,15 @@ class TableInputError(DataError):
 
 def is_missing(raw: str, markers: Sequence[str] = MISSING) -> bool:
     return raw.strip().lower() in markers
+
+
+def header_name(raw: str) -> str:
+    """A header cell as a column name: trimmed of spaces and of one pair of surrounding quotes, single or double
+    (some statistics packages write 'age'<TAB>'income' with a quote character the csv module was not told of)."""
+    name = raw.strip()
+    if len(name) >= 2 and name[0] == name[-1] and name[0] in "'\"":
+        name = name[1:-1].strip()
+    return name
 
 
 def _feature(value, kind: str) -> tf.train.Feature:
@@ -114,7 +124,7 @@ def read_table(path: str, settings: Dict[str, Any]) -> Iterator[tf.train.Example
         header = next(reader)
     except StopIteration:
         raise TableInputError(f"{path} is empty; expected a header line and at least one row", file=path) from None
-    header = [h.strip() for h in header]
+    header = [header_name(h) for h in header]
     wanted = [c["name"] for c in settings["columns"]]
     absent = [name for name in wanted if name not in header]
     if absent:
@@ -203,6 +213,7 @@ class TableExampleGen(example_gen_component.FileBasedExampleGen):
         columns: Sequence[Dict[str, str]],
         splits: Sequence,
         delimiter: str = ",",
+        quotechar: str = '"',
         label: Optional[str] = None,
         label_classes: Optional[Sequence[str]] = None,
         missing: Sequence[str] = MISSING,
@@ -212,11 +223,14 @@ class TableExampleGen(example_gen_component.FileBasedExampleGen):
             raise ValueError("columns must not be empty")
         if delimiter not in (",", "\t", ";", "|"):
             raise ValueError(f"delimiter {delimiter!r} is not one of ',', tab, ';', '|'")
+        if quotechar not in ('"', "'"):
+            raise ValueError(f"quotechar {quotechar!r} is not a double or a single quote")
         if hash_split and len(splits) != 1:
             raise ValueError("hash_split takes one file pattern")
         settings = {
             "columns": list(columns),
             "delimiter": delimiter,
+            "quotechar": quotechar,
             "missing": [m.lower() for m in missing],
             "label": {"name": label, "classes": list(label_classes) if label_classes else None},
         }

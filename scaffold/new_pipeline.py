@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import pipelines
-from components.table_example_gen import MISSING, is_missing
+from components.table_example_gen import MISSING, header_name, is_missing
 from pipelines import registry
 
 PIPELINES_DIR = Path(pipelines.__file__).resolve().parent
@@ -82,10 +82,12 @@ def find_layout(root: Path) -> Layout:
 class Dialect:
     delimiter: str
     quoted_header: bool
+    quotechar: str = '"'
 
     def describe(self) -> str:
         name = {",": "comma", "\t": "tab", ";": "semicolon", "|": "pipe"}[self.delimiter]
-        return f"{name}-separated, header names {'quoted' if self.quoted_header else 'unquoted'}"
+        quotes = {'"': "double", "'": "single"}[self.quotechar]
+        return f"{name}-separated, header names {'quoted' if self.quoted_header else 'unquoted'}, {quotes} quotes"
 
 
 def sniff(path: Path) -> Dialect:
@@ -102,8 +104,11 @@ def sniff(path: Path) -> Dialect:
         text = raw[: exc.start].decode("utf-8-sig")
     first = text.splitlines()[0]
     counts = {d: first.count(d) for d in (",", "\t", ";", "|")}
+    quotechar = '"'
     try:
-        delimiter = csv.Sniffer().sniff(text[: 1 << 14], delimiters=",\t;|").delimiter
+        sniffed = csv.Sniffer().sniff(text[: 1 << 14], delimiters=",\t;|")
+        delimiter = sniffed.delimiter
+        quotechar = sniffed.quotechar if sniffed.quotechar in ('"', "'") else '"'
     except csv.Error:
         delimiter = max(counts, key=counts.get)
     if counts.get(delimiter, 0) == 0:
@@ -112,21 +117,24 @@ def sniff(path: Path) -> Dialect:
         raise ScaffoldError(
             f"{path}: the first line has no comma, tab, semicolon or '|': expected a header naming at least two columns"
         )
-    return Dialect(delimiter, first.lstrip().startswith('"'))
+    cells = first.split(delimiter)
+    if quotechar == '"' and cells and all(len(c.strip()) >= 2 and c.strip()[0] == c.strip()[-1] == "'" for c in cells):
+        quotechar = "'"  # every header cell in single quotes: the Sniffer saw too few to tell
+    return Dialect(delimiter, first.lstrip()[:1] in ('"', "'"), quotechar)
 
 
 def read_rows(path: Path, dialect: Dialect, limit: int = PROFILE_ROWS) -> Tuple[List[str], List[List[str]]]:
     with open(path, encoding="utf-8-sig", newline="") as f:
-        reader = csv.reader(f, delimiter=dialect.delimiter)
+        reader = csv.reader(f, delimiter=dialect.delimiter, quotechar=dialect.quotechar)
         try:
-            header = [h.strip() for h in next(reader)]
+            header = [header_name(h) for h in next(reader)]
         except StopIteration:
             raise ScaffoldError(f"{path} is empty") from None
         except (csv.Error, UnicodeDecodeError) as exc:
             raise ScaffoldError(f"{path}: unreadable header ({exc})") from None
         if len(set(header)) != len(header) or "" in header:
             dup = sorted({h for h in header if header.count(h) > 1 or not h})
-            raise ScaffoldError(f"{path}: the header names columns {dup} more than once or not at all")
+            raise ScaffoldError(f"{path}: the header names columns {dup!r} more than once or not at all")
         rows = []
         try:
             for values in reader:
@@ -312,7 +320,7 @@ def baseline(
     from scipy import sparse
     from sklearn.feature_extraction.text import HashingVectorizer
     from sklearn.linear_model import LogisticRegression, Ridge
-    from sklearn.metrics import accuracy_score, mean_squared_error, roc_auc_score
+    from sklearn.metrics import accuracy_score, mean_squared_error, roc_auc_score, roc_curve
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     index = {h: i for i, h in enumerate(header)}
@@ -352,7 +360,9 @@ def baseline(
         predicted = model.predict(x_eval)
         mse = float(mean_squared_error(y_eval, predicted))
         variance = float(np.var(y_eval)) or 1.0
-        return {"mse": mse, "r2": 1.0 - mse / variance}
+        # what a model predicting the training mean scores: the bounds must refuse it
+        constant = float(mean_squared_error(y_eval, np.full(len(y_eval), float(np.mean(y_train)))))
+        return {"mse": mse, "r2": 1.0 - mse / variance, "constant_mse": constant}
     keep = [[v in classes for v in ys] for ys in y_raw]
     y_train = np.array([classes.index(v) for v, k in zip(y_raw[0], keep[0]) if k])
     y_eval = np.array([classes.index(v) for v, k in zip(y_raw[1], keep[1]) if k])
@@ -360,34 +370,56 @@ def baseline(
     model = LogisticRegression(max_iter=2000).fit(x_train, y_train)
     probabilities = model.predict_proba(x_eval)
     found = {"accuracy": float(accuracy_score(y_eval, model.classes_[probabilities.argmax(1)]))}
+    # a model predicting one class for every row is right this often: the bounds must refuse it
+    found["majority_share"] = float(np.bincount(y_eval).max() / len(y_eval)) if len(y_eval) else 0.0
     if task == "binary" and len(set(y_eval)) == 2:
         found["auc"] = float(roc_auc_score(y_eval, probabilities[:, 1]))
+        fpr, tpr, _ = roc_curve(y_eval, probabilities[:, 1])
+        found["ks"] = float(np.max(tpr - fpr))
     elif task == "multiclass" and len(set(y_eval)) == len(model.classes_) >= 3:
         found["macro_auc"] = float(roc_auc_score(y_eval, probabilities, multi_class="ovr", average="macro"))
     return found
 
 
-def draft_bounds(task: str, found: Dict[str, float]) -> Tuple[Dict[str, float], str]:
-    """Bounds a model must meet to be pushed: a little under the baseline, so a model well below a plain linear
-    one never is."""
+MARGIN = 0.05  # how far under the linear baseline a drafted model may score and still be pushed
+KS_MARGIN = 0.10  # KS moves more than AUC between two fits on a few hundred rows
+CHANCE = 0.01  # every bound is this much beyond what a model predicting a constant scores
+
+
+def draft_bounds(task: str, found: Dict[str, float]) -> Tuple[Dict[str, float], Dict[str, str]]:
+    """Bounds a model must meet to be pushed, each with where it comes from: a little under the baseline, and
+    never at or below what a model predicting a constant scores (AUC 0.5, KS 0, the majority class's share of the
+    rows, the MSE of the training mean), so every bound can fail."""
+    bounds, why = {}, {}
+
+    def at_least(name: str, metric: str, margin: float, chance: float, chance_name: str) -> None:
+        from_baseline = found[metric] - margin
+        value = round(max(chance + CHANCE, from_baseline), 3)
+        bounds[name] = value
+        if value > round(from_baseline, 3):
+            why[name] = f"{chance_name} {chance:.3f} + {CHANCE} (the baseline's {found[metric]:.3f} is no better)"
+        else:
+            why[name] = f"baseline {metric.replace('_', ' ')} {found[metric]:.3f} - {margin}"
+
     if task == "binary" and "auc" in found:
-        return (
-            {"min_auc": round(max(0.5, found["auc"] - 0.05), 3), "min_ks": 0.0},
-            f"AUC >= baseline {found['auc']:.3f} - 0.05",
-        )
+        at_least("min_auc", "auc", MARGIN, 0.5, "a constant model's AUC")
+        at_least("min_ks", "ks", KS_MARGIN, 0.0, "a constant model's KS")
+    elif task == "binary":
+        why["bounds"] = "none drafted: the eval rows hold one class (defaults apply)"
     if task == "multiclass":
-        bounds = {"min_accuracy": round(max(0.0, found["accuracy"] - 0.05), 3)}
+        at_least("min_accuracy", "accuracy", MARGIN, found["majority_share"], "the majority class's share")
         if "macro_auc" in found:
-            bounds["min_macro_auc"] = round(max(0.5, found["macro_auc"] - 0.05), 3)
-        return bounds, f"accuracy >= baseline {found['accuracy']:.3f} - 0.05" + (
-            f", macro AUC >= baseline {found['macro_auc']:.3f} - 0.05" if "macro_auc" in found else ""
-        )
+            at_least("min_macro_auc", "macro_auc", MARGIN, 0.5, "a constant model's macro AUC")
     if task == "regression":
-        return (
-            {"max_mse": float(f"{found['mse'] * 1.25:.6g}")},
-            f"MSE <= 1.25 x baseline {found['mse']:.6g} (R² {found['r2']:.3f})",
+        ceiling = found["constant_mse"] * (1 - CHANCE)
+        value = float(f"{min(found['mse'] * 1.25, ceiling):.6g}")
+        bounds["max_mse"] = value
+        why["max_mse"] = (
+            f"1.25 x baseline MSE {found['mse']:.6g} (R² {found['r2']:.3f})"
+            if found["mse"] * 1.25 <= ceiling
+            else f"under the training mean's MSE {found['constant_mse']:.6g} (the baseline's is no better)"
         )
-    return {}, "no baseline (a split without both classes)"
+    return bounds, why
 
 
 # ------------------------------------------------------------------------------------------------ schema
@@ -462,9 +494,13 @@ def render(
     baseline_found: Dict[str, float],
     drift: Dict[str, float],
     column_kinds: Dict[str, str],
+    bounds_why: Optional[Dict[str, str]] = None,
 ) -> Dict[str, str]:
     kept = [c for c in choices if c.kind != "dropped"]
     dropped = [c for c in choices if c.kind == "dropped"]
+    bound_lines = "".join(
+        f"    # {k} {v:g}: {(bounds_why or {}).get(k, 'from the baseline')}\n" for k, v in bounds.items()
+    )
     features_lines = "\n".join(f"    {c.code},  # {c.why}" for c in kept)
     dropped_lines = "".join(f"# left out: {c.column!r}, {c.why}\n" for c in dropped)
     problem_note = {
@@ -580,7 +616,8 @@ COLUMNS = [{columns}]
 def make_example_gen(input_base: str, prefix: str = ""):
     PREFIX = prefix  # "span-{{SPAN}}/" when the folder holds spans
     return TableExampleGen(input_base=input_base, columns=COLUMNS, splits={splits},
-                           delimiter={dialect.delimiter!r}, label=features.LABEL_KEY,
+                           delimiter={dialect.delimiter!r}, quotechar={dialect.quotechar!r},
+                           label=features.LABEL_KEY,
                            label_classes=features.LABEL_CLASSES or None, hash_split={layout.hash_split!r})
 
 
@@ -599,7 +636,7 @@ SPEC = DatasetSpec(
     epochs=200,  # at most: early stopping ends training when the held-out rows stop improving
     batch_size=32,
     trainer_options={{"holdout_every": 5, "early_stopping_patience": 10, "restore_best_weights": True}},
-    # {", ".join(f"{k} {v:g}" for k, v in bounds.items())}: from the baseline above (MIN_AUC=... etc. override)
+{bound_lines}    # (MIN_AUC=... etc. override them)
     bounds={_py(bounds)},
     # distances between spans that flag drift (modeling/drift.py): L-infinity for categories, Jensen-Shannon
     # for numbers; 0.1 flagged a 20-year age shift and a reversed sex mix on Titanic, not resampling noise
@@ -646,7 +683,9 @@ def scaffold(name: str, data: Path, label: str, task: str = "auto", out_root: Pa
     dialect = sniff(train_file)
     header, rows = read_rows(train_file, dialect)
     if label not in header:
-        raise ScaffoldError(f"LABEL={label!r} is not a column of {train_file} (its columns: {', '.join(header)})")
+        raise ScaffoldError(
+            f"LABEL={label!r} is not a column of {train_file} (its columns: {', '.join(map(repr, header))})"
+        )
     if layout.hash_split:
         train_rows = [r for r in rows if not _hash_eval(r)]
         eval_rows = [r for r in rows if _hash_eval(r)]
@@ -656,10 +695,10 @@ def scaffold(name: str, data: Path, label: str, task: str = "auto", out_root: Pa
         eval_dialect = sniff(eval_file)
         eval_header, eval_rows = read_rows(eval_file, eval_dialect)
         missing = [h for h in header if h not in eval_header]
-        if missing or eval_dialect.delimiter != dialect.delimiter:
+        if missing or (eval_dialect.delimiter, eval_dialect.quotechar) != (dialect.delimiter, dialect.quotechar):
             raise ScaffoldError(
                 f"{eval_file} does not match {train_file}: "
-                + (f"no column {missing[0]!r}" if missing else "another delimiter")
+                + (f"no column {missing[0]!r}" if missing else "another delimiter or quote character")
             )
         order = [eval_header.index(h) for h in header]
         eval_rows = [[r[i] for i in order] for r in eval_rows]
@@ -711,6 +750,7 @@ def scaffold(name: str, data: Path, label: str, task: str = "auto", out_root: Pa
         found,
         drift,
         column_kinds,
+        bounds_why,
     )
 
     from google.protobuf import text_format
@@ -748,10 +788,10 @@ def scaffold(name: str, data: Path, label: str, task: str = "auto", out_root: Pa
         f"[new-pipeline] baseline (scikit-learn {'ridge' if task == 'regression' else 'logistic regression'}, "
         f"same split): {', '.join(f'{k} {v:.4f}' for k, v in found.items())}"
     )
-    log(
-        f"[new-pipeline] Evaluator bounds: {', '.join(f'{k} {v:g}' for k, v in bounds.items()) or 'defaults'} "
-        f"({bounds_why})"
-    )
+    if not bounds:
+        log(f"[new-pipeline] Evaluator bounds: defaults ({bounds_why.get('bounds', 'no baseline')})")
+    for key, value in bounds.items():
+        log(f"[new-pipeline] Evaluator bound {key} {value:g}: {bounds_why[key]}")
     log(f"[new-pipeline] drift thresholds: 0.1 for {len(drift)} feature(s) (numbers and categories)")
     log(
         f"[new-pipeline] wrote {target}/ ({', '.join(sorted(list(files) + ['schema.pbtxt']))}) in "

@@ -33,6 +33,40 @@ class BadRequest(ValueError):
     code = "INVALID_ARGUMENT"
 
 
+_CODE_NAMES = dict(
+    enumerate(
+        (
+            "OK",
+            "CANCELLED",
+            "UNKNOWN",
+            "INVALID_ARGUMENT",
+            "DEADLINE_EXCEEDED",
+            "NOT_FOUND",
+            "ALREADY_EXISTS",
+            "PERMISSION_DENIED",
+            "RESOURCE_EXHAUSTED",
+            "FAILED_PRECONDITION",
+            "ABORTED",
+            "OUT_OF_RANGE",
+            "UNIMPLEMENTED",
+            "INTERNAL",
+            "UNAVAILABLE",
+            "DATA_LOSS",
+            "UNAUTHENTICATED",
+        )
+    )
+)  # absl::StatusCode's numbering, as TensorFlow's
+
+
+class ModelError(BadRequest):
+    """The model's run failed with a status other than INVALID_ARGUMENT (an op that is out of range, unimplemented,
+    a resource exhausted): TF Serving answers with that status (http_server.cc ToHTTPStatusCode)."""
+
+    def __init__(self, exc: "tf.errors.OpError", reason: str):
+        super().__init__(f"the model failed on the input: {reason}")
+        self.code = _CODE_NAMES.get(exc.error_code, "UNKNOWN")
+
+
 class SignatureNotFound(BadRequest):
     """predict_util.cc: an unknown signature key is FAILED_PRECONDITION (HTTP 400 in http_server.cc)."""
 
@@ -366,6 +400,8 @@ def prepare(model, signature_name: str, inputs: Dict[str, Any], api: str = "Pred
             outputs = signature.call({k: tf.constant(v, dtype=specs[k].dtype) for k, v in batch.items()})
         except (tf.errors.InvalidArgumentError, ValueError, TypeError) as exc:
             raise BadRequest(f"the model rejected the input: {model_error(exc)}") from None
+        except tf.errors.OpError as exc:  # the session's own status, as TF Serving returns it (HTTP by its code)
+            raise ModelError(exc, model_error(exc)) from None
         result = {k: v.numpy() for k, v in outputs.items()}
         METRICS.runtime(name, api, (time.perf_counter() - started) * 1e6)
         return result
@@ -433,10 +469,15 @@ def rest_inputs(body: Any, specs: Dict[str, tf.TensorSpec]) -> Tuple[Dict[str, A
     return {next(iter(specs)): inputs}, False
 
 
-def _jsonable(array: np.ndarray):
-    if array.dtype == object:
-        return [_jsonable(a) for a in array] if array.ndim else _bytes_json(array.item())
-    return array.tolist()
+def _jsonable(value):
+    """An output (an array, a row of one, or one element of a string array) as JSON values."""
+    if isinstance(value, np.ndarray):
+        if value.dtype == object:
+            return [_jsonable(a) for a in value] if value.ndim else _jsonable(value.item())
+        return value.tolist()
+    if isinstance(value, bytes):  # an element of a DT_STRING output (classify's "classes")
+        return _bytes_json(value)
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _bytes_json(value: bytes):
@@ -451,15 +492,7 @@ def rest_outputs(outputs: Dict[str, np.ndarray], row_format: bool) -> dict:
         if len(outputs) == 1:
             return {"predictions": _jsonable(next(iter(outputs.values())))}
         n = len(next(iter(outputs.values())))
-        return {
-            "predictions": [
-                {
-                    k: _jsonable(v[i]) if isinstance(v[i], np.ndarray) else _jsonable(np.array(v[i]))
-                    for k, v in outputs.items()
-                }
-                for i in range(n)
-            ]
-        }
+        return {"predictions": [{k: _jsonable(v[i]) for k, v in outputs.items()} for i in range(n)]}
     if len(outputs) == 1:
         return {"outputs": _jsonable(next(iter(outputs.values())))}
     return {"outputs": {k: _jsonable(v) for k, v in outputs.items()}}

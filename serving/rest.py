@@ -7,14 +7,16 @@
     POST /v1/models/{m}[/versions/{v}|/labels/{l}]:regress     {"examples": [...]} (a regress signature)
     GET  <monitoring path>                                     Prometheus text (--monitoring_config_file)
 
-The paths are TF Serving's (model_servers/http_rest_api_util.cc:32-35, kPredictionApiGegex and
-kModelStatusApiRegex). A label is resolved to its version once, when the request arrives (serving/repository.py).
-
-Every error is `{"error": "..."}`, as TF Serving writes them (model_servers/http_rest_api_handler.cc): 400 for a
-malformed path (a version that is not ASCII digits of an int64, an unknown verb) or bad input, 404 for an unknown
-model, version or route, 405 for a method a route does not take, 413 for a request too large. Nothing a client
-sends makes a 500. Responses are JSON with `NaN`/`Infinity` literals where the model outputs them, as TF Serving
-writes them. Each response names the version that answered in `X-Model-Version` (TF Serving has no such field).
+Requests are dispatched as TF Serving's HTTP front does, quirks included: libevent 2.1.12 refuses a method
+other than GET, POST, HEAD, PUT, DELETE, OPTIONS and PATCH (501, its HTML page; evhttp_server.cc:115, http.c
+evhttp_handle_request); the monitoring path is served to any method; a path outside `/v1/` is libevent's HTML
+404 (http_server.cc RestApiRequestDispatcher::Dispatch, kHTTPRestApiHandlerPathRegex); OPTIONS is a CORS
+preflight (http_server.cc ProcessRequest); everything else is matched by the REST handler's two patterns on the
+path with its query (http_rest_api_util.cc:31-35, case-insensitive) and any request neither pattern takes, a method
+they do not take included, is 400 `Malformed request: <METHOD> <path>` (http_rest_api_handler.cc ProcessRequest).
+Errors are `{"error": "..."}`; nothing a client sends makes a 500. Responses are JSON with `NaN`/`Infinity`
+literals where the model outputs them, as TF Serving writes them. Each response names the version that answered
+in `X-Model-Version` (TF Serving has no such field).
 
 A plain ASGI app, no web framework: the API is two routes, and a framework's routing, request objects and
 threadpool hops cost more per request than the model itself (bench/serving_bench.py). The work of a request
@@ -26,27 +28,34 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import json
 import logging
 import math
 import re
 import time
+import urllib.parse
 from typing import Callable, List, Optional, Tuple
 
 from serving import inference
 from serving.batching import BatchRefused
 from serving.metrics import METRICS
-from serving.repository import NotFound, Repository, parse_version, shown
+from serving.repository import NotFound, Repository, shown
 
 log = logging.getLogger("serving")
 DEFAULT_MAX_REQUEST_BYTES = 64 << 20
 DEFAULT_THREADS = 8
 INLINE_BYTES = 16 << 10  # requests up to this size skip the thread pool (see RestApp._route)
-PREFIX = "/v1/models/"
-_PATH = re.compile(
-    r"^(?P<model>[^/:]+)(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
-    r"(?P<rest>/metadata|:[A-Za-z]*)?$"
+# TF Serving's patterns (util/net_http and model_servers, cited above); RE2's \\d is ASCII, hence [0-9]
+EVHTTP_METHODS = ("GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH")
+HANDLER_PATH = re.compile(r"(?i)/v1/.*")
+PREDICTION_PATH = re.compile(
+    r"(?i)/v1/models/([^/:]+)(?:(?:/versions/([0-9]+))|(?:/labels/([^/:]+)))?:(classify|regress|predict)"
 )
+STATUS_PATH = re.compile(
+    r"(?i)/v1/models(?:/([^/:]+))?(?:(?:/versions/([0-9]+))|(?:/labels/([^/:]+)))?(?:\/(metadata))?"
+)
+INT64_MAX = (1 << 63) - 1
 # TF Serving's status code names (error::Code_Name) for the HTTP statuses this server answers with, for metrics
 STATUS_NAMES = {
     200: "OK",
@@ -54,16 +63,53 @@ STATUS_NAMES = {
     404: "NOT_FOUND",
     405: "UNIMPLEMENTED",
     413: "RESOURCE_EXHAUSTED",
+    429: "RESOURCE_EXHAUSTED",
     500: "INTERNAL",
+    501: "UNIMPLEMENTED",
     503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
 }
-HTTP_STATUS = {"INVALID_ARGUMENT": 400, "FAILED_PRECONDITION": 400, "UNAVAILABLE": 503, "RESOURCE_EXHAUSTED": 429}
+# A status code as HTTP (model_servers/http_server.cc ToHTTPStatusCode)
+HTTP_STATUS = {
+    "CANCELLED": 499,
+    "UNKNOWN": 500,
+    "INVALID_ARGUMENT": 400,
+    "DEADLINE_EXCEEDED": 504,
+    "NOT_FOUND": 404,
+    "ALREADY_EXISTS": 409,
+    "PERMISSION_DENIED": 403,
+    "RESOURCE_EXHAUSTED": 429,
+    "FAILED_PRECONDITION": 400,
+    "ABORTED": 409,
+    "OUT_OF_RANGE": 400,
+    "UNIMPLEMENTED": 501,
+    "INTERNAL": 500,
+    "UNAVAILABLE": 503,
+    "DATA_LOSS": 500,
+    "UNAUTHENTICATED": 401,
+}
 VERBS = (":predict", ":classify", ":regress")
+# libevent 2.1.12's error page (http.c evhttp_send_error, ERR_FORMAT; evhttp_send_page_ sets these headers)
+LIBEVENT_PAGE = "<HTML><HEAD>\n<TITLE>{code} {reason}</TITLE>\n</HEAD><BODY>\n<H1>{reason}</H1>\n</BODY></HTML>\n"
+LIBEVENT_HEADERS = [(b"content-type", b"text/html"), (b"connection", b"close")]
 Answer = Tuple[int, bytes, List[Tuple[bytes, bytes]]]  # status, JSON body, extra headers
 
 
 class Malformed(ValueError):
-    """A request path TF Serving would not match (400)."""
+    """A request TF Serving's REST handler refuses (400). `empty`: it refuses it before writing any JSON (a version
+    that does not fit an int64: ParseModelInfo's error returns before MakeJsonFromStatus), so the body is empty."""
+
+    def __init__(self, message: str, empty: bool = False):
+        super().__init__(message)
+        self.empty = empty
+
+
+@dataclasses.dataclass
+class Route:
+    model: str  # percent-decoded, as ParseModelInfo's DecodeArg does; "" when the path names none
+    version: Optional[int]
+    label: Optional[str]
+    api: str  # predict, classify, regress; status or metadata
 
 
 class ClientGone(ConnectionError):
@@ -85,17 +131,45 @@ def _error(status: int, message: str) -> Answer:
     return _json(status, {"error": message})
 
 
-def _parse_path(method: str, path: str) -> Tuple[str, Optional[int], Optional[str], str]:
-    """(model, version, label, "/metadata" or ":verb" or "") from the path after /v1/models/."""
-    match = _PATH.match(path)
-    if not match or (match.group("rest") or "").startswith(":") and match.group("rest") not in VERBS:
-        raise Malformed(f"Malformed request: {method} /v1/models/{shown(path, 200)}")
-    version = match.group("version")
-    try:
-        number = parse_version(version) if version is not None else None
-    except ValueError as exc:
-        raise Malformed(f"Malformed request: {exc}") from None
-    return match.group("model"), number, match.group("label"), match.group("rest") or ""
+def _libevent_error(code: int, reason: str) -> Answer:
+    return code, LIBEVENT_PAGE.format(code=code, reason=reason).encode("latin-1"), list(LIBEVENT_HEADERS)
+
+
+def uri_path(scope) -> str:
+    """The path as TF Serving matches it: as sent, not percent-decoded, with its query (evhttp_request.cc,
+    ParsedEvRequest::decode builds path_and_query; uri_path() returns it)."""
+    raw = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
+    query = scope.get("query_string") or b""
+    return raw.decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
+
+
+def _decoded(text: Optional[str]) -> Optional[str]:
+    return None if not text else urllib.parse.unquote(text, errors="surrogateescape")
+
+
+def parse_route(method: str, uri: str) -> Route:
+    """What TF Serving's REST handler makes of a request (http_rest_api_util.cc ParseModelInfo and
+    http_rest_api_handler.cc ProcessRequest): Malformed for what neither of its patterns takes."""
+    malformed = f"Malformed request: {method} {shown(uri, 200)}"
+    if method == "POST":
+        match = PREDICTION_PATH.fullmatch(uri)
+    elif method == "GET":
+        match = STATUS_PATH.fullmatch(uri)
+    else:  # HEAD, PUT, DELETE, PATCH: ProcessRequest dispatches POST and GET only
+        match = None
+    if match is None:
+        raise Malformed(malformed)
+    model, version, label, rest = match.groups()
+    if version is not None and int(version) > INT64_MAX:  # absl::SimpleAtoi fails
+        raise Malformed(f"Failed to convert version: {version} to numeric.", empty=True)
+    number = int(version) if version is not None else None
+    if method == "POST":
+        if rest not in ("classify", "regress", "predict"):  # the pattern is case-insensitive, the dispatch is not
+            raise Malformed(malformed)
+        api = rest
+    else:
+        api = "metadata" if rest == "metadata" else "status"  # /METADATA matches, and is a status request
+    return Route(_decoded(model) or "", number, _decoded(label), api)
 
 
 async def _read_body(scope, receive, limit: int) -> bytes:
@@ -166,7 +240,7 @@ class RestApp:
                 scope.get("tfs.version", ""),
                 scope.get("tfs.signature", ""),
             )
-        if not any(name == b"content-type" for name, _ in headers):
+        if not scope.get("tfs.bare") and not any(name == b"content-type" for name, _ in headers):
             headers = [(b"content-type", b"application/json"), *headers]
         await send(
             {
@@ -193,37 +267,41 @@ class RestApp:
         return name if self.repository.is_served(name) else "<unknown>"
 
     async def _route(self, scope, receive) -> Answer:
-        method, path = scope["method"], scope["path"]
-        if self.metrics_path is not None and path == self.metrics_path:
-            if method not in ("GET", "HEAD"):
-                return _error(405, f"{method} is not allowed on {shown(path, 200)}")
-            return 200, METRICS.render().encode("utf-8"), [(b"content-type", b"text/plain; version=0.0.4")]
-        if not path.startswith(PREFIX):
-            return _error(404, f"Malformed request: {method} {shown(path, 200)}: no such route")
-        if method not in ("GET", "HEAD", "POST"):
-            return _error(405, f"{method} is not allowed on {shown(path, 200)}")
+        method, uri = scope["method"], uri_path(scope)
+        if method not in EVHTTP_METHODS:
+            return _libevent_error(501, "Not Implemented")
+        raw_path = uri.split("?", 1)[0].split("#", 1)[0]
+        if self.metrics_path is not None and raw_path == self.metrics_path:  # any method (ProcessPrometheusRequest)
+            if uri != self.metrics_path:
+                message = f"Unexpected path: {shown(uri, 200)}. Should be {self.metrics_path}"
+                return 400, message.encode("utf-8"), [(b"content-type", b"text/plain")]
+            return 200, METRICS.render().encode("utf-8"), [(b"content-type", b"text/plain")]
+        if not HANDLER_PATH.fullmatch(uri):
+            return _libevent_error(404, "Not Found")
+        if method == "OPTIONS":  # a CORS preflight: no body, no content type
+            scope["tfs.bare"] = True
+            origin = dict(scope["headers"]).get(b"origin", b"").decode("latin-1")
+            return (200 if re.search(r"https?://", origin) else 400), b"", []
         try:
-            name, version, label, rest = _parse_path("POST" if method == "POST" else "GET", path[len(PREFIX) :])
+            found = parse_route(method, uri)
         except Malformed as exc:
-            return _error(400, str(exc))
-        scope["tfs.model"] = self._metric_name(name)
-        scope["tfs.api"] = rest[1:] if rest in VERBS else ""
-        if method != "POST":
-            if rest in VERBS:
-                return _error(405, f"{rest} takes POST")
+            return (400, b"", []) if exc.empty else _error(400, str(exc))
+        name, version, label = found.model, found.version, found.label
+        if name:
+            scope["tfs.model"] = self._metric_name(name)
+        scope["tfs.api"] = found.api if method == "POST" else ""
+        if method == "GET":
+            if not name:  # ProcessModelStatusRequest, ProcessModelMetadataRequest
+                return _error(400, "Missing model name in request.")
+            rest = "/metadata" if found.api == "metadata" else ""
             return await self._in_pool(self._describe, name, version, label, rest)
-        if rest not in VERBS:
-            return _error(
-                400,
-                f"Malformed request: POST /v1/models/{shown(path[len(PREFIX) :], 200)}: expected "
-                f":predict, :classify or :regress",
-            )
+        rest = ":" + found.api
         try:
             raw = await _read_body(scope, receive, self.max_request_bytes)
         except OverflowError as exc:
             return _error(413, str(exc))
         except ClientGone:
-            log.info("client went away before sending the whole request (%s)", shown(path, 100))
+            log.info("client went away before sending the whole request (%s)", shown(uri, 100))
             return _error(400, "client disconnected")
         if self.batching and rest == ":predict" and len(raw) <= INLINE_BYTES:
             # With batching, a small predict is checked here on the loop and waits for its batch as a future: no
@@ -245,7 +323,7 @@ class RestApp:
         try:
             prepared, row_format = _prepare_predict(model, raw, scope)
         except inference.BadRequest as exc:
-            return _error(400, str(exc))
+            return _error(HTTP_STATUS.get(exc.code, 400), str(exc))
         loop = asyncio.get_running_loop()
         future = loop.create_future()
 
@@ -260,7 +338,7 @@ class RestApp:
             return await self._in_pool(self._predict, name, version, label, ":predict", raw, scope)
         outputs, error = await future
         if isinstance(error, inference.BadRequest):
-            return _error(400, str(error))
+            return _error(HTTP_STATUS.get(error.code, 400), str(error))
         if isinstance(error, BatchRefused):
             return _error(HTTP_STATUS.get(error.code, 503), str(error))
         if error is not None:
@@ -306,7 +384,7 @@ class RestApp:
         try:
             return _json(200, _answer(model, verb, raw, scope), model.version)
         except inference.BadRequest as exc:
-            return _error(400, str(exc))
+            return _error(HTTP_STATUS.get(exc.code, 400), str(exc))
         except BatchRefused as exc:
             return _error(HTTP_STATUS.get(exc.code, 503), str(exc))
 

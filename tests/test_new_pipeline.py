@@ -121,7 +121,8 @@ def test_binary_semicolon_train_and_test_files(tmp_path, drafts):
     spec = registry.get_spec("t_cancer")
     assert spec.problem == "binary" and list(spec.label_classes) == ["benign", "malignant"]
     assert "P('malignant') is the served probability" in said
-    assert spec.bounds["min_auc"] > 0.9
+    assert spec.bounds["min_auc"] > 0.9 and spec.bounds["min_ks"] > 0.5  # KS from the baseline, not 0
+    assert "Evaluator bound min_ks" in said and "baseline ks" in said
 
 
 def test_regression_tab_separated_quoted_headers(tmp_path, drafts):
@@ -131,6 +132,81 @@ def test_regression_tab_separated_quoted_headers(tmp_path, drafts):
     assert spec.problem == "regression" and spec.bounds["max_mse"] > 0
     assert "patient_id" not in spec.raw_feature_keys and "group" in spec.raw_feature_keys
     assert 'fc.Indicator(fc.VocabularyFile("group"))' in (drafts / "t_diabetes" / "features.py").read_text()
+
+
+def test_single_quoted_header_and_values(tmp_path, drafts):
+    """A tab-separated file whose header cells are in single quotes, as some statistics packages write them, and
+    values quoted the same way where they hold a tab: names are read without their quotes, by the draft and by
+    TableExampleGen."""
+    from sklearn import datasets
+
+    from components import example_gen_config
+    from components.table_example_gen import read_table
+
+    iris = datasets.load_iris()
+    folder = tmp_path / "iris"
+    folder.mkdir()
+    names = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    lines = ["\t".join(f"'{n}'" for n in names + ["note", "species"])]
+    for i, (x, y) in enumerate(zip(iris.data, iris.target)):
+        note = "'a\tb'" if i % 7 == 0 else "plain"
+        lines.append("\t".join([f"{v:.1f}" for v in x] + [note, f"'{iris.target_names[y]}'"]))
+    (folder / "iris.tsv").write_text("\n".join(lines) + "\n")
+    said = scaffold("t_iris_q", folder, "species", drafts)
+    assert "tab-separated, header names quoted, single quotes" in said
+    spec = registry.get_spec("t_iris_q")
+    assert list(spec.label_classes) == ["setosa", "versicolor", "virginica"]
+    assert set(spec.raw_feature_keys) <= set(names + ["note"]) and "sepal_length" in spec.raw_feature_keys
+    gen = spec.make_example_gen(str(folder), "")
+    settings = example_gen_config.unpack(gen.exec_properties, "TableExampleGen")
+    examples = list(read_table(str(folder / "iris.tsv"), settings))
+    assert len(examples) == 150
+    first = examples[0].features.feature
+    assert first["sepal_length"].float_list.value[0] == pytest.approx(5.1)
+    assert first["note"].bytes_list.value[0] == b"a\tb"  # the quoted tab stayed inside its value
+    with pytest.raises(new_pipeline.ScaffoldError) as error:
+        scaffold("t_iris_bad", folder, "'nope'", drafts)
+    assert "LABEL=\"'nope'\" is not a column" in str(error.value) and "'sepal_length'" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "task, found, constant",
+    [
+        ("binary", {"accuracy": 0.9, "majority_share": 0.6, "auc": 0.93, "ks": 0.7}, {"auc": 0.5, "ks": 0.0}),
+        ("binary", {"accuracy": 0.6, "majority_share": 0.6, "auc": 0.52, "ks": 0.04}, {"auc": 0.5, "ks": 0.0}),
+        (
+            "multiclass",
+            {"accuracy": 0.9, "majority_share": 0.4, "macro_auc": 0.95},
+            {"accuracy": 0.4, "macro_auc": 0.5},
+        ),
+        (
+            "multiclass",
+            {"accuracy": 0.5, "majority_share": 0.52, "macro_auc": 0.53},
+            {"accuracy": 0.52, "macro_auc": 0.5},
+        ),
+        ("regression", {"mse": 10.0, "r2": 0.6, "constant_mse": 25.0}, {"mse": 25.0}),
+        ("regression", {"mse": 24.0, "r2": 0.04, "constant_mse": 25.0}, {"mse": 25.0}),
+    ],
+    ids=["binary", "binary-weak", "multiclass", "multiclass-weak", "regression", "regression-weak"],
+)
+def test_every_drafted_bound_refuses_a_model_predicting_a_constant(task, found, constant):
+    """Each bound from the baseline minus a margin, never at or below what a constant model scores (AUC 0.5, KS 0,
+    the majority class's share, the training mean's MSE): a constant model fails every bound, and each bound
+    says where it came from."""
+    bounds, why = new_pipeline.draft_bounds(task, found)
+    assert bounds and set(why) == set(bounds)
+    refused = {
+        "min_auc": constant.get("auc", 1) < bounds.get("min_auc", 0),
+        "min_ks": constant.get("ks", 1) < bounds.get("min_ks", 0),
+        "min_accuracy": constant.get("accuracy", 1) < bounds.get("min_accuracy", 0),
+        "min_macro_auc": constant.get("macro_auc", 1) < bounds.get("min_macro_auc", 0),
+        "max_mse": constant.get("mse", 0) > bounds.get("max_mse", float("inf")),
+    }
+    assert all(refused[name] for name in bounds), (bounds, constant)
+    assert all(
+        "baseline" in reason or "constant" in reason or "majority" in reason or "mean" in reason
+        for reason in why.values()
+    )
 
 
 def test_task_can_be_overridden(tmp_path, drafts):

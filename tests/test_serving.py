@@ -172,7 +172,7 @@ def test_classify_and_regress_use_their_own_signatures(server):
         ),
         ("POST", "/v1/models/linear/versions/7:predict", {"instances": [[1, 2]]}, 404, "Specific(linear, 7)"),
         ("GET", "/v1/models/nope", None, 404, "Could not find any versions of model nope"),
-        ("GET", "/v1/models/linear/versions/x", None, 400, "version 'x' is not a number"),
+        ("GET", "/v1/models/linear/versions/x", None, 400, "Malformed request: GET /v1/models/linear/versions/x"),
         ("POST", "/v1/models/linear:explain", {}, 400, "Malformed request: POST /v1/models/linear:explain"),
         ("POST", "/v1/models/linear:predict", {"instances": [[1, 2, 3]]}, 400, "shape [1, 3] does not match"),
         ("POST", "/v1/models/linear:predict", {"instances": [[1, 2], [3]]}, 400, "not a rectangular"),

@@ -86,7 +86,9 @@ def test_labels_and_policies_over_rest_and_grpc(tmp_path, config_file):
         assert answer(server, "/versions/3") == (404, "Servable not found for request: Specific(linear, 3)")
         assert answer(server, "/labels/beta") == (404, "Unrecognized servable version label: beta")
         # no --monitoring_config_file: no metrics route, as TF Serving
-        assert http("GET", f"{server.rest}/monitoring/prometheus/metrics")[0] == 404
+        with pytest.raises(urllib.error.HTTPError) as refused:  # libevent's HTML 404: outside /v1/, no handler
+            urllib.request.urlopen(f"{server.rest}/monitoring/prometheus/metrics", timeout=30)
+        assert refused.value.code == 404
         status, body, _ = http("GET", f"{server.rest}/v1/models/linear/labels/canary")
         assert status == 200 and [e["version"] for e in body["model_version_status"]] == ["2"]
         status, body, _ = http("GET", f"{server.rest}/v1/models/linear/labels/stable/metadata")

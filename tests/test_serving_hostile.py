@@ -237,25 +237,40 @@ def test_bad_predict_bodies_are_400_with_a_reason(server, world, body, code, mes
         assert_no_paths(data.decode(), world)
 
 
+NOT_FOUND_PAGE = "<HTML><HEAD>\n<TITLE>404 Not Found</TITLE>\n</HEAD><BODY>\n<H1>Not Found</H1>\n</BODY></HTML>\n"
+
+
 @pytest.mark.parametrize(
     "method, path, code, message",
     [
         ("POST", "/v1/models/" + "m" * 300 + ":predict", 404, "Servable not found"),
         ("GET", "/v1/models/" + "m" * 5000, 404, "Could not find any versions"),
-        ("POST", "/v1/models/linear/versions/%C2%B2:predict", 400, "Malformed request"),  # '²' isdigit, not a number
-        ("GET", "/v1/models/linear/versions/%C2%B2", 400, "Malformed request"),
-        ("POST", "/v1/models/linear/versions/99999999999999999999:predict", 400, "Malformed request"),
+        # TF Serving's REST handler (http_rest_api_handler.cc ProcessRequest): whatever its two patterns
+        # (http_rest_api_util.cc:31-35) do not take is "Malformed request: <METHOD> <path as sent>"
+        (
+            "POST",
+            "/v1/models/linear/versions/%C2%B2:predict",
+            400,
+            "Malformed request: POST /v1/models/linear/versions/%C2%B2:predict",
+        ),
+        ("GET", "/v1/models/linear/versions/%C2%B2", 400, "Malformed request: GET /v1/models/linear/versions/%C2%B2"),
         ("POST", "/v1/models/linear/versions/-1:predict", 400, "Malformed request"),
         ("POST", "/v1/models/linear/versions/1.0:predict", 400, "Malformed request"),
-        ("POST", "/v1/models/linear:explain", 400, "Malformed request"),
+        ("POST", "/v1/models/linear:explain", 400, "Malformed request: POST /v1/models/linear:explain"),
         ("POST", "/v1/models/linear:", 400, "Malformed request"),
-        ("GET", "/v1/models/linear:predict", 405, "takes POST"),
-        ("DELETE", "/v1/models/linear", 405, "not allowed"),
-        ("PUT", "/v1/models/linear:predict", 405, "not allowed"),
-        ("GET", "/v2/models/linear", 404, "no such route"),
-        ("GET", "/", 404, "no such route"),
-        ("GET", "/docs", 404, "no such route"),
-        ("GET", "/openapi.json", 404, "no such route"),
+        ("POST", "/v1/models/linear:PREDICT", 400, "Malformed request"),  # the pattern ignores case, the dispatch not
+        ("POST", "/v1/models/linear:predict?x=1", 400, "Malformed request: POST /v1/models/linear:predict?x=1"),
+        ("GET", "/v1/models/linear:predict", 400, "Malformed request: GET /v1/models/linear:predict"),
+        ("GET", "/v1/models/", 400, "Malformed request: GET /v1/models/"),
+        ("GET", "/v1/models", 400, "Missing model name in request."),
+        ("GET", "/v1/models/metadata", 404, "Could not find any versions of model metadata"),
+        ("GET", "/v1/models/versions/1", 400, "Missing model name in request."),
+        ("GET", "/V1/MODELS/nope", 404, "Could not find any versions of model nope"),
+        ("GET", "/v1/foo", 400, "Malformed request: GET /v1/foo"),
+        ("DELETE", "/v1/models/linear", 400, "Malformed request: DELETE /v1/models/linear"),
+        ("PUT", "/v1/models/linear:predict", 400, "Malformed request: PUT /v1/models/linear:predict"),
+        ("PATCH", "/v1/models/linear", 400, "Malformed request: PATCH /v1/models/linear"),
+        ("POST", "/v1/models/linear", 400, "Malformed request: POST /v1/models/linear"),
         ("POST", "/v1/models/%C3%A9%00:predict", 404, "Servable not found"),
     ],
 )
@@ -264,6 +279,42 @@ def test_paths_and_methods_answer_as_tf_serving_does(server, world, method, path
     answer = json.loads(data)
     assert status == code and message in answer["error"], (status, answer)
     assert set(answer) == {"error"}
+
+
+@pytest.mark.parametrize("path", ["/v2/models/linear", "/", "/docs", "/openapi.json", "/v1"])
+def test_paths_outside_v1_are_libevents_404_page(server, path):
+    """http_server.cc dispatches only paths matching (?i)/v1/.* to the handler; libevent 2.1.12 answers the rest
+    (http.c evhttp_send_error: its ERR_FORMAT page, Content-Type text/html, Connection: close)."""
+    host, port = urlsplit(server.rest).hostname, urlsplit(server.rest).port
+    conn = httpclient.HTTPConnection(host, port, timeout=60)
+    conn.request("GET", path)
+    response = conn.getresponse()
+    assert (response.status, response.read().decode()) == (404, NOT_FOUND_PAGE)
+    assert response.getheader("Content-Type") == "text/html" and response.getheader("Connection") == "close"
+    conn.close()
+
+
+def test_a_version_beyond_int64_is_400_with_no_body(server):
+    """ParseModelInfo's "Failed to convert version" returns before the handler writes any JSON."""
+    status, data = raw_request(server, "POST", "/v1/models/linear/versions/99999999999999999999:predict", b"{}")
+    assert (status, data) == (400, b"")
+
+
+@pytest.mark.parametrize("method", ["TRACE", "PROPFIND"])
+def test_a_method_libevent_does_not_take_is_501(server, method):
+    """TF Serving's libevent takes GET, POST, HEAD, PUT, DELETE, OPTIONS and PATCH (evhttp_server.cc:115)."""
+    status, data = raw_request(server, method, "/v1/models/linear")
+    assert status == 501 and b"<TITLE>501 Not Implemented</TITLE>" in data
+
+
+@pytest.mark.parametrize("origin, code", [("https://app.example", 200), ("", 400), ("file://x", 400)])
+def test_options_is_a_cors_preflight(server, origin, code):
+    """http_server.cc ProcessRequest: OPTIONS with an http(s) Origin is OK, without it FAILED_PRECONDITION; the
+    handler never runs, so neither has a body."""
+    status, data = raw_request(
+        server, "OPTIONS", "/v1/models/linear:predict", headers={"Origin": origin} if origin else {}
+    )
+    assert (status, data) == (code, b"")
 
 
 # ---------------------------------------------------------------- gRPC: tensors checked before anything is built
@@ -513,3 +564,71 @@ def test_a_large_body_is_read_and_answered(server):
     body = {"instances": [[1.0, 2.0]] * 200_000}  # ~2.4 MB
     status, answer, _ = http("POST", f"{server.rest}/v1/models/linear:predict", body)
     assert status == 200 and len(answer["predictions"]) == 200_000
+
+
+# ---------------------------------------------------------------- Predict takes any signature by name
+def titanic_example(row=TITANIC_ROW) -> str:
+    """A serialized tf.Example of a Titanic row, base64 as TF Serving's JSON carries binary data."""
+    import base64
+
+    example = tf.train.Example()
+    for key, value in row.items():
+        feature = example.features.feature[key]
+        if isinstance(value, str):
+            feature.bytes_list.value.append(value.encode())
+        elif isinstance(value, float):
+            feature.float_list.value.append(value)
+        else:
+            feature.int64_list.value.append(value)
+    return base64.b64encode(example.SerializeToString()).decode()
+
+
+def test_predict_runs_the_classify_and_regress_signatures_by_name(server):
+    """predict_util.cc RunPredict: any signature named in the request, fed its named inputs; here the classify
+    signature's `inputs` (serialized tf.Examples) give the probability the raw signature gives."""
+    status, raw, _ = http("POST", f"{server.rest}/v1/models/titanic:predict", titanic())
+    assert status == 200
+    probability = raw["predictions"][0][0]
+    b64 = {"b64": titanic_example()}
+    for body in ({"instances": [b64]}, {"instances": [{"inputs": b64}]}, {"inputs": [b64]}):
+        status, answer, _ = http(
+            "POST", f"{server.rest}/v1/models/titanic:predict", {"signature_name": "classify", **body}
+        )
+        assert status == 200, answer
+        rows = answer["predictions"] if "predictions" in answer else [{k: v[0] for k, v in answer["outputs"].items()}]
+        assert rows[0]["classes"] == ["0", "1"] and abs(rows[0]["scores"][1] - probability) < 1e-6
+        status, answer, _ = http(
+            "POST", f"{server.rest}/v1/models/titanic:predict", {"signature_name": "regress", **body}
+        )
+        assert status == 200, answer
+        value = answer["predictions"][0] if "predictions" in answer else answer["outputs"][0]
+        assert abs(value - probability) < 1e-6
+
+
+def test_no_request_to_any_signature_by_any_verb_is_a_500(server):
+    """Every signature the model has, through each verb, with bodies that fit it, fit another one, or fit none:
+    each answer is 200 or a 4xx naming why, never a 500 (a 500 is a bug; the client cannot fix it)."""
+    status, meta, _ = http("GET", f"{server.rest}/v1/models/titanic/metadata")
+    signatures = list(meta["metadata"]["signature_def"]["signature_def"]) + ["", "nope"]
+    b64 = {"b64": titanic_example()}
+    bodies = [
+        {"instances": [TITANIC_ROW]},
+        {"inputs": {k: [v] for k, v in TITANIC_ROW.items()}},
+        {"instances": [b64]},
+        {"instances": [{"examples": b64}]},
+        {"inputs": [b64, b64]},
+        {"examples": [TITANIC_ROW]},
+        {"examples": [{"Age": "x"}]},
+        {"instances": [{"b64": "bm90IGFuIGV4YW1wbGU="}]},  # base64 of text that is not a tf.Example
+        {"instances": [[]]},
+    ]
+    seen = set()
+    for signature in signatures:
+        for verb in ("predict", "classify", "regress"):
+            for body in bodies:
+                body = dict(body, signature_name=signature) if signature else body
+                code, data = raw_request(server, "POST", f"/v1/models/titanic:{verb}", json.dumps(body).encode())
+                assert code < 500, (signature, verb, body, data[:300])
+                assert "error" in json.loads(data) or code == 200
+                seen.add(code)
+    assert 200 in seen and 400 in seen  # the bodies reached both outcomes
