@@ -31,7 +31,9 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -126,7 +128,7 @@ def run_load(call, requests: int, concurrency: int):
     return stats(latencies, time.perf_counter() - started)
 
 
-def light_rest_caller(rest_url: str, body: bytes, path: str = "/v1/models/titanic:predict"):
+def light_rest_caller(rest_url: str, body: bytes, path: str = "/v1/models/titanic:predict", method: str = "POST"):
     """A keep-alive HTTP/1.1 client on a bare socket, as wrk is: the request's bytes built once, the answer read by
     its Content-Length. http.client costs about as much Python per request as the server's own handling, and the
     load generator shares this machine's two cores and one GIL per process: with it, a faster server could not
@@ -136,7 +138,7 @@ def light_rest_caller(rest_url: str, body: bytes, path: str = "/v1/models/titani
 
     host, port = urllib.parse.urlsplit(rest_url).hostname, urllib.parse.urlsplit(rest_url).port
     request = (
-        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+        f"{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode() + body
     length_re = re.compile(rb"(?i)\r\ncontent-length: *(\d+)")
@@ -335,12 +337,142 @@ def batching_and_labels(root: Path, workers: int, requests: int, in_process_rps:
     }
 
 
+def _status(rest_url: str, path: str) -> int:
+    try:
+        with urllib.request.urlopen(rest_url + path, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return 0
+
+
+def first_request_after_roll_forward(model_dir: Path, warm: bool, rounds: int = 3) -> dict:
+    """The first REST request to a version just rolled forward (copied in, AVAILABLE), with and without the
+    version's warm-up replay (--enable_model_warmup), median of `rounds` roll-forwards, beside the second."""
+    root = Path(tempfile.mkdtemp(prefix="bench-warmup-"))
+    shutil.copytree(model_dir, root / "titanic" / "1")
+    proc, ports = start_server(root, 1, "--poll-seconds", "0.3", f"--enable_model_warmup={'true' if warm else 'false'}")
+    body = json.dumps({"instances": [ROW]}).encode()
+    firsts, seconds, start = [], [], []
+    url = urllib.parse.urlsplit(ports["rest"])
+
+    def two_requests(version: int, into: list) -> None:
+        connection = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+        for out in into:
+            started = time.perf_counter()
+            connection.request("POST", f"/v1/models/titanic/versions/{version}:predict", body)
+            response = connection.getresponse()
+            response.read()
+            out.append(time.perf_counter() - started)
+        connection.close()
+
+    try:
+        deadline = time.monotonic() + 120
+        while _status(ports["rest"], "/v1/models/titanic/versions/1") != 200 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        two_requests(1, [start, start])  # the server process's first model call, and its second
+        for version in range(2, rounds + 2):
+            staging = root / "titanic" / f".incoming-{version}"
+            shutil.copytree(model_dir, staging)
+            os.rename(staging, root / "titanic" / str(version))
+            deadline = time.monotonic() + 120
+            while _status(ports["rest"], f"/v1/models/titanic/versions/{version}") != 200:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"version {version} never became AVAILABLE")
+                time.sleep(0.02)
+            two_requests(version, [firsts, seconds])
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        shutil.rmtree(root, ignore_errors=True)
+    return {
+        "first ms": float(np.median(firsts)) * 1000,
+        "second ms": float(np.median(seconds)) * 1000,
+        "first after start ms": start[0] * 1000,
+        "second after start ms": start[1] * 1000,
+    }
+
+
+def latency_floor(root: Path, requests: int, fn, tensors) -> dict:
+    """Where REST's and gRPC's batch-1 time goes: the model's run in process; the whole request; the same
+    transport with no model at all (the status route: HTTP parse, routing, JSON, the loopback round trip); and
+    the server's own account (request vs runtime latency, its Prometheus histograms)."""
+    import grpc
+    from tensorflow_serving.apis import (
+        get_model_status_pb2,
+        model_service_pb2_grpc,
+        predict_pb2,
+        prediction_service_pb2_grpc,
+    )
+
+    monitoring = root / "monitoring.config"
+    monitoring.write_text('prometheus_config { enable: true path: "/metrics" }')
+    proc, ports = start_server(root, 1, "--monitoring_config_file", str(monitoring))
+    channel = grpc.insecure_channel(ports["grpc"])
+    predict_stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    model_stub = model_service_pb2_grpc.ModelServiceStub(channel)
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "titanic"
+    for k, v in tensors.items():
+        request.inputs[k].CopyFrom(tf_make_proto(v))
+    status_request = get_model_status_pb2.GetModelStatusRequest()
+    status_request.model_spec.name = "titanic"
+    body = json.dumps({"instances": [ROW]}).encode()
+    try:
+        calls = {
+            "in-process": lambda: fn(**tensors),
+            "REST predict": light_rest_caller(ports["rest"], body),
+            "REST status (no model)": light_rest_caller(ports["rest"], b"", "/v1/models/titanic", "GET"),
+            "gRPC predict": lambda: predict_stub.Predict(request, timeout=60),
+            "gRPC status (no model)": lambda: model_stub.GetModelStatus(status_request, timeout=60),
+        }
+        p50 = {}
+        for _ in range(3):  # interleaved rounds: a noisy machine slows each path alike
+            for name, call in calls.items():
+                p50.setdefault(name, []).append(run_load(call, requests, 1)[0])
+        found = {name: float(np.median(v)) for name, v in p50.items()}
+        with urllib.request.urlopen(ports["rest"] + "/metrics", timeout=30) as response:
+            text = response.read().decode()
+    finally:
+        channel.close()
+        proc.terminate()
+        proc.wait(timeout=30)
+
+    def mean(metric: str, **labels) -> float:
+        total = count = 0.0
+        for line in text.splitlines():
+            if line.startswith(metric) and all(f'{k}="{v}"' in line for k, v in labels.items()):
+                if line.split("{")[0].endswith("_sum"):
+                    total += float(line.rsplit(" ", 1)[1])
+                elif line.split("{")[0].endswith("_count"):
+                    count += float(line.rsplit(" ", 1)[1])
+        return total / count / 1000 if count else float("nan")
+
+    found["server: REST request ms (mean)"] = mean(":tensorflow:serving:request_latency", entrypoint="REST")
+    found["server: gRPC request ms (mean)"] = mean(":tensorflow:serving:request_latency", entrypoint="GRPC")
+    found["server: runtime ms (mean)"] = mean(":tensorflow:serving:runtime_latency")
+    return found
+
+
+def tf_make_proto(value):
+    import tensorflow as tf
+
+    return tf.make_tensor_proto(value.numpy())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--spark-rows", type=int, default=1_000_000)
     parser.add_argument("--workers", type=int, default=2, help="server processes (serving.server --workers)")
     parser.add_argument("--json", action="store_true", help="end with one JSON line of the figures (bench/all.py)")
+    parser.add_argument(
+        "--only",
+        choices=("all", "latency-floor", "warmup"),
+        default="all",
+        help="one section: where batch-1 latency goes; the first request after a roll-forward with/without warm-up",
+    )
     args = parser.parse_args()
     figures = {}
 
@@ -359,6 +491,49 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="bench-serving-"))
     shutil.copytree(model_dir, tmp / "titanic" / "1")
     fn = tf.saved_model.load(str(model_dir)).signatures[RAW_SIGNATURE]
+    if args.only in ("all", "warmup"):
+        warm = first_request_after_roll_forward(model_dir, True)
+        cold = first_request_after_roll_forward(model_dir, False)
+        figures.update(
+            {
+                "first request after roll-forward, warm-up ms": warm["first ms"],
+                "first request after roll-forward, no warm-up ms": cold["first ms"],
+            }
+        )
+        figures["first request after start, warm-up ms"] = warm["first after start ms"]
+        figures["first request after start, no warm-up ms"] = cold["first after start ms"]
+        for what, key in (
+            ("the server's first model", "first after start"),
+            ("a version just rolled forward", "first"),
+        ):
+            second = "second after start ms" if key == "first after start" else "second ms"
+            print(
+                f"first REST request to {what}: {warm[key + ' ms']:.1f} ms with warm-up (the next "
+                f"{warm[second]:.1f} ms), {cold[key + ' ms']:.1f} ms without (the next {cold[second]:.1f} ms)",
+                flush=True,
+            )
+    if args.only in ("all", "latency-floor"):
+        tensors = {
+            k: tf.constant([v], dtype=tf.float32 if k in FLOATS else tf.int64 if k in INTS else tf.string)
+            for k, v in ROW.items()
+        }
+        f = latency_floor(tmp, args.requests, fn, tensors)
+        figures.update({f"floor: {k}": v for k, v in f.items()})
+        base = f["in-process"]
+        print("\nwhere batch-1 latency goes (p50 ms, median of 3 interleaved rounds, one server process):")
+        for name in ("in-process", "REST predict", "REST status (no model)", "gRPC predict", "gRPC status (no model)"):
+            print(f"  {name:<26}{f[name]:>8.2f} ms  {f[name] / base:>5.1f}x in-process")
+        print(
+            f"  the server's own account: REST request {f['server: REST request ms (mean)']:.2f} ms, gRPC "
+            f"{f['server: gRPC request ms (mean)']:.2f} ms, of which the signature call "
+            f"{f['server: runtime ms (mean)']:.2f} ms",
+            flush=True,
+        )
+    if args.only != "all":
+        shutil.rmtree(tmp, ignore_errors=True)
+        if args.json:
+            print(json.dumps(figures))
+        return 0
     if args.requests:  # 0: Spark only
         proc, ports = start_server(tmp, args.workers)
         channel = grpc.insecure_channel(ports["grpc"])

@@ -4,7 +4,6 @@ Design notes: docs/design-notes.md, components/atomic_pusher.py."""
 
 from __future__ import annotations
 
-import filecmp
 import json
 import os
 import posixpath
@@ -21,12 +20,14 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.dsl.io import fileio
 from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
-from tfx.types.component_spec import ExecutionParameter
+from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import proto_utils
 
 from core import layout, promotion
+from modeling import warmup_requests
 
 SERVING_ROOT = "serving_root"
+EXAMPLES = "examples"  # optional: the examples the warm-up requests are drawn from
 PUSH_LABEL = "push_label"
 
 
@@ -39,14 +40,10 @@ def next_version(base: str) -> int:
     return max([int(time.time())] + [v + 1 for v in layout.version_numbers(base, files)])
 
 
-def same_tree(a: str, b: str) -> bool:
-    cmp = filecmp.dircmp(a, b)
-    if cmp.left_only or cmp.right_only or cmp.funny_files:
-        return False
-    _, mismatch, errors = filecmp.cmpfiles(a, b, cmp.common_files, shallow=False)
-    return (
-        not mismatch and not errors and all(same_tree(os.path.join(a, d), os.path.join(b, d)) for d in cmp.common_dirs)
-    )
+def same_tree(a: str, b: str, ignore=(layout.WARMUP_REQUESTS,)) -> bool:
+    """The same files with the same bytes under both folders, the warm-up requests aside (they are drawn from each
+    run's examples; the model is what must be the same)."""
+    return same_remote_tree(a, b, ignore)
 
 
 def _files(root: str) -> Dict[str, str]:
@@ -59,8 +56,10 @@ def _files(root: str) -> Dict[str, str]:
     return found
 
 
-def same_remote_tree(a: str, b: str) -> bool:
+def same_remote_tree(a: str, b: str, ignore=(layout.WARMUP_REQUESTS,)) -> bool:
     left, right = _files(a), _files(b)
+    for rel in ignore:
+        left.pop(rel, None), right.pop(rel, None)
     if set(left) != set(right):
         return False
     for rel in left:
@@ -70,11 +69,13 @@ def same_remote_tree(a: str, b: str) -> bool:
     return True
 
 
-def push_atomically(model_dir: str, base: str) -> str:
+def push_atomically(model_dir: str, base: str, extra: Optional[Dict[str, bytes]] = None) -> str:
     """Copies the SavedModel in `model_dir` to a new version under `base` (unless the newest version already
-    holds exactly these files); returns the version's path."""
+    holds exactly these files), with the `extra` files ({relative path: bytes}, the warm-up requests) written into
+    it before it appears; returns the version's path."""
+    extra = extra or {}
     if is_remote(base) or is_remote(model_dir):
-        return _push_to_object_store(model_dir, base)
+        return _push_to_object_store(model_dir, base, extra)
     os.makedirs(base, exist_ok=True)
     versions = layout.version_numbers(base)
     if versions and same_tree(model_dir, os.path.join(base, str(versions[-1]))):
@@ -85,6 +86,10 @@ def push_atomically(model_dir: str, base: str) -> str:
     try:
         payload = os.path.join(staging, "model")
         shutil.copytree(model_dir, payload)
+        for rel, data in extra.items():
+            os.makedirs(os.path.dirname(os.path.join(payload, rel)), exist_ok=True)
+            with open(os.path.join(payload, rel), "wb") as f:
+                f.write(data)
         target = os.path.join(base, str(version))
         os.rename(payload, target)  # atomic on one filesystem; fails rather than merges if target exists
     finally:
@@ -92,7 +97,7 @@ def push_atomically(model_dir: str, base: str) -> str:
     return target
 
 
-def _push_to_object_store(model_dir: str, base: str) -> str:
+def _push_to_object_store(model_dir: str, base: str, extra: Dict[str, bytes]) -> str:
     base = base.rstrip("/")
     newest = layout.newest_version(base, files=fileio)
     if newest is not None and same_remote_tree(model_dir, f"{base}/{newest}"):
@@ -101,6 +106,11 @@ def _push_to_object_store(model_dir: str, base: str) -> str:
     version = next_version(base)
     target = f"{base}/{version}"
     files = _files(model_dir)
+    for rel, data in extra.items():
+        destination = f"{target}/{rel}"
+        fileio.makedirs(posixpath.dirname(destination))
+        with fileio.open(destination, "wb") as f:
+            f.write(data)
     # saved_model.pb last: a reader that waits for it never loads a partial version (module docstring)
     for rel in sorted(files, key=lambda r: (r == layout.SAVED_MODEL, r)):
         destination = f"{target}/{rel.replace(os.sep, '/')}"
@@ -132,6 +142,16 @@ def serving_root(exec_properties: Dict[str, Any]) -> str:
     return destination.filesystem.base_directory
 
 
+def _warmup_files(model_path: str, examples) -> Dict[str, bytes]:
+    """{layout.WARMUP_REQUESTS: a TFRecord of PredictionLogs} from a few eval examples, or {} without examples."""
+    if not examples:
+        return {}
+    serialized = warmup_requests.eval_examples(examples[0].uri)
+    records = warmup_requests.build(model_path, serialized)
+    logging.info("Warm-up requests: %d record(s) from %d eval example(s).", len(records), len(serialized))
+    return {layout.WARMUP_REQUESTS: warmup_requests.as_tfrecord(records)} if records else {}
+
+
 class Executor(pusher_executor.Executor):
     def Do(
         self,
@@ -145,7 +165,7 @@ class Executor(pusher_executor.Executor):
             mark_not_pushed(model_push)
             return
         model_path = self.GetModelPath(input_dict)
-        serving_path = push_atomically(model_path, base)
+        serving_path = push_atomically(model_path, base, _warmup_files(model_path, input_dict.get(EXAMPLES)))
         logging.info("Model written to serving path %s.", serving_path)
         if is_remote(model_push.uri) or is_remote(model_path):
             for rel, path in sorted(_files(model_path).items()):  # the archive copy TFX keeps too
@@ -180,6 +200,10 @@ class Executor(pusher_executor.Executor):
 
 
 class AtomicPusherSpec(standard_component_specs.PusherSpec):
+    INPUTS = {
+        **standard_component_specs.PusherSpec.INPUTS,
+        EXAMPLES: ChannelParameter(type=standard_artifacts.Examples, optional=True),
+    }
     PARAMETERS = {
         **standard_component_specs.PusherSpec.PARAMETERS,
         SERVING_ROOT: ExecutionParameter(type=str, optional=True),
@@ -201,6 +225,7 @@ class AtomicPusher(pusher_component.Pusher):
         serving_root=None,
         push_destination: Optional[pusher_pb2.PushDestination] = None,
         push_label: Optional[str] = None,
+        examples: Optional[types.BaseChannel] = None,
     ):
         if serving_root is None and push_destination is None:
             raise ValueError("AtomicPusher needs serving_root or push_destination")
@@ -210,6 +235,7 @@ class AtomicPusher(pusher_component.Pusher):
             push_destination=push_destination,
             serving_root=serving_root,
             push_label=push_label,
+            examples=examples,
             pushed_model=types.Channel(type=standard_artifacts.PushedModel),
         )
         base_component.BaseComponent.__init__(self, spec=spec)

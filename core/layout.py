@@ -47,6 +47,10 @@ REGRESS_SIGNATURE = "regress"
 RUN_RECORD = "training_run.json"
 
 SAVED_MODEL = "saved_model.pb"
+# the requests TF Serving replays against a version before it serves it (servables/tensorflow/
+# saved_model_warmup_util.h: kRequestsFileName, under kSavedModelAssetsExtraDirectory): a TFRecord of PredictionLogs
+WARMUP_REQUESTS = "assets.extra/tf_serving_warmup_requests"
+WARMUP_MAX_RECORDS = 1000  # WarmupConsts::kMaxNumRecords
 MAX_VERSION = (1 << 63) - 1  # TF Serving's versions are int64
 _VERSION = re.compile(r"[0-9]+")
 

@@ -144,6 +144,7 @@ def create_components(
         model_blessing=evaluator.outputs["blessing"],
         serving_root=serving_root,
         push_label=config.push_label,
+        examples=example_gen.outputs["examples"],  # the warm-up requests the pushed version carries
     ).with_id("Pusher")
     return [
         example_gen,

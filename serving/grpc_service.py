@@ -185,6 +185,47 @@ def _examples(input_proto) -> list:
     raise inference.BadRequest("input has no examples")
 
 
+# The answers given a model: the servicer's methods once the model is found, and warm-up's replay of the requests a
+# version carries (serving/warmup.py), so both take the same path
+def predict(model, request) -> predict_pb2.PredictResponse:
+    signature = request.model_spec.signature_name or inference.DEFAULT_SIGNATURE
+    inputs = {k: tensor_to_value(k, v) for k, v in request.inputs.items()}
+    outputs = inference.run(model, signature, inputs)
+    response = predict_pb2.PredictResponse()
+    _fill_spec(response.model_spec, model, signature)
+    for key in set(request.output_filter) or set(outputs):
+        if key not in outputs:
+            raise inference.BadRequest(f"output_filter names unknown output {key!r}")
+        response.outputs[key].CopyFrom(tf.make_tensor_proto(outputs[key]))
+    return response
+
+
+def _method_outputs(model, request, method):
+    """(signature, outputs) for a Classify/Regress request: a signature made for that method."""
+    signature = request.model_spec.signature_name or inference.DEFAULT_SIGNATURE
+    return signature, inference.method_signature_outputs(model, signature, _examples(request.input), method)
+
+
+def classify(model, request) -> classification_pb2.ClassificationResponse:
+    signature, outputs = _method_outputs(model, request, "classify")
+    response = classification_pb2.ClassificationResponse()
+    _fill_spec(response.model_spec, model, signature)
+    for row in inference.classify(outputs):
+        classification = response.result.classifications.add()
+        for label, score in row:
+            classification.classes.add(label=label, score=score)
+    return response
+
+
+def regress(model, request) -> regression_pb2.RegressionResponse:
+    signature, outputs = _method_outputs(model, request, "regress")
+    response = regression_pb2.RegressionResponse()
+    _fill_spec(response.model_spec, model, signature)
+    for value in inference.regress(outputs):
+        response.result.regressions.add(value=value)
+    return response
+
+
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     def __init__(self, repository: Repository):
         self.repository = repository
@@ -194,43 +235,15 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     @handles_errors
     def Predict(self, request, context):
-        model = self._model(request.model_spec)
-        signature = request.model_spec.signature_name or inference.DEFAULT_SIGNATURE
-        inputs = {k: tensor_to_value(k, v) for k, v in request.inputs.items()}
-        outputs = inference.run(model, signature, inputs)
-        response = predict_pb2.PredictResponse()
-        _fill_spec(response.model_spec, model, signature)
-        for key in set(request.output_filter) or set(outputs):
-            if key not in outputs:
-                raise inference.BadRequest(f"output_filter names unknown output {key!r}")
-            response.outputs[key].CopyFrom(tf.make_tensor_proto(outputs[key]))
-        return response
-
-    def _method_outputs(self, request, method):
-        """(model, signature, outputs) for a Classify/Regress request: a signature made for that method."""
-        model = self._model(request.model_spec)
-        signature = request.model_spec.signature_name or inference.DEFAULT_SIGNATURE
-        return model, signature, inference.method_signature_outputs(model, signature, _examples(request.input), method)
+        return predict(self._model(request.model_spec), request)
 
     @handles_errors
     def Classify(self, request, context):
-        model, signature, outputs = self._method_outputs(request, "classify")
-        response = classification_pb2.ClassificationResponse()
-        _fill_spec(response.model_spec, model, signature)
-        for row in inference.classify(outputs):
-            classification = response.result.classifications.add()
-            for label, score in row:
-                classification.classes.add(label=label, score=score)
-        return response
+        return classify(self._model(request.model_spec), request)
 
     @handles_errors
     def Regress(self, request, context):
-        model, signature, outputs = self._method_outputs(request, "regress")
-        response = regression_pb2.RegressionResponse()
-        _fill_spec(response.model_spec, model, signature)
-        for value in inference.regress(outputs):
-            response.result.regressions.add(value=value)
-        return response
+        return regress(self._model(request.model_spec), request)
 
     @handles_errors
     def GetModelMetadata(self, request, context):

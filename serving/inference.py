@@ -7,9 +7,11 @@ Inputs are checked against the signature (names, dtypes, shapes) before the mode
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import math
+import threading
 import time
 from typing import Any, Dict, List, Tuple
 
@@ -361,6 +363,19 @@ def _encode_strings(value):
 BATCHER = None  # a serving.batching.BatchScheduler when the server runs with --enable_batching
 
 
+_REPLAY = threading.local()
+
+
+@contextlib.contextmanager
+def replaying():
+    """Warm-up's requests (serving/warmup.py) run on this thread inside the block: answered, never logged."""
+    _REPLAY.on = True
+    try:
+        yield
+    finally:
+        _REPLAY.on = False
+
+
 class Prepared:
     """A request's checked inputs and the call that answers them: `call(arrays)` runs the signature on them (or on
     a batch holding them, serving/batching.py); `answered()` logs the request once it has its answer."""
@@ -373,7 +388,8 @@ class Prepared:
 
     def answered(self) -> None:
         log = request_log.ACTIVE
-        if log is not None:  # answered requests only; a queue append, the writing happens on the log's own thread
+        # answered requests only, warm-up's never; a queue append, the writing happens on the log's own thread
+        if log is not None and not getattr(_REPLAY, "on", False):
             log.record(self.key[0], self.arrays, serialized=self.signature_name in SERIALIZED_SIGNATURES)
 
 

@@ -10,7 +10,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import tensorflow as tf
 from google.protobuf import json_format
@@ -110,6 +110,9 @@ class Repository:
         self._refresh_lock = threading.Lock()
         self._refused: set = set()
         self.on_load = lambda name, version, seconds, ok: None  # metrics hook
+        # run on each version once loaded, before it serves (serving/warmup.py; server.py sets it): an exception
+        # fails the version's load
+        self.warmup: Optional[Callable[[LoadedModel], None]] = None
         self.config_poll_seconds = 0.0  # re-read the config file at most this often (0: never, TF Serving's default)
         self._config_read_at = time.monotonic()
         if self.model_config_file is not None:
@@ -195,6 +198,8 @@ class Repository:
         started = time.monotonic()
         try:
             loaded = load(model.name, version, path)
+            if self.warmup is not None:
+                self.warmup(loaded)
         except Exception as exc:  # a half-written or corrupt version must not stop the server
             reason = self.redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
             self._failed[(model.name, version)] = (fingerprint, reason)

@@ -159,13 +159,26 @@ def _tf_serving_args(args) -> list:
         "model_config_file_poll_wait_seconds",
         "monitoring_config_file",
         "batching_parameters_file",
+        "num_request_iterations_for_warmup",
     ):
         if getattr(args, name) is not None:
             out += [f"--{name}", str(getattr(args, name))]
+    out.append(f"--enable_model_warmup={'true' if args.enable_model_warmup else 'false'}")
     for name in ("allow_version_labels_for_unavailable_models", "enable_batching"):
         if getattr(args, name):
             out.append(f"--{name}")
     return out
+
+
+def _tf_bool(text: str) -> bool:
+    """A bool flag's value as TensorFlow's command-line flags read one (tensorflow/core/util/command_line_flags.cc
+    ParseBoolFlag: true/false or 1/0, case-insensitive)."""
+    value = text.strip().lower()
+    if value in ("true", "1"):
+        return True
+    if value in ("false", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"{text!r} is not true, false, 1 or 0")
 
 
 def _add_tf_serving_flags(parser) -> None:
@@ -201,6 +214,22 @@ def _add_tf_serving_flags(parser) -> None:
         help="MonitoringConfig text proto: prometheus_config { enable: true path: ... }",
     )
     flag("enable_batching", action="store_true", help="merge concurrent requests into one signature call")
+    flag(
+        "enable_model_warmup",
+        type=_tf_bool,
+        nargs="?",
+        const=True,
+        default=True,
+        metavar="true|false",
+        help="replay a version's assets.extra/tf_serving_warmup_requests before it serves (TF Serving's default: true)",
+    )
+    flag(
+        "num_request_iterations_for_warmup",
+        type=int,
+        default=None,
+        metavar="N",
+        help="times each warm-up request is replayed; used only if > 0 (default once)",
+    )
     flag(
         "batching_parameters_file",
         type=Path,
@@ -302,7 +331,7 @@ def serve(args) -> int:
     # Only now, once arguments and files are checked: TensorFlow's start-up lines, which look like errors and are
     # not, are held back (VERBOSE=1 shows them)
     with quiet_native_startup():  # heavy: TensorFlow comes with these
-        from serving import grpc_service, inference, rest
+        from serving import grpc_service, inference, rest, warmup
         from serving.repository import Poller, Repository
 
     # with --workers N every worker loads every model: each line says which worker it is
@@ -330,6 +359,22 @@ def serve(args) -> int:
 
     repository = Repository(args.serving_root, args.model_config_file, args.allow_version_labels_for_unavailable_models)
     repository.on_load = METRICS.load
+    if args.enable_model_warmup:
+        iterations = args.num_request_iterations_for_warmup or 1
+
+        def warm_up(model) -> None:
+            done = warmup.replay(model, iterations)
+            if done is not None:
+                logging.getLogger("serving").info(
+                    "%s version %s: warm-up replayed %d record(s) x %d in %.1f ms",
+                    model.name,
+                    model.version,
+                    done[0],
+                    iterations,
+                    done[1] * 1000,
+                )
+
+        repository.warmup = warm_up
     METRICS.gauges.append(model_state_gauge(repository))
     try:
         repository.start()
