@@ -30,9 +30,10 @@ from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
 
 from components import example_gen_config
+from core import dates
 from core.data_errors import DataError
 
-TYPES = ("int", "float", "string")
+TYPES = ("int", "float", "string", "date")
 MISSING = ("", "na", "n/a", "nan", "null", "none")
 
 
@@ -105,6 +106,12 @@ def parse_row(row: Dict[str, str], settings: Dict[str, Any]) -> Optional[tf.trai
             continue
         if is_missing(raw, markers):
             continue  # an absent value is what the schema and the transform read as missing
+        if kind == "date":
+            fmt = dates.FORMATS[column["format"]]
+            if dates.parse(raw, fmt.name) is None:
+                raise ValueError(f"column {name!r}: {raw[:40]!r} is not a date as {fmt.shown}")
+            feature[name] = _feature(raw.strip(), "string")
+            continue
         feature[name] = _feature(typed(raw, kind, name), kind)
     return tf.train.Example(features=tf.train.Features(feature=feature))
 
@@ -189,10 +196,14 @@ class Executor(BaseExampleGenExecutor):
         return _TableToExample
 
 
-def column(name: str, kind: str) -> Dict[str, str]:
+def column(name: str, kind: str, date_format: Optional[str] = None) -> Dict[str, str]:
+    """A column as TableExampleGen reads it; a "date" column is a string in `date_format` (core/dates.py), kept as
+    the table has it, each value checked."""
     if kind not in TYPES:
         raise ValueError(f"column {name!r}: type {kind!r} is not one of {TYPES}")
-    return {"name": name, "type": kind}
+    if (kind == "date") != (date_format is not None) or (date_format and date_format not in dates.FORMATS):
+        raise ValueError(f"column {name!r}: a date column takes one of the formats {sorted(dates.FORMATS)}")
+    return {"name": name, "type": kind, **({"format": date_format} if date_format else {})}
 
 
 class TableExampleGen(example_gen_component.FileBasedExampleGen):

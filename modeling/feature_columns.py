@@ -18,10 +18,13 @@ does with its `*_nan` columns.
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, List, Optional, Sequence, Union
+import math
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import tensorflow as tf
 import tensorflow_transform as tft
+
+from core import dates
 
 MISSING_SUFFIX = "_missing"
 
@@ -168,7 +171,36 @@ class Text:
 
 TEXT_PAD_ID, TEXT_OOV_ID = 0, 1  # vocabulary token i gets id i + 2
 
-ModelColumn = Union[Numeric, Indicator, Embedding, Text]
+
+@dataclasses.dataclass(frozen=True)
+class Date:
+    """A date or timestamp in one of core/dates.py's formats (or Unix seconds, `format="unix_seconds"`), read from
+    the raw value in the graph: days since 1970 and the year (z-scored, the trend), month, day of month, day of
+    week, day of year and, for a timestamp, the hour (z-scored, and each as sin and cos of its phase, so December
+    sits next to January), and a 0/1 flag where the value is missing."""
+
+    key: str
+    format: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.key}_date"
+
+    @property
+    def parts(self) -> List[str]:
+        periodic = [p for p in dates.PERIODS if p != "hour" or self.has_time]
+        return ["days", "year", *periodic, *(f"{p}_{f}" for p in periodic for f in ("sin", "cos"))]
+
+    @property
+    def has_time(self) -> bool:
+        return self.format == dates.UNIX or dates.FORMATS[self.format].has_time
+
+    @property
+    def feature_names(self) -> List[str]:
+        return [f"{self.name}_{p}" for p in self.parts] + [self.name + MISSING_SUFFIX]
+
+
+ModelColumn = Union[Numeric, Indicator, Embedding, Text, Date]
 
 
 def raw_keys(spec: Sequence[ModelColumn]) -> List[str]:
@@ -176,7 +208,7 @@ def raw_keys(spec: Sequence[ModelColumn]) -> List[str]:
     keys: List[str] = []
 
     def visit(col):
-        if isinstance(col, Text):
+        if isinstance(col, (Text, Date)):
             if col.key not in keys:
                 keys.append(col.key)
         elif isinstance(col, (Indicator, Embedding)):
@@ -196,6 +228,9 @@ def transformed_names(spec: Sequence[ModelColumn]) -> List[str]:
     """The names of the features `transform` writes for these columns (what the model's inputs are called)."""
     names: List[str] = []
     for col in spec:
+        if isinstance(col, Date):
+            names.extend(col.feature_names)
+            continue
         names.append(col.name)
         if isinstance(col, Numeric) and col.missing_flag:
             names.append(col.name + MISSING_SUFFIX)
@@ -314,6 +349,80 @@ class _TransformBuilder:
         raise TypeError(f"not a categorical column: {col!r}")
 
 
+def _days_from_civil(y, m, d):
+    """Days since 1970-01-01 of a proleptic Gregorian date (int64 tensors; H. Hinnant's days_from_civil)."""
+    y = y - tf.cast(m <= 2, tf.int64)
+    era = tf.math.floordiv(y, 400)
+    yoe = y - era * 400
+    doy = tf.math.floordiv(153 * tf.math.floormod(m + 9, 12) + 2, 5) + d - 1
+    doe = yoe * 365 + tf.math.floordiv(yoe, 4) - tf.math.floordiv(yoe, 100) + doy
+    return era * 146097 + doe - 719468
+
+
+def _civil_from_days(z):
+    """(year, month, day) of days since 1970-01-01 (int64 tensors; H. Hinnant's civil_from_days)."""
+    z = z + 719468
+    era = tf.math.floordiv(z, 146097)
+    doe = z - era * 146097
+    yoe = tf.math.floordiv(
+        doe - tf.math.floordiv(doe, 1460) + tf.math.floordiv(doe, 36524) - tf.math.floordiv(doe, 146096), 365
+    )
+    doy = doe - (365 * yoe + tf.math.floordiv(yoe, 4) - tf.math.floordiv(yoe, 100))
+    mp = tf.math.floordiv(5 * doy + 2, 153)
+    d = doy - tf.math.floordiv(153 * mp + 2, 5) + 1
+    m = tf.where(mp < 10, mp + 3, mp - 9)
+    return yoe + era * 400 + tf.cast(m <= 2, tf.int64), m, d
+
+
+def date_parts(col: Date, raw) -> Tuple[Dict[str, tf.Tensor], tf.Tensor]:
+    """({part: float32 [batch]} as core/dates.py calendar() gives them, present [batch] bool) from the raw
+    feature: the string as the table had it (its format's pattern), or Unix seconds."""
+    if col.format == dates.UNIX:
+        seconds = tf.cast(_densify(raw, float("nan") if raw.dtype.is_floating else 0), tf.float64)
+        present = tf.logical_and(_present(raw), tf.math.is_finite(seconds))
+        seconds = tf.where(present, seconds, tf.zeros_like(seconds))
+        days = tf.cast(tf.math.floor(seconds / 86400.0), tf.int64)
+        y, m, d = _civil_from_days(days)
+        hour = tf.cast(tf.math.floor(tf.math.floormod(seconds, 86400.0) / 3600.0), tf.int64)
+    else:
+        fmt = dates.FORMATS[col.format]
+        text = tf.strings.strip(_densify(raw, "") if raw.dtype == tf.string else _as_string(raw))
+        present = tf.strings.regex_full_match(text, fmt.pattern)
+        fields = tf.strings.regex_replace(text, "^" + fmt.pattern + "$", fmt.rewrite())
+        fields = tf.where(present, fields, tf.fill(tf.shape(fields), "1970 1 1 0"))
+        numbers = tf.strings.to_number(tf.strings.split(fields).to_tensor(shape=[None, 4], default_value="0"), tf.int64)
+        y, m, d, hour = numbers[:, 0], numbers[:, 1], numbers[:, 2], numbers[:, 3]
+        days = _days_from_civil(y, m, d)
+    parts = {
+        "days": days,
+        "year": y,
+        "month": m,
+        "dom": d,
+        "dow": tf.math.floormod(days + 3, 7),  # 1970-01-01 was a Thursday; Monday is 0, as datetime.weekday()
+        "doy": days - _days_from_civil(y, tf.ones_like(m), tf.ones_like(d)) + 1,
+        "hour": hour,
+    }
+    return {k: tf.cast(v, tf.float32) for k, v in parts.items()}, present
+
+
+def _date_features(col: Date, raw) -> Dict[str, tf.Tensor]:
+    values, present = date_parts(col, raw)
+    out = {}
+    for part in ["days", "year", *(p for p in dates.PERIODS if p in col.parts)]:
+        x = values[part]
+        kept = tf.boolean_mask(x, present)
+        mean, std = tft.mean(kept), tf.sqrt(tft.var(kept))
+        scaled = (x - mean) / tf.where(std > 0, std, tf.ones_like(std))
+        out[f"{col.name}_{part}"] = tf.where(present, scaled, tf.zeros_like(scaled))
+        if part in dates.PERIODS:
+            start = 0.0 if part in ("dow", "hour") else 1.0
+            phase = 2 * math.pi * (x - start) / dates.PERIODS[part]
+            out[f"{col.name}_{part}_sin"] = tf.where(present, tf.sin(phase), tf.zeros_like(phase))
+            out[f"{col.name}_{part}_cos"] = tf.where(present, tf.cos(phase), tf.zeros_like(phase))
+    out[col.name + MISSING_SUFFIX] = tf.cast(tf.logical_not(present), tf.float32)
+    return out
+
+
 def _text_ids(col: Text, raw) -> tf.Tensor:
     """[batch, max_tokens] int64: vocabulary ids shifted past PAD and OOV, unknown tokens -> OOV, then padding."""
     text = tf.strings.lower(_densify(raw, "") if raw.dtype == tf.string else _as_string(raw), encoding="utf-8")
@@ -342,6 +451,8 @@ def transform(spec: Sequence[ModelColumn], raw: Dict[str, Union[tf.Tensor, tf.Sp
             texts[col.name] = _text_ids(col, builder.raw(col.key))
         elif isinstance(col, Numeric):
             outputs.update(builder.numeric(col))
+        elif isinstance(col, Date):
+            outputs.update(_date_features(col, builder.raw(col.key)))
         elif isinstance(col, (Indicator, Embedding)):
             outputs[col.name] = builder.ids(col.categorical)
         else:
@@ -380,7 +491,13 @@ def keras_inputs(spec: Sequence[ModelColumn]) -> Dict[str, tf.keras.Input]:
     for name in transformed_names(spec):
         if name in inputs:
             continue
-        is_float = any(isinstance(c, Numeric) for c in spec if name in (c.name, c.name + MISSING_SUFFIX))
+        is_float = any(
+            isinstance(c, Numeric)
+            and name in (c.name, c.name + MISSING_SUFFIX)
+            or isinstance(c, Date)
+            and name in c.feature_names
+            for c in spec
+        )
         inputs[name] = tf.keras.Input(shape=(1,), name=name, dtype=tf.float32 if is_float else tf.int64)
     return inputs
 
@@ -404,6 +521,8 @@ def encode(spec: Sequence[ModelColumn], inputs: Dict[str, tf.Tensor], tft_output
             n = num_buckets(col.categorical, tft_output)
             emb = tf.keras.layers.Embedding(n, col.dimension, name=f"{col.name}_embedding")(inputs[col.name])
             parts.append(tf.keras.layers.Reshape((col.dimension,))(emb))
+        elif isinstance(col, Date):
+            parts.extend(tf.cast(inputs[name], tf.float32) for name in col.feature_names)
         elif isinstance(col, Text):
             if tft_output is None:
                 raise ValueError(f"{col.name}: the vocabulary size is known only from the Transform output")

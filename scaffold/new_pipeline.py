@@ -21,6 +21,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import pipelines
 from components.table_example_gen import MISSING, header_name, is_missing
+from core import dates
 from pipelines import registry
 
 PIPELINES_DIR = Path(pipelines.__file__).resolve().parent
@@ -195,9 +196,16 @@ def profile(header: Sequence[str], rows: Sequence[Sequence[str]]) -> Dict[str, P
 @dataclasses.dataclass
 class Choice:
     column: str
-    kind: str  # numeric, one-hot, embedding, text, label, dropped
+    kind: str  # numeric, one-hot, embedding, text, date, label, dropped
     code: str  # the feature_columns expression ("" when dropped)
     why: str
+    date_format: str = ""  # a date column's format (core/dates.py)
+
+    @property
+    def date_kind(self) -> str:
+        """TableExampleGen's type for a date string column ("date:<format>"); "" otherwise (Unix seconds are a
+        number as the table has them)."""
+        return f"date:{self.date_format}" if self.date_format and self.date_format != dates.UNIX else ""
 
 
 def choose_task(label: Profile, task: str) -> Tuple[str, List[str], str]:
@@ -242,8 +250,21 @@ def choose_features(profiles: Dict[str, Profile], label: str) -> List[Choice]:
     for name, p in profiles.items():
         if name == label:
             continue
+        date_format = _date_format(p)
         if not p.present:
             choices.append(Choice(name, "dropped", "", "always missing"))
+        elif date_format:  # before the identifier rule: a date differs on every row and is no identifier
+            shown = "Unix seconds" if date_format == dates.UNIX else dates.FORMATS[date_format].shown
+            made = fc_date_parts(date_format)
+            choices.append(
+                Choice(
+                    name,
+                    "date",
+                    f'fc.Date("{name}", "{date_format}")',
+                    f"a date ({shown}, e.g. {p.present[0][:25]!r}): {made}",
+                    date_format,
+                )
+            )
         elif p.distinct == 1:
             choices.append(Choice(name, "dropped", "", f"constant ({p.present[0][:20]!r}): nothing to learn"))
         elif p.distinct == len(p.present) == p.rows and (
@@ -295,6 +316,29 @@ def choose_features(profiles: Dict[str, Profile], label: str) -> List[Choice]:
     return choices
 
 
+DATE_SAMPLE = 2000  # values the format is detected on; then every value is checked in it
+
+
+def _date_format(p: Profile) -> str:
+    """The column's date format (core/dates.py), or "" when it is not a date column."""
+    if p.kind == "string" and p.present:
+        fmt = dates.detect(p.present[:DATE_SAMPLE])
+        if fmt and all(dates.parse(v, fmt) is not None for v in p.present):
+            return fmt
+    if p.kind in ("int", "float") and dates.is_unix_seconds(p.name, p.numbers()):
+        return dates.UNIX
+    return ""
+
+
+def fc_date_parts(date_format: str) -> str:
+    """What the table of choices says a date column became."""
+    from modeling import feature_columns as fc  # heavy: TensorFlow, only once a date column is found
+
+    column = fc.Date("x", date_format)
+    periodic = [p for p in dates.PERIODS if p in column.parts]
+    return f"days since 1970, year, {', '.join(periodic)}; sin/cos of each periodic one; a missing flag"
+
+
 def _id_name(name: str) -> bool:
     return bool(re.search(r"(^|_|\b)(id|uuid|key|index|row)$", name, re.I) or re.search(r"[a-z]Id$", name))
 
@@ -305,6 +349,33 @@ def _is_counter(p: Profile) -> bool:
 
 
 # ------------------------------------------------------------------------------------------------ baseline
+def calendar_matrix(raw: Sequence[str], date_format: str):
+    """Per row: the calendar parts, sin/cos of the periodic ones, a missing flag (as modeling/feature_columns.py
+    Date makes them), for the baseline."""
+    import numpy as np
+
+    rows = []
+    for value in raw:
+        if is_missing(value):
+            rows.append(None)
+            continue
+        when = dates.from_unix(float(value)) if date_format == dates.UNIX else dates.parse(value, date_format)
+        rows.append(dates.calendar(when))
+    keys = list(dates.calendar(dates.from_unix(0)))
+    out = []
+    for row in rows:
+        if row is None:
+            out.append([0.0] * (len(keys) + 2 * len(dates.PERIODS)) + [1.0])
+            continue
+        cyclic = []
+        for part, period in dates.PERIODS.items():
+            start = 0.0 if part in ("dow", "hour") else 1.0
+            phase = 2 * np.pi * (row[part] - start) / period
+            cyclic += [np.sin(phase), np.cos(phase)]
+        out.append([row[k] for k in keys] + cyclic + [0.0])
+    return np.array(out, dtype=float)
+
+
 def _hash_eval(row: Sequence[str]) -> bool:
     """A deterministic 1-in-3 split of a single file for the baseline (the pipeline's own split differs: TFX hashes
     the serialized tf.Example; both are 2:1)."""
@@ -344,6 +415,11 @@ def baseline(
                 )
             elif c.kind == "text":
                 parts.append(HashingVectorizer(n_features=1 << 14, alternate_sign=False, norm="l2").transform(raw))
+            elif c.kind == "date":  # the same calendar features the transform computes
+                values = calendar_matrix(raw, c.date_format)
+                if c.column not in fitted:
+                    fitted[c.column] = StandardScaler().fit(values)
+                parts.append(sparse.csr_matrix(fitted[c.column].transform(values)))
             else:
                 cells = np.array([["" if is_missing(v) else v.strip()] for v in raw], dtype=object)
                 if c.column not in fitted:
@@ -521,7 +597,10 @@ def render(
         if layout.hash_split
         else "[" + ", ".join(f'("{s}", PREFIX + {f!r})' for s, f in layout.splits) + "]"
     )
-    columns = ", ".join(f"column({n!r}, {k!r})" for n, k in column_kinds.items())
+    columns = ", ".join(
+        f"column({n!r}, 'date', {k.split(':', 1)[1]!r})" if k.startswith("date:") else f"column({n!r}, {k!r})"
+        for n, k in column_kinds.items()
+    )
     files = {}
     files["__init__.py"] = f'"""{name}: drafted by `make new-pipeline` from {layout.root}."""\n'
     files[
@@ -733,7 +812,7 @@ def scaffold(name: str, data: Path, label: str, task: str = "auto", out_root: Pa
     bounds, bounds_why = draft_bounds(task, found)
     kept = [c for c in choices if c.kind != "dropped"]
     drift = {c.column: 0.1 for c in kept if c.kind in ("numeric", "one-hot")}
-    column_kinds = {c.column: profiles[c.column].kind for c in kept}
+    column_kinds = {c.column: c.date_kind or profiles[c.column].kind for c in kept}
     column_kinds[label] = "float" if task == "regression" else "string"
     schema = infer_schema(header, train_rows, profiles, label, task, classes, choices)
     files = render(

@@ -327,7 +327,7 @@ def test_an_image_without_the_project_fails_the_first_task_saying_so(titanic, s3
     with pytest.raises(kfp_twin.TwinError) as info:
         cluster.run(package, pipeline_root="s3://kfp/root", parameters=parameters, run_id="no-project")
     message = str(info.value)
-    assert "No module named pipelines" in message or "No module named 'pipelines'" in message
+    assert "No module named 'runners'" in message  # the task's command, runners.kfp_entrypoint, is the project's
     assert "Traceback" not in message
 
 
