@@ -290,16 +290,26 @@ def confusion_section(result: results.RunResult, classes) -> str:
         if 0 <= actual < k and 0 <= predicted < k:
             matrix[actual, predicted] += entry.get("numWeightedExamples", 0.0)
     names = [html.escape(str(c)) for c in classes]
+    actual, predicted = matrix.sum(axis=1), matrix.sum(axis=0)
+
+    def share(part, whole) -> str:
+        return f"{part / whole:.3f}" if whole else "-"
+
     rows = "".join(
         f"<tr><th>{names[i]}</th>"
         + "".join(f"<td>{int(matrix[i, j])}</td>" for j in range(k))
-        + f"<td>{result.overall(f'auc_class_{i}') or float('nan'):.4f}</td></tr>"
+        + f"<td>{result.overall(f'auc_class_{i}') or float('nan'):.4f}</td>"
+        + f"<td>{share(matrix[i, i], actual[i])}</td><td>{share(matrix[i, i], predicted[i])}</td>"
+        + f"<td>{share(actual[i], actual.sum())}</td></tr>"
         for i in range(k)
     )
     table = (
         f'<table class="confusion"><tr><th>actual \\ predicted</th>{"".join(f"<th>{n}</th>" for n in names)}'
-        f"<th>AUC (one vs rest)</th></tr>{rows}</table>"
+        f"<th>AUC (one vs rest)</th><th>recall</th><th>precision</th><th>share of rows</th></tr>{rows}</table>"
     )
+    never = [names[j] for j in range(k) if predicted[j] == 0]
+    if never:  # a rare class the model has learned to ignore shows here, not only as a lower AUC
+        table += f"<p><strong>The model never predicts:</strong> {', '.join(never)} (on the eval split).</p>"
     plt = html_report.pyplot()
     fig, ax = plt.subplots(figsize=(1.2 + 0.6 * k, 1 + 0.6 * k))
     ax.imshow(matrix, cmap="Blues")

@@ -67,6 +67,9 @@ class TrainerSettings:
     reduce_lr_monitor: str = "val_loss"
     reduce_lr_factor: float = 0.5
     warm_start: bool = False  # start from the latest blessed model's weights (run_fn passes TFX's base_model)
+    # classification: {class index (as text, JSON's keys): weight} in the loss, so a rare class counts (Keras's
+    # class_weight); empty: every example weighs 1
+    class_weights: Dict[str, float] = dataclasses.field(default_factory=dict)
     # Raw features the JSON signature takes in another shape than the schema's, e.g. {"window": [8, 3]}
     raw_shapes: Dict[str, List[int]] = dataclasses.field(default_factory=dict)
 
@@ -291,6 +294,7 @@ def train(
         epochs=settings.epochs,
         verbose=0,  # EpochLogger prints progress
         callbacks=callbacks,
+        class_weight={int(k): float(v) for k, v in settings.class_weights.items()} or None,
     )
     fitted = time.monotonic()
     print(f"[trainer] trained in {fitted - started:.1f} s; exporting", flush=True)

@@ -11,10 +11,13 @@ import argparse
 import csv
 import dataclasses
 import hashlib
+import json
 import keyword
 import math
 import re
+import string
 import sys
+import textwrap
 import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -462,6 +465,23 @@ KS_MARGIN = 0.10  # KS moves more than AUC between two fits on a few hundred row
 CHANCE = 0.01  # every bound is this much beyond what a model predicting a constant scores
 
 
+IMBALANCE = 3.0  # the largest class this many times the smallest: classes are weighted
+
+
+def class_weights(labels: Sequence[str], classes: List[str]) -> Tuple[Dict[str, float], str]:
+    """Balanced weights ({class index: n / (classes x count)}, at most 50) when the classes are imbalanced, else
+    none; and why, for the table of choices."""
+    counts = [sum(1 for v in labels if v == c) for c in classes]
+    if not classes or min(counts) == 0:
+        return {}, "no class weights: a class has no training row"
+    smallest = min(counts) / sum(counts)
+    if max(counts) < IMBALANCE * min(counts):
+        return {}, f"no class weights: the classes are within {IMBALANCE:g}x of each other"
+    weights = {str(i): round(min(50.0, sum(counts) / (len(classes) * n)), 4) for i, n in enumerate(counts)}
+    rare = classes[counts.index(min(counts))]
+    return weights, f"balanced class weights: {rare!r} is {smallest:.1%} of the training rows"
+
+
 def draft_bounds(task: str, found: Dict[str, float]) -> Tuple[Dict[str, float], Dict[str, str]]:
     """Bounds a model must meet to be pushed, each with where it comes from: a little under the baseline, and
     never at or below what a model predicting a constant scores (AUC 0.5, KS 0, the majority class's share of the
@@ -552,8 +572,45 @@ def infer_schema(
 
 
 # ------------------------------------------------------------------------------------------------ the code
-def _py(value) -> str:
-    return repr(value)
+TEMPLATES = Path(__file__).resolve().parent / "templates"  # files that look like the Python they become
+WIDTH = 100  # no drafted line is longer
+
+
+def _q(value) -> str:
+    """A Python literal as ruff's formatter writes it: strings in double quotes."""
+    if isinstance(value, bool) or not isinstance(value, (str, dict, list)):
+        return repr(value)
+    if isinstance(value, str) and '"' in value and "'" not in value:
+        return repr(value)  # as ruff writes it: single quotes rather than an escaped double quote
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _comments(text: str, indent: str) -> List[str]:
+    return textwrap.wrap(text, WIDTH - len(indent) - 2, initial_indent=f"{indent}# ", subsequent_indent=f"{indent}# ")
+
+
+def _block(items: List[Tuple[List[str], str]], opening: str, closing: str, indent: str = "    ") -> str:
+    """A list or dict literal, one item a line with its comment lines above it; {} or [] when empty."""
+    if not items:
+        return opening + closing
+    lines = [opening]
+    for comments, item in items:
+        lines += comments + [f"{indent}{item},"]
+    return "\n".join(lines + [indent[:-4] + closing])
+
+
+def _string_literal(value: str, indent: str = "") -> str:
+    """A string literal that stays within WIDTH, split into adjacent literals when it has to be."""
+    literal = _q(value)
+    if len(indent) + len(literal) + 14 <= WIDTH:
+        return literal
+    chunk = WIDTH - len(indent) - 10
+    parts = [_q(value[i : i + chunk]) for i in range(0, len(value), chunk)]
+    return "(\n" + "".join(f"{indent}    {part}\n" for part in parts) + indent + ")"
+
+
+def _fill(template: str, **values) -> str:
+    return string.Template((TEMPLATES / template).read_text(encoding="utf-8")).substitute(values)
 
 
 def render(
@@ -561,7 +618,6 @@ def render(
     layout: Layout,
     dialect: Dialect,
     label: str,
-    label_kind: str,
     task: str,
     classes: List[str],
     choices: List[Choice],
@@ -570,182 +626,121 @@ def render(
     baseline_found: Dict[str, float],
     drift: Dict[str, float],
     column_kinds: Dict[str, str],
-    bounds_why: Optional[Dict[str, str]] = None,
+    bounds_why: Dict[str, str],
+    trainer_options: Dict[str, object],
+    weights_why: str,
 ) -> Dict[str, str]:
+    """The drafted package's files, from the templates in scaffold/templates/."""
     kept = [c for c in choices if c.kind != "dropped"]
     dropped = [c for c in choices if c.kind == "dropped"]
-    bound_lines = "".join(
-        f"    # {k} {v:g}: {(bounds_why or {}).get(k, 'from the baseline')}\n" for k, v in bounds.items()
-    )
-    features_lines = "\n".join(f"    {c.code},  # {c.why}" for c in kept)
-    dropped_lines = "".join(f"# left out: {c.column!r}, {c.why}\n" for c in dropped)
-    problem_note = {
-        "binary": f"binary: P({classes[1] if classes else 1!r}) is served",
-        "multiclass": f"multi-class over {len(classes)} classes",
-        "regression": "regression",
-    }[task]
+    date = time.strftime("%Y-%m-%d")
+    if task == "regression":
+        numbers = [float(v) for v in profiles[label].present]
+        mean = sum(numbers) / len(numbers)
+        std = (sum((v - mean) ** 2 for v in numbers) / len(numbers)) ** 0.5 or 1.0
+        label_constants = "\n".join(
+            [
+                "LABEL_CLASSES = []  # regression: no classes",
+                "# the training label's mean and spread when drafted: the network's output is scaled by them",
+                f"LABEL_MEAN = {mean!r}",
+                f"LABEL_STD = {std!r}",
+            ]
+        )
+        imports = "FEATURES, LABEL_MEAN, LABEL_STD"
+    else:
+        label_constants = "\n".join(
+            _comments(
+                "the label's values in class-index order (TableExampleGen maps each to its index; an unknown "
+                "value in new data is an error naming file and line)",
+                "",
+            )
+            + [
+                "LABEL_CLASSES = " + _block([([], _q(c)) for c in classes], "[", "]")
+                if len(_q(classes)) > 70
+                else f"LABEL_CLASSES = {json.dumps(classes, ensure_ascii=False)}"
+            ]
+        )
+        imports = "FEATURES, LABEL_CLASSES" if task == "multiclass" else "FEATURES"
+    if task == "binary":
+        problem_note = f"binary: P({_q(classes[1])}) is served"
+    else:
+        problem_note = f"multi-class over {len(classes)} classes" if task == "multiclass" else "regression"
     label_train = {
         "binary": "LABEL_CLASSES index (0 or 1)",
         "multiclass": "LABEL_CLASSES index",
         "regression": "the value",
     }[task]
-    numbers = [float(v) for v in profiles[label].present] if task == "regression" else []
-    mean = sum(numbers) / len(numbers) if numbers else 0.0
-    std = (sum((v - mean) ** 2 for v in numbers) / len(numbers)) ** 0.5 if numbers else 1.0
-    splits = (
-        f'[("single_split", PREFIX + {layout.splits[0][1]!r})]'
-        if layout.hash_split
-        else "[" + ", ".join(f'("{s}", PREFIX + {f!r})' for s, f in layout.splits) + "]"
+    features = _block([(_comments(c.why, "    "), c.code) for c in kept], "[", "]")
+    dropped_lines = "\n".join(line for c in dropped for line in _comments(f"left out: {c.column!r}, {c.why}", ""))
+    columns = _block(
+        [
+            (
+                [],
+                f'column({_q(n)}, "date", {_q(k.split(":", 1)[1])})'
+                if k.startswith("date:")
+                else f"column({_q(n)}, {_q(k)})",
+            )
+            for n, k in column_kinds.items()
+        ],
+        "[",
+        "]",
     )
-    columns = ", ".join(
-        f"column({n!r}, 'date', {k.split(':', 1)[1]!r})" if k.startswith("date:") else f"column({n!r}, {k!r})"
-        for n, k in column_kinds.items()
-    )
-    files = {}
-    files["__init__.py"] = f'"""{name}: drafted by `make new-pipeline` from {layout.root}."""\n'
-    files[
-        "features.py"
-    ] = f'''"""{name}'s features, drafted from the data by `make new-pipeline` ({time.strftime("%Y-%m-%d")}): edit freely.
-
-Each column of the table that is worth learning from, with the feature-column kind chosen for it and why
-(modeling/feature_columns.py has every kind). The label is {label!r} ({problem_note}).
-"""
-from __future__ import annotations
-
-from modeling import feature_columns as fc
-
-LABEL_KEY = {label!r}
-# classification: the label's values in class-index order (TableExampleGen maps each to its index; an unknown value
-# in new data is an error naming file and line); regression: none
-LABEL_CLASSES = {_py(classes)}
-# regression: the training label's mean and spread when drafted: the network's output is scaled by them
-LABEL_MEAN = {mean!r}
-LABEL_STD = {(std or 1.0)!r}
-
-{dropped_lines}FEATURES = [
-{features_lines}
-]
-
-RAW_FEATURE_KEYS = fc.raw_keys(FEATURES)
-
-
-def preprocessing_fn(inputs):
-    outputs = fc.transform(FEATURES, inputs)
-    outputs[LABEL_KEY] = inputs[LABEL_KEY]  # {label_train}
-    return outputs
-'''
-    hidden = "64, 32"
-    if task == "binary":
-        head = """    output = tf.keras.layers.Dense(1, activation="sigmoid")(x)
-    loss, metrics = "binary_crossentropy", [tf.keras.metrics.AUC(name="auc"), tf.keras.metrics.BinaryAccuracy(name="accuracy")]"""
-    elif task == "multiclass":
-        head = """    output = tf.keras.layers.Dense(len(LABEL_CLASSES), activation="softmax")(x)
-    loss, metrics = "sparse_categorical_crossentropy", [tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy")]"""
-    else:
-        head = """    # the label's own scale: a unit-scale output times its spread, plus its mean
-    output = tf.keras.layers.Rescaling(LABEL_STD, offset=LABEL_MEAN)(tf.keras.layers.Dense(1)(x))
-    loss, metrics = "mse", [tf.keras.metrics.MeanAbsoluteError(name="mae")]"""
-    files[
-        "model.py"
-    ] = f'''"""{name}'s network, drafted by `make new-pipeline`: wide and deep on the encoded features of features.py (a
-small MLP with dropout, and the features straight to the output beside it); the Trainer holds out every 5th
-training row to stop early on (spec.py, trainer_options)."""
-from __future__ import annotations
-
-import tensorflow as tf
-
-from modeling import feature_columns as fc
-from pipelines.{name}.features import FEATURES, LABEL_CLASSES, LABEL_MEAN, LABEL_STD  # noqa: F401
-
-
-def build_model(tft_output) -> tf.keras.Model:
-    inputs = fc.keras_inputs(FEATURES)
-    encoded = fc.encode(FEATURES, inputs, tft_output)
-    x = encoded
-    for width in ({hidden}):
-        x = tf.keras.layers.Dense(width, activation="relu",
-                                  kernel_regularizer=tf.keras.regularizers.l2(1e-4))(x)
-        x = tf.keras.layers.Dropout(0.2)(x)
-    # wide and deep: the encoded features reach the output directly too, so the network can do at least what the
-    # linear baseline does (on a few hundred rows an MLP alone may not)
-    x = tf.keras.layers.Concatenate()([encoded, x])
-{head}
-    model = tf.keras.Model(inputs=inputs, outputs=output)
-    model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=0.001), loss=loss, metrics=metrics)
-    return model
-'''
-    prefix_note = "span-N/ folders: a run reads the newest" if layout.spans else "one folder"
-    files[
-        "spec.py"
-    ] = f'''"""{name}: a pipeline drafted by `make new-pipeline` from {layout.root} ({dialect.describe()};
-{prefix_note}). Edit freely: features.py (columns), model.py (network), schema.pbtxt (what the data must look like).
-
-Drafted {time.strftime("%Y-%m-%d")}: task {task}; baseline on the same split (scikit-learn): {", ".join(f"{k} {v:.4g}" for k, v in baseline_found.items()) or "none"}.
-"""
-from pathlib import Path
-
-from components.table_example_gen import TableExampleGen, column
-from orchestration.spec import DatasetSpec
-from pipelines.{name} import features
-
-DATA_ROOT = {str(layout.root)!r}  # read where it is; DATA_ROOT=... overrides, Kubeflow takes data-root per run
-COLUMNS = [{columns}]
-
-
-def make_example_gen(input_base: str, prefix: str = ""):
-    PREFIX = prefix  # "span-{{SPAN}}/" when the folder holds spans
-    return TableExampleGen(input_base=input_base, columns=COLUMNS, splits={splits},
-                           delimiter={dialect.delimiter!r}, quotechar={dialect.quotechar!r},
-                           label=features.LABEL_KEY,
-                           label_classes=features.LABEL_CLASSES or None, hash_split={layout.hash_split!r})
-
-
-SPEC = DatasetSpec(
-    name={name!r},
-    dataset={name!r},
-    data_root=DATA_ROOT,
-    make_example_gen=make_example_gen,
-    preprocessing_fn="pipelines.{name}.features.preprocessing_fn",
-    model_builder="pipelines.{name}.model.build_model",
-    label_key=features.LABEL_KEY,
-    raw_feature_keys=features.RAW_FEATURE_KEYS,
-    problem={task!r},
-    label_classes=features.LABEL_CLASSES,
-    schema_file=Path(__file__).resolve().parent / "schema.pbtxt",
-    epochs=200,  # at most: early stopping ends training when the held-out rows stop improving
-    batch_size=32,
-    trainer_options={{"holdout_every": 5, "early_stopping_patience": 10, "restore_best_weights": True}},
-{bound_lines}    # (MIN_AUC=... etc. override them)
-    bounds={_py(bounds)},
-    # distances between spans that flag drift (modeling/drift.py): L-infinity for categories, Jensen-Shannon
-    # for numbers; 0.1 flagged a 20-year age shift and a reversed sex mix on Titanic, not resampling noise
-    drift_thresholds={_py(drift)},
-)
-'''
-    files[
-        "local_runner.py"
-    ] = f'''"""{name} on the local orchestrator; settings from the environment (see orchestration/config.py).
-
-    tfx pipeline create --engine local --pipeline_path pipelines/{name}/local_runner.py
-    tfx run create --engine local --pipeline_name {name}
-"""
-import pipelines  # noqa: F401 - before TensorFlow: tf.keras must be tf-keras (TF_USE_LEGACY_KERAS)
-from runners.local import run_local  # noqa: E402
-from pipelines.{name}.spec import SPEC  # noqa: E402
-
-if __name__ == "__main__":
-    run_local(SPEC)
-'''
-    return files
+    split_items = [("single_split", layout.splits[0][1])] if layout.hash_split else layout.splits
+    splits = "[" + ", ".join(f"({_q(s)}, prefix + {_q(f)})" for s, f in split_items) + "]"
+    options = [
+        (_comments(weights_why, "        ") if key == "class_weights" else [], f"{_q(key)}: {_q(value)}")
+        for key, value in trainer_options.items()
+    ]
+    bound_items = [
+        (_comments(bounds_why.get(k, "from the baseline"), "        "), f"{_q(k)}: {v!r}") for k, v in bounds.items()
+    ]
+    baseline = ", ".join(f"{k} {v:.4g}" for k, v in baseline_found.items()) or "none"
+    return {
+        "__init__.py": _fill("__init__.py.tmpl", name=name),
+        "features.py": _fill(
+            "features.py.tmpl",
+            name=name,
+            date=date,
+            label=_q(label),
+            label_shown=repr(label),
+            problem_note=problem_note,
+            label_constants=label_constants,
+            dropped_lines=(dropped_lines + "\n") if dropped_lines else "",
+            features=features,
+            label_train=label_train,
+        ),
+        "model.py": _fill("model.py.tmpl", name=name, imports=imports, head=_fill(f"head_{task}.py.tmpl").rstrip("\n")),
+        "spec.py": _fill(
+            "spec.py.tmpl",
+            name=name,
+            name_q=_q(name),
+            task=task,
+            task_q=_q(task),
+            date=date,
+            dialect=dialect.describe(),
+            spans_note="span-N/ folders" if layout.spans else "one folder",
+            baseline="\n".join(textwrap.wrap(baseline, WIDTH)),
+            data_root=_string_literal(str(layout.root)),
+            columns=columns,
+            splits=splits,
+            delimiter=_q(dialect.delimiter),
+            quotechar=_q(dialect.quotechar),
+            hash_split=repr(layout.hash_split),
+            trainer_options=_block(options, "{", "}", "        "),
+            bounds=_block(bound_items, "{", "}", "        "),
+            drift=_block([([], f"{_q(k)}: {v!r}") for k, v in drift.items()], "{", "}", "        "),
+        ),
+        "local_runner.py": _fill("local_runner.py.tmpl", name=name),
+    }
 
 
 # ------------------------------------------------------------------------------------------------ the command
 def scaffold(name: str, data: Path, label: str, task: str = "auto", out_root: Path = PIPELINES_DIR, log=print) -> Path:
     started = time.monotonic()
-    if not name.isidentifier() or not name.islower() or name in RESERVED or name.startswith("_"):
+    if not name.isidentifier() or not name.islower() or name in RESERVED or name.startswith("_") or len(name) > 40:
         raise ScaffoldError(
-            f"NAME={name!r}: a pipeline name is a lower-case Python identifier (e.g. churn, "
-            f"iris_2), not a reserved word"
+            f"NAME={name!r}: a pipeline name is a lower-case Python identifier of at most 40 characters "
+            f"(e.g. churn, iris_2), not a reserved word"
         )
     target = out_root / name
 
@@ -815,12 +810,17 @@ def scaffold(name: str, data: Path, label: str, task: str = "auto", out_root: Pa
     column_kinds = {c.column: c.date_kind or profiles[c.column].kind for c in kept}
     column_kinds[label] = "float" if task == "regression" else "string"
     schema = infer_schema(header, train_rows, profiles, label, task, classes, choices)
+    trainer_options = {"holdout_every": 5, "early_stopping_patience": 10, "restore_best_weights": True}
+    weights, weights_why = (
+        ({}, "") if task == "regression" else class_weights([r[label_index].strip() for r in train_rows], classes)
+    )
+    if weights:
+        trainer_options["class_weights"] = weights
     files = render(
         name,
         layout,
         dialect,
         label,
-        target_profile.kind,
         task,
         classes,
         choices,
@@ -830,6 +830,8 @@ def scaffold(name: str, data: Path, label: str, task: str = "auto", out_root: Pa
         drift,
         column_kinds,
         bounds_why,
+        trainer_options,
+        weights_why,
     )
 
     from google.protobuf import text_format
@@ -871,6 +873,8 @@ def scaffold(name: str, data: Path, label: str, task: str = "auto", out_root: Pa
         log(f"[new-pipeline] Evaluator bounds: defaults ({bounds_why.get('bounds', 'no baseline')})")
     for key, value in bounds.items():
         log(f"[new-pipeline] Evaluator bound {key} {value:g}: {bounds_why[key]}")
+    if task != "regression":
+        log(f"[new-pipeline] class weights: {weights_why}")
     log(f"[new-pipeline] drift thresholds: 0.1 for {len(drift)} feature(s) (numbers and categories)")
     log(
         f"[new-pipeline] wrote {target}/ ({', '.join(sorted(list(files) + ['schema.pbtxt']))}) in "

@@ -26,8 +26,13 @@ SPELL = {
 def moments(n=400, seed=0):
     rng = random.Random(seed)
     start = datetime.datetime(1890, 1, 1)
-    fixed = [datetime.datetime(2000, 2, 29, 23), datetime.datetime(1970, 1, 1), datetime.datetime(1969, 12, 31, 1),
-             datetime.datetime(2100, 3, 1), datetime.datetime(2024, 12, 31, 12)]
+    fixed = [
+        datetime.datetime(2000, 2, 29, 23),
+        datetime.datetime(1970, 1, 1),
+        datetime.datetime(1969, 12, 31, 1),
+        datetime.datetime(2100, 3, 1),
+        datetime.datetime(2024, 12, 31, 12),
+    ]
     return fixed + [start + datetime.timedelta(hours=rng.randrange(0, 24 * 365 * 230)) for _ in range(n)]
 
 

@@ -5,6 +5,7 @@ PIPELINES_PATH folder, never into the checkout."""
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -233,10 +234,47 @@ def test_a_date_column_is_read_as_calendar_features_not_dropped(tmp_path, drafts
     assert "an identifier" not in day_line
     features = (drafts / "t_visits" / "features.py").read_text()
     assert 'fc.Date("day", "ymd_slash")' in features
-    assert "column('day', 'date', 'ymd_slash')" in (drafts / "t_visits" / "spec.py").read_text()
+    assert 'column("day", "date", "ymd_slash")' in (drafts / "t_visits" / "spec.py").read_text()
     spec = registry.get_spec("t_visits")
     assert "day" in spec.raw_feature_keys
     assert baseline_of("t_visits")["accuracy"] > 0.85  # the baseline is given the same calendar features
+
+
+@pytest.mark.parametrize(
+    "table, label", [("wine", "cultivar"), ("cancer", "diagnosis"), ("diabetes", "progression"), ("visits", "busy")]
+)
+def test_the_drafted_package_reads_like_the_projects_code(table, label, tmp_path, drafts):
+    """Lines of at most 100 characters, ruff's lint and format as the project configures them, and nothing in a
+    drafted file about another table (no Titanic), no label constants a classifier does not use."""
+    make = {"wine": wine_table, "cancer": cancer_table, "diabetes": diabetes_table, "visits": visits_table}[table]
+    scaffold(f"t_{table}_lint", make(tmp_path / table), label, drafts)
+    package = drafts / f"t_{table}_lint"
+    for path in package.glob("*.py"):
+        text = path.read_text()
+        long = [line for line in text.splitlines() if len(line) > 100]
+        assert long == [], (path.name, long)
+        assert "titanic" not in text.lower() and "noqa" not in text, path.name
+    if table != "diabetes":
+        assert "LABEL_MEAN" not in (package / "features.py").read_text()
+    ruff = str(Path(sys.executable).parent / "ruff")
+    config = str(PROJECT_ROOT / "pyproject.toml")
+    for args in (["check"], ["format", "--check"]):
+        proc = subprocess.run([ruff, *args, "--config", config, str(package)], capture_output=True, text=True)
+        assert proc.returncode == 0, (args, proc.stdout[-3000:], proc.stderr[-1000:])
+
+
+def test_a_rare_class_is_weighted_and_said_so(tmp_path, drafts):
+    """A class with 2% of the rows: balanced class weights in the drafted Trainer options, and the table says so."""
+    rng = np.random.default_rng(5)
+    rows = []
+    for i in range(1500):
+        kind = "rare" if i % 50 == 0 else ("a" if i % 2 else "b")
+        shift = {"rare": 3.0, "a": 0.0, "b": 1.0}[kind]
+        rows.append([f"{rng.normal() + shift:.3f}", f"{rng.normal():.3f}", kind])
+    said = scaffold("t_rare", write_table(tmp_path / "rare", "rare.csv", ["x", "y", "kind"], rows), "kind", drafts)
+    assert re.search(r"class weights: balanced class weights: 'rare' is [12]\.[0-9]% of the training rows", said)
+    weights = registry.get_spec("t_rare").trainer_options["class_weights"]
+    assert weights[str(["a", "b", "rare"].index("rare"))] > 10 * weights["0"]
 
 
 def test_task_can_be_overridden(tmp_path, drafts):
@@ -326,8 +364,8 @@ def baseline_of(name) -> dict:
     import importlib
 
     doc = importlib.import_module(f"pipelines.{name}.spec").__doc__
-    found = doc.split("baseline on the same split (scikit-learn): ", 1)[1].split(".\n", 1)[0]
-    return {k: float(v) for k, v in (item.split() for item in found.split(", "))}
+    found = re.search(r"baseline on the same split \(scikit-learn\):\s*(.*?)\.\n", doc, re.S).group(1)
+    return {k: float(v) for k, v in (item.split() for item in " ".join(found.split()).split(", "))}
 
 
 @pytest.mark.pipeline
