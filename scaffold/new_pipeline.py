@@ -14,6 +14,7 @@ import hashlib
 import json
 import keyword
 import math
+import random
 import re
 import string
 import sys
@@ -33,7 +34,7 @@ MAX_CLASSES = 50  # a label with more values is not a classification label (TASK
 FEW_VALUES = 20  # a string column with at most this many values is one-hot; more: hashed into an embedding
 TEXT_WORDS = 6  # a string column averaging this many words or more is free text
 SNIFF_BYTES = 1 << 16
-PROFILE_ROWS = 200_000  # rows read to draft from (a larger file is drafted from its first rows)
+PROFILE_ROWS = 50_000  # rows the draft profiles and fits its baseline on: a uniform sample of a larger file
 RESERVED = set(keyword.kwlist) | {"metadata", "runners", "tools", "spec", "registry", "factory", "config"}
 
 
@@ -127,7 +128,18 @@ def sniff(path: Path) -> Dialect:
     return Dialect(delimiter, first.lstrip()[:1] in ('"', "'"), quotechar)
 
 
-def read_rows(path: Path, dialect: Dialect, limit: int = PROFILE_ROWS) -> Tuple[List[str], List[List[str]]]:
+@dataclasses.dataclass
+class Table:
+    header: List[str]
+    rows: List[List[str]]  # every row, or a seeded uniform sample of PROFILE_ROWS of them
+    total: int  # the rows the file holds
+    labels: set  # the label's distinct values over every row (the classes the pipeline will read)
+
+
+def read_rows(path: Path, dialect: Dialect, label: Optional[str] = None, limit: int = PROFILE_ROWS) -> Table:
+    """The file read once, in bounded memory: every row's label value, and a uniform sample of `limit` rows
+    (reservoir sampling, seeded) for the profile and the baseline."""
+    sampler = random.Random(0)
     with open(path, encoding="utf-8-sig", newline="") as f:
         reader = csv.reader(f, delimiter=dialect.delimiter, quotechar=dialect.quotechar)
         try:
@@ -139,18 +151,27 @@ def read_rows(path: Path, dialect: Dialect, limit: int = PROFILE_ROWS) -> Tuple[
         if len(set(header)) != len(header) or "" in header:
             dup = sorted({h for h in header if header.count(h) > 1 or not h})
             raise ScaffoldError(f"{path}: the header names columns {dup!r} more than once or not at all")
-        rows = []
+        rows, total, labels = [], 0, set()
+        at = header.index(label) if label in header else None
         try:
             for values in reader:
-                if values and any(v.strip() for v in values):
+                if not values or not any(v.strip() for v in values):
+                    continue
+                if at is not None and at < len(values) and len(labels) <= 1000:
+                    labels.add(values[at].strip())
+                total += 1
+                if len(rows) < limit:
                     rows.append((values + [""] * len(header))[: len(header)])
-                    if len(rows) >= limit:
-                        break
+                else:
+                    slot = sampler.randrange(total)
+                    if slot < limit:
+                        rows[slot] = (values + [""] * len(header))[: len(header)]
         except (csv.Error, UnicodeDecodeError) as exc:
             raise ScaffoldError(f"{path}:{reader.line_num}: unreadable ({exc})") from None
     if not rows:
         raise ScaffoldError(f"{path}: a header line and no rows")
-    return header, rows
+    labels.discard("")
+    return Table(header, rows, total, {v for v in labels if not is_missing(v)})
 
 
 # ------------------------------------------------------------------------------------------------ columns
@@ -755,7 +776,8 @@ def scaffold(name: str, data: Path, label: str, task: str = "auto", out_root: Pa
     layout = find_layout(Path(data).expanduser())
     train_file = layout.sample_dir / layout.splits[0][1]
     dialect = sniff(train_file)
-    header, rows = read_rows(train_file, dialect)
+    table = read_rows(train_file, dialect, label)
+    header, rows = table.header, table.rows
     if label not in header:
         raise ScaffoldError(
             f"LABEL={label!r} is not a column of {train_file} (its columns: {', '.join(map(repr, header))})"
@@ -767,7 +789,10 @@ def scaffold(name: str, data: Path, label: str, task: str = "auto", out_root: Pa
     else:
         eval_file = layout.sample_dir / layout.splits[1][1]
         eval_dialect = sniff(eval_file)
-        eval_header, eval_rows = read_rows(eval_file, eval_dialect)
+        eval_table = read_rows(eval_file, eval_dialect, label)
+        eval_header, eval_rows = eval_table.header, eval_table.rows
+        table.labels |= eval_table.labels
+        table.total += eval_table.total
         missing = [h for h in header if h not in eval_header]
         if missing or (eval_dialect.delimiter, eval_dialect.quotechar) != (dialect.delimiter, dialect.quotechar):
             raise ScaffoldError(
@@ -794,13 +819,9 @@ def scaffold(name: str, data: Path, label: str, task: str = "auto", out_root: Pa
         profiles = profile(header, train_rows)
         target_profile = profiles[label]
     label_index = header.index(label)
-    every_label = Profile(
-        label,
-        target_profile.kind,
-        target_profile.present + [r[label_index].strip() for r in eval_rows if not is_missing(r[label_index])],
-        0,
-        0,
-    )
+    # the classes of every row, not only the sampled ones: a rare class outside the sample would be an unknown
+    # class to TableExampleGen
+    every_label = Profile(label, target_profile.kind, sorted(table.labels) or target_profile.present, 0, 0)
     task, classes, task_why = choose_task(every_label, task)  # the classes of every row the pipeline will read
     choices = choose_features(profiles, label)
     found = baseline(header, train_rows, eval_rows, label, task, classes, choices)
@@ -849,11 +870,18 @@ def scaffold(name: str, data: Path, label: str, task: str = "auto", out_root: Pa
         shutil.rmtree(staging, ignore_errors=True)
         raise
 
+    sampled = len(rows) + (0 if layout.hash_split else len(eval_rows))
     log(
         f"[new-pipeline] {name} from {layout.root}: {where}; {dialect.describe()}; missing values read from "
         f"{', '.join(repr(m) for m in MISSING if m)} and empty cells; {len(train_rows)} training rows, "
         f"{len(eval_rows)} eval rows"
         + (f"; {unlabeled} row(s) without a label skipped" if unlabeled else "")
+        + (
+            f"; profiled and baselined on a uniform sample of {sampled:,} of {table.total:,} rows (every row "
+            f"read for the label's classes)"
+            if table.total > sampled
+            else ""
+        )
         + (f"; span folders: the newest, {layout.sample_dir.name}, drafted from" if layout.spans else "")
     )
     width = max(len(c.column) for c in choices + [Choice(label, "", "", "")])
