@@ -58,7 +58,7 @@ def test_package_loads_in_kfp_with_the_expected_dag(packages, name):
     assert {"Transform"} <= tasks["Trainer"]
     assert {"Trainer", gen, "ServedBaseline"} <= tasks["Evaluator"]
     assert tasks["ServedBaseline"] == {"Trainer"}  # the serving root is read right before the model is judged
-    assert tasks["Pusher"] == {"Evaluator", "Trainer"}
+    assert tasks["Pusher"] == {"Evaluator", "Trainer", gen}  # gen: the eval examples its warm-up requests come from
     parameters = spec.root.input_definitions.parameters
     assert set(parameters) == {"data-root", "serving-root", "data-fingerprint"}
     assert not any(p.HasField("default_value") or p.is_optional for p in parameters.values())  # all per run
