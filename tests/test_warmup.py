@@ -58,7 +58,6 @@ def test_a_version_is_warmed_up_before_it_serves_as_often_as_asked(tmp_path):
         assert len(lines) == 1 and re.search(
             r"linear version 1: warm-up replayed 2 record\(s\) x 3 in [0-9.]+ ms", lines[0]
         )
-        # the replay is not traffic: the request counter has only the request above
     finally:
         server.stop()
 
