@@ -1,7 +1,8 @@
 """The engines the Beam modes start (Flink's JVMs, Beam's Flink job server), fetched from package registries only,
 pinned in engines/, verified, and cached outside the checkout.
 
-    python -m runners.engines fetch [flink]    what `make engines` runs (.ci/run too)
+    python -m runners.engines fetch [flink] [seaweedfs]    `make engines` fetches flink (.ci/run too),
+                                                        make test-full seaweedfs as well
     python -m runners.engines where            the cache folders
     python -m runners.engines lock flink       rewrite engines/flink/job-server/*.sha256 (maintainers)
 
@@ -23,6 +24,7 @@ import argparse
 import contextlib
 import dataclasses
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -356,14 +358,81 @@ def fetch_flink(cache: Optional[Path] = None, log: Callable[[str], None] = print
     return {"flink_home": fetch_flink_home(cache, log), "job_server": fetch_job_server(cache, log)}
 
 
-ENGINES = {"flink": fetch_flink}
+SEAWEEDFS_PINS = PINS / "seaweedfs" / "pins"
+
+
+def _seaweedfs_pins() -> Dict[str, str]:
+    return dict(
+        line.split("=", 1)
+        for line in SEAWEEDFS_PINS.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    )
+
+
+def seaweedfs_binary(cache: Optional[Path] = None) -> Path:
+    """The verified `weed` binary in the cache, or an error saying how to build it."""
+    pins = _seaweedfs_pins()
+    folder = (cache or cache_dir()) / f"seaweedfs-{pins['weed_version']}"
+    if not _verified(folder, _digest(SEAWEEDFS_PINS)) or not (folder / "weed").is_file():
+        raise EngineError(
+            f"SeaweedFS {pins['weed_version']} is not in the engine cache ({folder}): run "
+            f"`python -m runners.engines fetch seaweedfs` (make test-full does; it builds it from the Go module "
+            f"proxy, pinned in engines/seaweedfs/pins, about 10 minutes the first time), or set ENGINES_DIR"
+        )
+    return folder / "weed"
+
+
+def fetch_seaweedfs(cache: Optional[Path] = None, log: Callable[[str], None] = print) -> Dict[str, Path]:
+    """Builds SeaweedFS's `weed` from the Go module proxy: the module's sum checked against the pin first."""
+
+    cache = cache or cache_dir()
+    pins, digest = _seaweedfs_pins(), _digest(SEAWEEDFS_PINS)
+    final = cache / f"seaweedfs-{pins['weed_version']}"
+    if _verified(final, digest) and (final / "weed").is_file():
+        log(f"[engines] SeaweedFS {pins['weed_version']}: {final} (verified earlier)")
+        return {"seaweedfs": final / "weed"}
+    if not shutil.which("go"):
+        raise EngineError("SeaweedFS is built from the Go module proxy: `go` (1.26) is not on PATH")
+    module = f"{pins['module']}@{pins['version']}"
+    log(f"[engines] SeaweedFS {pins['weed_version']}: {module} from the Go module proxy, built here (minutes)")
+    env = dict(os.environ, GOFLAGS="-mod=readonly", GOTOOLCHAIN="local", CGO_ENABLED="0")
+    proc = subprocess.run(["go", "mod", "download", "-json", module], capture_output=True, text=True, env=env)
+    info = json.loads(proc.stdout or "{}")
+    if proc.returncode != 0 or info.get("Error"):
+        raise EngineError(f"go mod download {module} failed: {info.get('Error') or proc.stderr.strip()[-500:]}")
+    if info.get("Sum") != pins["sum"]:
+        raise EngineError(f"{module}: module sum {info.get('Sum')} is not the pinned {pins['sum']}")
+    with _new_folder(final, digest) as partial:
+        source = partial / "src"
+        shutil.copytree(info["Dir"], source)  # the module cache is read-only; go build writes beside go.mod
+        for path in [source, *source.rglob("*")]:
+            path.chmod(path.stat().st_mode | 0o200)
+        proc = subprocess.run(
+            ["go", "build", "-trimpath", "-buildvcs=false", "-o", str(partial / "weed"), "./weed"],
+            cwd=source,
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+        if proc.returncode != 0:
+            raise EngineError(f"building SeaweedFS failed:\n{(proc.stdout + proc.stderr).strip()[-1500:]}")
+        shutil.rmtree(source)
+        version = subprocess.run([str(partial / "weed"), "version"], capture_output=True, text=True).stdout
+        if pins["weed_version"] not in version:
+            raise EngineError(f"the built weed says {version.strip()!r}, not version {pins['weed_version']}")
+    log(f"[engines] SeaweedFS: {final / 'weed'} ({version.strip()})")
+    return {"seaweedfs": final / "weed"}
+
+
+# `make engines` (and so make test) fetches flink; seaweedfs is for make test-full's store tests
+ENGINES = {"flink": fetch_flink, "seaweedfs": fetch_seaweedfs}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     fetch = sub.add_parser("fetch", help="fetch and verify engines into the cache")
-    fetch.add_argument("engines", nargs="*", help=f"of {', '.join(sorted(ENGINES))} (default: all)")
+    fetch.add_argument("engines", nargs="*", help=f"of {', '.join(sorted(ENGINES))} (default: flink)")
     sub.add_parser("where", help="print the cache folders")
     lock = sub.add_parser("lock", help="rewrite an engine's pinned sha256 list from a fresh resolution")
     lock.add_argument("engine", choices=["flink"])
@@ -373,7 +442,7 @@ def main(argv=None) -> int:
         parser.error(f"no engine {', '.join(unknown)} (there are: {', '.join(sorted(ENGINES))})")
     try:
         if args.command == "fetch":
-            for name in args.engines or sorted(ENGINES):
+            for name in args.engines or ["flink"]:
                 ENGINES[name]()
         elif args.command == "where":
             pins, cache = flink_pins(), cache_dir()

@@ -98,11 +98,16 @@ def write_conf(
     slots: int,
     parallelism: int,
     tmp_dir: Path,
-    taskmanager_memory_mb: int = 2048,
+    taskmanager_memory_mb: int = 3072,
 ) -> Path:
     """A Flink configuration for a session cluster on this machine (2 cores, 24 GB); returns its folder.
 
-    Memory: 1 GB for the JobManager, 2 GB per TaskManager of which 256 MB network buffers: a Beam batch stage is
+    Memory: 1 GB for the JobManager, 3 GB per TaskManager of which 256 MB network buffers and a tenth managed
+    memory (Flink's default 0.4 left a 2 GB TaskManager 570 MB of heap, and the gRPC thread that receives a Beam
+    stage's output ran out of it on a 1,000,000-row table: java.lang.OutOfMemoryError in grpc-default-executor,
+    after which the job hung, RUNNING, with no CPU used). An uncaught exception now kills the TaskManager
+    (cluster.uncaught-exception-handling: FAIL), so such a failure restarts the task or fails the run instead
+    of hanging it. A Beam batch stage is
     a DataSet job with many blocking exchanges at once, and each sort-merge result partition reserves
     taskmanager.network.sort-shuffle.min-buffers (Flink's default 512 x 32 KB) at start, more than a small
     TaskManager has ("Insufficient number of network buffers: required 512" on Titanic's ExampleGen); 64 is
@@ -131,6 +136,8 @@ def write_conf(
         "taskmanager.memory.process.size": f"{taskmanager_memory_mb}m",
         "taskmanager.memory.network.min": "256m",
         "taskmanager.memory.network.max": "256m",
+        "taskmanager.memory.managed.fraction": 0.1,
+        "cluster.uncaught-exception-handling": "FAIL",
         "taskmanager.network.sort-shuffle.min-buffers": 64,
         "parallelism.default": parallelism,
         # exponential-delay, not fixed-delay: a lost TaskManager fails every task region it held at once, and

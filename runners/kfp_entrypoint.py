@@ -257,6 +257,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                 removed = object_store.delete_markers(uri)
                 if removed:
                     print(f"[kfp] {uri}: {removed} directory marker(s) deleted", flush=True)
+                swept = object_store.sweep_empty_folders(uri)
+                if swept:
+                    print(f"[kfp] {uri}: {swept} emptied folder(s) the store still listed deleted", flush=True)
         except SystemExit as exc:
             _exit(exc.code if isinstance(exc.code, int) else 1)
         except BaseException:  # noqa: BLE001 - printed in full, then the same exit as an uncaught exception

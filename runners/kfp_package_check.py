@@ -16,7 +16,10 @@
 3. References: a task's `componentInputParameter` must be a pipeline parameter (the run's runtime config sets
    it, or its default does), a `taskOutputArtifact` an output of a task that exists.
 4. Leaks: no path of the machine that compiled it (the checkout) may appear: it does not exist in the image.
-5. The Kubernetes platform spec (a second YAML document, kfp-kubernetes' format) must parse as KFP's PlatformSpec
+5. KFP 2.17's driver resolves `{{$.inputs.parameters['x']}}` in the command and args itself, before the launcher
+   adds the component's defaults (driver/util.go:263-288, called from initPodSpecPatch): a placeholder for a
+   parameter the task does not set fails the task there, though 2.4 and 2.5 would use the default.
+6. The Kubernetes platform spec (a second YAML document, kfp-kubernetes' format) must parse as KFP's PlatformSpec
    and name executors that exist.
 """
 
@@ -36,7 +39,20 @@ DRIVER_PLACEHOLDERS = {
         "{{$.pipeline_task_name}}",
         "{{$.pipeline_task_uuid}}",
     },
+    # 2.17.0 driver/resolve.go:433-447
+    "2.17": {
+        "{{$.pipeline_job_name}}",
+        "{{$.pipeline_job_resource_name}}",
+        "{{$.pipeline_job_uuid}}",
+        "{{$.pipeline_task_name}}",
+        "{{$.pipeline_task_uuid}}",
+        "{{$.pipeline_job_create_time_utc}}",
+        "{{$.pipeline_job_schedule_time_utc}}",
+    },
 }
+KFP_VERSIONS = tuple(DRIVER_PLACEHOLDERS)  # the backends the packages run against (by testing/kfp_twin.py)
+# 2.17.0 driver/util.go:45: what its driver resolves in a container's command and args, before the launcher
+INPUT_PARAMETER = re.compile(r"\{\{\$\.inputs\.parameters\['(.+?)']}}")
 OWN_PARAMETER_PREFIX = "kfp_"
 IMPLEMENTED_EXECUTORS = ("container", "importer")
 
@@ -71,6 +87,11 @@ def problems(spec: dict, forbidden_paths: Iterable[str] = (), kfp_version: str =
     """Everything the backend of `kfp_version` would refuse or fail on; `spec["_platform"]` is the platform
     spec document, when the package has one."""
     found: List[str] = []
+    if kfp_version not in DRIVER_PLACEHOLDERS:
+        return [
+            f"KFP {kfp_version}: the packages are run against open-source KFP {', '.join(KFP_VERSIONS)} only "
+            f"(by the backend's twin, testing/kfp_twin.py); compile for one of them"
+        ]
     resolved = DRIVER_PLACEHOLDERS[kfp_version]
     components = spec.get("components", {})
     executors = spec.get("deploymentSpec", {}).get("executors", {})
@@ -105,6 +126,18 @@ def problems(spec: dict, forbidden_paths: Iterable[str] = (), kfp_version: str =
                         f"task {task_name!r}: container argument placeholder {placeholder} is resolved "
                         f"by neither KFP's launcher nor the runtime config"
                     )
+        if kfp_version == "2.17":
+            set_by_task = set(task.get("inputs", {}).get("parameters", {}))
+            for text in _strings([container.get("command", []), container.get("args", [])]):
+                if "$.outputs" in text:
+                    continue  # left whole for the launcher (util.go:266-271)
+                for name in INPUT_PARAMETER.findall(text):
+                    if name not in set_by_task:
+                        found.append(
+                            f"task {task_name!r}: KFP 2.17's driver resolves {{{{$.inputs.parameters['{name}']}}}} "
+                            f"in the container's arguments before the component's default is added, and the "
+                            f"task does not set {name!r}: the driver fails (driver/util.go:263-288)"
+                        )
         inputs = task.get("inputs", {})
         for name, value in sorted(inputs.get("parameters", {}).items()):
             if "componentInputParameter" in value and value["componentInputParameter"] not in pipeline_parameters:

@@ -48,6 +48,8 @@ class KubeflowSettings:
     data_root: str = ""
     serving_root: str = ""
     project_root: str = "/app"
+    # the backends the package must run on (KFP_VERSION, comma-separated): each one's rules are checked
+    kfp_versions: Tuple[str, ...] = kfp_package_check.KFP_VERSIONS
 
     @classmethod
     def from_env(cls, env=None) -> "KubeflowSettings":
@@ -73,6 +75,8 @@ class KubeflowSettings:
                     raise config_lib.ConfigError(f"KFP_ENV: {item!r} is not NAME=VALUE")
                 pairs.append(tuple(item.split("=", 1)))
             values["env"] = tuple(pairs)
+        if env.get("KFP_VERSION", "").strip():
+            values["kfp_versions"] = tuple(v.strip() for v in env["KFP_VERSION"].split(",") if v.strip())
         return cls(**values)
 
     def image_reference(self) -> str:
@@ -163,11 +167,14 @@ def compile_pipeline(
     spec, platform = _complete_package(path, settings)
     # a package compiled for this checkout (the twin) may name it; one for an image may not
     leaks = [] if settings.project_root == str(config_lib.PROJECT_ROOT) else [str(config_lib.PROJECT_ROOT)]
-    found = kfp_package_check.problems(dict(spec, _platform=platform), leaks)
-    if found:
-        raise PackageError(
-            f"{path}: open-source Kubeflow Pipelines would not run this package:\n  " + "\n  ".join(found)
-        )
+    for version in settings.kfp_versions:
+        found = kfp_package_check.problems(dict(spec, _platform=platform), leaks, kfp_version=version)
+        if found:
+            path.unlink()  # nothing half-right is left to upload
+            raise PackageError(
+                f"{path}: open-source Kubeflow Pipelines {version} would not run this package:\n  "
+                + "\n  ".join(found)
+            )
     return path
 
 

@@ -84,6 +84,19 @@ class _S3:
                 return keys
             token = page["NextContinuationToken"]
 
+    def folders(self, bucket: str, prefix: str) -> List[str]:
+        """The "folders" (common prefixes) directly under `prefix` (ending in "/")."""
+        found, token = [], None
+        while True:
+            kwargs = {"Bucket": bucket, "Prefix": prefix, "Delimiter": "/"}
+            if token:
+                kwargs["ContinuationToken"] = token
+            page = self.client.list_objects_v2(**kwargs)
+            found.extend(p["Prefix"] for p in page.get("CommonPrefixes", []))
+            if not page.get("IsTruncated"):
+                return found
+            token = page["NextContinuationToken"]
+
     def get(self, bucket: str, key: str) -> bytes:
         return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
 
@@ -206,6 +219,36 @@ def delete_markers(uri: str) -> int:
     return len(found)
 
 
+def sweep_empty_folders(uri: str) -> int:
+    """Deletes the empty folders under the folder `uri` that the store still lists; returns how many.
+
+    Only a store that is a file system under its S3 gateway has them: SeaweedFS (Kubeflow 2.15+'s store) keeps a
+    folder whose last object was deleted as a listed prefix, HEAD folder/ answering 200, until its empty-folder
+    cleaner removes it about two minutes later (weed/filer/empty_folder_cleanup/empty_folder_cleaner.go: a
+    2-minute queue age, a pass every 30 s). TensorFlow's glob then returns that folder, so Beam's emptied
+    beam-temp-* folder inside an ExampleGen split reads as a data file to the next task. Deleting "folder/"
+    removes an empty one at once (deepest first: a folder holding an empty folder is not empty). On S3, MinIO
+    and GCS a prefix vanishes with its last object and nothing is found: a few listings per output."""
+    scheme, bucket, prefix = split(uri)
+    if scheme != "s3":
+        return 0
+    store = client(scheme)
+    prefix = prefix.rstrip("/") + "/"
+    holding = set()
+    for key, _ in store.list(bucket, prefix):
+        parts = key.split("/")[:-1]
+        holding.update("/".join(parts[: i + 1]) + "/" for i in range(len(parts)))
+    ghosts, todo = [], [prefix]
+    while todo:
+        for folder in store.folders(bucket, todo.pop()):
+            if folder not in holding:
+                ghosts.append(folder)
+            todo.append(folder)
+    for folder in sorted(ghosts, key=lambda f: -f.count("/")):
+        store.delete(bucket, [folder])
+    return len(ghosts)
+
+
 def check_access(uri: str) -> None:
     scheme, bucket, _ = split(uri)
     if scheme in SCHEMES:
@@ -222,16 +265,25 @@ def write(uri: str, data: bytes) -> None:
     client(scheme).put(bucket, key, data)
 
 
-def download_prefix(uri: str, local_dir: Path) -> int:
+def download_prefix(uri: str, local_dir: Path, under_prefix_only: bool = False) -> int:
     """KFP's objectstore.DownloadBlob (backend/src/v2/objectstore/object_store.go, 2.5.0 lines 123-150): every
     object under the key prefix (no trailing "/": siblings that share the prefix come too) is written to
     `local_dir` joined with its key relative to the prefix (Go's filepath.Rel then filepath.Join, which drop a
     trailing "/": a marker becomes an empty *file*). downloadFile makes the parent folders first (os.MkdirAll,
     which fails where a file stands) and creates the file (os.Create, which fails on a folder). Returns the
-    number of objects. Raises OSError where the Go code returns an error."""
+    number of objects. Raises OSError where the Go code returns an error.
+
+    `under_prefix_only` is 2.17.0's DownloadBlob (lines 146-205): a key with a ".." part is refused (path
+    traversal), and only the prefix itself or keys under `prefix/` are downloaded; siblings that merely share
+    the prefix are skipped."""
     scheme, bucket, prefix = split(uri)
     count = 0
     for key, _ in client(scheme).list(bucket, prefix):
+        if under_prefix_only:
+            if ".." in key.split("/"):
+                raise OSError(f"path traversal detected: blob key {key!r} contains '..' component")
+            if not (key == prefix.rstrip("/") or key.startswith(prefix.rstrip("/") + "/")):
+                continue
         relative = posixpath.relpath(key.rstrip("/") or "/", prefix) if key.rstrip("/") != prefix else "."
         target = Path(os.path.normpath(os.path.join(str(local_dir), relative)))
         target.parent.mkdir(parents=True, exist_ok=True)  # NotADirectoryError / FileExistsError as MkdirAll

@@ -15,6 +15,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -30,7 +31,7 @@ import yaml
 from orchestration.config import PROJECT_ROOT
 from runners import kfp_package_check, object_store
 
-KFP_VERSIONS = ("2.4", "2.5")
+KFP_VERSIONS = ("2.4", "2.5", "2.17")  # tags read: 2.4.0, 2.5.0, 2.17.0 (docs/kubeflow.md, "What changed")
 DEFAULT_PIPELINE_ROOT = "minio://mlpipeline/v2/artifacts"  # config/env.go:37
 ROOT_SCHEMES = ("gs://", "s3://", "minio://", "mem://")  # objectstore/config.go:122
 LAUNCHER_SCHEMES = {"gs://": "gcs", "minio://": "minio", "s3://": "s3"}  # launcher_v2.go:882-896 (oci: Modelcar)
@@ -44,7 +45,73 @@ DRIVER_PLACEHOLDERS = {
         "{{$.pipeline_task_name}}",
         "{{$.pipeline_task_uuid}}",
     ),
+    # 2.17.0 driver/resolve.go:433-447: two more (the run's creation and schedule times)
+    "2.17": (
+        "{{$.pipeline_job_name}}",
+        "{{$.pipeline_job_resource_name}}",
+        "{{$.pipeline_job_uuid}}",
+        "{{$.pipeline_task_name}}",
+        "{{$.pipeline_task_uuid}}",
+        "{{$.pipeline_job_create_time_utc}}",
+        "{{$.pipeline_job_schedule_time_utc}}",
+    ),
 }
+# 2.17.0 driver/util.go:45, the pattern its driver resolves in a container's command and args (resolveContainerArgs)
+DRIVER_ARG_PARAMETER = re.compile(r"\{\{\$\.inputs\.parameters\['(.+?)']}}")
+
+
+def _driver_string(value) -> str:
+    """2.17.0 driver/util.go pbValueToString."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)):
+        return go_driver_number(value)
+    if value is None:
+        return ""
+    return json.dumps(value, separators=(",", ":"))
+
+
+def version_at_least(version: str, oldest: str) -> bool:
+    return tuple(int(p) for p in version.split(".")) >= tuple(int(p) for p in oldest.split("."))
+
+
+def _shortest(value: float):
+    """(sign, digits, decimal point position) of the shortest decimal that reads back as `value`, as Go's
+    strconv computes it for precision -1."""
+    from decimal import Decimal
+
+    sign, digits, exponent = Decimal(repr(float(value))).as_tuple()
+    text = "".join(map(str, digits)).lstrip("0") or "0"
+    return (
+        ("-" if sign else ""),
+        text.rstrip("0") or "0",
+        len("".join(map(str, digits))) + exponent - (len("".join(map(str, digits))) - len(text)),
+    )
+
+
+def go_format_float(value: float) -> str:
+    """strconv.FormatFloat(v, 'f', -1, 64), the launcher's number placeholder (launcher_v2.go getPlaceholders,
+    the same in 2.4, 2.5 and 2.17): the shortest decimal that reads back the same, never an exponent."""
+    from decimal import Decimal
+
+    if float(value) == int(value):
+        return str(int(value))
+    return format(Decimal(repr(float(value))), "f")
+
+
+def go_driver_number(value: float) -> str:
+    """2.17.0 driver/util.go pbValueToString: an integral number as %d, any other as Go's %g (shortest digits;
+    an exponent when it is below -4 or at least 6, written e+06)."""
+    if float(value) == int(value) and abs(value) < 2**63:  # Go's n == float64(int64(n))
+        return str(int(value))
+    sign, digits, point = _shortest(value)
+    exponent = point - 1
+    if exponent < -4 or exponent >= 6:
+        mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+        return f"{sign}{mantissa}e{'+' if exponent >= 0 else '-'}{abs(exponent):02d}"
+    return go_format_float(value)
 
 
 class TwinError(RuntimeError):
@@ -138,9 +205,11 @@ def from_mlmd_value(kind_value):
     return float(value) if kind in ("int", "double") else value
 
 
-def session_info(root: str) -> str:
+def session_info(root: str, kfp_version: str = "2.5") -> str:
     """The store_session_info the launcher records (objectstore SessionInfo as Go's json.Marshal writes it), for a
-    root with no provider config in the kfp-launcher ConfigMap (config/s3.go:85-91, gcs.go; minio: env.go:164)."""
+    root with no provider config in the kfp-launcher ConfigMap (config/s3.go:85-91, gcs.go; minio: env.go:164,
+    where 2.15 added maxRetries and 2.16 moved the endpoint to SeaweedFS: 2.17.0 env.go:177-191 and
+    objectstore/config.go:29)."""
     scheme = root.split("://", 1)[0] if "://" in root else ""
     if scheme == "minio":
         params = {
@@ -152,6 +221,11 @@ def session_info(root: str) -> str:
             "secretKeyKey": "secretkey",
             "secretName": "mlpipeline-minio-artifact",
         }
+        if version_at_least(kfp_version, "2.15"):
+            params["maxRetries"] = "5"
+        if version_at_least(kfp_version, "2.16"):
+            params["endpoint"] = "seaweedfs.kubeflow:9000"
+        params = dict(sorted(params.items()))  # Go marshals a map's keys sorted
     else:
         params = {"fromEnv": "true"}
     return json.dumps(
@@ -163,15 +237,20 @@ def session_info(root: str) -> str:
 class Metadata:
     """The artifacts ML Metadata holds, with ids, as the launcher records and the driver reads them."""
 
-    def __init__(self):
+    def __init__(self, kfp_version: str = "2.5"):
         self._lock = threading.Lock()
         self._artifacts: Dict[int, dict] = {}
         self._next = 1
+        self.kfp_version = kfp_version
 
     def record(self, output_name: str, artifact: dict, root: str) -> int:
-        properties = {k: to_mlmd_value(v) for k, v in (artifact.get("metadata") or {}).items()}
+        properties = {
+            k: to_mlmd_value(v)
+            for k, v in (artifact.get("metadata") or {}).items()
+            if k != "_kfp_workspace"  # 2.17.0 converter.go:122-126: a runtime flag, not stored
+        }
         properties.setdefault("display_name", ("string", output_name))
-        properties.setdefault("store_session_info", ("string", session_info(root)))
+        properties.setdefault("store_session_info", ("string", session_info(root, self.kfp_version)))
         with self._lock:
             artifact_id, self._next = self._next, self._next + 1
             self._artifacts[artifact_id] = {
@@ -233,14 +312,21 @@ class Backend:
         env: Optional[Mapping[str, str]] = None,
         python_dir: Optional[str] = None,
         allow_local_root: bool = False,
+        cache_enabled: bool = True,
         work_dir: Optional[Path] = None,
         log: Callable[[str], None] = print,
     ):
         if kfp_version not in KFP_VERSIONS:
             raise TwinError(f"kfp_version {kfp_version!r} is not one of {KFP_VERSIONS}")
         self.kfp_version = kfp_version
-        # 2.5's manifests set PUBLISH_LOGS=true on the API server, which passes it to every driver; 2.4 has no logs
-        self.publish_logs = (kfp_version == "2.5") if publish_logs is None else publish_logs
+        # 2.5's and 2.17's manifests set PUBLISH_LOGS=true on the API server (2.17.0 manifests/kustomize/base/
+        # pipeline/ml-pipeline-apiserver-deployment.yaml:114), which passes it to every driver; 2.4 has no logs
+        self.publish_logs = (kfp_version != "2.4") if publish_logs is None else publish_logs
+        # the API server's CacheEnabled (2.14+, #11831; 2.17.0 apiserver/common/config.go:193, default "true"):
+        # false compiles every run's drivers with --cache_disabled, so no task reads or writes KFP's cache
+        if not cache_enabled and not version_at_least(kfp_version, "2.14"):
+            raise TwinError(f"KFP {kfp_version} has no global cache switch (CacheEnabled came with 2.14)")
+        self.cache_enabled = cache_enabled
         if self.publish_logs and kfp_version == "2.4":
             raise TwinError("KFP 2.4's driver has no executor-logs output")
         self.launcher_default_root = launcher_default_root
@@ -252,7 +338,7 @@ class Backend:
         self.allow_local_root = allow_local_root
         self.work_dir = Path(work_dir or tempfile.mkdtemp(prefix="kfp-twin-"))
         self.log = log
-        self.metadata = Metadata()
+        self.metadata = Metadata(kfp_version)
         self.cache: Dict[str, Dict[str, List[int]]] = {}  # fingerprint -> output key -> artifact ids
         self._cache_lock = threading.Lock()
         self.private_pods = _unshare_works()
@@ -356,37 +442,45 @@ class Backend:
             "parameterValues": self._task_parameters(spec, run_id, task_name, task, values),
             "artifacts": self._task_artifacts(task, done),
         }
+        outputs_spec = dict(component.get("outputDefinitions", {}).get("artifacts", {}))
+        if self.publish_logs:
+            outputs_spec["executor-logs"] = {"artifactType": {"schemaTitle": "system.Artifact"}}
+        task_root = f"{run_root}/{task_name}/{uuid.uuid4()}"  # provisionOutputs: <run root>/<task>/<salt>
+        new_rules = version_at_least(self.kfp_version, "2.14")
+        outputs = {
+            "artifacts": {
+                name: {
+                    "artifacts": [
+                        {
+                            # 2.14+ names each output after its key (2.17.0 driver.go:783-787); before, none
+                            **({"name": name} if new_rules else {}),
+                            "uri": f"{task_root}/{name}",
+                            "type": d["artifactType"],
+                            **({"metadata": d["metadata"]} if "metadata" in d else {}),
+                        }
+                    ]
+                }
+                for name, d in outputs_spec.items()
+            },
+            # 2.15+ puts the ExecutorOutput file under the task root's local path (2.17.0 driver.go:800-807);
+            # before, the fixed /tmp/kfp_outputs/output_metadata.json
+            "outputFile": f"{local_path_for_uri(task_root, Path('/'))}/output_metadata.json"
+            if version_at_least(self.kfp_version, "2.15") and local_path_for_uri(task_root, Path("/")) is not None
+            else OUTPUT_METADATA_FILEPATH,
+        }
         fingerprint = None
-        if task.get("cachingOptions", {}).get("enableCache"):
-            fingerprint = self._fingerprint(inputs, component, container)
+        # driver/cache.go getFingerPrintsAndID: the task enables the cache and (2.14+) it is not off globally
+        if task.get("cachingOptions", {}).get("enableCache") and self.cache_enabled:
+            fingerprint = self._fingerprint(inputs, outputs, component, container)
             with self._cache_lock:
                 hit = self.cache.get(fingerprint)
             if hit is not None:
                 self.log(f"[kfp] {task_name}: cache hit, not run")
-                outputs = {k: [self.metadata.runtime_artifact(i) for i in ids] for k, ids in hit.items()}
-                return TaskRun(task_name, "CACHED", 0.0, outputs, "", {})
-        outputs_spec = dict(component.get("outputDefinitions", {}).get("artifacts", {}))
-        if self.publish_logs:
-            outputs_spec["executor-logs"] = {"artifactType": {"schemaTitle": "system.Artifact"}}
-        salt = str(uuid.uuid4())
-        executor_input = {
-            "inputs": inputs,
-            "outputs": {
-                "artifacts": {
-                    name: {
-                        "artifacts": [
-                            {
-                                "uri": f"{run_root}/{task_name}/{salt}/{name}",
-                                "type": d["artifactType"],
-                                **({"metadata": d["metadata"]} if "metadata" in d else {}),
-                            }
-                        ]
-                    }
-                    for name, d in outputs_spec.items()
-                },
-                "outputFile": OUTPUT_METADATA_FILEPATH,
-            },
-        }
+                cached = {k: [self.metadata.runtime_artifact(i) for i in ids] for k, ids in hit.items()}
+                return TaskRun(task_name, "CACHED", 0.0, cached, "", {})
+        if version_at_least(self.kfp_version, "2.17"):
+            container = dict(container, **self._driver_resolved_args(task_name, container, inputs))
+        executor_input = {"inputs": inputs, "outputs": outputs}
         env = self._pod_env(spec, executor_label, container)
         started = time.monotonic()
         recorded, log, downloaded, substituted = self._launch(
@@ -444,17 +538,18 @@ class Backend:
             artifacts[name] = {"artifacts": [dict(a) for a in producer.outputs[source["outputArtifactKey"]]]}
         return artifacts
 
-    @staticmethod
-    def _fingerprint(inputs: dict, component: dict, container: dict) -> str:
-        """cacheutils/cache.go GenerateCacheKey + GenerateFingerPrint (30-105): sha256 of the key as JSON."""
+    def _fingerprint(self, inputs: dict, outputs: dict, component: dict, container: dict) -> str:
+        """cacheutils/cache.go GenerateCacheKey + GenerateFingerPrint (2.5.0 30-105, 2.17.0 151-231): sha256 of the
+        key as JSON; the output artifacts as provisioned (executor-logs included) with the URI wiped; 2.17 adds
+        the sorted PVC names (none here)."""
         key = {
             "inputArtifactNames": {
                 k: {"artifactNames": [a["name"] for a in v["artifacts"]]} for k, v in inputs["artifacts"].items()
             },
             "inputParameterValues": inputs["parameterValues"],
             "outputArtifactsSpec": {
-                k: {"type": d["artifactType"], **({"metadata": d["metadata"]} if "metadata" in d else {})}
-                for k, d in component.get("outputDefinitions", {}).get("artifacts", {}).items()
+                k: {key: value for key, value in v["artifacts"][0].items() if key != "uri"}
+                for k, v in outputs["artifacts"].items()
             },
             "outputParametersSpec": {
                 k: d.get("parameterType", "")
@@ -463,9 +558,38 @@ class Backend:
             "containerSpec": {
                 "image": container.get("image", ""),
                 "cmdArgs": list(container.get("command", [])) + list(container.get("args", [])),
+                **({"pvcNames": []} if version_at_least(self.kfp_version, "2.17") else {}),
             },
         }
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+    def _driver_resolved_args(self, task_name: str, container: dict, inputs: dict) -> dict:
+        """2.17.0 driver/util.go:263-288 resolveContainerArgs (from initPodSpecPatch, driver.go:303-313): before
+        the launcher runs, the driver replaces {{$.inputs.parameters['x']}} in the command and args with the
+        values it resolved, which do not hold the component's defaults (the launcher adds those later,
+        addDefaultParams): a placeholder whose value would come only from a default fails the task. An argument
+        holding "$.outputs" is left whole for the launcher."""
+        values = inputs["parameterValues"]
+        resolved = {}
+        for field in ("command", "args"):
+            out = []
+            for arg in container.get(field, []):
+                if "$.outputs" in arg:
+                    out.append(arg)
+                    continue
+                if arg.lstrip().startswith('{"IfPresent":'):
+                    raise TwinError(f"task {task_name!r}: IfPresent arguments are not played by this twin")
+                for name in DRIVER_ARG_PARAMETER.findall(arg):
+                    if name not in values:
+                        raise TwinError(
+                            f"task {task_name!r} failed in its driver: failed to init podSpecPatch: failed to "
+                            f"resolve container {field}: failed to resolve input parameters: parameter "
+                            f"{name!r} not found in executor input (KFP 2.17's driver resolves it before the "
+                            f"launcher adds the component's default)"
+                        )
+                out.append(DRIVER_ARG_PARAMETER.sub(lambda m: _driver_string(values[m.group(1)]), arg))
+            resolved[field] = out
+        return resolved
 
     def _pod_env(self, spec, executor_label, container) -> Dict[str, str]:
         env = dict(self.env)
@@ -498,15 +622,28 @@ class Backend:
     def _launch(self, task_name, component, container, executor_input, env, root, timeout):
         pod = self.work_dir / f"{task_name}-{uuid.uuid4().hex[:8]}"
         (pod / "kfp_outputs").mkdir(parents=True)
+        executor_input = json.loads(json.dumps(executor_input))
+        logs = executor_input["outputs"]["artifacts"].get("executor-logs")
+        if logs is not None and version_at_least(self.kfp_version, "2.17"):
+            # 2.16.1+ qualifyExecutorLogsForRetry (2.17.0 launcher_v2.go:538-604): the retry index (KFP_RETRY_INDEX,
+            # 0 on the first attempt) suffixes the logs' URI before any placeholder is compiled
+            logs["artifacts"][0]["uri"] += "-" + env.get("KFP_RETRY_INDEX", "0")
+        output_file = executor_input["outputs"]["outputFile"]
+        if output_file != OUTPUT_METADATA_FILEPATH:  # 2.15+: under the task root's local path, in the pod
+            executor_input["outputs"]["outputFile"] = str(pod / output_file.lstrip("/"))
         with_defaults = json.loads(json.dumps(executor_input))  # addDefaultParams
         for name, definition in component.get("inputDefinitions", {}).get("parameters", {}).items():
             if name not in with_defaults["inputs"]["parameterValues"] and "defaultValue" in definition:
                 with_defaults["inputs"]["parameterValues"][name] = definition["defaultValue"]
         placeholders = {"{{$}}": json.dumps(with_defaults, separators=(",", ":"))}
         for name, value in with_defaults["inputs"]["parameterValues"].items():
-            placeholders[f"{{{{$.inputs.parameters['{name}']}}}}"] = (
-                value if isinstance(value, str) else json.dumps(value)
-            )
+            if isinstance(value, bool):
+                text = "true" if value else "false"
+            elif isinstance(value, (int, float)):
+                text = go_format_float(value)
+            else:
+                text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+            placeholders[f"{{{{$.inputs.parameters['{name}']}}}}"] = text
         for side in ("inputs", "outputs"):
             for name, artifacts in with_defaults[side].get("artifacts", {}).items():
                 uri = artifacts["artifacts"][0]["uri"]
@@ -521,7 +658,9 @@ class Backend:
             if local is None:
                 continue  # "does not have a recognized storage URI ... Skipping downloading"
             try:
-                downloaded += object_store.download_prefix(uri, local)
+                downloaded += object_store.download_prefix(
+                    uri, local, under_prefix_only=version_at_least(self.kfp_version, "2.17")
+                )
             except OSError as exc:
                 raise TwinError(
                     f"task {task_name!r} failed before its command ran: failed to execute component: "
@@ -546,18 +685,30 @@ class Backend:
                 arg = arg.replace(key, value)
             argv.append(arg)
         self.log(f"[kfp] {task_name} running")
-        log = self._execute(task_name, argv, env, pod, timeout)
+        returncode, log = self._execute(task_name, argv, env, pod, timeout)
         logs_artifact = executor_input["outputs"]["artifacts"].get("executor-logs")
         if logs_artifact is not None:  # getLogWriter: the launcher tees the command's output into the artifact
             local = local_path_for_uri(logs_artifact["artifacts"][0]["uri"], pod)
             if local is not None:
                 local.write_text(log)
-        output_file = pod / "kfp_outputs" / "output_metadata.json"
+        failed = returncode != 0
+        if failed and (logs_artifact is None or not version_at_least(self.kfp_version, "2.17")):
+            raise TwinError(self._failure(task_name, returncode, log))
+        output_file = (
+            pod / "kfp_outputs" / "output_metadata.json"
+            if executor_input["outputs"]["outputFile"] == OUTPUT_METADATA_FILEPATH
+            else Path(executor_input["outputs"]["outputFile"])
+        )
         written = json.loads(output_file.read_text()).get("artifacts", {}) if output_file.exists() else {}
         recorded = {}
-        for key, artifacts in executor_input["outputs"]["artifacts"].items():  # uploadOutputArtifacts
+        outputs = executor_input["outputs"]["artifacts"]
+        if failed:  # 2.16+ (2.17.0 launcher_v2.go:786-790): a failed task still publishes its log, and only that
+            outputs = {"executor-logs": logs_artifact}
+        for key, artifacts in outputs.items():  # uploadOutputArtifacts
             artifact = json.loads(json.dumps(artifacts["artifacts"][0]))
             update = (written.get(key, {}).get("artifacts") or [{}])[0]  # mergeRuntimeArtifacts
+            if key == "executor-logs" and version_at_least(self.kfp_version, "2.17"):
+                update = {}  # launcher_v2.go:802-808: the launcher's own location stays
             if update.get("uri"):
                 artifact["uri"] = update["uri"]
             if update.get("metadata"):
@@ -574,11 +725,16 @@ class Backend:
                     f"task {task_name!r} failed: failed to publish results to ML Metadata: unable to "
                     f"produce MLMD artifact for output {key!r}: {exc}"
                 ) from None
+        if failed:
+            raise TwinError(
+                self._failure(task_name, returncode, log)
+                + f"\n(its log was published: {outputs['executor-logs']['artifacts'][0]['uri']})"
+            )
         self.log(f"[kfp] {task_name} done")
         shutil.rmtree(pod, ignore_errors=True)
         return recorded, log, downloaded, with_defaults
 
-    def _execute(self, task_name: str, argv: List[str], env: Dict[str, str], pod: Path, timeout: float) -> str:
+    def _execute(self, task_name: str, argv: List[str], env: Dict[str, str], pod: Path, timeout: float):
         if self.private_pods:
             argv = [
                 "unshare",
@@ -606,12 +762,13 @@ class Backend:
         (self.work_dir / f"{task_name}.log").write_text(log)
         if not self.private_pods and Path(OUTPUT_METADATA_FILEPATH).exists():
             shutil.copy(OUTPUT_METADATA_FILEPATH, pod / "kfp_outputs" / "output_metadata.json")
-        if proc.returncode != 0:
-            raise TwinError(
-                f"task {task_name!r} failed (exit {proc.returncode}); its last lines:\n"
-                + "\n".join(log.strip().splitlines()[-15:])
-            )
-        return log
+        return proc.returncode, log
+
+    @staticmethod
+    def _failure(task_name: str, returncode: int, log: str) -> str:
+        return f"task {task_name!r} failed (exit {returncode}); its last lines:\n" + "\n".join(
+            log.strip().splitlines()[-15:]
+        )
 
 
 def main(argv=None) -> int:

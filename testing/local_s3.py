@@ -13,12 +13,19 @@ taken by the server itself (port 0) and read back from it, so nothing can take i
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import random
 import select
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 from typing import Dict, Iterator, Optional
+
+from runners import engines
 
 _SERVE = """
 import sys, time
@@ -38,8 +45,9 @@ CREDENTIALS = {
 
 
 class LocalS3:
-    def __init__(self, endpoint: str):
+    def __init__(self, endpoint: str, kind: str = "moto"):
         self.endpoint = endpoint
+        self.kind = kind  # "moto" or "seaweedfs"
         self.env: Dict[str, str] = {"AWS_ENDPOINT_URL": endpoint, **CREDENTIALS}
 
     def client(self):
@@ -107,6 +115,96 @@ def server(timeout_s: float = 60, log: Optional[Path] = None) -> Iterator[LocalS
             proc.stdin.close()
         try:
             proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if log:
+            out.close()
+
+
+def _free_port_pair() -> int:
+    """A port p with p and p + 10000 free (SeaweedFS serves gRPC on its HTTP port + 10000)."""
+    for _ in range(200):
+        port = random.randint(20000, 29999)
+        try:
+            for candidate in (port, port + 10000):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port pair for SeaweedFS")
+
+
+@contextlib.contextmanager
+def seaweedfs(work: Path, timeout_s: float = 90, log: Optional[Path] = None) -> Iterator[LocalS3]:
+    """SeaweedFS as Kubeflow 2.15+'s manifests run it (one `weed server -s3 -filer` process, an admin identity
+    holding the mlpipeline-minio-artifact secret's keys: seaweedfs-deployment.yaml's `s3.configure -actions
+    Admin`), built by `python -m runners.engines fetch seaweedfs`. More volume slots than the manifests' default
+    8, since the tests use several buckets (each bucket takes 7 volumes: one bucket per install in Kubeflow)."""
+    weed = engines.seaweedfs_binary()
+    (work / "data").mkdir(parents=True, exist_ok=True)
+    config = work / "s3.json"
+    config.write_text(
+        json.dumps(
+            {
+                "identities": [
+                    {
+                        "name": "kubeflow-admin",
+                        "credentials": [
+                            {
+                                "accessKey": CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                                "secretKey": CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+                            }
+                        ],
+                        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                    }
+                ]
+            }
+        )
+    )
+    ports = {name: _free_port_pair() for name in ("master", "volume", "filer", "s3")}
+    out = open(log, "w") if log else subprocess.DEVNULL
+    proc = subprocess.Popen(
+        [
+            str(weed),
+            "server",
+            f"-dir={work / 'data'}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            f"-master.port={ports['master']}",
+            f"-volume.port={ports['volume']}",
+            "-volume.max=64",
+            "-master.volumeSizeLimitMB=256",
+            "-master.volumePreallocate=false",
+            "-filer",
+            f"-filer.port={ports['filer']}",
+            "-s3",
+            f"-s3.port={ports['s3']}",
+            f"-s3.config={config}",
+        ],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    endpoint = f"http://127.0.0.1:{ports['s3']}"
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                with urllib.request.urlopen(f"{endpoint}/status", timeout=2):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"SeaweedFS did not start (exit {proc.poll()}); its log: {log or 'not kept'}"
+                    ) from None
+                time.sleep(0.5)
+        yield LocalS3(endpoint, kind="seaweedfs")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
