@@ -41,6 +41,7 @@ test: $(STAMP) engines
 	$(PY) -m pytest tests -m "not slow" $(PYTEST_ARGS)
 
 test-full: $(STAMP) engines
+	$(PY) -m runners.engines fetch seaweedfs
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 # The rooms' layers (import-linter) and the style (ruff), as make test-fast checks them (tests/test_rooms.py)

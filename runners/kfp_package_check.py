@@ -17,8 +17,8 @@
    it, or its default does), a `taskOutputArtifact` an output of a task that exists.
 4. Leaks: no path of the machine that compiled it (the checkout) may appear: it does not exist in the image.
 5. KFP 2.17's driver resolves `{{$.inputs.parameters['x']}}` in the command and args itself, before the launcher
-   adds the component's defaults (driver/util.go:263-288, called from initPodSpecPatch): a placeholder for a
-   parameter the task does not set fails the task there, though 2.4 and 2.5 would use the default.
+   adds the component's defaults (driver/util.go:263-288, called from initPodSpecPatch, driver.go:309-319): a
+   placeholder for a parameter the task does not set fails the task there, though 2.4 and 2.5 use the default.
 6. The Kubernetes platform spec (a second YAML document, kfp-kubernetes' format) must parse as KFP's PlatformSpec
    and name executors that exist.
 """

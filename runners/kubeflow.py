@@ -172,8 +172,7 @@ def compile_pipeline(
         if found:
             path.unlink()  # nothing half-right is left to upload
             raise PackageError(
-                f"{path}: open-source Kubeflow Pipelines {version} would not run this package:\n  "
-                + "\n  ".join(found)
+                f"{path}: open-source Kubeflow Pipelines {version} would not run this package:\n  " + "\n  ".join(found)
             )
     return path
 

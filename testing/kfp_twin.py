@@ -3,7 +3,7 @@
     python -m testing.kfp_twin build/kubeflow/titanic.yaml --pipeline-root s3://bucket/root \\
         --param data-root=s3://bucket/data/titanic --param serving-root=s3://bucket/serving/titanic \\
         --param data-fingerprint=$(python -m runners.data_fingerprint s3://bucket/data/titanic) \\
-        [--kfp-version 2.5] [--enable-caching] [--allow-local-root]
+        [--kfp-version 2.4|2.5|2.17] [--enable-caching] [--cache-disabled-globally] [--allow-local-root]
 
 Design notes: docs/design-notes.md, testing/kfp_twin.py."""
 
@@ -564,7 +564,7 @@ class Backend:
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
     def _driver_resolved_args(self, task_name: str, container: dict, inputs: dict) -> dict:
-        """2.17.0 driver/util.go:263-288 resolveContainerArgs (from initPodSpecPatch, driver.go:303-313): before
+        """2.17.0 driver/util.go:263-288 resolveContainerArgs (from initPodSpecPatch, driver.go:309-319): before
         the launcher runs, the driver replaces {{$.inputs.parameters['x']}} in the command and args with the
         values it resolved, which do not hold the component's defaults (the launcher adds those later,
         addDefaultParams): a placeholder whose value would come only from a default fails the task. An argument
@@ -784,6 +784,11 @@ def main(argv=None) -> int:
         action="store_true",
         help="DEVIATION: accept a local pipeline root, which the backend refuses",
     )
+    parser.add_argument(
+        "--cache-disabled-globally",
+        action="store_true",
+        help="the API server's CacheEnabled=false (2.14+): no task reads or writes KFP's cache",
+    )
     parser.add_argument("--run-id")
     parser.add_argument("--until", action="append", help="run only what this task needs (repeatable)")
     args = parser.parse_args(argv)
@@ -793,6 +798,7 @@ def main(argv=None) -> int:
             kfp_version=args.kfp_version,
             launcher_default_root=args.launcher_default_root,
             allow_local_root=args.allow_local_root,
+            cache_enabled=not args.cache_disabled_globally,
         )
         run = backend.run(
             args.package,
