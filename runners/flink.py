@@ -98,14 +98,15 @@ def write_conf(
     slots: int,
     parallelism: int,
     tmp_dir: Path,
-    taskmanager_memory_mb: int = 3072,
+    taskmanager_memory_mb: int = 4096,
 ) -> Path:
     """A Flink configuration for a session cluster on this machine (2 cores, 24 GB); returns its folder.
 
-    Memory: 1 GB for the JobManager, 3 GB per TaskManager of which 256 MB network buffers and a tenth managed
-    memory (Flink's default 0.4 left a 2 GB TaskManager 570 MB of heap, and the gRPC thread that receives a Beam
-    stage's output ran out of it on a 1,000,000-row table: java.lang.OutOfMemoryError in grpc-default-executor,
-    after which the job hung, RUNNING, with no CPU used). An uncaught exception now kills the TaskManager
+    Memory: 1 GB for the JobManager, 4 GB per TaskManager of which 256 MB network buffers, 1 GB task off-heap
+    (direct memory for gRPC's buffers) and a tenth managed memory (Flink's default 0.4 left a 2 GB TaskManager
+    570 MB of heap, and the gRPC thread that receives a Beam stage's output ran out of it on a 1,000,000-row
+    table: java.lang.OutOfMemoryError in grpc-default-executor, after which the job hung, RUNNING, with no CPU
+    used; with more heap, it then ran out of direct memory). An uncaught exception now kills the TaskManager
     (cluster.uncaught-exception-handling: FAIL), so such a failure restarts the task or fails the run instead
     of hanging it. A Beam batch stage is
     a DataSet job with many blocking exchanges at once, and each sort-merge result partition reserves
@@ -137,6 +138,10 @@ def write_conf(
         "taskmanager.memory.network.min": "256m",
         "taskmanager.memory.network.max": "256m",
         "taskmanager.memory.managed.fraction": 0.1,
+        # gRPC's receive buffers for a stage's output (Beam's data plane, netty) are direct memory, which Flink
+        # caps at framework + task off-heap + network (384 MB by default): 1,000,000 rows from one bundle ran out
+        # ("Cannot reserve 2097152 bytes of direct buffer memory ... limit: 402653184")
+        "taskmanager.memory.task.off-heap.size": "1024m",
         "cluster.uncaught-exception-handling": "FAIL",
         "taskmanager.network.sort-shuffle.min-buffers": 64,
         "parallelism.default": parallelism,
