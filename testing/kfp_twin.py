@@ -15,7 +15,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -23,6 +22,7 @@ import tempfile
 import threading
 import time
 import uuid
+from decimal import Decimal
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Mapping, Optional
 
@@ -31,33 +31,14 @@ import yaml
 from orchestration.config import PROJECT_ROOT
 from runners import kfp_package_check, object_store
 
-KFP_VERSIONS = ("2.4", "2.5", "2.17")  # tags read: 2.4.0, 2.5.0, 2.17.0 (docs/kubeflow.md, "What changed")
+# the versions and their driver rules are the package check's (one table): tags read 2.4.0, 2.5.0, 2.17.0
+KFP_VERSIONS = kfp_package_check.KFP_VERSIONS
+DRIVER_PLACEHOLDERS = kfp_package_check.DRIVER_PLACEHOLDERS
+DRIVER_ARG_PARAMETER = kfp_package_check.INPUT_PARAMETER  # 2.17.0 driver/util.go:45 (resolveContainerArgs)
 DEFAULT_PIPELINE_ROOT = "minio://mlpipeline/v2/artifacts"  # config/env.go:37
 ROOT_SCHEMES = ("gs://", "s3://", "minio://", "mem://")  # objectstore/config.go:122
 LAUNCHER_SCHEMES = {"gs://": "gcs", "minio://": "minio", "s3://": "s3"}  # launcher_v2.go:882-896 (oci: Modelcar)
 OUTPUT_METADATA_FILEPATH = "/tmp/kfp_outputs/output_metadata.json"  # launcher_v2.go:458
-DRIVER_PLACEHOLDERS = {
-    "2.4": (),
-    "2.5": (
-        "{{$.pipeline_job_name}}",
-        "{{$.pipeline_job_resource_name}}",
-        "{{$.pipeline_job_uuid}}",
-        "{{$.pipeline_task_name}}",
-        "{{$.pipeline_task_uuid}}",
-    ),
-    # 2.17.0 driver/resolve.go:433-447: two more (the run's creation and schedule times)
-    "2.17": (
-        "{{$.pipeline_job_name}}",
-        "{{$.pipeline_job_resource_name}}",
-        "{{$.pipeline_job_uuid}}",
-        "{{$.pipeline_task_name}}",
-        "{{$.pipeline_task_uuid}}",
-        "{{$.pipeline_job_create_time_utc}}",
-        "{{$.pipeline_job_schedule_time_utc}}",
-    ),
-}
-# 2.17.0 driver/util.go:45, the pattern its driver resolves in a container's command and args (resolveContainerArgs)
-DRIVER_ARG_PARAMETER = re.compile(r"\{\{\$\.inputs\.parameters\['(.+?)']}}")
 
 
 def _driver_string(value) -> str:
@@ -79,22 +60,14 @@ def version_at_least(version: str, oldest: str) -> bool:
 
 def _shortest(value: float):
     """(sign, digits, decimal point position) of the shortest decimal that reads back as `value`, as Go's
-    strconv computes it for precision -1."""
-    from decimal import Decimal
-
-    sign, digits, exponent = Decimal(repr(float(value))).as_tuple()
-    text = "".join(map(str, digits)).lstrip("0") or "0"
-    return (
-        ("-" if sign else ""),
-        text.rstrip("0") or "0",
-        len("".join(map(str, digits))) + exponent - (len("".join(map(str, digits))) - len(text)),
-    )
+    strconv computes it for precision -1 (Python's repr is that shortest decimal)."""
+    sign, digits, exponent = Decimal(repr(float(value))).normalize().as_tuple()
+    return ("-" if sign else ""), "".join(map(str, digits)), len(digits) + exponent
 
 
 def go_format_float(value: float) -> str:
     """strconv.FormatFloat(v, 'f', -1, 64), the launcher's number placeholder (launcher_v2.go getPlaceholders,
     the same in 2.4, 2.5 and 2.17): the shortest decimal that reads back the same, never an exponent."""
-    from decimal import Decimal
 
     if float(value) == int(value):
         return str(int(value))

@@ -90,6 +90,15 @@ class LocalS3:
             token = page["NextContinuationToken"]
 
 
+def _reap(proc: subprocess.Popen, timeout: float = 15) -> None:
+    """Waits for a server asked to stop; kills it when it does not."""
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @contextlib.contextmanager
 def server(timeout_s: float = 60, log: Optional[Path] = None) -> Iterator[LocalS3]:
     out = open(log, "w") if log else subprocess.DEVNULL
@@ -112,12 +121,8 @@ def server(timeout_s: float = 60, log: Optional[Path] = None) -> Iterator[LocalS
         yield LocalS3(f"http://127.0.0.1:{port}")
     finally:
         with contextlib.suppress(Exception):
-            proc.stdin.close()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            proc.stdin.close()  # the server's signal to stop
+        _reap(proc)
         if log:
             out.close()
 
@@ -203,10 +208,6 @@ def seaweedfs(work: Path, timeout_s: float = 90, log: Optional[Path] = None) -> 
         yield LocalS3(endpoint, kind="seaweedfs")
     finally:
         proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        _reap(proc)
         if log:
             out.close()

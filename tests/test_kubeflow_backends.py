@@ -3,40 +3,15 @@ store its manifests ship, SeaweedFS (built by `python -m runners.engines fetch s
 Titanic's package end to end twice under each version (2.5's on moto is in test_kubeflow_twin.py, make test);
 what SeaweedFS's S3 gateway does differently from MinIO for the calls the tasks make, each on the real server."""
 
-import contextlib
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
 
+from kubeflow_helpers import backend, compile_package, fingerprint, store_in_env
 from orchestration.config import PROJECT_ROOT
 from runners import kfp_package_check, object_store
 from runners import kubeflow as kubeflow_runner
 from testing import kfp_twin, local_s3
-
-SECRET = "mlpipeline-minio-artifact"
-
-
-@contextlib.contextmanager
-def store_in_env(server):
-    """This process is the launcher and the submitter: both reach the store through boto3."""
-    for bucket in ("data", "kfp", "serving"):
-        server.create_bucket(bucket)
-    added = dict(server.env, **object_store.s3_environment(server.env))
-    saved = {k: os.environ.get(k) for k in added}
-    os.environ.update(added)
-    object_store._CLIENTS.clear()
-    try:
-        yield server
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        object_store._CLIENTS.clear()
 
 
 @pytest.fixture(scope="module")
@@ -50,35 +25,6 @@ def seaweed(tmp_path_factory):
 def moto(tmp_path_factory):
     with local_s3.server(log=tmp_path_factory.mktemp("s3") / "moto.log") as server, store_in_env(server):
         yield server
-
-
-def compile_package(name, out, store, **settings):
-    base = dict(
-        image="registry.example.com/eat-tf2-tfx:test",
-        project_root=str(PROJECT_ROOT),
-        env=(("AWS_ENDPOINT_URL", store.endpoint), ("AWS_REGION", "us-east-1")),
-        s3_secret=SECRET,
-    )
-    base.update(settings)
-    return kubeflow_runner.compile_pipeline(name, out, kubeflow_runner.KubeflowSettings(**base))
-
-
-def backend(store, tmp, **kwargs):
-    image_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3_"))}
-    secrets = {SECRET: {"accesskey": store.env["AWS_ACCESS_KEY_ID"], "secretkey": store.env["AWS_SECRET_ACCESS_KEY"]}}
-    return kfp_twin.Backend(env=image_env, secrets=secrets, work_dir=tmp, log=lambda m: None, **kwargs)
-
-
-def fingerprint(root):
-    proc = subprocess.run(
-        [sys.executable, "-m", "runners.data_fingerprint", root],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc.stdout.strip()
 
 
 # ------------------------------------------------------------------------------- rules read from 2.17's source

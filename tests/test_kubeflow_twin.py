@@ -12,71 +12,20 @@ import textwrap
 
 import pytest
 
+from kubeflow_helpers import SECRET, backend, compile_package, fingerprint, store_in_env
 from metadata import results
 from orchestration import config as config_lib
 from orchestration.config import PROJECT_ROOT
-from runners import kubeflow as kubeflow_runner
 from runners import object_store
 from testing import kfp_twin, local_s3
 
 pytestmark = pytest.mark.pipeline  # tasks of compiled packages run here
-SECRET = "mlpipeline-minio-artifact"
 
 
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory):
-    with local_s3.server(log=tmp_path_factory.mktemp("s3") / "moto.log") as server:
-        for bucket in ("data", "kfp", "serving"):
-            server.create_bucket(bucket)
-        # this process is the launcher and the submitter: both use the store (through boto3)
-        added = dict(server.env, **object_store.s3_environment(server.env))
-        saved = {k: os.environ.get(k) for k in added}
-        os.environ.update(added)
-        object_store._CLIENTS.clear()
+    with local_s3.server(log=tmp_path_factory.mktemp("s3") / "moto.log") as server, store_in_env(server):
         yield server
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        object_store._CLIENTS.clear()
-
-
-def compile_package(name, out, s3, cfg=None, **settings):
-    """A package as `make kubeflow` builds it for a cluster whose MinIO is at the test server: the endpoint in
-    every task's environment, the credentials from the namespace's secret; /app = this checkout."""
-    base = dict(
-        image="registry.example.com/eat-tf2-tfx:test",
-        project_root=str(PROJECT_ROOT),
-        env=(("AWS_ENDPOINT_URL", s3.endpoint), ("AWS_REGION", "us-east-1")),
-        s3_secret=SECRET,
-    )
-    base.update(settings)
-    return kubeflow_runner.compile_pipeline(name, out, kubeflow_runner.KubeflowSettings(**base), cfg)
-
-
-def backend(s3, tmp, **kwargs):
-    """The cluster: the image's environment has no credentials (they come from the secret), the namespace has
-    Kubeflow's MinIO secret."""
-    image_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3_"))}
-    secrets = {SECRET: {"accesskey": s3.env["AWS_ACCESS_KEY_ID"], "secretkey": s3.env["AWS_SECRET_ACCESS_KEY"]}}
-    return kfp_twin.Backend(
-        env=image_env, secrets=kwargs.pop("secrets", secrets), work_dir=tmp, log=lambda m: None, **kwargs
-    )
-
-
-# TensorFlow on s3:// (tensorflow-io) stays out of the test process: its shutdown can abort the interpreter
-# (kfp_entrypoint's docstring, 6.), which would turn a green session red. What needs it runs in a subprocess.
-def fingerprint(root):
-    proc = subprocess.run(
-        [sys.executable, "-m", "runners.data_fingerprint", root],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc.stdout.strip()
 
 
 def local_copy(uri, where):
