@@ -267,6 +267,44 @@ def _numeric_values(x) -> tf.Tensor:
     return tf.cast(_densify(x, float("nan") if x.dtype.is_floating else 0), tf.float32)
 
 
+class _ZScores:
+    """Every z-scored series of a spec (numeric columns, a date's parts), scaled with one `tft.mean` and one
+    `tft.var` over their stack instead of a pair per series.
+
+    tf.Transform packs the combiners of per-series analyzers into one accumulation, but then hands each result
+    to the graph as its own Beam output, two per series; on Flink, whose DataSet optimizer refuses any node with
+    more than 64 outputs (flink-optimizer OptimizerNode.addOutgoingConnection, apache/beam#28429), a table with
+    26 such series (20 numbers and a date) could not run Transform. Stacked, any width is two outputs. The
+    statistics are the same per series: `reduce_instance_dims=False` keeps one mean and variance per column,
+    and tf.Transform leaves NaN (an absent value) out of both (tf_utils.reduce_batch_count_mean_and_var).
+
+    Used in two passes: `scaled(name, x)` before `analyze()` records x (float32 [batch], NaN where absent) and
+    returns it unscaled; after, it returns (x - mean) / std with that series' statistics."""
+
+    def __init__(self):
+        self._series: Dict[str, tf.Tensor] = {}
+        self._index: Dict[str, int] = {}
+        self._mean: Optional[tf.Tensor] = None
+        self._std: Optional[tf.Tensor] = None
+
+    def scaled(self, name: str, x: tf.Tensor) -> tf.Tensor:
+        if self._mean is None:
+            self._series.setdefault(name, x)
+            return x
+        i = self._index[name]
+        return (x - self._mean[i]) / self._std[i]
+
+    def analyze(self) -> None:
+        if not self._series:
+            self._mean = tf.zeros([0])  # nothing to scale; marks the second pass
+            return
+        self._index = {name: i for i, name in enumerate(self._series)}
+        stacked = tf.stack(list(self._series.values()), axis=1)
+        self._mean = tft.mean(stacked, reduce_instance_dims=False)
+        std = tf.sqrt(tft.var(stacked, reduce_instance_dims=False))
+        self._std = tf.where(std > 0, std, tf.ones_like(std))
+
+
 class _TransformBuilder:
     """Builds each column's tf.Transform ops once, so a column shared by a cross and an indicator
     (e.g. age buckets) gets one analyzer, not two."""
@@ -283,15 +321,11 @@ class _TransformBuilder:
                 f"feature column needs raw feature {key!r}, which the input lacks (has: {sorted(self._raw)})"
             ) from None
 
-    def numeric(self, col: Numeric) -> Dict[str, tf.Tensor]:
+    def numeric(self, col: Numeric, z_scores: "_ZScores") -> Dict[str, tf.Tensor]:
         x = self._raw_float(col.key)
         present = tf.logical_not(tf.math.is_nan(x))
         if col.normalize:
-            values = tf.boolean_mask(x, present)
-            mean = tft.mean(values)
-            std = tf.sqrt(tft.var(values))
-            scaled = (x - mean) / tf.where(std > 0, std, tf.ones_like(std))
-            value = tf.where(present, scaled, tf.zeros_like(scaled))  # the mean, once scaled
+            value = tf.where(present, z_scores.scaled(col.name, x), tf.zeros_like(x))  # the mean, once scaled
         else:
             value = tf.where(present, x, tf.zeros_like(x))
         out = {col.name: value}
@@ -405,15 +439,13 @@ def date_parts(col: Date, raw) -> Tuple[Dict[str, tf.Tensor], tf.Tensor]:
     return {k: tf.cast(v, tf.float32) for k, v in parts.items()}, present
 
 
-def _date_features(col: Date, raw) -> Dict[str, tf.Tensor]:
+def _date_features(col: Date, raw, z_scores: "_ZScores") -> Dict[str, tf.Tensor]:
     values, present = date_parts(col, raw)
     out = {}
     for part in ["days", "year", *(p for p in dates.PERIODS if p in col.parts)]:
         x = values[part]
-        kept = tf.boolean_mask(x, present)
-        mean, std = tft.mean(kept), tf.sqrt(tft.var(kept))
-        scaled = (x - mean) / tf.where(std > 0, std, tf.ones_like(std))
-        out[f"{col.name}_{part}"] = tf.where(present, scaled, tf.zeros_like(scaled))
+        name = f"{col.name}_{part}"
+        out[name] = tf.where(present, z_scores.scaled(name, tf.where(present, x, float("nan"))), tf.zeros_like(x))
         if part in dates.PERIODS:
             start = 0.0 if part in ("dow", "hour") else 1.0
             phase = 2 * math.pi * (x - start) / dates.PERIODS[part]
@@ -444,15 +476,23 @@ def transform(spec: Sequence[ModelColumn], raw: Dict[str, Union[tf.Tensor, tf.Sp
     """tf.Transform outputs for the spec: floats for numeric columns, int64 ids for categorical ones, [batch,
     max_tokens] ids for text."""
     builder = _TransformBuilder(raw)
+    # first every z-scored series is collected, then scaled with one pair of analyzers (_ZScores)
+    z_scores = _ZScores()
+    for col in spec:
+        if isinstance(col, Numeric):
+            builder.numeric(col, z_scores)
+        elif isinstance(col, Date):
+            _date_features(col, builder.raw(col.key), z_scores)
+    z_scores.analyze()
     outputs: Dict[str, tf.Tensor] = {}
     texts: Dict[str, tf.Tensor] = {}
     for col in spec:
         if isinstance(col, Text):
             texts[col.name] = _text_ids(col, builder.raw(col.key))
         elif isinstance(col, Numeric):
-            outputs.update(builder.numeric(col))
+            outputs.update(builder.numeric(col, z_scores))
         elif isinstance(col, Date):
-            outputs.update(_date_features(col, builder.raw(col.key)))
+            outputs.update(_date_features(col, builder.raw(col.key), z_scores))
         elif isinstance(col, (Indicator, Embedding)):
             outputs[col.name] = builder.ids(col.categorical)
         else:

@@ -131,3 +131,60 @@ def test_indicator_of_embedding_kinds_and_raw_keys():
 def test_missing_raw_feature_is_named():
     with pytest.raises(KeyError, match="needs raw feature 'cabin'"):
         fc.transform([fc.Indicator(fc.HashBucket("cabin", 3))], {"x": tf.constant([["a"]])})
+
+
+def _analyzer_outputs(spec, raw):
+    """How many analyzer results tf.Transform's graph for `spec` waits for (each is one Beam output)."""
+    from tensorflow_transform import analyzer_nodes
+
+    with tf.compat.v1.Graph().as_default() as graph:
+        inputs = {k: tf.compat.v1.placeholder(dtype, [None, 1]) for k, dtype in raw.items()}
+        fc.transform(spec, inputs)
+        return len(graph.get_collection(analyzer_nodes.TENSOR_REPLACEMENTS))
+
+
+def test_every_z_scored_series_shares_one_pair_of_analyzers_whatever_the_width():
+    """A pair per column fanned out to two Beam outputs each, and Flink's optimizer refuses a node with more
+    than 64 (a 20-number table with a date could not run Transform on Flink)."""
+
+    def spec_and_raw(width):
+        spec = [fc.Numeric(f"x{i}") for i in range(width)] + [fc.Date("day", "iso")]
+        return spec, {**{f"x{i}": tf.float32 for i in range(width)}, "day": tf.string}
+
+    narrow, wide = _analyzer_outputs(*spec_and_raw(1)), _analyzer_outputs(*spec_and_raw(60))
+    assert wide == narrow <= 4
+
+
+def test_each_stacked_series_is_scaled_with_its_own_statistics(tmp_path):
+    spec = [fc.Numeric("small"), fc.Numeric("big"), fc.Numeric("sparse"), fc.Date("day", "iso")]
+    raw_spec = {
+        "small": tf.io.FixedLenFeature([1], tf.float32),
+        "big": tf.io.FixedLenFeature([1], tf.float32),
+        "sparse": tf.io.VarLenFeature(tf.float32),
+        "day": tf.io.FixedLenFeature([1], tf.string),
+    }
+    small, big = [0.1, 0.2, 0.4, 0.3, 0.5], [1e4, 3e4, 2e4, 5e4, 4e4]
+    sparse = [[1.0], [], [7.0], [], [4.0]]
+    days = [b"2020-01-01", b"2020-01-11", b"not a date", b"2020-03-01", b"2020-01-31"]
+    rows = [{"small": [a], "big": [b], "sparse": s, "day": [d]} for a, b, s, d in zip(small, big, sparse, days)]
+    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(raw_spec))
+    with tft_beam.Context(temp_dir=str(tmp_path), force_tf_compat_v1=False):
+        (out, _), _ = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(
+            lambda inputs: fc.transform(spec, inputs), output_record_batches=False
+        )
+
+    def got(name):
+        return [float(np.asarray(r[name]).reshape(-1)[0]) for r in out]
+
+    def z(values):
+        values = np.array(values, dtype=np.float64)
+        return (values - values.mean()) / values.std()
+
+    np.testing.assert_allclose(got("small"), z(small), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(got("big"), z(big), rtol=1e-4, atol=1e-5)
+    present = [1.0, 7.0, 4.0]
+    np.testing.assert_allclose([got("sparse")[i] for i in (0, 2, 4)], z(present), rtol=1e-4, atol=1e-5)
+    assert [got("sparse")[i] for i in (1, 3)] == [0.0, 0.0]  # absent -> the mean, once scaled
+    since_1970 = [18262, 18272, 18322, 18292]  # the four dates, the unparseable one left out of the statistics
+    np.testing.assert_allclose([got("day_date_days")[i] for i in (0, 1, 3, 4)], z(since_1970), rtol=1e-4, atol=1e-5)
+    assert got("day_date_days")[2] == 0.0 and got("day_date_missing") == [0.0, 0.0, 1.0, 0.0, 0.0]
