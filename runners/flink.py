@@ -89,6 +89,22 @@ def _rest_url(master: str) -> str:
     return master if "://" in master else f"http://{master}"
 
 
+# Read where a job's graph is built (JobGraphGenerator, in Beam's job server) and written into each task's
+# configuration, so they hold on FLINK_MASTER's cluster too: the job server is given a folder with them.
+# A record bigger than the sort buffer Flink gives a grouping (a share of managed memory split among every sort of
+# the job, 1.4 MB on this cluster) is spilled with its key instead of failing the job: TFDV's one accumulator for
+# ~60 features (Transform's post-transform statistics of a 30-column table) is bigger ("The record exceeds the
+# maximum size of a sort buffer (current maximum: 1474560 bytes)")
+JOB_GRAPH_SETTINGS = {"taskmanager.runtime.large-record-handler": True}
+
+
+def write_job_server_conf(conf_dir: Path) -> Path:
+    """The job server's Flink configuration for FLINK_MASTER's cluster: JOB_GRAPH_SETTINGS alone."""
+    conf_dir.mkdir(parents=True, exist_ok=True)
+    (conf_dir / "config.yaml").write_text(yaml.safe_dump(JOB_GRAPH_SETTINGS, sort_keys=True))
+    return conf_dir
+
+
 def write_conf(
     conf_dir: Path,
     home: Path,
@@ -144,12 +160,7 @@ def write_conf(
         "taskmanager.memory.task.off-heap.size": "1024m",
         "cluster.uncaught-exception-handling": "FAIL",
         "taskmanager.network.sort-shuffle.min-buffers": 64,
-        # a record bigger than the sort buffer Flink gives a grouping (a few MB of managed memory shared by every
-        # sort of the job) is spilled with its key instead of failing the job: TFDV's combined accumulator for
-        # ~60 features (Transform's post-transform statistics of a 30-column table) measured over 1.4 MB,
-        # "The record exceeds the maximum size of a sort buffer". Read where the job graph is built, so by
-        # Beam's job server too (it is given this folder)
-        "taskmanager.runtime.large-record-handler": True,
+        **JOB_GRAPH_SETTINGS,
         "parallelism.default": parallelism,
         # exponential-delay, not fixed-delay: a lost TaskManager fails every task region it held at once, and
         # fixed-delay counts each as an attempt (3 attempts were spent in 26 ms on Titanic's Transform); since
@@ -395,9 +406,8 @@ def flink_services(
                     group, home, work_dir, taskmanagers, slots, parallelism or taskmanagers, java_bin, beam_lib_jar
                 )
             check_versions(cluster, pins)
-            server = start_job_server(
-                group, jar, cluster, ports["BEAM_JOB_PORT"], work_dir, java_bin, None if master else work_dir / "conf"
-            )
+            conf = write_job_server_conf(work_dir / "job-server-conf") if master else work_dir / "conf"
+            server = start_job_server(group, jar, cluster, ports["BEAM_JOB_PORT"], work_dir, java_bin, conf)
             pool = start_worker_pool(group, ports["BEAM_WORKER_POOL_PORT"], workers, log_dir)
             yield FlinkRun(
                 cluster,

@@ -4,7 +4,8 @@ through Beam's Flink job server and the SDK worker pool.
 make test: Titanic's CsvExampleGen and StatisticsGen on the cluster give in_memory's examples and statistics,
 Flink's REST API lists both jobs FINISHED, no stage tries a download, and nothing outlives the block; each
 refusal (Java, the engines, the cluster's version, FLINK_MASTER, the workers' imports) is one line.
-make test-full: Titanic end to end on Flink, a TaskManager killed in the middle of a stage, the other datasets'
+make test-full: a wide table's Transform (Flink's 64-output limit, a record over a sort buffer) gives
+in_memory's features, Titanic end to end on Flink, a TaskManager killed in the middle of a stage, the other datasets'
 Beam stages.
 """
 
@@ -27,10 +28,12 @@ from tfx.utils import proto_utils
 
 from core.processes import group_alive, listening
 from download_trap import DownloadTrap
+from kubeflow_helpers import backend, compile_package, fingerprint
 from orchestration import config as config_lib
 from orchestration.config import PROJECT_ROOT
 from runners import engines, flink
-from test_kubeflow_twin import backend, compile_package, fingerprint, s3  # noqa: F401 - s3: the module's store
+from test_kubeflow_twin import s3  # noqa: F401 - the module's store
+from testing import wide_table
 
 
 def _engines_or_skip():
@@ -190,6 +193,66 @@ def test_titanic_example_gen_and_statistics_on_two_taskmanagers_equal_in_memory(
     assert "Starting worker" in pool_log  # Python SDK workers, each set up as sdk_worker_main would
     assert "started with import runners.sdk_worker_setup first" in pool_log
     assert trap.requests == []  # nothing downloaded: no Prism, no job server jar
+
+
+def run_transform(examples_dir, schema_dir, out_dir, beam_args):
+    """The project's Transform executor, as TFX calls it, on the wide table; returns {feature: sorted values}
+    of the transformed training examples (sorted: Flink's workers may write the rows in another order)."""
+    import numpy as np
+    from tfx.types import channel
+
+    from components.fixed_batch_transform import Transform
+
+    component = Transform(
+        examples=channel.Channel(type=standard_artifacts.Examples),
+        schema=channel.Channel(type=standard_artifacts.Schema),
+        preprocessing_fn="testing.wide_table.preprocessing_fn",
+        disable_analyzer_cache=True,
+        disable_statistics=False,  # TFDV's accumulator through Flink's sort buffers, as a user's Transform may
+    )
+    examples = standard_artifacts.Examples()
+    examples.uri = str(examples_dir)
+    examples.split_names = artifact_utils.encode_split_names(["train", "eval"])
+    schema = standard_artifacts.Schema()
+    schema.uri = str(schema_dir)
+    outputs = {}
+    for key, spec in component.spec.OUTPUTS.items():
+        artifact = spec.type()
+        artifact.uri = str(out_dir / key)
+        outputs[key] = [artifact]
+    args = [a.replace("{stage}", "transform") for a in beam_args]
+    _executor(component, args, out_dir / "tmp").Do(
+        {"examples": [examples], "schema": [schema]}, outputs, _props(component)
+    )
+    files = tf.io.gfile.glob(f"{out_dir}/transformed_examples/Split-train/*")
+    columns = {}
+    for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
+        for name, feature in tf.train.Example.FromString(record.numpy()).features.feature.items():
+            columns.setdefault(name, []).extend(feature.float_list.value or feature.int64_list.value)
+    return {name: np.sort(np.asarray(values)) for name, values in columns.items()}
+
+
+@pytest.mark.slow  # 190 s; make test keeps the cheap guard (test_feature_columns: one analyzer pair at any width)
+def test_a_wide_tables_transform_on_the_cluster_gives_in_memorys_features(cluster, trap, tmp_path):
+    import numpy as np
+
+    wide_table.write(tmp_path / "examples", tmp_path / "schema")
+    in_memory = run_transform(
+        tmp_path / "examples",
+        tmp_path / "schema",
+        tmp_path / "in_memory",
+        config_lib.PipelineConfig().beam_pipeline_args(),
+    )
+    on_flink = run_transform(
+        tmp_path / "examples", tmp_path / "schema", tmp_path / "flink", flink_args(cluster, "test-wide-transform")
+    )
+    assert len(in_memory) >= 2 * wide_table.NUMBERS + wide_table.CATEGORIES and set(on_flink) == set(in_memory)
+    for name, values in in_memory.items():
+        assert len(values) == wide_table.ROWS, name
+        # the same statistics, merged in another order across the TaskManagers: equal to float32 rounding
+        np.testing.assert_allclose(on_flink[name], values, rtol=1e-5, atol=1e-5, err_msg=name)
+    assert any(j["name"] == "test-wide-transform" and j["state"] == "FINISHED" for j in cluster.jobs())
+    assert trap.requests == []  # nothing downloaded
 
 
 @pytest.mark.pipeline
