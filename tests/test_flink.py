@@ -404,6 +404,7 @@ def test_titanic_end_to_end_on_flink(titanic_run, titanic_data, tmp_path):
     from metadata import results
 
     _engines_or_skip()
+    before = _flink_processes()
     trap = DownloadTrap()
     env = dict(os.environ, OUTPUT_DIR=str(tmp_path / "out"), DATA_ROOT=str(titanic_data), BEAM="flink") | trap.env()
     proc = _run_titanic_on_flink(env)
@@ -423,15 +424,23 @@ def test_titanic_end_to_end_on_flink(titanic_run, titanic_data, tmp_path):
         assert re.search(rf"Flink job {stages[stage]['jid']}\s+{stage}\s+FINISHED", out), stage
     assert "2 TaskManagers, 4 slots" in out and record["cluster"]["taskmanagers"] == 2
     assert trap.requests == []
-    _nothing_left(tmp_path)
+    _nothing_left(before)
 
 
-def _nothing_left(tmp_path):
+def _flink_processes():
+    """{pid: command line} of every Flink JVM, job server and worker pool on this machine."""
     found = subprocess.run(
         ["pgrep", "-af", "flink-run-|worker_pool_main|FlinkJobServerDriver"], capture_output=True, text=True
     ).stdout
-    mine = [line for line in found.splitlines() if "pgrep" not in line and str(os.getpid()) not in line.split()[0]]
-    assert not mine, mine
+    lines = [line for line in found.splitlines() if "pgrep" not in line]
+    return {line.split()[0]: line for line in lines if line.split()[0] != str(os.getpid())}
+
+
+def _nothing_left(before):
+    """Nothing the test started is still running; `before` (the module's own cluster, when an earlier test
+    started it) may be."""
+    left = [line for pid, line in _flink_processes().items() if pid not in before]
+    assert not left, left
 
 
 @pytest.mark.slow
@@ -442,6 +451,7 @@ def test_a_taskmanager_killed_mid_stage_recovers_or_fails_naming_it_and_the_reru
     from metadata import results
 
     _engines_or_skip()
+    before = _flink_processes()
     env = dict(
         os.environ, OUTPUT_DIR=str(tmp_path / "out"), DATA_ROOT=str(titanic_data), BEAM="flink", ENABLE_CACHE="1"
     )
@@ -493,7 +503,7 @@ def test_a_taskmanager_killed_mid_stage_recovers_or_fails_naming_it_and_the_reru
     else:
         assert "lost TaskManager(s) during the run: Flink's TaskManager taskmanager-2" in out, out[-3000:]
         assert record["failed"]
-    _nothing_left(tmp_path)
+    _nothing_left(before)
     rerun = _run_titanic_on_flink(env)
     again, _ = rerun.communicate(timeout=1500)
     assert rerun.returncode == 0, again[-4000:]
@@ -504,7 +514,7 @@ def test_a_taskmanager_killed_mid_stage_recovers_or_fails_naming_it_and_the_reru
         for row in json.loads((tmp_path / "out" / "titanic" / "logs" / "flink" / "flink-jobs.json").read_text())["jobs"]
     }
     assert "CsvExampleGen" not in stages and "StatisticsGen" not in stages, stages
-    _nothing_left(tmp_path)
+    _nothing_left(before)
 
 
 @pytest.mark.slow
