@@ -312,6 +312,10 @@ class _TransformBuilder:
     def __init__(self, raw: Dict[str, Union[tf.Tensor, tf.SparseTensor]]):
         self._raw = raw
         self._ids: Dict[str, tf.Tensor] = {}
+        # transform() visits numeric and date columns twice (_ZScores): the second visit reuses the first's
+        # tensors, so the graph parses each raw column once
+        self._floats: Dict[str, tf.Tensor] = {}
+        self._dates: Dict[str, Tuple[Dict[str, tf.Tensor], tf.Tensor]] = {}
 
     def raw(self, key: str):
         try:
@@ -334,11 +338,18 @@ class _TransformBuilder:
         return out
 
     def _raw_float(self, key: str) -> tf.Tensor:
-        x = self.raw(key)
-        values = _numeric_values(x)
-        if not x.dtype.is_floating:  # an integer column: absent cells were filled with 0 above
-            values = tf.where(_present(x), values, tf.fill(tf.shape(values), float("nan")))
-        return values
+        if key not in self._floats:
+            x = self.raw(key)
+            values = _numeric_values(x)
+            if not x.dtype.is_floating:  # an integer column: absent cells were filled with 0 above
+                values = tf.where(_present(x), values, tf.fill(tf.shape(values), float("nan")))
+            self._floats[key] = values
+        return self._floats[key]
+
+    def date_parts(self, col: Date) -> Tuple[Dict[str, tf.Tensor], tf.Tensor]:
+        if col.name not in self._dates:
+            self._dates[col.name] = date_parts(col, self.raw(col.key))
+        return self._dates[col.name]
 
     def ids(self, col: Categorical) -> tf.Tensor:
         if col.name not in self._ids:
@@ -439,8 +450,8 @@ def date_parts(col: Date, raw) -> Tuple[Dict[str, tf.Tensor], tf.Tensor]:
     return {k: tf.cast(v, tf.float32) for k, v in parts.items()}, present
 
 
-def _date_features(col: Date, raw, z_scores: "_ZScores") -> Dict[str, tf.Tensor]:
-    values, present = date_parts(col, raw)
+def _date_features(col: Date, builder: _TransformBuilder, z_scores: "_ZScores") -> Dict[str, tf.Tensor]:
+    values, present = builder.date_parts(col)
     out = {}
     for part in ["days", "year", *(p for p in dates.PERIODS if p in col.parts)]:
         x = values[part]
@@ -482,7 +493,7 @@ def transform(spec: Sequence[ModelColumn], raw: Dict[str, Union[tf.Tensor, tf.Sp
         if isinstance(col, Numeric):
             builder.numeric(col, z_scores)
         elif isinstance(col, Date):
-            _date_features(col, builder.raw(col.key), z_scores)
+            _date_features(col, builder, z_scores)
     z_scores.analyze()
     outputs: Dict[str, tf.Tensor] = {}
     texts: Dict[str, tf.Tensor] = {}
@@ -492,7 +503,7 @@ def transform(spec: Sequence[ModelColumn], raw: Dict[str, Union[tf.Tensor, tf.Sp
         elif isinstance(col, Numeric):
             outputs.update(builder.numeric(col, z_scores))
         elif isinstance(col, Date):
-            outputs.update(_date_features(col, builder.raw(col.key), z_scores))
+            outputs.update(_date_features(col, builder, z_scores))
         elif isinstance(col, (Indicator, Embedding)):
             outputs[col.name] = builder.ids(col.categorical)
         else:

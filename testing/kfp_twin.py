@@ -687,6 +687,8 @@ class Backend:
             if update.get("metadata"):
                 artifact.setdefault("metadata", {}).update(update["metadata"])
             local = local_path_for_uri(artifact["uri"], pod)
+            # an output the task wrote nothing to is skipped, not an error (launcher_v2.go uploadOutputArtifacts:
+            # "We allow components to not produce output files"): Transform's statistics outputs, for one
             if local is not None and local.exists():
                 object_store.upload_dir(local, artifact["uri"]) if local.is_dir() else object_store.write(
                     artifact["uri"], local.read_bytes()
